@@ -1,0 +1,3 @@
+from beeline_missed.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""Settings: built-in defaults < config.toml < environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from beeline_missed.errors import UserError
+
+DEFAULT_API_URL = "https://cloudpbx.beeline.ru/apis/portal"
+
+# Environment variables that are part of the public interface.
+ENV_API_URL = "BEELINE_API_URL"
+ENV_API_TOKEN = "BEELINE_API_TOKEN"
+ENV_HOME = "BEELINE_MISSED_HOME"
+ENV_DB = "BEELINE_MISSED_DB"
+ENV_PUBLIC_URL = "BEELINE_MISSED_PUBLIC_URL"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings. Field names are the keys of config.toml."""
+
+    home: Path
+    db: Path
+    api_url: str = DEFAULT_API_URL
+    api_token: str | None = None
+    public_url: str | None = None
+    # Daemon
+    listen: str = "127.0.0.1:8088"
+    settle: float = 10.0
+    max_body_bytes: int = 256 * 1024
+    subscription_expires: int = 3600
+    subscription_type: str = "BASIC_CALL"
+    # Renew when less than this share of the granted lifetime is left.
+    renew_fraction: float = 0.25
+    check_interval: float = 300.0
+    api_timeout: float = 10.0
+    # Staff
+    user: str | None = None
+    timezone: str | None = None
+    journal: str | None = None
+    # Statistics reconciliation and auto-closing (see docs: the values are uncertain).
+    reconcile_interval: float = 600.0
+    reconcile_tolerance: float = 120.0
+    statistics_missed_statuses: tuple[str, ...] = ("MISSED",)
+    auto_close: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    def masked_token(self) -> str | None:
+        return mask(self.api_token)
+
+    def require_token(self) -> str:
+        if not self.api_token:
+            raise UserError(
+                f"No API token: set {ENV_API_TOKEN} or api_token in {self.config_file}."
+            )
+        return self.api_token
+
+
+def mask(secret: str | None) -> str | None:
+    """Show only whether a secret is set, never any of it."""
+    return "********" if secret else None
+
+
+def default_home() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("beeline-missed", appauthor=False))
+
+
+_KNOWN = {f.name for f in fields(Settings)} - {"home", "db", "extra"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    current = Settings.__dataclass_fields__[name]
+    kind = current.type
+    try:
+        if kind == "float":
+            return float(value)
+        if kind == "int":
+            return int(value)
+        if kind == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in {"1", "true", "yes", "on"}
+            return bool(value)
+        if kind.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            return tuple(str(v) for v in value)
+        if value is None:
+            return None
+        return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"Setting {name!r} in {source} has a bad value: {value!r}.") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"Config file {path} is not valid TOML: {exc}.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot read config file {path}: {exc.strerror}.") from None
+    return data
+
+
+def load(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Resolve the settings. `overrides` are command-line flags (None values are ignored)."""
+    env = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    home = Path(overrides.get("home") or env.get(ENV_HOME) or default_home()).expanduser()
+    config_path = home / "config.toml"
+    data = read_config_file(config_path)
+
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _KNOWN:
+            values[key] = _coerce(key, value, str(config_path))
+        elif key != "db":
+            extra[key] = value
+    env_map = {ENV_API_URL: "api_url", ENV_API_TOKEN: "api_token", ENV_PUBLIC_URL: "public_url"}
+    for var, key in env_map.items():
+        if env.get(var):
+            values[key] = env[var]
+    for key, value in overrides.items():
+        if key in _KNOWN:
+            values[key] = _coerce(key, value, "the command line")
+
+    db = overrides.get("db") or env.get(ENV_DB) or data.get("db") or home / "register.sqlite"
+    values["api_url"] = str(values.get("api_url", DEFAULT_API_URL)).rstrip("/")
+    return Settings(home=home, db=Path(db).expanduser(), extra=extra, **values)
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+
+
+def effective(settings: Settings) -> dict[str, Any]:
+    """The settings as shown by `config show`: the token masked."""
+    shown: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        value = getattr(settings, f.name)
+        if f.name == "api_token":
+            value = mask(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        shown[f.name] = value
+    shown.update(settings.extra)
+    return shown
+
+
+CONFIG_TEMPLATE = """\
+# beeline-missed configuration. Environment variables override these values,
+# and command-line flags override both. Remove the leading '#' to set a value.
+
+# Base URL of the Beeline Cloud PBX portal API (BEELINE_API_URL).
+# api_url = "https://cloudpbx.beeline.ru/apis/portal"
+
+# The X-MPBX-API-AUTH-TOKEN value (BEELINE_API_TOKEN). Keep this file mode 0600.
+# api_token = ""
+
+# Full URL the PBX posts events to, secret path included (BEELINE_MISSED_PUBLIC_URL).
+# public_url = "https://shop.example.ru/beeline/hook/CHANGE-ME-long-random-secret"
+
+# Path of the SQLite register (BEELINE_MISSED_DB); default: register.sqlite here.
+# db = "/var/lib/beeline-missed/register.sqlite"
+
+# Address the daemon listens on, and the grace period (seconds) before an
+# unanswered call is declared missed.
+# listen = "127.0.0.1:8088"
+# settle = 10
+
+# Subscription lifetime asked of the PBX (it may grant less) and type.
+# subscription_expires = 3600
+# subscription_type = "BASIC_CALL"
+
+# Name written as "who called back"; default: the OS login.
+# user = "Иванов"
+
+# Time zone for showing times and for reports; default: this machine's.
+# timezone = "Europe/Moscow"
+
+# Appointment journal opened by «Записаться»: a URL or a command, with {phone}
+# and {client} placeholders.
+# journal = "https://1c.example.ru/alfa/#e1cib/list/Документ.ЗаписьНаРемонт?phone={phone}"
+
+# Statistics reconciliation: how often (seconds), how far apart a call and a
+# statistics record may be to count as one (seconds), and which statistics
+# statuses mean "missed" (the published values are uncertain).
+# reconcile_interval = 600
+# reconcile_tolerance = 120
+# statistics_missed_statuses = ["MISSED"]
+
+# Close open missed calls when the client gets through later or staff reach them.
+# auto_close = true
+"""
+
+
+def init_file(home: Path, force: bool = False) -> Path:
+    path = home / "config.toml"
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; use --force to overwrite it.")
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(CONFIG_TEMPLATE)
+    os.chmod(path, 0o600)
+    return path

@@ -1,0 +1,189 @@
+"""Numbered schema migrations, applied once each and recorded in `_migrations`.
+
+Append new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(func: Migration) -> Migration:
+    MIGRATIONS.append((func.__name__, func))
+    return func
+
+
+def run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run statements one by one, inside the caller's transaction (executescript would commit)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            db.conn.execute(buffer)
+            buffer = ""
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    run_script(
+        db,
+        """
+        -- The register: one row per missed call session.
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            session_key TEXT NOT NULL UNIQUE,      -- extTrackingId, or 'stat:...'
+            phone TEXT,                            -- E.164; NULL when the number is hidden
+            phone_raw TEXT NOT NULL DEFAULT '',    -- the number as received
+            client_id INTEGER REFERENCES clients(id) ON DELETE SET NULL,
+            called_at TEXT NOT NULL,               -- UTC, the call's startTime
+            line TEXT NOT NULL DEFAULT '',         -- abonent(s) that rang
+            status TEXT NOT NULL DEFAULT 'missed' CHECK (status IN ('missed', 'called_back')),
+            result TEXT NOT NULL DEFAULT '',
+            user TEXT,                             -- who called back
+            handled_at TEXT,                       -- UTC
+            closed_by TEXT CHECK (closed_by IN ('staff', 'auto')),
+            source TEXT NOT NULL DEFAULT 'hook',   -- 'hook' | 'reconcile'
+            outside_hours INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1     -- optimistic locking
+        );
+        CREATE INDEX calls_status_called_at ON calls(status, called_at);
+        CREATE INDEX calls_called_at ON calls(called_at);
+        CREATE INDEX calls_phone ON calls(phone);
+
+        -- Every POST body the hook acknowledged or rejected, kept raw.
+        CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            body BLOB NOT NULL,
+            state TEXT NOT NULL DEFAULT 'new'
+                CHECK (state IN ('new', 'processed', 'duplicate', 'ignored', 'rejected')),
+            reason TEXT,
+            event_id TEXT,
+            event_type TEXT,
+            subscription_id TEXT,
+            target_id TEXT,
+            call_id TEXT,
+            processed_at TEXT
+        );
+        CREATE INDEX inbox_new ON inbox(id) WHERE state = 'new';
+        CREATE INDEX inbox_event_id ON inbox(event_id);
+
+        -- Events already applied: the dedup keys.
+        CREATE TABLE seen_events (
+            event_id TEXT PRIMARY KEY
+        );
+        CREATE TABLE seen_leg_events (
+            target_id TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            PRIMARY KEY (target_id, call_id, event_type)
+        );
+
+        -- Call legs seen, merged across their events.
+        CREATE TABLE legs (
+            target_id TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            ext_tracking_id TEXT NOT NULL,
+            personality TEXT,
+            call_type TEXT,
+            remote_raw TEXT,
+            remote_phone TEXT,
+            start_ms INTEGER,
+            answer_ms INTEGER,
+            release_ms INTEGER,
+            huntgroup TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (target_id, call_id)
+        );
+        CREATE INDEX legs_session ON legs(ext_tracking_id);
+
+        -- Call sessions awaiting or having a decision.
+        CREATE TABLE sessions (
+            ext_tracking_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'missed', 'answered', 'ignored')),
+            last_event_at TEXT NOT NULL,
+            decided_at TEXT,
+            call_row INTEGER
+        );
+        CREATE INDEX sessions_pending ON sessions(last_event_at) WHERE state = 'pending';
+
+        -- PBX subscriptions we hold.
+        CREATE TABLE subscriptions (
+            id TEXT PRIMARY KEY,                   -- subscriptionId from the PBX
+            pattern TEXT,
+            subscription_type TEXT NOT NULL,
+            url TEXT NOT NULL,
+            expires INTEGER NOT NULL,              -- seconds granted
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'active'
+                CHECK (state IN ('active', 'replaced', 'deleted', 'terminated', 'gone')),
+            replaced_by TEXT,
+            last_checked_at TEXT,
+            last_error TEXT
+        );
+
+        -- The shop's clients directory («Контрагенты»).
+        CREATE TABLE clients (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            external_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX clients_external_id ON clients(external_id)
+            WHERE external_id IS NOT NULL;
+        CREATE INDEX clients_name ON clients(name);
+        CREATE TABLE client_phones (
+            client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+            phone TEXT NOT NULL,
+            raw TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (client_id, phone)
+        );
+        CREATE INDEX client_phones_phone ON client_phones(phone);
+
+        -- Small facts the daemon keeps: last event received, last reconciliation.
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """,
+    )
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations; returns the names applied. Safe to call every time."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for name, func in MIGRATIONS:
+        if name in done:
+            continue
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it while we waited for the lock.
+            if db.conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
+                db.conn.rollback()
+                continue
+            func(db)
+            db.conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                [name, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")],
+            )
+        except BaseException:
+            db.conn.rollback()
+            raise
+        db.conn.commit()
+        applied.append(name)
+    return applied

@@ -1,0 +1,60 @@
+"""Times: stored in UTC as 'YYYY-MM-DDTHH:MM:SSZ', shown in the shop's local time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from beeline_missed.errors import UserError
+
+STORED = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_stored(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC).strftime(STORED)
+
+
+def from_ms(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def ms_to_stored(epoch_ms: int) -> str:
+    return to_stored(from_ms(epoch_ms))
+
+
+def parse_stored(text: str) -> datetime:
+    return datetime.strptime(text, STORED).replace(tzinfo=UTC)
+
+
+def local_zone(name: str | None = None) -> tzinfo:
+    """The configured zone, else this machine's."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UserError(f"Unknown time zone {name!r}; use a name like Europe/Moscow.") from None
+    local = datetime.now().astimezone().tzinfo
+    assert local is not None
+    return local
+
+
+def to_local(text: str | None, zone: tzinfo) -> datetime | None:
+    return parse_stored(text).astimezone(zone) if text else None
+
+
+def iso_local(text: str | None, zone: tzinfo) -> str | None:
+    """ISO 8601 with the local offset, as `--json` prints it."""
+    moment = to_local(text, zone)
+    return moment.isoformat() if moment else None
+
+
+def show_local(text: str | None, zone: tzinfo) -> str:
+    """'27.11.2026 14:05' as staff read it."""
+    moment = to_local(text, zone)
+    return moment.strftime("%d.%m.%Y %H:%M") if moment else ""

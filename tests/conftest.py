@@ -1,0 +1,43 @@
+"""Shared fixtures: every test gets its own home folder and register; no real user's files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beeline_missed.register import Register
+
+PUBLIC_ENV = (
+    "BEELINE_API_URL",
+    "BEELINE_API_TOKEN",
+    "BEELINE_MISSED_HOME",
+    "BEELINE_MISSED_DB",
+    "BEELINE_MISSED_PUBLIC_URL",
+    "NO_COLOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point BEELINE_MISSED_HOME at a temp folder, like llm's LLM_USER_PATH fixture."""
+    for name in PUBLIC_ENV:
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("BEELINE_MISSED_HOME", str(folder))
+    monkeypatch.setenv("TZ", "Europe/Moscow")
+    return folder
+
+
+@pytest.fixture
+def db_path(home: Path) -> Path:
+    return home / "register.sqlite"
+
+
+@pytest.fixture
+def register(db_path: Path) -> Iterator[Register]:
+    reg = Register.open(db_path)
+    yield reg
+    reg.close()

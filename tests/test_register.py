@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from beeline_missed.errors import ConflictError
+from beeline_missed.migrations import MIGRATIONS, migrate
+from beeline_missed.register import Register, connect
+
+
+def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
+    db = connect(db_path)
+    first = migrate(db)
+    assert first == [name for name, _ in MIGRATIONS]
+    assert migrate(db) == []
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for table in ("calls", "inbox", "legs", "sessions", "subscriptions", "clients", "meta"):
+        assert db[table].exists()
+
+
+def add_call(reg: Register, key: str, called_at: str, phone: str | None = "+79161234567") -> int:
+    with reg.transaction() as conn:
+        row = reg.insert_call(
+            conn,
+            session_key=key,
+            phone=phone,
+            phone_raw=phone or "",
+            called_at=called_at,
+            line="200",
+        )
+    assert row is not None
+    return row
+
+
+def test_insert_is_unique_per_session(register: Register) -> None:
+    add_call(register, "s1", "2026-11-27T10:00:00Z")
+    with register.transaction() as conn:
+        again = register.insert_call(
+            conn,
+            session_key="s1",
+            phone=None,
+            phone_raw="",
+            called_at="2026-11-27T10:00:00Z",
+            line="",
+        )
+    assert again is None
+    assert register.count_calls() == 1
+
+
+def test_list_newest_first_and_only_missed(register: Register) -> None:
+    old = add_call(register, "a", "2026-11-27T09:00:00Z")
+    new = add_call(register, "b", "2026-11-27T11:00:00Z")
+    assert [c["id"] for c in register.list_calls()] == [new, old]
+    register.save_call(
+        old, 1, status="called_back", result="ok", user="u", handled_at="2026-11-27T12:00:00Z"
+    )
+    assert [c["id"] for c in register.list_calls()] == [new]
+    assert [c["id"] for c in register.list_calls(include_handled=True)] == [new, old]
+
+
+def test_save_with_stale_version_conflicts(register: Register) -> None:
+    call = add_call(register, "a", "2026-11-27T09:00:00Z")
+    register.save_call(call, 1, status="called_back", result="first", user="a", handled_at=None)
+    with pytest.raises(ConflictError):
+        register.save_call(
+            call, 1, status="called_back", result="second", user="b", handled_at=None
+        )
+    assert register.get_call(call)["result"] == "first"
