@@ -266,7 +266,7 @@ class PbxClient:
         if answer is None:
             return []
         if not isinstance(answer, list):
-            raise PbxError("The PBX answered the call statistics with something that is not a list.")
+            raise PbxError("The PBX answered the call statistics with something not a list.")
         return [item for item in answer if isinstance(item, dict)]
 
     def iter_statistics(

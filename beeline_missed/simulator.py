@@ -446,10 +446,8 @@ class Simulator:
             outbound = first.personality == "Originator"
             release = max((leg.release_ms or 0) for leg in legs)
             duration = max(0, release - answered.answer_ms) if answered and release else 0
-            if outbound:
-                status = "PLACED"
-            else:
-                status = "RECIEVED" if answered else "MISSED"  # 'RECIEVED' (sic), as the PBX
+            # 'RECIEVED' (sic): the PBX's own spelling.
+            status = "PLACED" if outbound else "RECIEVED" if answered else "MISSED"
             records.append(
                 {
                     "id": str(uuid.uuid4()),
