@@ -62,6 +62,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         CREATE TABLE inbox (
             id INTEGER PRIMARY KEY,
             received_at TEXT NOT NULL,
+            received_ms INTEGER NOT NULL,          -- our clock, for the settle timer
             body BLOB NOT NULL,
             state TEXT NOT NULL DEFAULT 'new'
                 CHECK (state IN ('new', 'processed', 'duplicate', 'ignored', 'rejected')),
@@ -99,6 +100,8 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             start_ms INTEGER,
             answer_ms INTEGER,
             release_ms INTEGER,
+            answered INTEGER NOT NULL DEFAULT 0,
+            released INTEGER NOT NULL DEFAULT 0,
             huntgroup TEXT,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (target_id, call_id)
@@ -110,11 +113,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             ext_tracking_id TEXT PRIMARY KEY,
             state TEXT NOT NULL DEFAULT 'pending'
                 CHECK (state IN ('pending', 'missed', 'answered', 'ignored')),
-            last_event_at TEXT NOT NULL,
+            last_event_ms INTEGER NOT NULL,        -- when we received its latest event
             decided_at TEXT,
             call_row INTEGER
         );
-        CREATE INDEX sessions_pending ON sessions(last_event_at) WHERE state = 'pending';
+        CREATE INDEX sessions_pending ON sessions(last_event_ms) WHERE state = 'pending';
 
         -- PBX subscriptions we hold.
         CREATE TABLE subscriptions (
