@@ -6,7 +6,7 @@ The CLI, the daemon and the panel call these methods; they never write SQL.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -204,3 +204,347 @@ class Register:
         marks = ",".join("?" * len(ids))
         sql = CALL_SELECT + f" WHERE calls.id IN ({marks}) ORDER BY calls.called_at DESC"
         return [dict(row) for row in self.conn.execute(sql, ids)]
+
+    # -- clients directory ----------------------------------------------------------------
+    # Owned by the staff workflow (issue 4). A client is matched on re-import by its
+    # external id (1C «Код») when the file has one, else by its name with case and spacing
+    # ignored, so importing the same export twice updates rather than duplicates.
+
+    @staticmethod
+    def name_key(name: str) -> str:
+        """A client's name as matched: case and spacing ignored («ИВАНОВ  иван» = «Иванов Иван»)."""
+        return " ".join(str(name).split()).casefold()
+
+    def max_call_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()[0])
+
+    def relink_calls(self, conn: sqlite3.Connection) -> int:
+        """Point every call at the client owning its number now; returns the calls changed.
+
+        The card's version is not bumped: a directory change is not an edit of the card,
+        and bumping it would make a colleague's open card conflict for no reason.
+        """
+        cursor = conn.execute(
+            """
+            UPDATE calls SET client_id = (
+                SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
+                ORDER BY client_id LIMIT 1)
+            WHERE client_id IS NOT (
+                SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
+                ORDER BY client_id LIMIT 1)
+            """
+        )
+        return cursor.rowcount
+
+    def upsert_clients(
+        self,
+        entries: Iterable[tuple[str | None, str, Sequence[tuple[str, str]]]],
+        *,
+        replace_phones: bool = True,
+    ) -> dict[str, int]:
+        """Add or update clients given as (external_id, name, [(e164, raw), ...]).
+
+        With replace_phones the client's numbers become exactly the given ones (a
+        re-import); without, the given ones are added (`clients add`). All in one
+        transaction, calls re-linked at the end. Returns the counts added, updated,
+        unchanged and calls_relinked.
+        """
+        now = timefmt.to_stored(timefmt.now_utc())
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "calls_relinked": 0}
+        with self.transaction() as conn:
+            by_ext: dict[str, int] = {}
+            by_name: dict[str, int] = {}
+            names: dict[int, str] = {}
+            for row in conn.execute("SELECT id, name, external_id FROM clients ORDER BY id"):
+                names[row["id"]] = row["name"]
+                if row["external_id"] is not None:
+                    by_ext[row["external_id"]] = row["id"]
+                by_name.setdefault(self.name_key(row["name"]), row["id"])
+            phones: dict[int, dict[str, str]] = {}
+            for row in conn.execute("SELECT client_id, phone, raw FROM client_phones"):
+                phones.setdefault(row["client_id"], {})[row["phone"]] = row["raw"]
+
+            for external_id, name, numbers in entries:
+                wanted = dict(numbers)
+                client_id = by_ext.get(external_id) if external_id else None
+                if client_id is None:
+                    client_id = by_name.get(self.name_key(name))
+                    # A named match that already carries another external id is someone else.
+                    if client_id is not None and external_id:
+                        other = conn.execute(
+                            "SELECT external_id FROM clients WHERE id = ?", [client_id]
+                        ).fetchone()[0]
+                        if other is not None and other != external_id:
+                            client_id = None
+                if client_id is None:
+                    client_id = int(
+                        conn.execute(
+                            "INSERT INTO clients (name, external_id, created_at, updated_at) "
+                            "VALUES (?, ?, ?, ?)",
+                            [name, external_id, now, now],
+                        ).lastrowid
+                    )
+                    conn.executemany(
+                        "INSERT INTO client_phones (client_id, phone, raw) VALUES (?, ?, ?)",
+                        [(client_id, phone, raw) for phone, raw in wanted.items()],
+                    )
+                    names[client_id] = name
+                    phones[client_id] = wanted
+                    if external_id:
+                        by_ext[external_id] = client_id
+                    by_name.setdefault(self.name_key(name), client_id)
+                    counts["added"] += 1
+                    continue
+                have = phones.setdefault(client_id, {})
+                target = wanted if replace_phones else {**have, **wanted}
+                if names[client_id] == name and set(have) == set(target):
+                    counts["unchanged"] += 1
+                    continue
+                conn.execute(
+                    "UPDATE clients SET name = ?, updated_at = ?, "
+                    "external_id = coalesce(?, external_id) WHERE id = ?",
+                    [name, now, external_id, client_id],
+                )
+                gone = [p for p in have if p not in target]
+                conn.executemany(
+                    "DELETE FROM client_phones WHERE client_id = ? AND phone = ?",
+                    [(client_id, phone) for phone in gone],
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO client_phones (client_id, phone, raw) VALUES (?, ?, ?)",
+                    [(client_id, phone, raw) for phone, raw in target.items() if phone not in have],
+                )
+                names[client_id] = name
+                phones[client_id] = target
+                counts["updated"] += 1
+            counts["calls_relinked"] = self.relink_calls(conn)
+        return counts
+
+    def _client_rows(
+        self, where: str = "", params: Sequence[Any] = (), limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT clients.id, clients.name, clients.external_id, "
+            "(SELECT group_concat(phone, ',') FROM (SELECT phone FROM client_phones "
+            " WHERE client_id = clients.id ORDER BY phone)) AS phones, "
+            "(SELECT count(*) FROM calls WHERE calls.client_id = clients.id) AS calls "
+            f"FROM clients {where} ORDER BY clients.name, clients.id"
+        )
+        params = list(params)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = []
+        for row in self.conn.execute(sql, params):
+            item = dict(row)
+            item["phones"] = item["phones"].split(",") if item["phones"] else []
+            rows.append(item)
+        return rows
+
+    def list_clients(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The directory by name: id, name, external_id, phones (E.164 list), calls."""
+        return self._client_rows(limit=limit)
+
+    def find_clients(self, text: str, phone: str | None = None) -> list[dict[str, Any]]:
+        """Clients whose name contains `text` (any case, Cyrillic too), or whose number
+        is `phone` (E.164) or contains `text`'s digits."""
+        # SQLite's lower() only folds ASCII; Python's casefold handles «Иванов» too.
+        self.conn.create_function("bm_fold", 1, self.name_key, deterministic=True)
+        digits = "".join(ch for ch in text if ch.isdigit())
+        clauses = ["instr(bm_fold(clients.name), ?) > 0"]
+        params: list[Any] = [self.name_key(text)]
+        if phone:
+            clauses.append("clients.id IN (SELECT client_id FROM client_phones WHERE phone = ?)")
+            params.append(phone)
+        if len(digits) >= 3:
+            clauses.append(
+                "clients.id IN (SELECT client_id FROM client_phones WHERE instr(phone, ?) > 0)"
+            )
+            params.append(digits)
+        return self._client_rows("WHERE " + " OR ".join(clauses), params)
+
+    def count_clients(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM clients").fetchone()[0])
+
+    # -- intake and detection -------------------------------------------------------------
+
+    def add_inbox(
+        self,
+        body: bytes,
+        received_ms: int,
+        *,
+        state: str = "new",
+        reason: str | None = None,
+        event_id: str | None = None,
+        event_type: str | None = None,
+        subscription_id: str | None = None,
+        target_id: str | None = None,
+        call_id: str | None = None,
+    ) -> int:
+        """Commit one posted body (durably) before the hook answers."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                """
+                INSERT INTO inbox (received_at, received_ms, body, state, reason, event_id,
+                                   event_type, subscription_id, target_id, call_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    timefmt.ms_to_stored(received_ms),
+                    received_ms,
+                    body,
+                    state,
+                    reason,
+                    event_id,
+                    event_type,
+                    subscription_id,
+                    target_id,
+                    call_id,
+                ],
+            )
+        return int(cursor.lastrowid or 0)
+
+    def new_inbox(self, limit: int = 200) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT id, received_ms, body FROM inbox WHERE state = 'new' ORDER BY id LIMIT ?",
+            [limit],
+        ).fetchall()
+
+    def mark_inbox(
+        self, conn: sqlite3.Connection, inbox_id: int, state: str, reason: str | None = None
+    ) -> None:
+        conn.execute(
+            "UPDATE inbox SET state = ?, reason = coalesce(?, reason), processed_at = ? "
+            "WHERE id = ?",
+            [state, reason, timefmt.to_stored(timefmt.now_utc()), inbox_id],
+        )
+
+    def inbox_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT state, count(*) FROM inbox GROUP BY state")
+        return {state: count for state, count in rows}
+
+    def list_inbox(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        sql = "SELECT id, received_at, state, reason, event_id, event_type, target_id FROM inbox"
+        params: list[Any] = []
+        if state:
+            sql += " WHERE state = ?"
+            params.append(state)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [dict(row) for row in self.conn.execute(sql, params)]
+
+    def claim_event_keys(
+        self, conn: sqlite3.Connection, event_id: str, leg_keys: Sequence[tuple[str, str, str]]
+    ) -> bool:
+        """Record an event's dedup keys; False when it was seen already (by eventID, or by every
+        (targetId, callId, event type) it carries, as overlapping subscriptions deliver)."""
+        cursor = conn.execute(
+            "INSERT INTO seen_events (event_id) VALUES (?) ON CONFLICT DO NOTHING", [event_id]
+        )
+        if cursor.rowcount == 0:
+            return False
+        if not leg_keys:
+            return True
+        fresh = 0
+        for key in leg_keys:
+            cursor = conn.execute(
+                "INSERT INTO seen_leg_events (target_id, call_id, event_type) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                key,
+            )
+            fresh += cursor.rowcount
+        return fresh > 0
+
+    def get_leg(self, conn: sqlite3.Connection, target_id: str, call_id: str) -> dict | None:
+        row = conn.execute(
+            "SELECT * FROM legs WHERE target_id = ? AND call_id = ?", [target_id, call_id]
+        ).fetchone()
+        return dict(row) if row else None
+
+    def put_leg(self, conn: sqlite3.Connection, leg: dict[str, Any]) -> None:
+        columns = ", ".join(leg)
+        marks = ", ".join("?" * len(leg))
+        conn.execute(
+            f"INSERT OR REPLACE INTO legs ({columns}, updated_at) VALUES ({marks}, ?)",
+            [*leg.values(), timefmt.to_stored(timefmt.now_utc())],
+        )
+
+    def session_legs(self, conn: sqlite3.Connection, ext_tracking_id: str) -> list[dict]:
+        rows = conn.execute(
+            "SELECT * FROM legs WHERE ext_tracking_id = ? ORDER BY target_id, call_id",
+            [ext_tracking_id],
+        )
+        return [dict(row) for row in rows]
+
+    def touch_session(
+        self, conn: sqlite3.Connection, ext_tracking_id: str, event_ms: int
+    ) -> str:
+        """Note that a session heard an event; returns the session's state."""
+        conn.execute(
+            """
+            INSERT INTO sessions (ext_tracking_id, state, last_event_ms) VALUES (?, 'pending', ?)
+            ON CONFLICT(ext_tracking_id)
+            DO UPDATE SET last_event_ms = max(last_event_ms, excluded.last_event_ms)
+            """,
+            [ext_tracking_id, event_ms],
+        )
+        row = conn.execute(
+            "SELECT state FROM sessions WHERE ext_tracking_id = ?", [ext_tracking_id]
+        ).fetchone()
+        return str(row[0])
+
+    def pending_sessions(self, quiet_since_ms: int) -> list[tuple[str, int]]:
+        """Pending sessions that heard nothing after `quiet_since_ms`, oldest first."""
+        rows = self.conn.execute(
+            "SELECT ext_tracking_id, last_event_ms FROM sessions "
+            "WHERE state = 'pending' AND last_event_ms <= ? ORDER BY last_event_ms",
+            [quiet_since_ms],
+        )
+        return [(row[0], int(row[1])) for row in rows]
+
+    def session(self, conn: sqlite3.Connection, ext_tracking_id: str) -> dict | None:
+        row = conn.execute(
+            "SELECT * FROM sessions WHERE ext_tracking_id = ?", [ext_tracking_id]
+        ).fetchone()
+        return dict(row) if row else None
+
+    def decide_session(
+        self, conn: sqlite3.Connection, ext_tracking_id: str, state: str, call_row: int | None
+    ) -> None:
+        conn.execute(
+            "UPDATE sessions SET state = ?, decided_at = ?, call_row = coalesce(?, call_row) "
+            "WHERE ext_tracking_id = ?",
+            [state, timefmt.to_stored(timefmt.now_utc()), call_row, ext_tracking_id],
+        )
+
+    def call_by_session(self, conn: sqlite3.Connection, session_key: str) -> dict | None:
+        row = conn.execute("SELECT * FROM calls WHERE session_key = ?", [session_key]).fetchone()
+        return dict(row) if row else None
+
+    def reset_decisions(self) -> int:
+        """Forget what was derived from the inbox, so that `replay` can derive it again.
+
+        Register rows are kept: their handling by staff must survive a replay.
+        """
+        with self.transaction() as conn:
+            for table in ("seen_events", "seen_leg_events", "legs", "sessions"):
+                conn.execute(f"DELETE FROM {table}")
+            cursor = conn.execute(
+                "UPDATE inbox SET state = 'new', processed_at = NULL "
+                "WHERE state IN ('processed', 'duplicate', 'ignored')"
+            )
+        return cursor.rowcount
+
+    def close_call_automatically(
+        self, conn: sqlite3.Connection, call_id: int, *, result: str, user: str | None
+    ) -> None:
+        """Close a call that turned out handled (inside the caller's transaction)."""
+        conn.execute(
+            """
+            UPDATE calls SET status = 'called_back',
+                             result = CASE WHEN result = '' THEN ? ELSE result || char(10) || ? END,
+                             user = ?, handled_at = ?, closed_by = 'auto', version = version + 1
+            WHERE id = ? AND status = 'missed'
+            """,
+            [result, result, user, timefmt.to_stored(timefmt.now_utc()), call_id],
+        )
