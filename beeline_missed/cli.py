@@ -118,5 +118,380 @@ def config_init(
     say(f"Wrote {path}")
 
 
+# -- staff: clients directory, list, watch, card ------------------------------------------
+
+clients_app = typer.Typer(
+    help="The shop's clients directory («Контрагенты»): import, list, find, add.",
+    no_args_is_help=True,
+)
+app.add_typer(clients_app, name="clients")
+
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Show at most N rows.", metavar="N")
+]
+CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
+
+
+def _zone(ctx: typer.Context) -> Any:
+    from beeline_missed import timefmt
+
+    return timefmt.local_zone(state(ctx).settings().timezone)
+
+
+def _print_clients(rows: list[dict[str, Any]], json_: bool, empty: str) -> None:
+    from beeline_missed import phones
+    from beeline_missed.output import print_json, print_table, say
+
+    if json_:
+        print_json(rows)
+    elif not rows:
+        say(empty)
+    else:
+        table = [
+            [
+                r["id"],
+                r["name"],
+                ", ".join(phones.display(p) for p in r["phones"]),
+                r["external_id"] or "",
+                r["calls"],
+            ]
+            for r in rows
+        ]
+        print_table(CLIENT_HEADERS, table)
+
+
+@clients_app.command("import")
+def clients_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV (; or ,, UTF-8 or Windows-1251) or XLSX.")],
+    name_column: Annotated[
+        str | None,
+        typer.Option("--name-column", help="Header (or 1-based number) of the name column."),
+    ] = None,
+    phone_column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--phone-column", help="Header (or 1-based number) of a phone column; repeatable."
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Import the clients list exported from 1C; importing again updates, never duplicates."""
+    from rich.progress import Progress
+
+    from beeline_missed import clients
+    from beeline_missed.output import err_console, print_json, print_table, say
+
+    rows = clients.read_table(file)
+    layout = clients.find_layout(rows, name_column, phone_column or ())
+    # The bar goes to stderr and only to a terminal: scripts and pipes get the summary only.
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("Reading", total=max(len(rows) - layout.header_row - 1, 0))
+        parsed = clients.parse(rows, layout, progress=lambda n: bar.advance(task, n))
+    counts = state(ctx).register().upsert_clients(clients.entries_for_register(parsed.entries))
+
+    def header(i: int | None) -> str | None:
+        if i is None:
+            return None
+        return layout.headers[i] if i < len(layout.headers) else f"column {i + 1}"
+
+    columns = {
+        "name": header(layout.name),
+        "phones": [header(i) for i in layout.phones],
+        "code": header(layout.code),
+    }
+    if json_:
+        print_json(
+            {
+                "file": str(file),
+                "columns": columns,
+                **clients.summary(parsed, counts),
+                "skipped": dict(parsed.skipped),
+                "unrecognised": [{"row": n, "text": t} for n, t in parsed.unrecognised],
+            }
+        )
+        return
+    code = f", code «{columns['code']}»" if columns["code"] else ""
+    phone_cols = ", ".join(f"«{c}»" for c in columns["phones"])
+    say(f"Columns: name «{columns['name']}», phones {phone_cols}{code}.")
+    print_table(["", "count"], clients.summary_rows(parsed, counts), title=f"Imported {file.name}")
+    for line_no, text in parsed.unrecognised:
+        say(f"Row {line_no}: «{text}» is not a phone number.")
+    if parsed.unrecognised_count > len(parsed.unrecognised):
+        say(f"… and {parsed.unrecognised_count - len(parsed.unrecognised)} more.")
+
+
+@clients_app.command("list")
+def clients_list(ctx: typer.Context, limit: LimitOption = None, json_: JsonOption = False) -> None:
+    """The clients directory by name, with their numbers."""
+    rows = state(ctx).register().list_clients(limit)
+    _print_clients(rows, json_, "The clients directory is empty; import it with `clients import`.")
+
+
+@clients_app.command("find")
+def clients_find(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="Part of a name, or a phone number in any form.")],
+    json_: JsonOption = False,
+) -> None:
+    """Find clients by part of the name or by number (8 916 …, +7 916 …, 916…)."""
+    from beeline_missed import phones
+
+    if not text.strip():
+        raise UserError("Give part of a name or a phone number to find.")
+    rows = state(ctx).register().find_clients(text, phones.normalise(text))
+    _print_clients(rows, json_, f"No client matches «{text}».")
+
+
+@clients_app.command("add")
+def clients_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The client's name.")],
+    phone: Annotated[list[str], typer.Argument(help="One or more phone numbers.")],
+    json_: JsonOption = False,
+) -> None:
+    """Add a client (or add numbers to the client of that name); calls are re-linked."""
+    from beeline_missed import clients
+    from beeline_missed.output import print_json, say
+
+    name = " ".join(name.split())
+    if not name:
+        raise UserError("The client's name is empty.")
+    numbers = clients.parse_numbers(phone)
+    register = state(ctx).register()
+    counts = register.upsert_clients([(None, name, numbers)], replace_phones=False)
+    key = register.name_key(name)
+    found = [r for r in register.find_clients(name) if register.name_key(r["name"]) == key]
+    if json_:
+        print_json({"client": found[0] if found else None, **counts})
+        return
+    verb = "Added" if counts["added"] else "Updated" if counts["updated"] else "Already there:"
+    numbers_text = ", ".join(e164 for e164, _ in numbers)
+    relinked = counts["calls_relinked"]
+    linked = f"; {relinked} call(s) now show this name" if relinked else ""
+    say(f"{verb} «{name}» ({numbers_text}){linked}.")
+
+
+@app.command("list")
+def list_calls(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
+    limit: LimitOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Missed calls, newest first (only «Пропущен» unless --all)."""
+    from beeline_missed import calls_view
+    from beeline_missed.output import print_json, print_table, say
+
+    zone = _zone(ctx)
+    rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
+    if json_:
+        print_json(calls_view.calls_json(rows, zone))
+    elif not rows:
+        say("Звонков нет." if all_ else "Пропущенных звонков нет.")
+    else:
+        title = "Все звонки" if all_ else "Пропущенные звонки"
+        print_table(calls_view.LIST_HEADERS, calls_view.table_rows(rows, zone), title=title)
+
+
+@app.command("watch")
+def watch_calls(
+    ctx: typer.Context,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between checks.")
+    ] = 2.0,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0, help="Stop after this many seconds (default: Ctrl-C)."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
+    limit: LimitOption = None,
+) -> None:
+    """The list, live: refreshes by itself and marks calls that arrived since you started."""
+    from beeline_missed import watch
+    from beeline_missed.output import console
+
+    settings = state(ctx).settings()
+    watch.run_live(
+        settings.db,
+        _zone(ctx),
+        interval=interval,
+        duration=duration,
+        include_handled=all_,
+        limit=limit,
+        console=console,
+    )
+
+
+@app.command("card")
+def call_card(
+    ctx: typer.Context,
+    call_id: Annotated[int, typer.Argument(metavar="ID", help="The call's number in the list.")],
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="missed | called_back | Пропущен | Перезвонили.", metavar="STATUS"
+        ),
+    ] = None,
+    result: Annotated[
+        str | None, typer.Option("--result", help="What came of the call.", metavar="TEXT")
+    ] = None,
+    book: Annotated[
+        bool,
+        typer.Option(
+            "--book", help="«Записаться»: «Перезвонили» + «Записался на ремонт», open the journal."
+        ),
+    ] = False,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Who called back (default: setting user, else OS login)."),
+    ] = None,
+    expect_version: Annotated[
+        int | None,
+        typer.Option(
+            "--expect-version",
+            min=1,
+            help="Save only if the card is still at this version (from --json); else exit 3.",
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """The call card: with no flags it asks in the terminal; with flags it saves for scripts."""
+    from rich.prompt import Prompt
+
+    from beeline_missed import calls_view, card, card_session
+    from beeline_missed.output import console, err_console, print_json, say
+
+    settings = state(ctx).settings()
+    register = state(ctx).register()
+    zone = _zone(ctx)
+    editing = status is not None or result is not None or book
+    if not editing and json_:
+        print_json(calls_view.call_json(register.get_call(call_id), zone))
+        return
+    who = card.current_user(user, settings.user)
+    if not editing:
+
+        def ask(question: str, default: str) -> str:
+            try:
+                return Prompt.ask(question, default=default, console=console, show_default=True)
+            except EOFError:
+                raise UserError("Ввод закончился: карточка закрыта без сохранения.") from None
+
+        outcome = card_session.interactive(
+            register, call_id, who, zone, settings.journal, ask, console.print
+        )
+        say(outcome.message)
+        if outcome.journal:
+            say(outcome.journal)
+        return
+    opened = card_session.open_card(register, call_id, expect_version)
+    edit = card.Edit.parse(user=who, status=status, result=result, book=book)
+    outcome = card_session.apply(register, opened, edit, settings.journal)
+    if outcome.refused:
+        raise UserError(outcome.message)
+    if json_:
+        row = outcome.saved or register.get_call(call_id)
+        print_json(
+            {
+                "saved": outcome.saved is not None,
+                "message": outcome.message,
+                "journal": outcome.journal,
+                "call": calls_view.call_json(row, zone),
+            }
+        )
+        return
+    say(outcome.message)
+    if outcome.journal:
+        (err_console if "не открылся" in outcome.journal else console).print(
+            outcome.journal, markup=False
+        )
+
+
+# -- daemon and inbox ---------------------------------------------------------------------
+
+
+@app.command("daemon")
+def daemon_command(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None, typer.Option("--listen", metavar="HOST:PORT", help="Address to serve on.")
+    ] = None,
+    settle: Annotated[
+        float | None,
+        typer.Option("--settle", metavar="SECONDS", help="Grace period before a call is missed."),
+    ] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background.")] = False,
+    pidfile: Annotated[
+        Path | None, typer.Option("--pidfile", help="With --detach: where to write the pid.")
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Write the log here instead of stderr.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    """Serve the PBX hook, register missed calls and keep the subscriptions alive.
+
+    Serves POST on the path of BEELINE_MISSED_PUBLIC_URL and GET /healthz. Stops cleanly on
+    SIGTERM or SIGINT.
+    """
+    from beeline_missed import daemon
+
+    settings = state(ctx).settings(listen=listen, settle=settle)
+    daemon.run(settings, detach=detach, pidfile=pidfile, log_file=log_file, verbose=verbose)
+
+
+@app.command("replay")
+def replay_command(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Rebuild the register's call decisions from the inbox (staff's handling is kept)."""
+    from beeline_missed.output import print_json, say
+    from beeline_missed.processing import replay
+
+    settings = state(ctx).settings()
+    register = state(ctx).register()
+    summary = replay(register, settle=settings.settle)
+    if json_:
+        print_json(summary)
+    else:
+        say(
+            f"Replayed {summary['events']} events: {summary['calls_after']} calls in the "
+            f"register, {summary['added']} added."
+        )
+
+
+@app.command("inbox")
+def inbox_command(
+    ctx: typer.Context,
+    state_: Annotated[
+        str | None,
+        typer.Option(
+            "--state", help="Only rows in this state: new, processed, duplicate, ignored, rejected."
+        ),
+    ] = None,
+    show: Annotated[
+        int | None, typer.Option("--show", help="Print the raw body of one row.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="How many rows, newest first.")] = 50,
+    json_: JsonOption = False,
+) -> None:
+    """Inspect the raw events the hook received; rejected documents are kept here."""
+    import sys
+
+    from beeline_missed.output import print_json, print_table
+
+    register = state(ctx).register()
+    if show is not None:
+        sys.stdout.buffer.write(register.inbox_body(show))
+        return
+    rows = register.list_inbox(state_, limit)
+    if json_:
+        print_json(rows)
+        return
+    columns = ["id", "received_at", "state", "event_type", "target_id", "reason"]
+    print_table(columns, [[row[c] for c in columns] for row in rows])
+    counts = register.inbox_counts()
+    print_table(["state", "events"], sorted(counts.items()), title="Inbox")
+
+
 def main() -> None:
     app()

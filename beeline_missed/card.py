@@ -1,0 +1,262 @@
+"""The call card's rules: one small pure module the CLI, the panel and auto-closing all call.
+
+A card is opened (`Card.from_row`, which remembers the version read), the person edits it
+(`Edit`), and `decide` says what to write (`Save`) or why nothing is written (`Discard`):
+
+- while the status stays «Пропущен», nothing is saved;
+- «Перезвонили» is not saved without a result (UserError, nothing written);
+- «Записаться» sets «Перезвонили», appends «Записался на ремонт» to the result (on a new
+  line when there is text already), records the current user, saves, and the caller then
+  opens the appointment journal (journal.py);
+- a Save carries the version read when the card was opened; the register refuses it with
+  ConflictError when someone saved the card since (`store` turns that into a staff sentence).
+
+Messages reach the shop's staff, so they are in Russian. Applying one decision to several
+rows (one open case per caller) is `decide_many`; `store` writes a list of saves.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from beeline_missed.errors import ConflictError, UserError
+
+MISSED = "missed"
+CALLED_BACK = "called_back"
+STATUS_LABELS = {MISSED: "Пропущен", CALLED_BACK: "Перезвонили"}
+BOOKED = "Записался на ремонт"
+
+# What people type for a status: stored values, labels, and short forms for the prompt.
+_STATUS_WORDS = {
+    "missed": MISSED,
+    "пропущен": MISSED,
+    "called_back": CALLED_BACK,
+    "called-back": CALLED_BACK,
+    "calledback": CALLED_BACK,
+    "перезвонили": CALLED_BACK,
+}
+
+NOT_SAVED_MISSED = "Статус остался «Пропущен», поэтому изменения не сохранены."
+NEED_RESULT = "«Перезвонили» нельзя сохранить без результата: напишите, чем закончился звонок."
+
+
+def parse_status(text: str) -> str:
+    """'missed' | 'called_back' from missed, called_back, Пропущен or Перезвонили (any case)."""
+    key = " ".join(str(text).split()).casefold()
+    if key in _STATUS_WORDS:
+        return _STATUS_WORDS[key]
+    raise UserError(
+        f"Неизвестный статус «{text}»: укажите Пропущен или Перезвонили (missed или called_back)."
+    )
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+def current_user(flag: str | None = None, configured: str | None = None) -> str:
+    """--user, else the configured name, else the OS login."""
+    for name in (flag, configured):
+        if name and name.strip():
+            return name.strip()
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        login = ""
+    if not login:
+        raise UserError("Не удалось узнать, кто вы: укажите --user или user в config.toml.")
+    return login
+
+
+def add_booking(result: str) -> str:
+    """The result with «Записался на ремонт» on its own last line, not repeated."""
+    text = result.rstrip()
+    if not text:
+        return BOOKED
+    if text.splitlines()[-1].strip() == BOOKED:
+        return text
+    return f"{text}\n{BOOKED}"
+
+
+@dataclass(frozen=True)
+class Card:
+    """A call as it was when the card was opened; `version` is what the save checks."""
+
+    id: int
+    version: int
+    status: str
+    result: str
+    user: str | None
+    handled_at: str | None
+    phone: str | None = None
+    client: str | None = None
+    called_at: str | None = None
+    line: str = ""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Card:
+        return cls(
+            id=int(row["id"]),
+            version=int(row["version"]),
+            status=str(row["status"]),
+            result=str(row.get("result") or ""),
+            user=row.get("user"),
+            handled_at=row.get("handled_at"),
+            phone=row.get("phone"),
+            client=row.get("client"),
+            called_at=row.get("called_at"),
+            line=str(row.get("line") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What the person chose. None means 'leave as it is'."""
+
+    user: str
+    status: str | None = None
+    result: str | None = None
+    book: bool = False
+
+    @classmethod
+    def parse(
+        cls, user: str, status: str | None = None, result: str | None = None, book: bool = False
+    ) -> Edit:
+        """An Edit from raw input (a status word in any accepted spelling)."""
+        parsed = parse_status(status) if status is not None else None
+        if book and parsed == MISSED:
+            raise UserError("«Записаться» ставит статус «Перезвонили»; не указывайте «Пропущен».")
+        return cls(user=user, status=parsed, result=result, book=book)
+
+
+@dataclass(frozen=True)
+class Save:
+    """A write the rules allow: the register applies it only at `expected_version`."""
+
+    call_id: int
+    expected_version: int
+    status: str
+    result: str
+    user: str | None
+    handled_at: str
+    closed_by: str
+    booked: bool = False
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Nothing to write. `refused` is True when a rule said no (scripts exit non-zero);
+    False when the card simply did not change."""
+
+    call_id: int
+    reason: str
+    refused: bool = True
+
+
+Decision = Save | Discard
+
+
+def decide(card: Card, edit: Edit, now: str) -> Decision:
+    """Apply the card's rules to one edit; raises UserError when the edit cannot be saved."""
+    if edit.book:
+        status = CALLED_BACK
+        base = edit.result if edit.result is not None else card.result
+        result = add_booking(base)
+    else:
+        status = edit.status or card.status
+        result = (edit.result if edit.result is not None else card.result).strip()
+    if status == MISSED:
+        return Discard(card.id, NOT_SAVED_MISSED)
+    if not result.strip():
+        raise UserError(NEED_RESULT)
+    # Re-saving a handled card as it was is not an edit: the user who called back stays.
+    if not edit.book and card.status == CALLED_BACK and result == card.result.strip():
+        return Discard(card.id, "Ничего не изменилось.", refused=False)
+    # Keep the moment the client was first reached; a later correction is not a new call.
+    handled_at = card.handled_at if card.status == CALLED_BACK and card.handled_at else now
+    return Save(
+        call_id=card.id,
+        expected_version=card.version,
+        status=CALLED_BACK,
+        result=result,
+        user=edit.user,
+        handled_at=handled_at,
+        closed_by="staff",
+        booked=edit.book,
+    )
+
+
+def decide_many(cards: Sequence[Card], edit: Edit, now: str) -> list[Decision]:
+    """One decision for several calls (all open calls of one caller)."""
+    return [decide(card, edit, now) for card in cards]
+
+
+def auto_close(card: Card, reason: str, now: str) -> Decision:
+    """The daemon closing a call by itself (the client got through later, or staff reached
+    them): «Перезвонили» with `reason` as the result, closed_by 'auto', no user."""
+    if card.status != MISSED:
+        return Discard(card.id, "Звонок уже обработан.", refused=False)
+    if not reason.strip():
+        raise UserError(NEED_RESULT)
+    return Save(
+        call_id=card.id,
+        expected_version=card.version,
+        status=CALLED_BACK,
+        result=reason.strip(),
+        user=None,
+        handled_at=now,
+        closed_by="auto",
+    )
+
+
+class CardStore(Protocol):
+    """What `store` needs of the register (Register satisfies it)."""
+
+    def save_call(
+        self,
+        call_id: int,
+        expected_version: int,
+        *,
+        status: str,
+        result: str,
+        user: str | None,
+        handled_at: str | None,
+        closed_by: str | None = "staff",
+    ) -> dict[str, Any]: ...
+
+    def get_call(self, call_id: int) -> dict[str, Any]: ...
+
+
+def store(register: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
+    """Write saves; a conflict becomes a sentence naming who saved first (exit 3)."""
+    written = []
+    for save in saves:
+        try:
+            written.append(
+                register.save_call(
+                    save.call_id,
+                    save.expected_version,
+                    status=save.status,
+                    result=save.result,
+                    user=save.user,
+                    handled_at=save.handled_at,
+                    closed_by=save.closed_by,
+                )
+            )
+        except ConflictError:
+            raise ConflictError(conflict_message(register.get_call(save.call_id))) from None
+    return written
+
+
+def conflict_message(now_row: Mapping[str, Any]) -> str:
+    who = now_row.get("user") or (
+        "автоматически" if now_row.get("closed_by") == "auto" else "кто-то другой"
+    )
+    state = status_label(str(now_row.get("status")))
+    return (
+        f"Карточку звонка {now_row['id']} уже сохранили ({who}, статус «{state}»), пока вы её "
+        "редактировали: ваши изменения не записаны, откройте карточку заново."
+    )

@@ -1,0 +1,118 @@
+"""The call card in the terminal: open, ask or take flags, apply card.py's rules, save, journal.
+
+The rules themselves are in card.py; this module only talks to the person and the register,
+so `card ID` with flags and the interactive dialog go through exactly the same decide/store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from typing import Any
+
+from beeline_missed import calls_view, card, journal, timefmt
+from beeline_missed.errors import UserError
+from beeline_missed.register import Register
+
+BOOK = "book"  # the third choice of the status prompt
+_CHOICES = {
+    "1": card.MISSED,
+    "2": card.CALLED_BACK,
+    "3": BOOK,
+    "записаться": BOOK,
+    "записать": BOOK,
+    "book": BOOK,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to the card: saved row (or None), the sentence for staff, journal text."""
+
+    saved: dict[str, Any] | None
+    message: str
+    journal: str | None = None
+    refused: bool = False
+
+
+def open_card(register: Register, call_id: int, expect_version: int | None = None) -> card.Card:
+    """The card as read now; `expect_version` makes the save check an older read instead."""
+    opened = card.Card.from_row(register.get_call(call_id))
+    if expect_version is not None:
+        opened = replace(opened, version=expect_version)
+    return opened
+
+
+def apply(
+    register: Register,
+    opened: card.Card,
+    edit: card.Edit,
+    journal_template: str | None,
+    now: str | None = None,
+) -> Outcome:
+    """Decide with card.py's rules, write, and open the journal after «Записаться»."""
+    decision = card.decide(opened, edit, now or timefmt.to_stored(timefmt.now_utc()))
+    if isinstance(decision, card.Discard):
+        return Outcome(None, decision.reason, refused=decision.refused)
+    saved = card.store(register, [decision])[0]
+    who = f", {saved['user']}" if saved.get("user") else ""
+    message = f"Сохранено: звонок {saved['id']} — «{card.status_label(saved['status'])}»{who}."
+    journal_text = None
+    if decision.booked:
+        try:
+            journal_text = journal.open_for_call(
+                journal_template, saved.get("phone"), saved.get("client")
+            )
+        except UserError as exc:
+            # The card is saved already; a journal that will not open must not hide that.
+            journal_text = f"Карточка сохранена, но журнал записи не открылся: {exc}"
+    return Outcome(saved, message, journal_text)
+
+
+def parse_choice(text: str, current: str) -> str:
+    """The status prompt's answer: 1/2/3, a status word, «Записаться»; empty keeps it."""
+    key = " ".join(text.split()).casefold()
+    if not key:
+        return current
+    if key in _CHOICES:
+        return _CHOICES[key]
+    return card.parse_status(text)
+
+
+def interactive(
+    register: Register,
+    call_id: int,
+    user: str,
+    zone: tzinfo,
+    journal_template: str | None,
+    ask: Callable[[str, str], str],
+    show: Callable[[str], None],
+) -> Outcome:
+    """The card dialog. `ask(question, default)` returns the answer; `show` prints a line."""
+    row = register.get_call(call_id)
+    opened = card.Card.from_row(row)  # its version is what the save will check
+    show(f"[bold]Карточка звонка {row['id']}[/bold]")
+    for label, value in calls_view.card_lines(row, zone):
+        show(f"{label}: {value}" if value else f"{label}: —")
+    show("Статус: 1 — Пропущен, 2 — Перезвонили, 3 — Записаться на ремонт")
+    while True:
+        answer = ask("Статус", card.status_label(opened.status))
+        try:
+            choice = parse_choice(answer, opened.status)
+            break
+        except UserError as exc:
+            show(str(exc))
+    if choice == card.MISSED:
+        return Outcome(None, card.NOT_SAVED_MISSED, refused=True)
+    book = choice == BOOK
+    question = "Комментарий (Enter — без комментария)" if book else "Результат"
+    while True:
+        result = ask(question, opened.result)
+        edit = card.Edit(user=user, status=card.CALLED_BACK, result=result, book=book)
+        try:
+            return apply(register, opened, edit, journal_template)
+        except UserError as exc:
+            if str(exc) != card.NEED_RESULT:
+                raise  # a conflict or a broken register: nothing to ask again
+            show(str(exc))

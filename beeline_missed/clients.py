@@ -1,0 +1,329 @@
+"""The clients directory («Контрагенты») as exported from 1C: CSV or XLSX into the register.
+
+Reading is split from writing so each step can be tested: `read_table` gives rows of text
+(CSV `;`/`,`/tab, UTF-8 or Windows-1251, or the first sheet of an XLSX), `find_layout` finds
+the header row and the name / phone / code columns, `parse` turns rows into clients and
+counts what it skipped and why, and `Register.upsert_clients` writes them in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beeline_missed import phones
+from beeline_missed.errors import UserError
+
+# Header words, compared with case and spacing ignored. Order matters: the first match wins.
+NAME_HEADERS = (
+    "наименование",
+    "наименование полное",
+    "полное наименование",
+    "контрагент",
+    "клиент",
+    "фио",
+    "название",
+    "имя",
+    "name",
+    "full name",
+    "client",
+    "customer",
+    "company",
+)
+# A header word that starts like these marks a phone column («Номер телефона», «Mobile»)...
+PHONE_STEMS = ("телефон", "мобил", "phone", "telephone", "mobile")
+# ...and so does one of these short forms as a whole word («Тел. сотовый»).
+PHONE_WORDS = ("тел", "тел.", "моб", "моб.", "tel", "tel.", "cell")
+# A header word that starts like these marks the name when no header is an exact match.
+NAME_STEMS = ("наименован", "контрагент", "клиент", "name")
+CODE_HEADERS = ("код", "code", "id", "external id", "external_id")
+HEADER_SEARCH_ROWS = 30
+
+# Skip reasons, as the summary prints them.
+NO_NAME = "no name"
+NO_NUMBER = "no phone number"
+BAD_NUMBER = "no recognisable phone number"
+
+
+@dataclass(frozen=True)
+class Layout:
+    header_row: int  # 0-based index of the header row; -1 when the file has none
+    name: int
+    phones: tuple[int, ...]
+    code: int | None = None
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    external_id: str | None
+    name: str
+    numbers: tuple[tuple[str, str], ...]  # (E.164, as written)
+
+
+@dataclass
+class Parsed:
+    entries: list[Entry] = field(default_factory=list)
+    rows_read: int = 0
+    numbers_recognised: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    # (row number in the file, text) of numbers that could not be read, first few only.
+    unrecognised: list[tuple[int, str]] = field(default_factory=list)
+    unrecognised_count: int = 0
+
+
+def _key(text: object) -> str:
+    return " ".join(str(text or "").replace("\ufeff", "").split()).casefold()
+
+
+def _cell(value: object) -> str:
+    """A cell as text; XLSX numbers such as 79161234567.0 become '79161234567'."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1251, as 1C writes either."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1251")
+
+
+def sniff_delimiter(text: str) -> str:
+    """';' or ',' or tab, judged by the first non-empty line (headers rarely hold commas)."""
+    for line in text.splitlines():
+        if line.strip():
+            counts = {d: line.count(d) for d in (";", ",", "\t")}
+            best = max(counts, key=lambda d: counts[d])
+            return best if counts[best] else ";"
+    return ";"
+
+
+def read_csv_text(text: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text))
+    return [[_cell(value) for value in row] for row in reader]
+
+
+def read_xlsx(path: Path) -> list[list[str]]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise UserError(f"Cannot read {path} as an XLSX workbook: {exc}.") from None
+    try:
+        sheet = book.active if book.active is not None else book.worksheets[0]
+        return [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
+def read_table(path: Path) -> list[list[str]]:
+    """The file's rows as text cells."""
+    if not path.is_file():
+        raise UserError(f"There is no file {path}.")
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        return read_xlsx(path)
+    if path.suffix.lower() == ".xls":
+        raise UserError(f"{path} is an old .xls workbook; save it as .xlsx or CSV in 1C.")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror}.") from None
+    if data.startswith(b"PK\x03\x04"):  # an XLSX under another name
+        return read_xlsx(path)
+    return read_csv_text(decode(data))
+
+
+# -- columns --------------------------------------------------------------------------------
+
+
+def _is_phone_header(text: str) -> bool:
+    words = _key(text).replace(",", " ").split()
+    return any(w.startswith(PHONE_STEMS) or w in PHONE_WORDS for w in words)
+
+
+def _pick(headers: Sequence[str], wanted: str, what: str) -> int:
+    """A column by its header (any case) or its 1-based number."""
+    if wanted.strip().isdigit():
+        index = int(wanted) - 1
+        if index < 0 or (headers and index >= len(headers)):
+            raise UserError(f"There is no column {wanted} for the {what}.")
+        return index
+    keys = [_key(h) for h in headers]
+    if _key(wanted) in keys:
+        return keys.index(_key(wanted))
+    shown = ", ".join(f"«{h}»" for h in headers if h) or "none"
+    raise UserError(f"There is no {what} column «{wanted}»; the columns are: {shown}.")
+
+
+def _detect(headers: Sequence[str]) -> tuple[int | None, list[int], int | None]:
+    keys = [_key(h) for h in headers]
+    name = next((keys.index(word) for word in NAME_HEADERS if word in keys), None)
+    if name is None:
+        name = next(
+            (i for i, k in enumerate(keys) if any(w.startswith(NAME_STEMS) for w in k.split())),
+            None,
+        )
+    phone_cols = [i for i, h in enumerate(headers) if h and _is_phone_header(h)]
+    code = next((keys.index(word) for word in CODE_HEADERS if word in keys), None)
+    return name, [i for i in phone_cols if i != name], code
+
+
+def find_layout(
+    rows: Sequence[Sequence[str]],
+    name_column: str | None = None,
+    phone_columns: Sequence[str] = (),
+) -> Layout:
+    """Find the header row (1C exports may start with a title) and the columns."""
+    explicit_numbers = (name_column is None or name_column.strip().isdigit()) and all(
+        p.strip().isdigit() for p in phone_columns
+    )
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        headers = [str(h) for h in row]
+        name, phone_cols, code = _detect(headers)
+        try:
+            if name_column is not None:
+                name = _pick(headers, name_column, "name")
+            if phone_columns:
+                phone_cols = [_pick(headers, p, "phone") for p in phone_columns]
+        except UserError:
+            continue
+        if name is not None and phone_cols:
+            return Layout(index, name, tuple(phone_cols), code, tuple(headers))
+    if name_column is not None and phone_columns and explicit_numbers:
+        # Column numbers and no recognisable header: the file has no header row.
+        return Layout(-1, int(name_column) - 1, tuple(int(p) - 1 for p in phone_columns))
+    first = next((row for row in rows if any(row)), [])
+    shown = ", ".join(f"«{h}»" for h in first if h) or "none"
+    wanted = []
+    if name_column is None:
+        wanted.append("a name column («Наименование»)")
+    if not phone_columns:
+        wanted.append("a phone column («Телефон»)")
+    what = " and ".join(wanted) or "the columns given"
+    raise UserError(
+        f"Cannot find {what} in the file (first row: {shown}); "
+        "name them with --name-column and --phone-column."
+    )
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+MAX_EXAMPLES = 10
+
+
+def parse(
+    rows: Sequence[Sequence[str]],
+    layout: Layout,
+    progress: Callable[[int], None] | None = None,
+) -> Parsed:
+    """Clients from the rows under the header; rows with one code or name are merged."""
+    out = Parsed()
+    merged: dict[str, Entry] = {}
+    first_data = layout.header_row + 1
+    for offset, row in enumerate(rows[first_data:]):
+        if progress is not None:
+            progress(1)
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines between blocks are not data
+        out.rows_read += 1
+        line_no = first_data + offset + 1
+
+        def cell(i: int | None, row: Sequence[str] = row) -> str:
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        name = " ".join(cell(layout.name).split())
+        if not name:
+            out.skipped[NO_NAME] += 1
+            continue
+        numbers: dict[str, str] = {}
+        texts = [part for col in layout.phones for part in phones.split_cell(cell(col))]
+        bad = []
+        for text in texts:
+            e164 = phones.normalise(text)
+            if e164 is None:
+                bad.append(text)
+            else:
+                numbers.setdefault(e164, text)
+        out.unrecognised_count += len(bad)
+        for text in bad:
+            if len(out.unrecognised) < MAX_EXAMPLES:
+                out.unrecognised.append((line_no, text))
+        if not numbers:
+            out.skipped[BAD_NUMBER if texts else NO_NUMBER] += 1
+            continue
+        out.numbers_recognised += len(numbers)
+        code = cell(layout.code) or None
+        key = f"code:{code}" if code else f"name:{_key(name)}"
+        if key in merged:
+            before = merged[key]
+            numbers = {**dict(before.numbers), **numbers}
+        merged[key] = Entry(code, name, tuple(numbers.items()))
+    out.entries = list(merged.values())
+    return out
+
+
+def entries_for_register(
+    entries: Iterable[Entry],
+) -> list[tuple[str | None, str, tuple[tuple[str, str], ...]]]:
+    return [(e.external_id, e.name, e.numbers) for e in entries]
+
+
+def parse_numbers(texts: Iterable[str]) -> list[tuple[str, str]]:
+    """Numbers typed on the command line (`clients add`); any bad one is an error."""
+    numbers: dict[str, str] = {}
+    for text in texts:
+        for part in phones.split_cell(text):
+            e164 = phones.normalise(part)
+            if e164 is None:
+                raise UserError(f"«{part}» is not a phone number.")
+            numbers.setdefault(e164, part)
+    if not numbers:
+        raise UserError("Give at least one phone number.")
+    return list(numbers.items())
+
+
+SUMMARY_LABELS = {
+    "rows_read": "rows read",
+    "numbers_recognised": "numbers recognised",
+    "numbers_not_recognised": "numbers not recognised",
+    "clients_added": "clients added",
+    "clients_updated": "clients updated",
+    "clients_unchanged": "clients unchanged",
+    "calls_relinked": "calls now showing another client",
+    "rows_skipped": "rows skipped",
+}
+
+
+def summary(parsed: Parsed, counts: dict[str, int]) -> dict[str, int]:
+    """The import's figures, keyed as `--json` prints them (labels in SUMMARY_LABELS)."""
+    return {
+        "rows_read": parsed.rows_read,
+        "numbers_recognised": parsed.numbers_recognised,
+        "numbers_not_recognised": parsed.unrecognised_count,
+        "clients_added": counts.get("added", 0),
+        "clients_updated": counts.get("updated", 0),
+        "clients_unchanged": counts.get("unchanged", 0),
+        "calls_relinked": counts.get("calls_relinked", 0),
+        "rows_skipped": sum(parsed.skipped.values()),
+    }
+
+
+def summary_rows(parsed: Parsed, counts: dict[str, int]) -> list[tuple[str, int]]:
+    """The summary as table rows, each skip reason under «rows skipped»."""
+    rows = [(SUMMARY_LABELS[key], value) for key, value in summary(parsed, counts).items()]
+    rows += [(f"  skipped: {reason}", n) for reason, n in sorted(parsed.skipped.items())]
+    return rows

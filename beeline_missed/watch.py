@@ -1,0 +1,132 @@
+"""The live list (`watch`): refreshes by itself, marks calls that arrived since it started.
+
+Idle cost is one `PRAGMA data_version` per tick: the list is read again only when another
+connection has committed. `Watcher.poll` holds that decision and is tested without sleeping;
+`run_live` wraps it in a rich Live loop that stops on Ctrl-C, after `duration` seconds, or
+when `stop` is set (the demo runs it for a fixed time).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from beeline_missed import calls_view
+from beeline_missed.register import MISSED, Register
+
+
+class Watcher:
+    """The list's state between ticks."""
+
+    def __init__(
+        self,
+        register: Register,
+        zone: tzinfo,
+        include_handled: bool = False,
+        limit: int | None = None,
+    ) -> None:
+        self.register = register
+        self.zone = zone
+        self.include_handled = include_handled
+        self.limit = limit
+        self.started_at = datetime.now(zone)
+        # Calls with a higher id arrived after we started watching.
+        self.baseline_id = register.max_call_id()
+        self.rows: list[dict[str, Any]] = []
+        self.open_count = 0
+        self.new_ids: set[int] = set()
+        self.loads = 0
+        self._version: int | None = None
+
+    def poll(self) -> bool:
+        """Reload when the register changed since the last poll; True when it did."""
+        version = self.register.data_version()
+        if version == self._version:
+            return False
+        self._version = version
+        self.rows = self.register.list_calls(self.include_handled, self.limit)
+        self.open_count = self.register.count_calls(MISSED)
+        self.new_ids = {r["id"] for r in self.rows if r["id"] > self.baseline_id}
+        self.loads += 1
+        return True
+
+    @property
+    def new_count(self) -> int:
+        """Calls still in the list that arrived since watching started."""
+        return len(self.new_ids)
+
+    def render(self, now: datetime | None = None) -> Group:
+        now = now or datetime.now(self.zone)
+        table = Table(expand=False)
+        table.add_column("")
+        for header in calls_view.LIST_HEADERS:
+            table.add_column(header)
+        for row in self.rows:
+            new = calls_view.is_new(row, self.new_ids)
+            table.add_row(
+                calls_view.NEW_MARK if new else "",
+                *calls_view.table_row(row, self.zone),
+                style="bold" if new else None,
+            )
+        since = self.started_at.strftime("%H:%M")
+        head = Text(
+            f"Пропущенных звонков: {self.open_count} · новых с {since}: {self.new_count}",
+            style="bold",
+        )
+        foot = Text(f"Обновлено {now.strftime('%H:%M:%S')} · Ctrl-C — выход", style="dim")
+        if not self.rows:
+            return Group(head, Text("Пропущенных звонков нет."), foot)
+        return Group(head, table, foot)
+
+
+def run_live(
+    register_path: Path | str,
+    zone: tzinfo,
+    interval: float = 2.0,
+    duration: float | None = None,
+    stop: threading.Event | None = None,
+    include_handled: bool = False,
+    limit: int | None = None,
+    console: Console | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Watcher:
+    """Show the live list until Ctrl-C, `duration` seconds, or `stop` is set."""
+    from rich.live import Live
+
+    stop = stop or threading.Event()
+    register = Register.open(register_path)
+    deadline = None if duration is None else clock() + duration
+    try:
+        watcher = Watcher(register, zone, include_handled, limit)
+        watcher.poll()
+        with Live(watcher.render(), console=console, auto_refresh=False, transient=False) as live:
+            try:
+                while True:
+                    # The clock line moves every tick; the list is re-read only on change.
+                    watcher.poll()
+                    live.update(watcher.render(), refresh=True)
+                    if stop.is_set():
+                        break
+                    wait = interval
+                    if deadline is not None:
+                        wait = min(wait, deadline - clock())
+                        if wait <= 0:
+                            break
+                    if stop.wait(wait):
+                        # Show the state at the moment of stopping, then leave.
+                        watcher.poll()
+                        live.update(watcher.render(), refresh=True)
+                        break
+            except KeyboardInterrupt:
+                pass  # Ctrl-C is how people leave the view: a clean exit, not an error
+        return watcher
+    finally:
+        register.close()
