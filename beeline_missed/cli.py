@@ -312,9 +312,12 @@ def watch_calls(
     from beeline_missed.output import console
 
     settings = state(ctx).settings()
+    zone = _zone(ctx)
+    # Said before the live view starts: also tells a script or test the view is up.
+    console.print(f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.")
     watch.run_live(
         settings.db,
-        _zone(ctx),
+        zone,
         interval=interval,
         duration=duration,
         include_handled=all_,

@@ -100,34 +100,52 @@ def decode(data: bytes) -> str:
         return data.decode("cp1251")
 
 
-def sniff_delimiter(text: str) -> str:
-    """';' or ',' or tab, judged by the first non-empty line (headers rarely hold commas)."""
-    for line in text.splitlines():
-        if line.strip():
-            counts = {d: line.count(d) for d in (";", ",", "\t")}
-            best = max(counts, key=lambda d: counts[d])
-            return best if counts[best] else ";"
-    return ";"
-
-
-def read_csv_text(text: str) -> list[list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text))
+def _split(text: str, delimiter: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     return [[_cell(value) for value in row] for row in reader]
 
 
+def _score(rows: list[list[str]]) -> tuple[bool, int]:
+    """How well a delimiter splits the file: a recognisable header first, then how many of
+    the first rows share the most common column count (more than one column)."""
+    head = rows[:HEADER_SEARCH_ROWS]
+    header = any(_detect(row)[0] is not None and _detect(row)[1] for row in head)
+    widths = Counter(len(row) for row in rows[:200] if any(row))
+    width, count = widths.most_common(1)[0] if widths else (0, 0)
+    return header, count if width > 1 else 0
+
+
+def read_csv_text(text: str) -> list[list[str]]:
+    """Rows split by ';', ',' or tab, whichever splits this file best.
+
+    The first line alone misleads: 1C puts a title line («Контрагенты») above the header,
+    and phone cells hold commas inside ';' files.
+    """
+    candidates = {d: _split(text, d) for d in (";", ",", "\t")}
+    best = max(candidates, key=lambda d: _score(candidates[d]))
+    return candidates[best]
+
+
 def read_xlsx(path: Path) -> list[list[str]]:
+    """The first (active) sheet. Opened from a handle: openpyxl judges a path by its suffix,
+    and a workbook saved as «clients.csv» is still a workbook."""
+    import zipfile
+
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, KeyError, OSError, ValueError) as exc:
+        with path.open("rb") as handle:
+            book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+            try:
+                sheet = book.active if book.active is not None else book.worksheets[0]
+                return [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+            finally:
+                book.close()
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise UserError(f"Cannot read {path} as an XLSX workbook: {exc}.") from None
-    try:
-        sheet = book.active if book.active is not None else book.worksheets[0]
-        return [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        book.close()
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror}.") from None
 
 
 def read_table(path: Path) -> list[list[str]]:
@@ -201,12 +219,26 @@ def find_layout(
                 phone_cols = [_pick(headers, p, "phone") for p in phone_columns]
         except UserError:
             continue
+        if explicit_numbers and name_column is not None and phone_columns:
+            # Columns given by number: the first row with a number in them is data, and
+            # the row above it (if any) is the header.
+            if any(
+                phones.normalise(part)
+                for i in phone_cols
+                if i < len(row)
+                for part in phones.split_cell(row[i])
+            ):
+                above = tuple(str(h) for h in rows[index - 1]) if index else ()
+                return Layout(index - 1, name, tuple(phone_cols), None, above)
+            continue
         if name is not None and phone_cols:
             return Layout(index, name, tuple(phone_cols), code, tuple(headers))
-    if name_column is not None and phone_columns and explicit_numbers:
-        # Column numbers and no recognisable header: the file has no header row.
-        return Layout(-1, int(name_column) - 1, tuple(int(p) - 1 for p in phone_columns))
     first = next((row for row in rows if any(row)), [])
+    if name_column is not None or phone_columns:
+        # Say which given column is not there, judged by the first row (the usual header).
+        _pick(first, name_column, "name") if name_column is not None else None
+        for wanted in phone_columns:
+            _pick(first, wanted, "phone")
     shown = ", ".join(f"«{h}»" for h in first if h) or "none"
     wanted = []
     if name_column is None:

@@ -297,6 +297,8 @@ class Register:
                     continue
                 have = phones.setdefault(client_id, {})
                 target = wanted if replace_phones else {**have, **wanted}
+                if not replace_phones:
+                    name = names[client_id]  # `clients add` «иванов» must not rename «Иванов»
                 if names[client_id] == name and set(have) == set(target):
                     counts["unchanged"] += 1
                     continue

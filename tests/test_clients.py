@@ -1,0 +1,274 @@
+"""The clients directory: import from real CSV (both encodings, both delimiters) and XLSX files,
+column detection, re-import, recognition of calls, and the `clients` commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from beeline_missed import clients
+from beeline_missed.cli import app
+from beeline_missed.errors import UserError
+from beeline_missed.register import Register
+
+runner = CliRunner()
+
+# A 1C export: a title line, a blank line, then the header. Numbers in every habit.
+HEADER = ["Код", "Наименование", "Телефон", "Мобильный телефон"]
+ROWS = [
+    ["000001", "Иванов Иван Иванович", "8 (916) 123-45-67", "+7 916 7654321, 79161112233"],
+    ["000002", "ООО «Ромашка», сервис", "9035550011; 8-903-555-00-12", ""],
+    ["000003", "", "89160000000", ""],  # no name
+    ["000004", "Петров П.", "", ""],  # no number
+    ["000005", "Сидоров", "звонить вечером", ""],  # no recognisable number
+]
+EXPECTED = {
+    "Иванов Иван Иванович": {"+79161234567", "+79167654321", "+79161112233"},
+    "ООО «Ромашка», сервис": {"+79035550011", "+79035550012"},
+}
+
+
+def csv_bytes(delimiter: str, encoding: str, rows: list[list[str]] | None = None) -> bytes:
+    out = io.StringIO(newline="")
+    out.write("Контрагенты\r\n\r\n")
+    writer = csv.writer(out, delimiter=delimiter)
+    writer.writerow(HEADER)
+    writer.writerows(rows if rows is not None else ROWS)
+    return out.getvalue().encode(encoding)
+
+
+def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Контрагенты"])
+    sheet.append([])
+    sheet.append(HEADER)
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def directory(reg: Register) -> dict[str, set[str]]:
+    return {row["name"]: set(row["phones"]) for row in reg.list_clients()}
+
+
+def import_file(reg: Register, path: Path, **columns) -> tuple[clients.Parsed, dict[str, int]]:
+    rows = clients.read_table(path)
+    layout = clients.find_layout(rows, **columns)
+    parsed = clients.parse(rows, layout)
+    return parsed, reg.upsert_clients(clients.entries_for_register(parsed.entries))
+
+
+def add_call(reg: Register, key: str, phone: str | None) -> int:
+    with reg.transaction() as conn:
+        row = reg.insert_call(
+            conn,
+            session_key=key,
+            phone=phone,
+            phone_raw=phone or "",
+            called_at="2026-11-27T10:00:00Z",
+            line="200",
+        )
+    assert row is not None
+    return row
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "encoding"),
+    [(";", "utf-8"), (",", "utf-8-sig"), (";", "cp1251"), (",", "cp1251"), ("\t", "utf-8")],
+)
+def test_csv_import_in_each_encoding_and_delimiter(
+    register: Register, tmp_path: Path, delimiter: str, encoding: str
+) -> None:
+    path = tmp_path / "clients.csv"
+    path.write_bytes(csv_bytes(delimiter, encoding))
+    parsed, counts = import_file(register, path)
+    assert directory(register) == EXPECTED
+    assert parsed.rows_read == 5
+    assert parsed.numbers_recognised == 5
+    assert dict(parsed.skipped) == {
+        clients.NO_NAME: 1,
+        clients.NO_NUMBER: 1,
+        clients.BAD_NUMBER: 1,
+    }
+    assert parsed.unrecognised == [(8, "звонить вечером")]
+    assert counts["added"] == 2
+
+
+def test_xlsx_import_reads_numbers_stored_as_numbers(register: Register, tmp_path: Path) -> None:
+    rows: list[list[object]] = [list(r) for r in ROWS]
+    rows[0][2] = 89161234567  # Excel keeps a typed-in number as a number
+    rows[1][2] = 9035550011.0
+    rows[1][3] = "8-903-555-00-12"
+    path = write_xlsx(tmp_path / "clients.xlsx", rows)
+    parsed, _ = import_file(register, path)
+    assert directory(register) == EXPECTED
+    assert parsed.rows_read == 5
+
+
+def test_xlsx_saved_as_csv_name_is_still_read(register: Register, tmp_path: Path) -> None:
+    xlsx = write_xlsx(tmp_path / "a.xlsx", [list(r) for r in ROWS])
+    renamed = tmp_path / "export.csv"
+    renamed.write_bytes(xlsx.read_bytes())
+    import_file(register, renamed)
+    assert directory(register) == EXPECTED
+
+
+def test_reimport_updates_instead_of_duplicating(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "clients.csv"
+    path.write_bytes(csv_bytes(";", "cp1251"))
+    import_file(register, path)
+    _, again = import_file(register, path)
+    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    assert register.count_clients() == 2
+
+    changed = [list(r) for r in ROWS]
+    changed[0][1] = "Иванов И. И."  # renamed in 1C, same code
+    changed[0][3] = ""  # the mobile numbers removed
+    path.write_bytes(csv_bytes(";", "cp1251", changed))
+    _, third = import_file(register, path)
+    assert (third["added"], third["updated"], third["unchanged"]) == (0, 1, 1)
+    assert directory(register) == {
+        "Иванов И. И.": {"+79161234567"},
+        "ООО «Ромашка», сервис": EXPECTED["ООО «Ромашка», сервис"],
+    }
+
+
+def test_without_a_code_column_clients_match_by_name(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("Name,Phone\nИванов Иван,89161234567\n", encoding="utf-8")
+    import_file(register, path)
+    path.write_text("Name,Phone\n  ИВАНОВ   иван ,89161234567;89031112233\n", encoding="utf-8")
+    _, counts = import_file(register, path)
+    assert counts["updated"] == 1 and register.count_clients() == 1
+    assert set(register.list_clients()[0]["phones"]) == {"+79161234567", "+79031112233"}
+
+
+def test_same_client_twice_in_a_file_is_merged(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text(
+        "Код;Наименование;Телефон\n7;Иванов;89161234567\n7;Иванов;89031112233\n", encoding="utf-8"
+    )
+    import_file(register, path)
+    assert directory(register) == {"Иванов": {"+79161234567", "+79031112233"}}
+
+
+def test_unknown_headers_need_the_column_options(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text("Кто;Связь;Заметка\nИванов;89161234567;VIP\n", encoding="utf-8")
+    rows = clients.read_table(path)
+    with pytest.raises(UserError, match="--name-column and --phone-column"):
+        clients.find_layout(rows)
+    with pytest.raises(UserError, match="no phone column «Факс»"):
+        clients.find_layout(rows, name_column="кто", phone_columns=["Факс"])
+    import_file(register, path, name_column="кто", phone_columns=["связь"])
+    assert directory(register) == {"Иванов": {"+79161234567"}}
+
+
+def test_column_numbers_for_a_file_without_header(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "bare.csv"
+    path.write_text("Иванов;89161234567\nПетров;+7 903 111 22 33\n", encoding="utf-8")
+    import_file(register, path, name_column="1", phone_columns=["2"])
+    assert directory(register) == {"Иванов": {"+79161234567"}, "Петров": {"+79031112233"}}
+
+
+def test_english_headers_are_detected(tmp_path: Path) -> None:
+    path = tmp_path / "en.csv"
+    path.write_text("ID,Customer,Mobile phone,Work phone\n1,Acme,89161234567,\n", encoding="utf-8")
+    layout = clients.find_layout(clients.read_table(path))
+    assert (layout.name, layout.phones, layout.code) == (1, (2, 3), 0)
+
+
+def test_calls_show_the_client_and_follow_directory_changes(register: Register) -> None:
+    early = add_call(register, "before", "+79161234567")
+    hidden = add_call(register, "hidden", None)
+    assert register.get_call(early)["client"] is None
+    counts = register.upsert_clients(
+        [(None, "Иванов", [("+79161234567", "8 916 123-45-67")])], replace_phones=False
+    )
+    assert counts["calls_relinked"] == 1
+    assert register.get_call(early)["client"] == "Иванов"
+    assert register.get_call(hidden)["client"] is None
+    # A call arriving now is linked at insert.
+    later = add_call(register, "after", "+79161234567")
+    assert register.get_call(later)["client"] == "Иванов"
+    # The number moves to another client on re-import: existing calls follow.
+    register.upsert_clients([(None, "Иванов", [("+79030000000", "")])])
+    register.upsert_clients([(None, "Петрова", [("+79161234567", "")])])
+    assert {register.get_call(i)["client"] for i in (early, later)} == {"Петрова"}
+    # Re-linking is not a card edit: the card's version stays.
+    assert register.get_call(early)["version"] == 1
+
+
+def test_find_by_name_any_case_and_by_number_in_any_form(register: Register) -> None:
+    register.upsert_clients(
+        [
+            (None, "Иванов Иван", [("+79161234567", "")]),
+            (None, "ООО Ромашка", [("+79035550011", "")]),
+        ]
+    )
+    assert [r["name"] for r in register.find_clients("иВАН")] == ["Иванов Иван"]
+    result = runner.invoke(app, ["clients", "find", "8 (916) 123-45-67", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.output)] == ["Иванов Иван"]
+    assert [r["name"] for r in register.find_clients("5550011")] == ["ООО Ромашка"]
+    assert register.find_clients("Сидоров") == []
+
+
+def test_cli_import_prints_summary_and_json(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "clients.csv"
+    path.write_bytes(csv_bytes(",", "cp1251"))
+    result = runner.invoke(app, ["clients", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Columns: name «Наименование», phones «Телефон», «Мобильный телефон», code «Код»" in (
+        result.output
+    )
+    assert "Row 8: «звонить вечером» is not a phone number." in result.output
+    again = runner.invoke(app, ["clients", "import", str(path), "--json"])
+    assert again.exit_code == 0, again.output
+    data = json.loads(again.output)
+    assert data["rows_read"] == 5
+    assert data["numbers_recognised"] == 5
+    assert data["rows_skipped"] == 3
+    assert (data["clients_added"], data["clients_unchanged"]) == (0, 2)
+    assert data["skipped"] == {
+        "no name": 1,
+        "no phone number": 1,
+        "no recognisable phone number": 1,
+    }
+
+
+def test_cli_import_errors_are_one_sentence(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["clients", "import", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 1
+    assert "There is no file" in missing.output and "Traceback" not in missing.output
+    odd = tmp_path / "odd.csv"
+    odd.write_text("a;b\n1;2\n", encoding="utf-8")
+    result = runner.invoke(app, ["clients", "import", str(odd)])
+    assert result.exit_code == 1
+    assert "--name-column" in result.output
+
+
+def test_cli_add_list_and_bad_number(register: Register) -> None:
+    call_id = add_call(register, "s", "+79161234567")
+    result = runner.invoke(app, ["clients", "add", "Иванов", "8 916 123-45-67", "+7 903 1112233"])
+    assert result.exit_code == 0, result.output
+    assert "Added «Иванов»" in result.output and "1 call(s) now show this name" in result.output
+    assert register.get_call(call_id)["client"] == "Иванов"
+    again = runner.invoke(app, ["clients", "add", "иванов", "79031112233"])
+    assert "Already there:" in again.output
+    listed = json.loads(runner.invoke(app, ["clients", "list", "--json"]).output)
+    assert [(c["name"], c["phones"], c["calls"]) for c in listed] == [
+        ("Иванов", ["+79031112233", "+79161234567"], 1)
+    ]
+    bad = runner.invoke(app, ["clients", "add", "Петров", "позвонить"])
+    assert bad.exit_code == 1
+    assert "«позвонить» is not a phone number" in bad.output
+    assert register.count_clients() == 1
