@@ -313,8 +313,6 @@ def watch_calls(
 
     settings = state(ctx).settings()
     zone = _zone(ctx)
-    # Said before the live view starts: also tells a script or test the view is up.
-    console.print(f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.")
     watch.run_live(
         settings.db,
         zone,
@@ -323,6 +321,7 @@ def watch_calls(
         include_handled=all_,
         limit=limit,
         console=console,
+        intro=f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.",
     )
 
 
@@ -494,6 +493,248 @@ def inbox_command(
     print_table(columns, [[row[c] for c in columns] for row in rows])
     counts = register.inbox_counts()
     print_table(["state", "events"], sorted(counts.items()), title="Inbox")
+
+
+# -- subscriptions ------------------------------------------------------------------------
+
+SUBSCRIPTION_HEADERS = ["pattern", "subscription", "state", "time left", "expires at", "note"]
+
+
+def _pbx(ctx: typer.Context) -> Any:
+    from beeline_missed.pbx import PbxClient
+
+    return PbxClient.from_settings(state(ctx).settings())
+
+
+def _subscription_json(row: dict[str, Any], zone: Any) -> dict[str, Any]:
+    from beeline_missed import timefmt
+
+    shown = {
+        "subscriptionId": row["id"],
+        "pattern": row["pattern"],
+        "subscriptionType": row["subscription_type"],
+        "url": row["url"],
+        "expires": row["expires"],
+        "requested": row.get("requested"),
+        "created_at": timefmt.iso_local(row["created_at"], zone),
+        "expires_at": timefmt.iso_local(row["expires_at"], zone),
+        "last_checked_at": timefmt.iso_local(row.get("last_checked_at"), zone),
+        "last_error": row.get("last_error"),
+    }
+    if "live_state" in row:
+        shown["state"] = row["live_state"]
+        shown["seconds_left"] = row["seconds_left"]
+    return shown
+
+
+def _duration(seconds: int) -> str:
+    if seconds <= 0:
+        return "0 s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours >= 24:
+        return f"{hours // 24} d {hours % 24} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+@app.command("subscribe")
+def subscribe_command(
+    ctx: typer.Context,
+    patterns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pattern",
+            metavar="P",
+            help="Abonent to subscribe: phone, extension or userId. Repeat for several.",
+        ),
+    ] = None,
+    all_abonents: Annotated[
+        bool, typer.Option("--all-abonents", help="Subscribe every abonent the PBX lists.")
+    ] = False,
+    expires: Annotated[
+        int | None,
+        typer.Option(
+            "--expires",
+            metavar="SECONDS",
+            min=1,
+            help="Lifetime to ask for (the PBX may grant less; the granted one is kept).",
+        ),
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", metavar="BASIC_CALL|ADVANCED_CALL", help="Subscription type."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="Where the PBX posts events; default BEELINE_MISSED_PUBLIC_URL."
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Subscribe to the PBX's call events: one subscription per pattern.
+
+    Each is recorded with the lifetime the PBX granted. A pattern already held for the same URL
+    and type is renewed (the new one made first, then the old one deleted), never doubled.
+    The daemon keeps the recorded subscriptions alive.
+    """
+    from beeline_missed import subscriptions, timefmt
+    from beeline_missed.output import print_json, print_table
+
+    settings = state(ctx).settings()
+    chosen = list(patterns or [])
+    if not chosen and not all_abonents:
+        raise UserError("Say what to subscribe: --pattern P (repeatable) or --all-abonents.")
+    kind = (type_ or settings.subscription_type).upper()
+    asked = expires or settings.subscription_expires
+    target = subscriptions.validate(asked, kind, url or settings.public_url)
+    register = state(ctx).register()
+    with _pbx(ctx) as pbx:
+        if all_abonents:
+            chosen += [p for p in subscriptions.abonent_patterns(pbx) if p not in chosen]
+        rows = subscriptions.subscribe(register, pbx, chosen, asked, kind, target)
+    zone = _zone(ctx)
+    if json_:
+        print_json([_subscription_json(row, zone) for row in rows])
+        return
+    table = [
+        [
+            row["pattern"],
+            row["id"],
+            "active",
+            _duration(row["expires"]),
+            timefmt.show_local(row["expires_at"], zone),
+            "" if row["expires"] >= asked else f"asked {asked} s, granted {row['expires']} s",
+        ]
+        for row in rows
+    ]
+    print_table(SUBSCRIPTION_HEADERS, table, title=f"Subscribed, events go to {target}")
+
+
+@app.command("status")
+def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Every subscription we hold, checked live at the PBX: active, expired or gone.
+
+    Also shows when the daemon last received an event.
+    """
+    from beeline_missed import subscriptions, timefmt
+    from beeline_missed.output import print_json, print_table, say
+
+    register = state(ctx).register()
+    zone = _zone(ctx)
+    rows: list[dict[str, Any]] = []
+    if register.list_subscriptions(("active",)):
+        with _pbx(ctx) as pbx:
+            rows = subscriptions.status(register, pbx)
+    last_event = subscriptions.last_event_at(register)
+    if json_:
+        print_json(
+            {
+                "subscriptions": [_subscription_json(row, zone) for row in rows],
+                "last_event_at": timefmt.iso_local(last_event, zone),
+            }
+        )
+        return
+    if rows:
+        table = [
+            [
+                row["pattern"] or "all abonents",
+                row["id"],
+                row["live_state"],
+                _duration(row["seconds_left"]) if row["live_state"] == "active" else "",
+                timefmt.show_local(row["expires_at"], zone),
+                row["last_error"] or "",
+            ]
+            for row in rows
+        ]
+        print_table(SUBSCRIPTION_HEADERS, table, title="Subscriptions")
+    else:
+        say("No subscriptions held; make one with `beeline-missed subscribe`.")
+    if last_event:
+        say(f"Last event received: {timefmt.show_local(last_event, zone)}.")
+    else:
+        say("No event received yet.")
+
+
+@app.command("unsubscribe")
+def unsubscribe_command(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[str] | None, typer.Argument(metavar="ID...", help="Subscription ids to delete.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Delete every subscription we hold.")] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Delete subscriptions at the PBX and mark them deleted in the register."""
+    from beeline_missed import subscriptions
+    from beeline_missed.output import print_json, print_table, say
+
+    if bool(ids) == all_:
+        raise UserError("Give subscription ids or --all (not both).")
+    register = state(ctx).register()
+    if all_ and not register.list_subscriptions(("active",)):
+        results: list[dict[str, Any]] = []
+    else:
+        with _pbx(ctx) as pbx:
+            results = subscriptions.unsubscribe(register, pbx, None if all_ else ids)
+    if json_:
+        print_json(results)
+    elif not results:
+        say("No subscriptions held; nothing to delete.")
+    else:
+        table = [[r["pattern"] or "", r["subscriptionId"], r["result"]] for r in results]
+        print_table(["pattern", "subscription", "result"], table)
+
+
+@app.command("simulator")
+def simulator_command(
+    listen: Annotated[
+        str, typer.Option("--listen", metavar="HOST:PORT", help="Address; port 0 picks a free one.")
+    ] = "127.0.0.1:0",
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="Token it accepts; default BEELINE_API_TOKEN or a fixed one."),
+    ] = None,
+    max_expires: Annotated[
+        int | None,
+        typer.Option("--max-expires", metavar="SECONDS", help="Grant at most this lifetime."),
+    ] = None,
+) -> None:
+    """For tests, the demo and benchmarks: run the built-in PBX simulator (not a real PBX).
+
+    Serves the portal API (subscriptions, abonents, statistics) and posts call events to the
+    subscribed URLs. Prints BEELINE_API_URL=... on its first line; control endpoints are under
+    /_sim/. Stops on Ctrl-C or SIGTERM.
+    """
+    import os
+    import sys
+
+    from beeline_missed.config import ENV_API_TOKEN
+    from beeline_missed.simulator import DEFAULT_TOKEN, Simulator, serve_forever
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--listen must be HOST:PORT, not {listen!r}.")
+    sim = Simulator(
+        token=token or os.environ.get(ENV_API_TOKEN) or DEFAULT_TOKEN,
+        max_expires=max_expires,
+        host=host,
+        port=int(port),
+    )
+
+    def ready(url: str) -> None:
+        sys.stdout.write(f"BEELINE_API_URL={url}\n")
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"PBX simulator at {url}; control at {sim.root_url}/_sim/; Ctrl-C stops.\n"
+        )
+
+    try:
+        serve_forever(sim, ready)
+    except OSError as exc:
+        raise UserError(f"Cannot listen on {listen}: {exc.strerror or exc}.") from None
 
 
 def main() -> None:

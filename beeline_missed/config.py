@@ -32,6 +32,8 @@ class Settings:
     # Daemon
     listen: str = "127.0.0.1:8088"
     settle: float = 10.0
+    # A session still ringing with no event for this long lost its release: declare it missed.
+    stale_after: float = 3600.0
     max_body_bytes: int = 256 * 1024
     subscription_expires: int = 3600
     subscription_type: str = "BASIC_CALL"

@@ -550,3 +550,90 @@ class Register:
             """,
             [result, result, user, timefmt.to_stored(timefmt.now_utc()), call_id],
         )
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    SUBSCRIPTION_COLUMNS = (
+        "id",
+        "pattern",
+        "subscription_type",
+        "url",
+        "expires",
+        "requested",
+        "created_at",
+        "expires_at",
+        "state",
+        "replaced_by",
+        "last_checked_at",
+        "last_error",
+    )
+
+    def _insert_subscription(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        columns = [c for c in self.SUBSCRIPTION_COLUMNS if c in row]
+        conn.execute(
+            f"INSERT INTO subscriptions ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})",
+            [row[c] for c in columns],
+        )
+
+    def insert_subscription(self, row: dict[str, Any]) -> dict[str, Any]:
+        with self.transaction() as conn:
+            self._insert_subscription(conn, row)
+        return self.get_subscription(row["id"]) or {}
+
+    def get_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT * FROM subscriptions WHERE id = ?", [subscription_id]
+        ).fetchone()
+        return dict(row) if row else None
+
+    def list_subscriptions(self, states: Iterable[str] | None = ("active",)) -> list[dict]:
+        """Oldest first; `states` None lists every row ever recorded."""
+        sql = "SELECT * FROM subscriptions"
+        params: list[Any] = []
+        if states is not None:
+            states = list(states)
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            params = states
+        sql += " ORDER BY created_at, rowid"
+        return [dict(row) for row in self.conn.execute(sql, params)]
+
+    def update_subscription(
+        self, subscription_id: str, *, only_if_state: str | None = None, **changes: Any
+    ) -> bool:
+        """Change some columns; with `only_if_state`, only while the row is in that state."""
+        unknown = set(changes) - set(self.SUBSCRIPTION_COLUMNS) - {"id"}
+        if unknown or not changes or "id" in changes:
+            raise ValueError(f"cannot update subscription columns {sorted(changes)}")
+        sql = f"UPDATE subscriptions SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?"
+        params = [*changes.values(), subscription_id]
+        if only_if_state is not None:
+            sql += " AND state = ?"
+            params.append(only_if_state)
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount > 0
+
+    def replace_subscription(
+        self, old_id: str, new_row: dict[str, Any], old_state: str = "replaced"
+    ) -> bool:
+        """Record the successor and retire the old row in one transaction.
+
+        Only while the old row is still active (another process may have renewed it first);
+        returns False and records nothing otherwise.
+        """
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE subscriptions SET state = ?, replaced_by = ?, last_error = NULL "
+                "WHERE id = ? AND state = 'active'",
+                [old_state, new_row["id"], old_id],
+            )
+            if cursor.rowcount == 0:
+                return False
+            self._insert_subscription(conn, new_row)
+        return True
+
+    def inbox_body(self, inbox_id: int) -> bytes:
+        row = self.conn.execute("SELECT body FROM inbox WHERE id = ?", [inbox_id]).fetchone()
+        if row is None:
+            raise UserError(f"There is no event {inbox_id} in the inbox.")
+        return bytes(row[0])

@@ -1,0 +1,333 @@
+"""The daemon: the hook (uvicorn + starlette), the inbox processor and the subscription keeper.
+
+The hook only stores what it is given and answers; a processor thread turns the inbox into
+register rows, and a keeper thread keeps the PBX subscriptions alive. Each has its own SQLite
+connection; SQLite in WAL mode serialises the writers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from beeline_missed import xsi
+from beeline_missed.config import Settings
+from beeline_missed.errors import UserError
+from beeline_missed.processing import Processor, now_ms
+from beeline_missed.register import Register
+
+log = logging.getLogger("beeline_missed.daemon")
+
+NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+def hook_path(public_url: str | None) -> str:
+    """The secret path the PBX posts to, taken from the public URL."""
+    if not public_url:
+        raise UserError(
+            "No public hook URL: set BEELINE_MISSED_PUBLIC_URL (or public_url in config.toml) "
+            "to the URL the PBX should post to, secret path included."
+        )
+    path = urlsplit(public_url).path.rstrip("/")
+    if len(path.strip("/")) < 8:
+        raise UserError(
+            "The public hook URL needs a secret path of at least 8 characters, "
+            "e.g. https://shop.example.ru/beeline/hook/<long random text>."
+        )
+    return path
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--listen must be HOST:PORT, not {listen!r}.")
+    return host.strip("[]"), int(port)
+
+
+class Intake:
+    """Stores each posted body durably before the hook answers."""
+
+    def __init__(self, db_path: Path, max_body_bytes: int, wake: threading.Event) -> None:
+        self.register = Register.open(db_path)
+        self.max_body_bytes = max_body_bytes
+        self.wake = wake
+        self.lock = threading.Lock()
+
+    def store(self, body: bytes, **fields: Any) -> int:
+        with self.lock:
+            return self.register.add_inbox(body, now_ms(), **fields)
+
+    async def read_body(self, request: Request) -> bytes | None:
+        """The body, or None when it is larger than allowed."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return None
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            body = await self.read_body(request)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if body is None:
+            reason = f"The body is larger than {self.max_body_bytes} bytes."
+            self._store_rejected(b"", reason)
+            log.warning("rejected an event: %s", reason)
+            return PlainTextResponse(reason, status_code=413)
+        try:
+            event = xsi.parse_event(body)
+        except xsi.BadDocument as exc:
+            self._store_rejected(body, exc.reason)
+            log.warning("rejected an event: %s", exc.reason)
+            return PlainTextResponse(exc.reason, status_code=exc.status)
+        try:
+            self.store(
+                body,
+                event_id=event.event_id,
+                event_type=event.event_type,
+                subscription_id=event.subscription_id,
+                target_id=event.target_id,
+                call_id=event.call_id,
+            )
+        except Exception as exc:  # disk full, read-only file...: let the PBX retry
+            log.error("cannot store an event, answering 503: %s", exc)
+            return PlainTextResponse("The event could not be stored.", status_code=503)
+        self.wake.set()
+        return PlainTextResponse("OK")
+
+    def _store_rejected(self, body: bytes, reason: str) -> None:
+        try:
+            self.store(body, state="rejected", reason=reason)
+        except Exception as exc:
+            log.error("cannot keep a rejected event aside: %s", exc)
+
+
+def build_app(intake: Intake, secret_path: str) -> Starlette:
+    secret = secret_path.encode()
+
+    async def endpoint(request: Request) -> Response:
+        path = request.url.path.rstrip("/").encode()
+        if request.method == "GET" and path == b"/healthz":
+            return PlainTextResponse("ok")
+        # Constant time, and the same 404 for a wrong path and a wrong method.
+        if hmac.compare_digest(path, secret) and request.method == "POST":
+            return await intake.handle(request)
+        return NOT_FOUND
+
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=ALL_METHODS)])
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff for PBX errors: 1 s, 2 s, 4 s … up to `limit`."""
+
+    limit: float = 300.0
+    failures: int = 0
+
+    def delay(self) -> float:
+        return min(self.limit, 2.0 ** max(0, self.failures - 1)) if self.failures else 0.0
+
+    def failed(self) -> float:
+        self.failures += 1
+        return self.delay()
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class Workers:
+    """The background threads: inbox processing and subscription keeping."""
+
+    settings: Settings
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    terminated: queue.Queue[str] = field(default_factory=queue.Queue)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.threads = [
+            threading.Thread(target=self._process_loop, name="processor", daemon=True),
+            threading.Thread(target=self._keep_loop, name="keeper", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.wake.set()
+        for thread in self.threads:
+            thread.join(timeout=15)
+
+    def _process_loop(self) -> None:
+        register = Register.open(self.settings.db)
+        processor = Processor(
+            register,
+            settle=self.settings.settle,
+            stale_after=self.settings.stale_after,
+            on_terminated=[self.terminated.put],
+        )
+        tick = max(0.05, min(0.5, self.settings.settle / 4))
+        backoff = Backoff(limit=30)
+        try:
+            while True:
+                try:
+                    written = processor.run_once()
+                    for row in written:
+                        log.info("missed call registered: id %s", row)
+                    backoff.succeeded()
+                except Exception:
+                    log.exception("processing failed; retrying")
+                    self.stop.wait(backoff.failed())
+                if self.stop.is_set():
+                    processor.run_once()  # what was acknowledged before the stop
+                    return
+                self.wake.wait(tick)
+                self.wake.clear()
+        finally:
+            register.close()
+
+    def _keep_loop(self) -> None:
+        if not self.settings.api_token:
+            log.warning("no API token: subscriptions are not kept alive by this daemon")
+            return
+        from beeline_missed import subscriptions
+        from beeline_missed.pbx import PbxClient
+
+        register = Register.open(self.settings.db)
+        client = PbxClient.from_settings(self.settings)
+        backoff = Backoff()
+        next_check = 0.0
+        try:
+            while not self.stop.is_set():
+                try:
+                    while not self.terminated.empty():
+                        sub_id = self.terminated.get_nowait()
+                        log.info("subscription %s terminated by the PBX; re-subscribing", sub_id)
+                        subscriptions.on_terminated(register, client, sub_id)
+                    now = time.time()
+                    for action in subscriptions.keep_alive(register, client, self.settings, now):
+                        log.info("%s", action)
+                    if now >= next_check:
+                        for action in subscriptions.check(register, client, now):
+                            log.info("%s", action)
+                        next_check = now + self.settings.check_interval
+                    backoff.succeeded()
+                    register.set_meta("keeper_error", None)
+                    wait = 1.0
+                except Exception as exc:  # PBX down, slow, 5xx, 401: keep serving, try later
+                    wait = backoff.failed()
+                    log.error("subscription upkeep failed (retry in %.0f s): %s", wait, exc)
+                    register.set_meta("keeper_error", str(exc))
+                self.stop.wait(wait)
+        finally:
+            client.close()
+            register.close()
+
+
+def _hook_server_class() -> type:
+    import uvicorn
+
+    class HookServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT after a graceful stop, so the process would die by the
+        signal; for us a requested stop is a clean exit with status 0."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return HookServer
+
+
+def serve(settings: Settings) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    import uvicorn
+
+    secret_path = hook_path(settings.public_url)
+    host, port = parse_listen(settings.listen)
+    workers = Workers(settings)
+    intake = Intake(settings.db, settings.max_body_bytes, workers.wake)
+    app = build_app(intake, secret_path)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,  # the access log would write the secret path
+        log_config=None,
+        server_header=False,
+        h11_max_incomplete_event_size=16 * 1024,  # header size limit
+        limit_concurrency=200,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
+    )
+    server = _hook_server_class()(config)
+    workers.start()
+    log.info("listening on http://%s:%s (hook path hidden), register %s", host, port, settings.db)
+    try:
+        server.run()
+    finally:
+        workers.shutdown()
+        intake.register.close()
+        log.info("stopped")
+    if not server.started:
+        raise UserError(f"Could not listen on {host}:{port}; is the port free?")
+
+
+def configure_logging(log_file: Path | None = None, verbose: bool = False) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler()
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # httpx logs every request URL at INFO; keep it quiet (no token there, but noise).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def run(
+    settings: Settings,
+    *,
+    detach: bool = False,
+    pidfile: Path | None = None,
+    log_file: Path | None = None,
+    verbose: bool = False,
+) -> None:
+    """Foreground by default (systemd, containers); `detach` daemonises with python-daemon."""
+    hook_path(settings.public_url)  # fail before forking
+    parse_listen(settings.listen)
+    settings = replace(settings, db=settings.db.resolve())  # detaching changes the folder
+    if not detach:
+        configure_logging(log_file, verbose)
+        serve(settings)
+        return
+    import daemon
+    from daemon.pidfile import TimeoutPIDLockFile
+
+    if log_file is None:
+        raise UserError("--detach needs --log-file, so that the daemon's messages are kept.")
+    lock = TimeoutPIDLockFile(str(pidfile), acquire_timeout=1) if pidfile else None
+    log_file = log_file.resolve()
+    with daemon.DaemonContext(pidfile=lock, working_directory="/", umask=0o077):
+        configure_logging(log_file, verbose)
+        serve(settings)

@@ -1,0 +1,250 @@
+"""End to end: the daemon as a real subprocess, the simulator posting XSI documents over HTTP,
+and the register read back through the CLI."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from beeline_missed import xsi_build
+from beeline_missed.simulator import Simulator
+from tests.daemon_harness import SECRET_PATH, Daemon, wait_for
+
+T0 = 1795766400000
+GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
+CALLER = "+79161234567"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator()
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def daemon(home: Path, sim: Simulator) -> Iterator[Daemon]:
+    proc = Daemon(home).start()
+    sim.subscribe(None, 3600, "BASIC_CALL", proc.public_url)
+    yield proc
+    proc.stop()
+
+
+def marker_call(sim: Simulator, start_ms: int) -> str:
+    """A missed call played last: once it is registered, every earlier call was decided."""
+    steps = xsi_build.incoming_call(GROUP[:1], "+70000000001", start_ms)
+    sim.play(steps)
+    return steps[0].leg.ext_tracking_id
+
+
+def registered_after_marker(daemon: Daemon, sim: Simulator, start_ms: int) -> list[dict]:
+    marker_call(sim, start_ms)
+    calls = wait_for(
+        lambda: [c for c in daemon.calls() if c["phone"] == "+70000000001"] and daemon.calls()
+    )
+    return [c for c in calls if c["phone"] != "+70000000001"]
+
+
+def test_single_missed_call(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0))
+    (call,) = wait_for(daemon.calls)
+    assert call["phone"] == CALLER
+    assert call["status"] == "missed"
+    assert call["status_label"] == "Пропущен"
+    assert call["line"] == "9001112201"
+    assert call["called_at"].startswith("2026-11-27T11:00:00+03:00")
+
+
+def test_answered_call_is_not_registered(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0, answered_by=GROUP[0]))
+    assert registered_after_marker(daemon, sim, T0 + 60_000) == []
+
+
+def test_hunt_group_answered_by_one_with_releases_before_the_answer(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    steps = xsi_build.incoming_call(GROUP, CALLER, T0, answered_by=GROUP[2])
+    received = [s for s in steps if s.event_type == "CallReceivedEvent"]
+    others_released = [
+        s for s in steps if s.event_type == "CallReleasedEvent" and s.leg.target_id != GROUP[2]
+    ]
+    rest = [s for s in steps if s not in received and s not in others_released]
+    sim.play(received + others_released + rest)
+    assert registered_after_marker(daemon, sim, T0 + 60_000) == []
+
+
+def test_hunt_group_nobody_answered_is_one_row(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP, CALLER, T0))
+    (call,) = registered_after_marker(daemon, sim, T0 + 60_000)
+    assert call["line"] == "9001112201, 9001112202, 9001112203"
+
+
+def test_duplicates_and_overlapping_subscriptions(daemon: Daemon, sim: Simulator) -> None:
+    sim.subscribe(GROUP[0], 3600, "BASIC_CALL", daemon.public_url)  # overlaps the catch-all one
+    steps = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
+    deliveries = sim.play(steps)
+    assert len(deliveries) == 4 and all(d.status == 200 for d in deliveries)
+    same = xsi_build.event_document(steps[0], subscription_id="x", event_id="fixed-id")
+    assert daemon.post(same).status_code == 200
+    assert daemon.post(same).status_code == 200
+    assert len(registered_after_marker(daemon, sim, T0 + 60_000)) == 1
+
+
+def test_reverse_order(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(list(reversed(xsi_build.incoming_call(GROUP[:2], CALLER, T0))))
+    assert len(registered_after_marker(daemon, sim, T0 + 60_000)) == 1
+
+
+def test_default_namespace_document(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0), default_namespace=True)
+    (call,) = wait_for(daemon.calls)
+    assert call["phone"] == CALLER
+
+
+def test_internal_and_outgoing_calls_are_not_registered(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:2], "+79001112203", T0, call_type="Group"))
+    sim.play(xsi_build.outgoing_call(GROUP[0], CALLER, T0, answered=False))
+    assert registered_after_marker(daemon, sim, T0 + 60_000) == []
+
+
+def test_hidden_number(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:1], None, T0))
+    (call,) = wait_for(daemon.calls)
+    assert call["phone"] is None
+
+
+def test_kill_9_mid_stream_then_restart(home: Path, sim: Simulator) -> None:
+    first = Daemon(home).start()
+    calls = [
+        xsi_build.incoming_call(GROUP[:1], f"+7916000{i:04d}", T0 + i * 1000) for i in range(40)
+    ]
+    bodies = [
+        (steps[0].leg.ext_tracking_id, xsi_build.event_document(step, subscription_id="s"))
+        for steps in calls
+        for step in steps
+    ]
+    acknowledged: set[bytes] = set()
+    half = threading.Event()
+
+    def send() -> None:
+        for index, (_, body) in enumerate(bodies):
+            if index == len(bodies) // 2:
+                half.set()
+            try:
+                if first.post(body).status_code == 200:
+                    acknowledged.add(body)
+            except httpx.HTTPError:
+                return
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    half.wait(30)
+    first.kill()
+    sender.join(30)
+    assert 0 < len(acknowledged) < len(bodies)
+
+    second = Daemon(home)
+    second.port, second.base, second.public_url = first.port, first.base, first.public_url
+    second.start()
+    try:
+        complete = {
+            session
+            for session in {s for s, _ in bodies}
+            if all(b in acknowledged for s, b in bodies if s == session)
+        }
+        expected_phones = {
+            steps[0].leg.remote_address.removeprefix("tel:")
+            for steps in calls
+            if steps[0].leg.ext_tracking_id in complete
+        }
+        wait_for(lambda: {c["phone"] for c in second.calls()} >= expected_phones)
+        # The PBX (or an admin) sends everything again: still one row per call.
+        for _, body in bodies:
+            assert second.post(body).status_code == 200
+        rows = wait_for(lambda: len(second.calls()) == len(calls) and second.calls())
+        assert len({c["phone"] for c in rows}) == len(calls)
+    finally:
+        second.stop()
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><lolz>&lol3;</lolz>"""
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>"""
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"<xsi:Event xmlns:xsi='http://schema.broadsoft.com/xsi'>", 400),
+        (EXTERNAL_ENTITY, 400),
+        (BILLION_LAUGHS, 400),
+        (b"<Event xmlns='urn:not-xsi'/>", 422),
+        (b'{"event": "CallReceivedEvent"}', 400),
+        (b"", 400),
+        (b"<a>" + b"x" * 300_000 + b"</a>", 413),
+    ],
+    ids=["malformed", "external-entity", "billion-laughs", "not-xsi", "json", "empty", "oversize"],
+)
+def test_bad_documents_are_rejected_kept_and_survived(
+    daemon: Daemon, sim: Simulator, body: bytes, status: int
+) -> None:
+    response = daemon.post(body)
+    assert response.status_code == status
+    assert response.text  # says why
+    rejected = daemon.cli("inbox", "--state", "rejected", "--json")
+    assert '"state": "rejected"' in rejected.stdout
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0))
+    assert len(wait_for(daemon.calls)) == 1  # the daemon lives on
+
+
+def test_wrong_path_and_method_answer_the_same_404(daemon: Daemon) -> None:
+    body = (
+        Path(__file__).parent / "data" / "beeline-samples" / "missed-1-received.xml"
+    ).read_bytes()
+    wrong_path = daemon.post(body, path="/beeline/hook/wrong-secret")
+    wrong_method = httpx.get(daemon.base + SECRET_PATH)
+    assert wrong_path.status_code == wrong_method.status_code == 404
+    assert wrong_path.text == wrong_method.text
+    assert daemon.cli("inbox", "--json").stdout.strip() == "[]"
+
+
+def test_sigterm_exits_zero_and_keeps_acknowledged_events(home: Path) -> None:
+    proc = Daemon(home).start()
+    steps = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
+    for step in steps:
+        assert proc.post(xsi_build.event_document(step, subscription_id="s")).status_code == 200
+    assert proc.stop(signal.SIGTERM) == 0
+    # The session waits for its settle period in the register, and the next start decides it.
+    again = Daemon(home)
+    again.start()
+    try:
+        (call,) = wait_for(again.calls)
+        assert call["phone"] == CALLER
+    finally:
+        again.stop()
+
+
+def test_secret_path_never_in_the_log(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0))
+    daemon.post(b"<broken")
+    wait_for(daemon.calls)
+    assert SECRET_PATH.rsplit("/", 1)[-1] not in daemon.log()
+
+
+def test_replay_rebuilds_decisions_without_duplicates(daemon: Daemon, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP, CALLER, T0))
+    sim.play(xsi_build.incoming_call(GROUP, "+79031112233", T0 + 1000, answered_by=GROUP[0]))
+    (before,) = wait_for(daemon.calls)
+    result = daemon.cli("replay", "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"added": 0' in result.stdout
+    (after,) = daemon.calls()
+    assert after["id"] == before["id"]
