@@ -190,3 +190,10 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
         db.conn.commit()
         applied.append(name)
     return applied
+
+
+@migration
+def m010_subscription_requested(db: sqlite_utils.Database) -> None:
+    # What we asked for, so that a renewal asks the same again (the PBX may grant less).
+    db.conn.execute("ALTER TABLE subscriptions ADD COLUMN requested INTEGER")
+    db.conn.execute("CREATE INDEX subscriptions_state ON subscriptions(state)")

@@ -117,6 +117,7 @@ class Fault:
     remaining: int | None = None  # requests still to fail; None: until cleared
     status: int = 503
     seconds: float = 5.0
+    methods: tuple[str, ...] | None = None  # only these HTTP methods; None: all
 
 
 @dataclass
@@ -254,10 +255,11 @@ class Simulator:
         count: int | None = None,
         status: int = 503,
         seconds: float = 5.0,
+        methods: Iterable[str] | None = None,
     ) -> None:
         """Make the API misbehave: '5xx' (answer `status`), '401' (reject the token), 'slow'
-        (answer after `seconds`) for the next `count` requests (all when None), or 'down'
-        (stop listening for `seconds`; 0 keeps it down until recover())."""
+        (answer after `seconds`) for the next `count` requests (all when None), only those of
+        `methods` when given; or 'down' (stop listening for `seconds`; 0: until recover())."""
         if mode not in ("5xx", "401", "slow", "down"):
             raise ValueError(f"unknown fault mode {mode!r}")
         if mode == "down":
@@ -268,7 +270,8 @@ class Simulator:
                 self._restart_timer.start()
             return
         with self._lock:
-            self.fault = Fault(mode, count, status, seconds)
+            chosen = tuple(m.upper() for m in methods) if methods else None
+            self.fault = Fault(mode, count, status, seconds, chosen)
 
     def recover(self) -> None:
         """Clear any fault; serve again when down."""
@@ -277,10 +280,10 @@ class Simulator:
         if self._server is None and not self._stopping.is_set():
             self._serve()
 
-    def _take_fault(self) -> Fault | None:
+    def _take_fault(self, method: str) -> Fault | None:
         with self._lock:
             fault = self.fault
-            if fault is None:
+            if fault is None or (fault.methods and method not in fault.methods):
                 return None
             if fault.remaining is not None:
                 fault.remaining -= 1
@@ -501,7 +504,7 @@ class Simulator:
         """Faults, then the token: what every API request passes first."""
         with self._lock:
             self.requests.append((request.method, request.url.path))
-        fault = self._take_fault()
+        fault = self._take_fault(request.method)
         if fault is not None:
             if fault.mode == "slow":
                 await asyncio.sleep(fault.seconds)
@@ -634,6 +637,7 @@ class Simulator:
             "count": body.get("count"),
             "status": int(body.get("status", 503)),
             "seconds": float(body.get("seconds", 5.0)),
+            "methods": body.get("methods"),
         }
         if mode == "down":
             # Answer first, then stop listening.
