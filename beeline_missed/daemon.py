@@ -259,38 +259,69 @@ def _hook_server_class() -> type:
     return HookServer
 
 
+class RunningDaemon:
+    """One daemon: hook server plus worker threads. `run()` blocks (the CLI); `start()` serves in
+    a background thread (the demo, which keeps the main thread for the panel)."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        self.settings = settings
+        secret_path = hook_path(settings.public_url)
+        self.host, self.port = parse_listen(settings.listen)
+        self.workers = Workers(settings)
+        self.intake = Intake(settings.db, settings.max_body_bytes, self.workers.wake)
+        config = uvicorn.Config(
+            build_app(self.intake, secret_path),
+            host=self.host,
+            port=self.port,
+            access_log=False,  # the access log would write the secret path
+            log_config=None,
+            server_header=False,
+            h11_max_incomplete_event_size=16 * 1024,  # header size limit
+            limit_concurrency=200,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=10,
+        )
+        self.server = _hook_server_class()(config)
+        self.thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        self.workers.start()
+        log.info(
+            "listening on http://%s:%s (hook path hidden), register %s",
+            self.host,
+            self.port,
+            self.settings.db,
+        )
+        try:
+            self.server.run()
+        finally:
+            self.workers.shutdown()
+            self.intake.register.close()
+            log.info("stopped")
+        if not self.server.started:
+            raise UserError(f"Could not listen on {self.host}:{self.port}; is the port free?")
+
+    def start(self, timeout: float = 10.0) -> RunningDaemon:
+        self.thread = threading.Thread(target=self.run, name="daemon", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise UserError(f"The daemon could not listen on {self.host}:{self.port}.")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
-    import uvicorn
-
-    secret_path = hook_path(settings.public_url)
-    host, port = parse_listen(settings.listen)
-    workers = Workers(settings)
-    intake = Intake(settings.db, settings.max_body_bytes, workers.wake)
-    app = build_app(intake, secret_path)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        access_log=False,  # the access log would write the secret path
-        log_config=None,
-        server_header=False,
-        h11_max_incomplete_event_size=16 * 1024,  # header size limit
-        limit_concurrency=200,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=10,
-    )
-    server = _hook_server_class()(config)
-    workers.start()
-    log.info("listening on http://%s:%s (hook path hidden), register %s", host, port, settings.db)
-    try:
-        server.run()
-    finally:
-        workers.shutdown()
-        intake.register.close()
-        log.info("stopped")
-    if not server.started:
-        raise UserError(f"Could not listen on {host}:{port}; is the port free?")
+    RunningDaemon(settings).run()
 
 
 def configure_logging(log_file: Path | None = None, verbose: bool = False) -> None:
