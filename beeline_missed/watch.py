@@ -96,19 +96,27 @@ def run_live(
     include_handled: bool = False,
     limit: int | None = None,
     console: Console | None = None,
+    intro: str | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> Watcher:
-    """Show the live list until Ctrl-C, `duration` seconds, or `stop` is set."""
+) -> Watcher | None:
+    """Show the live list until Ctrl-C, `duration` seconds, or `stop` is set.
+
+    `intro` is printed once the view is up (above it), so whoever waits for it knows Ctrl-C
+    from then on leaves cleanly. Returns the watcher, or None when stopped before it started.
+    """
     from rich.live import Live
 
     stop = stop or threading.Event()
-    register = Register.open(register_path)
     deadline = None if duration is None else clock() + duration
+    watcher: Watcher | None = None
     try:
-        watcher = Watcher(register, zone, include_handled, limit)
-        watcher.poll()
-        with Live(watcher.render(), console=console, auto_refresh=False, transient=False) as live:
-            try:
+        register = Register.open(register_path)
+        try:
+            watcher = Watcher(register, zone, include_handled, limit)
+            watcher.poll()
+            with Live(watcher.render(), console=console, auto_refresh=False) as live:
+                if intro:
+                    live.console.print(intro)
                 while True:
                     # The clock line moves every tick; the list is re-read only on change.
                     watcher.poll()
@@ -125,8 +133,8 @@ def run_live(
                         watcher.poll()
                         live.update(watcher.render(), refresh=True)
                         break
-            except KeyboardInterrupt:
-                pass  # Ctrl-C is how people leave the view: a clean exit, not an error
-        return watcher
-    finally:
-        register.close()
+        finally:
+            register.close()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how people leave the view: a clean exit, not an error
+    return watcher
