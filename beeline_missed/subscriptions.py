@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from beeline_missed import timefmt
@@ -51,8 +51,13 @@ class KeepAliveError(UserError):
         self.retryable = all(getattr(e, "retryable", False) for e in errors)
 
 
-def _now(now: datetime | None) -> datetime:
-    return now if now is not None else timefmt.now_utc()
+def _now(now: datetime | float | None) -> datetime:
+    """`now` as an aware datetime; the daemon may pass epoch seconds (time.time())."""
+    if now is None:
+        return timefmt.now_utc()
+    if isinstance(now, int | float):
+        return datetime.fromtimestamp(now, UTC)
+    return now
 
 
 def _row(
@@ -156,7 +161,7 @@ def subscribe(
     expires: int,
     subscription_type: str,
     url: str | None,
-    now: datetime | None = None,
+    now: datetime | float | None = None,
 ) -> list[dict[str, Any]]:
     """One PUT per pattern, each recorded with the expires the PBX granted.
 
@@ -192,7 +197,9 @@ def subscribe(
     return made
 
 
-def status(register: Register, client: PbxClient, now: datetime | None = None) -> list[dict]:
+def status(
+    register: Register, client: PbxClient, now: datetime | float | None = None
+) -> list[dict]:
     """Every subscription we hold, checked live: active, expired or gone, and time left.
 
     Only looks: it does not retire anything (re-subscribing is check()'s job), so a gone
@@ -294,7 +301,7 @@ def _run(
 
 
 def keep_alive(
-    register: Register, client: PbxClient, settings: Settings, now: datetime | None = None
+    register: Register, client: PbxClient, settings: Settings, now: datetime | float | None = None
 ) -> list[str]:
     """Renew every active subscription with less than renew_fraction of its granted life left.
 
@@ -329,7 +336,7 @@ def keep_alive(
 def check(
     register: Register,
     client: PbxClient,
-    now: datetime | None = None,
+    now: datetime | float | None = None,
     settings: Settings | None = None,
 ) -> list[str]:
     """GET each active subscription; re-subscribe the ones the PBX no longer knows.
@@ -358,7 +365,7 @@ def on_terminated(
     register: Register,
     client: PbxClient,
     subscription_id: str,
-    now: datetime | None = None,
+    now: datetime | float | None = None,
     settings: Settings | None = None,
 ) -> str | None:
     """The PBX ended a subscription: re-subscribe at once if it is one we hold.

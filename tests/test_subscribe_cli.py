@@ -356,3 +356,13 @@ def test_on_terminated_failure_keeps_it_active(
         subscriptions.on_terminated(register, client, row["id"])
     (still,) = held(register)
     assert still["id"] == row["id"] and "HTTP 503" in still["last_error"]
+
+
+def test_lifecycle_accepts_epoch_seconds_as_now(
+    sim: Simulator, client: PbxClient, register: Register
+) -> None:
+    (row,) = subscriptions.subscribe(register, client, ["205"], 600, "BASIC_CALL", HOOK)
+    due = timefmt.parse_stored(row["expires_at"]).timestamp() - 30  # the daemon's time.time()
+    (action,) = subscriptions.keep_alive(register, client, load(), due)
+    assert action.startswith("renewed 205:")
+    assert subscriptions.check(register, client, due) == []
