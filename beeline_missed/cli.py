@@ -569,7 +569,9 @@ def subscribe_command(
     url: Annotated[
         str | None,
         typer.Option(
-            "--url", help="Where the PBX posts events; default BEELINE_MISSED_PUBLIC_URL."
+            "--url",
+            metavar="URL",
+            help="Where the PBX posts events; default BEELINE_MISSED_PUBLIC_URL.",
         ),
     ] = None,
     json_: JsonOption = False,
@@ -695,7 +697,11 @@ def simulator_command(
     ] = "127.0.0.1:0",
     token: Annotated[
         str | None,
-        typer.Option("--token", help="Token it accepts; default BEELINE_API_TOKEN or a fixed one."),
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            help="Token it accepts; default BEELINE_API_TOKEN or a fixed one.",
+        ),
     ] = None,
     max_expires: Annotated[
         int | None,
