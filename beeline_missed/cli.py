@@ -315,7 +315,7 @@ def watch_calls(
     zone = _zone(ctx)
     watch.run_live(
         settings.db,
-        zone,
+        zone=zone,
         interval=interval,
         duration=duration,
         include_handled=all_,

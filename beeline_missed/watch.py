@@ -45,6 +45,8 @@ class Watcher:
         self.new_ids: set[int] = set()
         self.loads = 0
         self._version: int | None = None
+        self._table: Table | None = None
+        self._table_loads = -1
 
     def poll(self) -> bool:
         """Reload when the register changed since the last poll; True when it did."""
@@ -64,7 +66,22 @@ class Watcher:
         return len(self.new_ids)
 
     def render(self, now: datetime | None = None) -> Group:
+        """The view; the table is rebuilt only after a reload, the clock line every time."""
         now = now or datetime.now(self.zone)
+        if self._table is None or self._table_loads != self.loads:
+            self._table = self._build_table()
+            self._table_loads = self.loads
+        since = self.started_at.strftime("%H:%M")
+        head = Text(
+            f"Пропущенных звонков: {self.open_count} · новых с {since}: {self.new_count}",
+            style="bold",
+        )
+        foot = Text(f"Обновлено {now.strftime('%H:%M:%S')} · Ctrl-C — выход", style="dim")
+        if not self.rows:
+            return Group(head, Text("Пропущенных звонков нет."), foot)
+        return Group(head, self._table, foot)
+
+    def _build_table(self) -> Table:
         table = Table(expand=False)
         table.add_column("")
         for header in calls_view.LIST_HEADERS:
@@ -76,23 +93,16 @@ class Watcher:
                 *calls_view.table_row(row, self.zone),
                 style="bold" if new else None,
             )
-        since = self.started_at.strftime("%H:%M")
-        head = Text(
-            f"Пропущенных звонков: {self.open_count} · новых с {since}: {self.new_count}",
-            style="bold",
-        )
-        foot = Text(f"Обновлено {now.strftime('%H:%M:%S')} · Ctrl-C — выход", style="dim")
-        if not self.rows:
-            return Group(head, Text("Пропущенных звонков нет."), foot)
-        return Group(head, table, foot)
+        return table
 
 
 def run_live(
     register_path: Path | str,
-    zone: tzinfo,
     interval: float = 2.0,
     duration: float | None = None,
     stop: threading.Event | None = None,
+    *,
+    zone: tzinfo | None = None,
     include_handled: bool = False,
     limit: int | None = None,
     console: Console | None = None,
@@ -101,11 +111,15 @@ def run_live(
 ) -> Watcher | None:
     """Show the live list until Ctrl-C, `duration` seconds, or `stop` is set.
 
-    `intro` is printed once the view is up (above it), so whoever waits for it knows Ctrl-C
-    from then on leaves cleanly. Returns the watcher, or None when stopped before it started.
+    `zone` defaults to this machine's. `intro` is printed once the view is up (above it),
+    so whoever waits for it knows Ctrl-C leaves cleanly from then on. Returns the watcher,
+    or None when stopped before it started.
     """
     from rich.live import Live
 
+    from beeline_missed import timefmt
+
+    zone = zone or timefmt.local_zone()
     stop = stop or threading.Event()
     deadline = None if duration is None else clock() + duration
     watcher: Watcher | None = None

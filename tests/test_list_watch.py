@@ -157,6 +157,9 @@ def test_render_marks_new_calls_and_shows_counts(db_path: Path) -> None:
         new_lines = [line for line in text.splitlines() if "новый" in line]
         assert len(new_lines) == 1 and "+7 903 555-00-11" in new_lines[0]
         assert "Обновлено 14:05:07" in text
+        # Idle ticks redraw the clock line but reuse the table built at the last reload.
+        assert watcher.poll() is False
+        assert watcher.render().renderables[1] is watcher.render().renderables[1]
     finally:
         reader.close()
         writer.close()
@@ -167,14 +170,12 @@ def test_run_live_stops_on_event_and_after_duration(register: Register, db_path:
     stop = threading.Event()
     stop.set()
     out = io.StringIO()
-    watcher = run_live(db_path, MOSCOW, interval=60, stop=stop, console=Console(file=out))
-    assert watcher.open_count == 1
+    watcher = run_live(db_path, 60, stop=stop, zone=MOSCOW, console=Console(file=out))
+    assert watcher is not None and watcher.open_count == 1
     assert "Пропущенных звонков: 1" in out.getvalue()
     # A zero duration returns at once even with a long interval.
-    again = run_live(
-        db_path, MOSCOW, interval=3600, duration=0, console=Console(file=io.StringIO())
-    )
-    assert again.loads == 1
+    again = run_live(db_path, 3600, duration=0, console=Console(file=io.StringIO()))
+    assert again is not None and again.loads == 1
 
 
 def test_watch_command_with_duration(register: Register) -> None:
