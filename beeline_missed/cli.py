@@ -163,15 +163,24 @@ def _print_clients(rows: list[dict[str, Any]], json_: bool, empty: str) -> None:
 @clients_app.command("import")
 def clients_import(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV (; or ,, UTF-8 or Windows-1251) or XLSX.")],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="CSV (; or ,, UTF-8 or Windows-1251) or XLSX."),
+    ],
     name_column: Annotated[
         str | None,
-        typer.Option("--name-column", help="Header (or 1-based number) of the name column."),
+        typer.Option(
+            "--name-column",
+            metavar="COLUMN",
+            help="Header (or 1-based number) of the name column.",
+        ),
     ] = None,
     phone_column: Annotated[
         list[str] | None,
         typer.Option(
-            "--phone-column", help="Header (or 1-based number) of a phone column; repeatable."
+            "--phone-column",
+            metavar="COLUMN",
+            help="Header (or 1-based number) of a phone column; repeatable.",
         ),
     ] = None,
     json_: JsonOption = False,
@@ -231,7 +240,9 @@ def clients_list(ctx: typer.Context, limit: LimitOption = None, json_: JsonOptio
 @clients_app.command("find")
 def clients_find(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="Part of a name, or a phone number in any form.")],
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="Part of a name, or a phone number in any form.")
+    ],
     json_: JsonOption = False,
 ) -> None:
     """Find clients by part of the name or by number (8 916 …, +7 916 …, 916…)."""
@@ -246,8 +257,10 @@ def clients_find(
 @clients_app.command("add")
 def clients_add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The client's name.")],
-    phone: Annotated[list[str], typer.Argument(help="One or more phone numbers.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The client's name.")],
+    phone: Annotated[
+        list[str], typer.Argument(metavar="PHONE...", help="One or more phone numbers.")
+    ],
     json_: JsonOption = False,
 ) -> None:
     """Add a client (or add numbers to the client of that name); calls are re-linked."""
@@ -298,11 +311,13 @@ def list_calls(
 def watch_calls(
     ctx: typer.Context,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between checks.")
+        float, typer.Option("--interval", min=0.1, metavar="S", help="Seconds between checks.")
     ] = 2.0,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0, help="Stop after this many seconds (default: Ctrl-C)."),
+        typer.Option(
+            "--duration", min=0, metavar="S", help="Stop after this many seconds (default: Ctrl-C)."
+        ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
     limit: LimitOption = None,
@@ -346,13 +361,18 @@ def call_card(
     ] = False,
     user: Annotated[
         str | None,
-        typer.Option("--user", help="Who called back (default: setting user, else OS login)."),
+        typer.Option(
+            "--user",
+            metavar="NAME",
+            help="Who called back (default: setting user, else OS login).",
+        ),
     ] = None,
     expect_version: Annotated[
         int | None,
         typer.Option(
             "--expect-version",
             min=1,
+            metavar="VERSION",
             help="Save only if the card is still at this version (from --json); else exit 3.",
         ),
     ] = None,
