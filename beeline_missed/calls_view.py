@@ -9,6 +9,8 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import tzinfo
 from typing import Any
 
+from rich.markup import escape
+
 from beeline_missed import phones, timefmt
 from beeline_missed.card import status_label
 
@@ -46,7 +48,8 @@ def one_line(text: str | None) -> str:
 
 
 def table_row(row: Mapping[str, Any], zone: tzinfo) -> list[str]:
-    return [
+    """Cells for a rich table: data escaped, so a client named «[b]…» prints as written."""
+    cells = [
         str(row["id"]),
         timefmt.show_local(row.get("called_at"), zone),
         phones.display(row.get("phone")),
@@ -56,6 +59,7 @@ def table_row(row: Mapping[str, Any], zone: tzinfo) -> list[str]:
         one_line(row.get("result")),
         row.get("user") or "",
     ]
+    return [escape(cell) for cell in cells]
 
 
 def table_rows(rows: Iterable[Mapping[str, Any]], zone: tzinfo) -> list[list[str]]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
+from rich.markup import escape
+
 from beeline_missed import calls_view, card, journal, timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
@@ -89,12 +91,13 @@ def interactive(
     ask: Callable[[str, str], str],
     show: Callable[[str], None],
 ) -> Outcome:
-    """The card dialog. `ask(question, default)` returns the answer; `show` prints a line."""
+    """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
+    of rich markup (data in it is escaped)."""
     row = register.get_call(call_id)
     opened = card.Card.from_row(row)  # its version is what the save will check
     show(f"[bold]Карточка звонка {row['id']}[/bold]")
     for label, value in calls_view.card_lines(row, zone):
-        show(f"{label}: {value}" if value else f"{label}: —")
+        show(f"{label}: {escape(value)}" if value else f"{label}: —")
     show("Статус: 1 — Пропущен, 2 — Перезвонили, 3 — Записаться на ремонт")
     while True:
         answer = ask("Статус", card.status_label(opened.status))
@@ -102,7 +105,7 @@ def interactive(
             choice = parse_choice(answer, opened.status)
             break
         except UserError as exc:
-            show(str(exc))
+            show(escape(str(exc)))
     if choice == card.MISSED:
         return Outcome(None, card.NOT_SAVED_MISSED, refused=True)
     book = choice == BOOK
@@ -115,4 +118,4 @@ def interactive(
         except UserError as exc:
             if str(exc) != card.NEED_RESULT:
                 raise  # a conflict or a broken register: nothing to ask again
-            show(str(exc))
+            show(escape(str(exc)))

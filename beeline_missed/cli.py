@@ -139,20 +139,22 @@ def _zone(ctx: typer.Context) -> Any:
 
 
 def _print_clients(rows: list[dict[str, Any]], json_: bool, empty: str) -> None:
+    from rich.markup import escape
+
     from beeline_missed import phones
     from beeline_missed.output import print_json, print_table, say
 
     if json_:
         print_json(rows)
     elif not rows:
-        say(empty)
+        say(escape(empty))
     else:
         table = [
             [
                 r["id"],
-                r["name"],
+                escape(r["name"]),
                 ", ".join(phones.display(p) for p in r["phones"]),
-                r["external_id"] or "",
+                escape(r["external_id"] or ""),
                 r["calls"],
             ]
             for r in rows
@@ -186,6 +188,7 @@ def clients_import(
     json_: JsonOption = False,
 ) -> None:
     """Import the clients list exported from 1C; importing again updates, never duplicates."""
+    from rich.markup import escape
     from rich.progress import Progress
 
     from beeline_missed import clients
@@ -222,10 +225,12 @@ def clients_import(
         return
     code = f", code «{columns['code']}»" if columns["code"] else ""
     phone_cols = ", ".join(f"«{c}»" for c in columns["phones"])
-    say(f"Columns: name «{columns['name']}», phones {phone_cols}{code}.")
-    print_table(["", "count"], clients.summary_rows(parsed, counts), title=f"Imported {file.name}")
+    say(escape(f"Columns: name «{columns['name']}», phones {phone_cols}{code}."))
+    print_table(
+        ["", "count"], clients.summary_rows(parsed, counts), title=escape(f"Imported {file.name}")
+    )
     for line_no, text in parsed.unrecognised:
-        say(f"Row {line_no}: «{text}» is not a phone number.")
+        say(escape(f"Row {line_no}: «{text}» is not a phone number."))
     if parsed.unrecognised_count > len(parsed.unrecognised):
         say(f"… and {parsed.unrecognised_count - len(parsed.unrecognised)} more.")
 
@@ -264,6 +269,8 @@ def clients_add(
     json_: JsonOption = False,
 ) -> None:
     """Add a client (or add numbers to the client of that name); calls are re-linked."""
+    from rich.markup import escape
+
     from beeline_missed import clients
     from beeline_missed.output import print_json, say
 
@@ -282,7 +289,7 @@ def clients_add(
     numbers_text = ", ".join(e164 for e164, _ in numbers)
     relinked = counts["calls_relinked"]
     linked = f"; {relinked} call(s) now show this name" if relinked else ""
-    say(f"{verb} «{name}» ({numbers_text}){linked}.")
+    say(escape(f"{verb} «{name}» ({numbers_text}){linked}."))
 
 
 @app.command("list")
@@ -379,6 +386,7 @@ def call_card(
     json_: JsonOption = False,
 ) -> None:
     """The call card: with no flags it asks in the terminal; with flags it saves for scripts."""
+    from rich.markup import escape
     from rich.prompt import Prompt
 
     from beeline_missed import calls_view, card, card_session
@@ -403,9 +411,9 @@ def call_card(
         outcome = card_session.interactive(
             register, call_id, who, zone, settings.journal, ask, console.print
         )
-        say(outcome.message)
+        say(escape(outcome.message))
         if outcome.journal:
-            say(outcome.journal)
+            say(escape(outcome.journal))
         return
     opened = card_session.open_card(register, call_id, expect_version)
     edit = card.Edit.parse(user=who, status=status, result=result, book=book)
@@ -423,7 +431,7 @@ def call_card(
             }
         )
         return
-    say(outcome.message)
+    say(escape(outcome.message))
     if outcome.journal:
         (err_console if "не открылся" in outcome.journal else console).print(
             outcome.journal, markup=False
