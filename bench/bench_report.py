@@ -1,0 +1,157 @@
+"""Benchmark: `beeline-missed report` over a 1,000,000-row register, grouped by two fields.
+
+Builds the register (or reuses one given with --db), then times the whole report process
+against the same GROUP BY run by the `sqlite3` command-line shell, and prints both figures
+and their ratio. The goal is under 2 s for the report on the project's 2-core machine.
+
+    .venv/bin/python bench/bench_report.py [--rows 1000000] [--db /tmp/bench-report.sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from beeline_missed.register import Register  # noqa: E402
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+END = datetime(2026, 11, 27, tzinfo=UTC)
+USERS = ["Иванов", "Петрова", "Сидоров", "Кузнецова", "Смирнов", "Попова", "Васильев", "Орлова"]
+RESULTS = ["Записан на ремонт", "Консультация", "Не дозвонились", "Отказ", "Перезвонит сам", ""]
+LINES = [f"{200 + i}" for i in range(12)]
+STORED = "%Y-%m-%dT%H:%M:%SZ"
+
+# The report the benchmark times, and the plain GROUP BY it is compared with.
+REPORT_ARGS = [
+    "--from",
+    "2025-01-01",
+    "--to",
+    "2026-11-30",
+    "--group-by",
+    "month",
+    "--group-by",
+    "user",
+]
+PLAIN_SQL = (
+    "SELECT strftime('%Y-%m', called_at, '+180 minutes') AS month, user, count(*), "
+    "count(DISTINCT phone), sum(status = 'called_back'), sum(status = 'missed') "
+    "FROM calls WHERE called_at >= '2024-12-31T21:00:00Z' AND called_at < '2026-11-30T21:00:00Z' "
+    "GROUP BY 1, 2;"
+)
+
+
+def build(path: Path, rows: int, seed: int = 5) -> None:
+    """A register with `rows` calls spread over two years, written in one transaction."""
+    rnd = random.Random(seed)
+    if path.exists():
+        path.unlink()
+    reg = Register.open(path)
+    conn = reg.conn
+    conn.execute("PRAGMA synchronous = OFF")  # a throw-away file: speed over durability
+    now = datetime.now(UTC).strftime(STORED)
+    span = int((END - START).total_seconds())
+    with reg.transaction():
+        conn.executemany(
+            "INSERT INTO clients (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            [(i, f"Клиент {i}", now, now) for i in range(1, 5001)],
+        )
+
+        def calls():
+            for i in range(rows):
+                called = START + timedelta(seconds=rnd.randrange(span))
+                hidden = rnd.random() < 0.05
+                phone = None if hidden else f"+7916{rnd.randrange(200_000):07d}"
+                back = rnd.random() < 0.7
+                handled = (
+                    (called + timedelta(seconds=int(rnd.expovariate(1 / 3600)) + 30)).strftime(
+                        STORED
+                    )
+                    if back
+                    else None
+                )
+                yield (
+                    f"bench-{i}",
+                    phone,
+                    phone or "",
+                    rnd.randrange(1, 5001) if phone and rnd.random() < 0.6 else None,
+                    called.strftime(STORED),
+                    rnd.choice(LINES),
+                    "called_back" if back else "missed",
+                    rnd.choice(RESULTS) if back else "",
+                    rnd.choice(USERS) if back else None,
+                    handled,
+                    ("staff" if rnd.random() < 0.85 else "auto") if back else None,
+                    "hook" if rnd.random() < 0.95 else "reconcile",
+                    int(rnd.random() < 0.2),
+                    now,
+                )
+
+        conn.executemany(
+            """
+            INSERT INTO calls (session_key, phone, phone_raw, client_id, called_at, line, status,
+                               result, user, handled_at, closed_by, source, outside_hours,
+                               created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            calls(),
+        )
+    conn.execute("ANALYZE")
+    reg.close()
+
+
+def timed(command: list[str], runs: int, env: dict[str, str]) -> tuple[float, str]:
+    """Best and median wall time of a whole process, and the last output."""
+    times = []
+    out = ""
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+        times.append(time.perf_counter() - t0)
+        out = done.stdout
+    return statistics.median(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", type=Path, default=Path("/tmp/bench-report.sqlite"))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rebuild", action="store_true", help="Build even if --db exists.")
+    args = parser.parse_args()
+
+    env = dict(os.environ, TZ="Europe/Moscow", BEELINE_MISSED_HOME=str(args.db.parent))
+    env.pop("BEELINE_MISSED_DB", None)
+    if args.rebuild or not args.db.exists():
+        t0 = time.perf_counter()
+        build(args.db, args.rows)
+        print(f"built {args.rows:,} rows in {time.perf_counter() - t0:.1f} s: {args.db}")
+    exe = shutil.which("beeline-missed", path=str(ROOT / ".venv" / "bin")) or "beeline-missed"
+    report_cmd = [exe, "--db", str(args.db), "report", *REPORT_ARGS, "--format", "json"]
+    report_s, report_out = timed(report_cmd, args.runs, env)
+    print(f"report:  {report_s:.2f} s  ({' '.join(report_cmd[1:])})")
+    sqlite = shutil.which("sqlite3")
+    if sqlite:
+        plain_s, _ = timed([sqlite, str(args.db), PLAIN_SQL], args.runs, env)
+        print(f"sqlite3: {plain_s:.2f} s  (the same GROUP BY, without subtotals and medians)")
+        print(f"ratio:   {report_s / plain_s:.2f}x")
+    else:
+        print("sqlite3 CLI not found: no comparison")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"goal:    < 2 s -> {'met' if report_s < 2 else 'NOT met'}")
+    assert report_out.startswith("{")
+
+
+if __name__ == "__main__":
+    main()

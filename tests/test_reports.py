@@ -1,0 +1,294 @@
+"""The report engine on a known register: exact figures, local-time buckets, filters, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from beeline_missed import reports
+from beeline_missed.errors import UserError
+from beeline_missed.register import Register
+from tests.report_data import A, B, C, fill
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+@pytest.fixture
+def filled(register: Register, db_path: Path) -> Path:
+    fill(register)
+    return db_path
+
+
+def run(db: Path, first: str, last: str, group_by=(), where=(), zone=MOSCOW) -> reports.Report:
+    period = reports.Period(date.fromisoformat(first), date.fromisoformat(last), zone)
+    filters = tuple(reports.parse_where(text) for text in where)
+    return reports.build_report(db, reports.Spec(period, tuple(group_by), filters, "test"))
+
+
+def figures(m: reports.Measures) -> tuple:
+    return (
+        m.calls,
+        m.callers,
+        m.called_back,
+        m.missed,
+        m.callback_median_seconds,
+        m.callback_max_seconds,
+    )
+
+
+def by_keys(report: reports.Report) -> dict[tuple, tuple]:
+    return {g.keys: figures(g.measures) for g in report.walk()}
+
+
+def test_total_of_the_known_register(filled: Path) -> None:
+    report = run(filled, "2026-10-01", "2026-11-30")
+    # Callers A, B, C (the hidden number is not a caller); times 600, 1800, 3600, 7200.
+    assert figures(report.total) == (6, 3, 4, 2, 2700.0, 7200)
+    assert report.total.share_called_back == pytest.approx(4 / 6)
+    assert report.groups == []
+
+
+def test_weeks_nested_with_users_subtotals_in_local_time(filled: Path) -> None:
+    report = run(filled, "2026-10-26", "2026-11-08", ["week", "user"])
+    assert by_keys(report) == {
+        # Mon 26.10 – Sun 01.11 local: k1 (Sun 23:30), k3 (Sun 00:00), k4 (Sat 23:59:59).
+        ("2026-10-26",): (3, 2, 2, 1, 2100.0, 3600),
+        ("2026-10-26", "Иванов"): (1, 1, 1, 0, 600.0, 600),
+        ("2026-10-26", "Петрова"): (1, 1, 1, 0, 3600.0, 3600),
+        ("2026-10-26", None): (1, 1, 0, 1, None, None),
+        # From Mon 02.11 00:30 local (still Sunday in UTC): k2, k5, k6.
+        ("2026-11-02",): (3, 2, 2, 1, 4500.0, 7200),
+        ("2026-11-02", "Иванов"): (1, 1, 1, 0, 1800.0, 1800),
+        ("2026-11-02", "Петрова"): (1, 0, 1, 0, 7200.0, 7200),
+        ("2026-11-02", None): (1, 1, 0, 1, None, None),
+    }
+    assert [g.keys for g in report.walk()] == [
+        ("2026-10-26",),
+        ("2026-10-26", "Иванов"),
+        ("2026-10-26", "Петрова"),
+        ("2026-10-26", None),
+        ("2026-11-02",),
+        ("2026-11-02", "Иванов"),
+        ("2026-11-02", "Петрова"),
+        ("2026-11-02", None),
+    ]
+    assert figures(report.total) == (6, 3, 4, 2, 2700.0, 7200)
+
+
+def test_distinct_callers_of_a_subtotal_are_not_the_sum_of_its_children(filled: Path) -> None:
+    report = run(filled, "2026-10-01", "2026-11-30", ["month", "status"])
+    nov = by_keys(report)
+    # November: A calls twice (called back both times), B once (missed), C once (missed).
+    assert nov[("2026-11",)] == (5, 3, 3, 2, 1800.0, 7200)
+    assert nov[("2026-11", "called_back")][1] == 1
+    assert nov[("2026-11", "missed")][1] == 2
+    # October holds only k4: k3 is October in UTC but 1 November 00:00 in Moscow.
+    assert nov[("2026-10",)] == (1, 1, 1, 0, 3600.0, 3600)
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("day", {"2026-10-31": 1, "2026-11-01": 2, "2026-11-02": 2, "2026-11-03": 1}),
+        ("weekday", {1: 2, 2: 1, 6: 1, 7: 2}),
+        ("hour", {0: 2, 10: 1, 12: 1, 23: 2}),
+        ("handled", {"2026-11-01": 2, "2026-11-02": 2, None: 2}),
+        ("phone", {A: 2, B: 2, C: 1, None: 1}),
+        ("client", {"ООО Ромашка": 1, None: 5}),
+        ("line", {"200": 5, "201": 1}),
+        ("closed_by", {"auto": 1, "staff": 3, None: 2}),
+        ("outside_hours", {0: 2, 1: 4}),
+        ("source", {"hook": 6}),
+        ("result", {"": 3, "Записан на ремонт": 1, "Консультация": 1, "Отказ": 1}),
+    ],
+)
+def test_every_field_groups(filled: Path, field: str, expected: dict) -> None:
+    report = run(filled, "2026-10-01", "2026-11-30", [field])
+    assert {g.keys[0]: g.measures.calls for g in report.groups} == expected
+    assert report.total.calls == 6
+
+
+@pytest.mark.parametrize(
+    ("where", "calls"),
+    [
+        (["status = missed"], 2),
+        (["status = Пропущен"], 2),
+        (["status = перезвонили"], 4),
+        (["status != called_back"], 2),
+        (["user = Иванов"], 2),
+        (["user != Иванов"], 4),  # calls nobody handled are "not Иванов" too
+        (["user = ''"], 2),
+        (["client ~ ромашка"], 1),  # Cyrillic, any case
+        (["client !~ РОМАШКА"], 5),
+        (["phone = 8 (916) 123-45-67"], 2),
+        (["phone = hidden"], 1),
+        (["phone ~ 4951"], 1),
+        (["result ~ ЗАП"], 1),
+        (["closed_by = автоматически"], 1),
+        (["handled = 02.11.2026"], 2),
+        (["day >= 2026-11-02"], 3),
+        (["week = 2026-11-04"], 3),  # any day names its week
+        (["month = 10.2026"], 1),
+        (["weekday = Вс"], 2),
+        (["hour < 1"], 2),
+        (["outside_hours = да"], 4),
+        (["status = called_back", "user = Петрова"], 2),
+        (["status = called_back", "user = Петрова", "closed_by = staff"], 1),
+    ],
+)
+def test_filters(filled: Path, where: list[str], calls: int) -> None:
+    assert run(filled, "2026-10-01", "2026-11-30", where=where).total.calls == calls
+
+
+def test_period_bounds_are_local_days(filled: Path) -> None:
+    # 1 November local starts at 31.10 21:00 UTC: k3 is in, k4 (20:59:59 UTC) is not.
+    report = run(filled, "2026-11-01", "2026-11-01", ["phone"])
+    assert {g.keys[0]: g.measures.calls for g in report.groups} == {A: 1, B: 1}
+    assert run(filled, "2026-10-31", "2026-10-31").total.calls == 1
+
+
+def test_an_empty_result_is_zeros_not_an_error(filled: Path) -> None:
+    report = run(filled, "2026-12-01", "2026-12-31", ["user"])
+    assert report.groups == []
+    assert figures(report.total) == (0, 0, 0, 0, None, None)
+    assert report.total.share_called_back is None
+
+
+def test_json_shape(filled: Path) -> None:
+    data = run(filled, "2026-10-26", "2026-11-08", ["week", "user"]).as_json()
+    assert data["period"] == {"from": "2026-10-26", "to": "2026-11-08", "timezone": "test"}
+    assert data["group_by"] == ["week", "user"]
+    assert len(data["rows"]) == 6
+    assert data["rows"][0] == {
+        "week": "2026-10-26",
+        "user": "Иванов",
+        "calls": 1,
+        "callers": 1,
+        "called_back": 1,
+        "missed": 0,
+        "share_called_back": 1.0,
+        "callback_median_seconds": 600,
+        "callback_max_seconds": 600,
+    }
+    assert [s["week"] for s in data["subtotals"]] == ["2026-10-26", "2026-11-02"]
+    assert data["subtotals"][1]["callback_median_seconds"] == 4500
+    assert data["total"]["share_called_back"] == 0.6667
+
+
+def test_parallel_slices_give_the_same_report(filled: Path, monkeypatch) -> None:
+    one = run(filled, "2026-10-01", "2026-11-30", ["day", "user"]).as_json()
+    monkeypatch.setattr(reports, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(reports.os, "cpu_count", lambda: 3)
+    assert run(filled, "2026-10-01", "2026-11-30", ["day", "user"]).as_json() == one
+
+
+def test_resolve_named_periods() -> None:
+    today = date(2026, 1, 14)  # a Wednesday
+    resolve = reports.resolve_period
+
+    def days(name: str) -> tuple[date, date]:
+        period = resolve(name, None, None, MOSCOW, today)
+        return period.first, period.last
+
+    assert days("today") == (today, today)
+    assert days("yesterday") == (date(2026, 1, 13), date(2026, 1, 13))
+    assert days("week") == (date(2026, 1, 12), date(2026, 1, 18))
+    assert days("last-week") == (date(2026, 1, 5), date(2026, 1, 11))
+    assert days("month") == (date(2026, 1, 1), date(2026, 1, 31))
+    assert days("last-month") == (date(2025, 12, 1), date(2025, 12, 31))
+    feb = resolve("month", None, None, MOSCOW, date(2028, 2, 10))
+    assert (feb.first, feb.last) == (date(2028, 2, 1), date(2028, 2, 29))
+    period = resolve(None, "01.11.2026", "2026-11-30", MOSCOW, today)
+    assert period.start_utc == datetime(2026, 10, 31, 21, tzinfo=UTC)
+    assert period.end_utc == datetime(2026, 11, 30, 21, tzinfo=UTC)
+    assert resolve(None, "2026-01-10", None, MOSCOW, today).last == today
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fortnight", None, None), "Unknown period 'fortnight'"),
+        ((None, "2026-11-30", "2026-11-01"), "The period is empty"),
+        ((None, "2026-02-30", None), "Bad --from date '2026-02-30'"),
+        ((None, "yesterday", None), "Bad --from date"),
+        ((None, None, "2026-11-01"), "--to needs --from"),
+        (("week", "2026-11-01", None), "either --period or --from/--to"),
+    ],
+)
+def test_bad_periods(args: tuple, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        reports.resolve_period(*args, MOSCOW, date(2026, 11, 27))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = red", "Unknown field 'colour'"),
+        ("user ^ x", "Bad filter"),
+        ("status ~ miss", "works on text fields only"),
+        ("status > missed", "does not apply to status"),
+        ("status = lost", "Bad status 'lost'"),
+        ("day = 31.02.2026", "Bad date"),
+        ("hour = 25", "Bad hour"),
+        ("weekday = 8", "Bad weekday"),
+        ("phone = nope", "is not a phone number"),
+        ("month = November", "Bad month"),
+    ],
+)
+def test_bad_filters(text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        reports.parse_where(text)
+
+
+def test_unknown_or_repeated_group_field(filled: Path) -> None:
+    with pytest.raises(UserError, match="Unknown field 'colour'"):
+        run(filled, "2026-11-01", "2026-11-30", ["colour"])
+    with pytest.raises(UserError, match="given twice"):
+        run(filled, "2026-11-01", "2026-11-30", ["user", "user"])
+
+
+def test_offset_changes_inside_the_period_are_honoured(register: Register, db_path: Path) -> None:
+    """New York moves to summer time on 8 March 2026 at 07:00 UTC."""
+    zone = ZoneInfo("America/New_York")
+    start = datetime(2026, 3, 1, 5, tzinfo=UTC)
+    end = datetime(2026, 3, 15, 4, tzinfo=UTC)
+    assert reports.offset_segments(zone, start, end) == [
+        ("2026-02-28T05:00:00Z", "-300 minutes"),
+        ("2026-03-08T07:00:00Z", "-240 minutes"),
+    ]
+    for key, called_at in [
+        ("winter", "2026-03-07T04:30:00Z"),  # 23:30 on the 6th (EST)
+        ("summer", "2026-03-09T04:30:00Z"),  # 00:30 on the 9th (EDT); EST would say the 8th
+    ]:
+        with register.transaction() as conn:
+            register.insert_call(
+                conn, session_key=key, phone=A, phone_raw=A, called_at=called_at, line="1"
+            )
+    report = run(db_path, "2026-03-01", "2026-03-14", ["day"], zone=zone)
+    assert [g.keys[0] for g in report.groups] == ["2026-03-06", "2026-03-09"]
+
+
+def test_moscow_has_one_offset(filled: Path) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    segments = reports.offset_segments(MOSCOW, start, datetime(2026, 12, 31, tzinfo=UTC))
+    assert [modifier for _, modifier in segments] == ["+180 minutes"]
+
+
+def test_a_missing_register_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="There is no register"):
+        run(tmp_path / "none.sqlite", "2026-11-01", "2026-11-30")
+
+
+def test_display_values() -> None:
+    fields = reports.FIELDS
+    assert fields["week"].display("2026-10-26") == "26.10–01.11.2026"
+    assert fields["month"].display("2026-11") == "ноябрь 2026"
+    assert fields["weekday"].display(7) == "Вс"
+    assert fields["hour"].display(23) == "23:00–00:00"
+    assert fields["status"].display("called_back") == "Перезвонили"
+    assert fields["phone"].display(None) == "номер скрыт"
+    assert fields["user"].display(None) == "—"
+    assert B != C
