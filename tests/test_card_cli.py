@@ -318,3 +318,15 @@ def test_two_people_on_one_card_second_gets_conflict(register: Register, home: P
     assert "уже сохранили (Борис" in flat(err)
     row = register.get_call(call_id)
     assert (row["result"], row["user"]) == ("Б", "Борис")
+
+
+def test_names_that_look_like_markup_print_as_written(register: Register) -> None:
+    register.upsert_clients([(None, "[/b] ООО [red]Ромашка", [("+79161234567", "")])])
+    call_id = add_call(register)
+    shown = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "[/b] ООО [red]Ромашка" in shown.output
+    card = runner.invoke(app, ["card", str(call_id), "--user", "[i]Анна"], input="2\nок\n")
+    assert card.exit_code == 0, card.output
+    assert "— [/b] ООО [red]Ромашка" in card.output
+    assert "«Перезвонили», [i]Анна." in card.output
