@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from beeline_missed.errors import UserError
 
@@ -769,6 +769,178 @@ def simulator_command(
         serve_forever(sim, ready)
     except OSError as exc:
         raise UserError(f"Cannot listen on {listen}: {exc.strerror or exc}.") from None
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+class ReportCommand(TyperCommand):
+    """Lets `--where FIELD OP VALUE` come as three words, as well as one ('user=Иванов')."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from beeline_missed.reports import OPERATORS
+
+        merged: list[str] = []
+        i = 0
+        while i < len(args):
+            if args[i] == "--where" and i + 3 < len(args) and args[i + 2] in OPERATORS:
+                merged += ["--where", f"{args[i + 1]} {args[i + 2]} {args[i + 3]}"]
+                i += 4
+                continue
+            merged.append(args[i])
+            i += 1
+        return super().parse_args(ctx, merged)
+
+
+@app.command("report", cls=ReportCommand)
+def report(
+    ctx: typer.Context,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            metavar="PERIOD",
+            help="today, yesterday, week, last-week, month or last-month (local calendar); "
+            "default: today.",
+        ),
+    ] = None,
+    date_from: Annotated[
+        str | None,
+        typer.Option("--from", metavar="DATE", help="First local day, YYYY-MM-DD or DD.MM.YYYY."),
+    ] = None,
+    date_to: Annotated[
+        str | None,
+        typer.Option("--to", metavar="DATE", help="Last local day, inclusive; default: today."),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            metavar="FIELD OP VALUE",
+            help="Keep calls where FIELD OP VALUE; OP is = != ~ (contains, any case) !~ < <= > "
+            ">=. Repeat to combine with AND. Quote ~ < > for the shell, or write 'client~рога'.",
+        ),
+    ] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group-by",
+            metavar="FIELD",
+            help="Group by FIELD; repeat for nested groups with subtotals. Fields: day, week, "
+            "month, hour, weekday, phone, client, line, status, result, user, handled, "
+            "closed_by, source, outside_hours.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="table, csv, json, xlsx or html; default: from the --output suffix, else table.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write to FILE atomically instead of stdout."
+        ),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+) -> None:
+    """Missed calls over a period: filtered, grouped, with subtotals; for people and cron.
+
+    Measures: calls, distinct callers (hidden numbers not counted), called back, still
+    missed, share called back, median and longest time from the call to the callback.
+    Dates are local (timezone setting, else this machine's zone).
+    """
+    import sys
+
+    from beeline_missed import report_formats, reports
+    from beeline_missed.output import console
+
+    settings = state(ctx).settings()
+    chosen = "json" if json_ else fmt
+    if chosen is None:
+        suffix = output.suffix.lower().lstrip(".") if output else ""
+        chosen = suffix if suffix in report_formats.FORMATS else "table"
+    chosen = chosen.lower()
+    if chosen not in report_formats.FORMATS:
+        raise UserError(
+            f"Unknown format {chosen!r}; use one of: {', '.join(report_formats.FORMATS)}."
+        )
+    zone = reports.report_zone(settings.timezone)
+    spec = reports.Spec(
+        period=reports.resolve_period(period, date_from, date_to, zone),
+        group_by=tuple(reports.get_field(name).name for name in group_by or []),
+        filters=tuple(reports.parse_where(text) for text in where or []),
+        zone_name=str(getattr(zone, "key", None) or settings.timezone or zone),
+    )
+    if chosen == "xlsx" and output is None and sys.stdout.isatty():
+        raise UserError("An xlsx report is binary: give --output FILE or redirect stdout.")
+    result = reports.build_report(settings.db, spec)
+    if output is not None:
+        report_formats.write_atomic(output, report_formats.render(result, chosen))
+    elif chosen == "table" and console.is_terminal:
+        report_formats.print_table(result, console)
+    else:  # a pipe or a cron mail: plain text, wide enough not to wrap the figures
+        sys.stdout.flush()
+        sys.stdout.buffer.write(report_formats.render(result, chosen))
+        sys.stdout.buffer.flush()
+
+
+# -- panel and demo -----------------------------------------------------------------------
+
+
+@app.command("panel")
+def panel_command(
+    ctx: typer.Context,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.2, help="Seconds between checks for new calls.")
+    ] = 1.0,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Who calls back (default: setting user, else OS login)."),
+    ] = None,
+) -> None:
+    """The «Автосервис» panel: missed calls with their cards, reports, subscriptions."""
+    from beeline_missed.panel.app import PanelApp
+
+    settings = state(ctx).settings()
+    PanelApp(settings, zone=_zone(ctx), user=user, interval=interval).run()
+
+
+@app.command("demo")
+def demo_command(
+    home: Annotated[
+        Path,
+        typer.Option("--home", help="Demo folder; nothing is written outside it."),
+    ] = Path("demo-home"),
+    no_tui: Annotated[
+        bool, typer.Option("--no-tui", help="Show the rich live list instead of the panel.")
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=1, help="Stop after this many seconds (default: never)."),
+    ] = None,
+    settle: Annotated[
+        float,
+        typer.Option("--settle", min=0.2, help="Seconds of silence before a call is missed."),
+    ] = 2.0,
+) -> None:
+    """The whole product with no account: a simulated PBX, the daemon and the panel.
+
+    Runs in one process on 127.0.0.1: the PBX simulator plays a car-repair shop's calls
+    (answered, missed, hunt groups, repeat callers, hidden numbers) and missed calls appear
+    live. The register, log and reports stay in the demo folder.
+    """
+    from beeline_missed import demo
+    from beeline_missed.output import console, say
+
+    counts = demo.run(home, tui=not no_tui, duration=duration, settle=settle, console=console)
+    say(
+        f"Демо закончено: звонков в реестре {counts['missed']} пропущенных из "
+        f"{counts['calls']}, клиентов в справочнике {counts['clients']}; папка {home}."
+    )
 
 
 def main() -> None:

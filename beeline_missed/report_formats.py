@@ -107,10 +107,12 @@ def print_table(report: Report, console: Any) -> None:
     for header in key_headers(report):
         table.add_column(header)
     for key in MEASURES:
-        table.add_column(MEASURE_LABELS[key], justify="right")
+        table.add_column(MEASURE_LABELS[key], justify="right", no_wrap=True)
     for line in lines(report, repeat_parents=False):
         style = "bold" if line.kind != "leaf" else None
-        table.add_row(*line.keys, *human_measures(line.measures), style=style, end_section=False)
+        if line.kind == "total" and table.row_count:
+            table.add_section()
+        table.add_row(*line.keys, *human_measures(line.measures), style=style)
     console.print(table)
 
 
@@ -193,7 +195,7 @@ def to_xlsx(report: Report) -> bytes:
         longest = m.callback_max_seconds
         sheet.append(
             [
-                *line.keys,
+                *(key or None for key in line.keys),  # an empty cell, not an empty string
                 m.calls,
                 m.callers,
                 m.called_back,
