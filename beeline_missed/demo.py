@@ -1,0 +1,368 @@
+"""The demo: the whole product on one machine, with no account and no network.
+
+In one process, on loopback: the PBX simulator, the daemon subscribed to it (through the real
+PBX client and subscription code), a demo register with a clients directory imported from a
+1C-style CSV, and a traffic thread that plays a small car-repair shop's calls: answered calls,
+missed calls, hunt groups where a colleague answered, repeat callers, hidden numbers. Missed
+calls appear live in the panel (or in the rich live view with `--no-tui`).
+
+Everything is written inside the demo folder (default ./demo-home), which carries a marker
+file so that the demo never clears a folder it did not make.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from beeline_missed import config, xsi_build
+from beeline_missed.config import Settings
+from beeline_missed.errors import UserError
+
+MARKER = ".beeline-missed-demo"
+DEFAULT_HOME = Path("demo-home")
+REGISTER_FILES = ("register.sqlite", "register.sqlite-wal", "register.sqlite-shm")
+HOOK_SECRET_BYTES = 16
+
+# The simulator's abonents (simulator.DEFAULT_ABONENTS): reception, two masters, a manager.
+RECEPTION = "9001112201@ip.beeline.ru"
+MASTER_1 = "9001112202@ip.beeline.ru"
+MASTER_2 = "9001112203@ip.beeline.ru"
+MANAGER = "9001112204@ip.beeline.ru"
+HUNT_GROUP = [RECEPTION, MASTER_1, MASTER_2]
+
+# Callers: numbers from the demo clients directory (demo_data/clients.csv) and strangers.
+IVANOV = "+79161234567"
+PETROVA = "+79035550011"
+ROMASHKA = "+74957771234"
+KUZNETSOV = "+79852203344"
+SOKOLOVA = "+79162223344"
+VOLKOV = "+79157008090"
+MOROZOV = "+79031012030"
+LEBEDEVA = "+79773456789"
+STRANGER_1 = "+79267771122"
+STRANGER_2 = "+79154443322"
+STRANGER_3 = "+74996660099"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One scripted call: who rang whom, and who (if anyone) answered."""
+
+    note: str
+    caller: str | None  # None: a hidden number
+    targets: tuple[str, ...]
+    answered_by: str | None = None
+    outgoing: bool = False  # staff calling the client
+
+    def steps(self, start_ms: int) -> list[xsi_build.Step]:
+        if self.outgoing:
+            assert self.caller is not None
+            return xsi_build.outgoing_call(self.targets[0], self.caller, start_ms, talk_ms=90_000)
+        return xsi_build.incoming_call(
+            list(self.targets),
+            self.caller,
+            start_ms,
+            answered_by=self.answered_by,
+            ring_ms=20_000,
+            talk_ms=120_000,
+        )
+
+    @property
+    def missed(self) -> bool:
+        return not self.outgoing and self.answered_by is None
+
+
+# The morning so far: delivered at once when the demo starts, dated minutes ago.
+HISTORY: list[tuple[int, Call]] = [
+    (95, Call("missed: a known client, reception", IVANOV, (RECEPTION,))),
+    (80, Call("answered in the hunt group", PETROVA, tuple(HUNT_GROUP), answered_by=MASTER_1)),
+    (62, Call("missed: hidden number, hunt group", None, tuple(HUNT_GROUP))),
+    (40, Call("missed: unknown number, manager", STRANGER_1, (MANAGER,))),
+    (25, Call("answered by reception", KUZNETSOV, (RECEPTION,), answered_by=RECEPTION)),
+]
+
+# Then, live, one call every few seconds (the script repeats, so callers call again).
+LIVE: list[Call] = [
+    Call("missed: a client rang the hunt group", SOKOLOVA, tuple(HUNT_GROUP)),
+    Call("not missed: a colleague answered", VOLKOV, tuple(HUNT_GROUP), answered_by=MASTER_2),
+    Call("missed: hidden number", None, (RECEPTION,)),
+    Call("missed: repeat caller", IVANOV, (RECEPTION,)),
+    Call("answered", LEBEDEVA, (RECEPTION,), answered_by=RECEPTION),
+    Call("missed: unknown number, hunt group", STRANGER_2, tuple(HUNT_GROUP)),
+    Call("staff call a client back", IVANOV, (RECEPTION,), outgoing=True),
+    Call("missed: a client rang the manager", MOROZOV, (MANAGER,)),
+    Call("not missed: the manager answered", STRANGER_3, (RECEPTION, MANAGER), answered_by=MANAGER),
+    Call("missed: a company rang the hunt group", ROMASHKA, tuple(HUNT_GROUP)),
+]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Traffic(threading.Thread):
+    """Plays HISTORY at once, then LIVE calls with a pause between them, until stopped."""
+
+    def __init__(
+        self,
+        sim: Any,
+        *,
+        gap: tuple[float, float] = (2.0, 5.0),
+        pace: float = 0.3,
+        seed: int | None = None,
+        on_call: Callable[[Call], None] | None = None,
+    ) -> None:
+        super().__init__(name="demo-traffic", daemon=True)
+        self.sim = sim
+        self.gap = gap
+        self.pace = pace
+        self.random = random.Random(seed)
+        self.on_call = on_call
+        self.stop_event = threading.Event()
+        self.played: list[Call] = []
+
+    def play(self, call: Call, start_ms: int, pace: float) -> None:
+        self.sim.play(call.steps(start_ms), pace=pace)
+        self.played.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+
+    def run(self) -> None:
+        log = logging.getLogger("beeline_missed.demo")
+        try:
+            for minutes_ago, call in HISTORY:
+                self.play(call, now_ms() - minutes_ago * 60_000, 0.0)
+            index = 0
+            while not self.stop_event.wait(self.random.uniform(*self.gap)):
+                self.play(LIVE[index % len(LIVE)], now_ms(), self.pace)
+                index += 1
+        except Exception:  # the demo's traffic must never take the panel down
+            log.exception("demo traffic stopped")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+
+
+def prepare_home(home: Path, fresh: bool = True) -> Path:
+    """The demo folder, made or reused; with `fresh`, the previous demo's register is removed.
+
+    Refuses a non-empty folder without the demo marker: it may be someone's real data.
+    """
+    home = home.expanduser().resolve()
+    if home.exists():
+        if not home.is_dir():
+            raise UserError(f"{home} is not a folder; choose another demo folder with --home.")
+        if not (home / MARKER).exists() and any(home.iterdir()):
+            raise UserError(
+                f"{home} is not empty and was not made by the demo; choose another folder "
+                "with --home."
+            )
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / MARKER).write_text(
+            "Made by `beeline-missed demo`; the demo may clear its register here.\n",
+            encoding="utf-8",
+        )
+        if fresh:
+            for name in REGISTER_FILES:
+                (home / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"Cannot use the demo folder {home}: {exc.strerror or exc}.") from None
+    return home
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_settings(home: Path, sim_url: str, token: str, port: int, settle: float) -> Settings:
+    """Settings that point only at the demo folder and the simulator.
+
+    The real environment and config are ignored on purpose: a real BEELINE_API_TOKEN or
+    register must never be touched by the demo.
+    """
+    base = config.load({"home": str(home), "db": str(home / "register.sqlite")}, environ={})
+    return replace(
+        base,
+        api_url=sim_url.rstrip("/"),
+        api_token=token,
+        public_url=f"http://127.0.0.1:{port}/beeline/hook/{secrets.token_hex(HOOK_SECRET_BYTES)}",
+        listen=f"127.0.0.1:{port}",
+        settle=settle,
+        subscription_expires=600,
+        check_interval=60.0,
+        journal=None,
+    )
+
+
+def import_clients(settings: Settings) -> dict[str, int]:
+    """The demo directory, read from a 1C-style CSV with the same code as `clients import`."""
+    from beeline_missed import clients
+    from beeline_missed.register import Register
+
+    source = resources.files("beeline_missed") / "demo_data" / "clients.csv"
+    with resources.as_file(source) as path:
+        rows = clients.read_table(Path(path))
+    parsed = clients.parse(rows, clients.find_layout(rows))
+    register = Register.open(settings.db)
+    try:
+        return register.upsert_clients(clients.entries_for_register(parsed.entries))
+    finally:
+        register.close()
+
+
+def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
+    """Subscribe every abonent of the (simulated) PBX, as `subscribe --all-abonents` does."""
+    from beeline_missed import subscriptions
+    from beeline_missed.pbx import PbxClient
+    from beeline_missed.register import Register
+
+    register = Register.open(settings.db)
+    try:
+        with PbxClient.from_settings(settings) as pbx:
+            patterns = subscriptions.abonent_patterns(pbx)
+            return subscriptions.subscribe(
+                register,
+                pbx,
+                patterns,
+                settings.subscription_expires,
+                settings.subscription_type,
+                settings.public_url,
+            )
+    finally:
+        register.close()
+
+
+def _quiet_logging(log_file: Path) -> None:
+    """Everything the servers log goes to the demo folder, never over the screen."""
+    from beeline_missed import daemon
+
+    daemon.configure_logging(log_file)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
+@dataclass
+class Demo:
+    """The running pieces; `with running_demo(...) as demo:` starts and stops them in order."""
+
+    home: Path
+    settings: Settings
+    sim: Any
+    daemon: Any
+    traffic: Traffic
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    clients: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def running_demo(
+    home: Path,
+    *,
+    settle: float = 2.0,
+    gap: tuple[float, float] = (2.0, 5.0),
+    pace: float = 0.3,
+    seed: int | None = None,
+    fresh: bool = True,
+) -> Iterator[Demo]:
+    from beeline_missed.daemon import RunningDaemon
+    from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
+
+    home = prepare_home(home, fresh=fresh)
+    _quiet_logging(home / "demo.log")
+    sim = Simulator(token=DEFAULT_TOKEN)
+    sim_url = sim.start()
+    daemon = None
+    traffic = None
+    try:
+        # uvicorn's default config gave the simulator's loggers their own stderr handlers.
+        _quiet_logging(home / "demo.log")
+        settings = demo_settings(home, sim_url, sim.token, free_port(), settle)
+        clients_counts = import_clients(settings)
+        daemon = RunningDaemon(settings).start()
+        subs = subscribe_all(settings)
+        traffic = Traffic(sim, gap=gap, pace=pace, seed=seed)
+        traffic.start()
+        yield Demo(home, settings, sim, daemon, traffic, subs, clients_counts)
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        if daemon is not None:
+            daemon.stop()
+        sim.stop()
+
+
+def summary(settings: Settings) -> dict[str, int]:
+    from beeline_missed.register import Register
+
+    register = Register.open(settings.db)
+    try:
+        return {
+            "calls": register.count_calls(),
+            "missed": register.count_calls("missed"),
+            "clients": register.count_clients(),
+        }
+    finally:
+        register.close()
+
+
+def run(
+    home: Path = DEFAULT_HOME,
+    *,
+    tui: bool = True,
+    duration: float | None = None,
+    settle: float = 2.0,
+    seed: int | None = None,
+    console: Any = None,
+) -> dict[str, int]:
+    """Run the demo until the panel is closed (or Ctrl-C, or `duration`); returns a summary."""
+    from beeline_missed import timefmt
+
+    with running_demo(home, settle=settle, seed=seed) as demo:
+        settings = demo.settings
+        zone = timefmt.local_zone(settings.timezone)
+        if tui:
+            from beeline_missed.panel.app import PanelApp
+
+            PanelApp(settings, zone=zone, user=_demo_user(), duration=duration, note="демо").run()
+        else:
+            from beeline_missed import watch
+
+            intro = (
+                f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
+                "Пропущенные звонки появятся через несколько секунд. Ctrl-C — выход."
+            )
+            watch.run_live(
+                settings.db,
+                interval=0.5,
+                duration=duration,
+                zone=zone,
+                console=console,
+                intro=intro,
+            )
+    return summary(demo.settings)
+
+
+def _demo_user() -> str:
+    from beeline_missed import card
+
+    try:
+        return card.current_user(None, None)
+    except UserError:
+        return "Оператор"

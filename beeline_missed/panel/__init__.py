@@ -1,0 +1,1 @@
+"""The «Автосервис» panel: a Textual app over the register (`beeline-missed panel`)."""

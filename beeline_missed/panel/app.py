@@ -1,0 +1,183 @@
+"""The «Автосервис» panel: missed calls, reports and subscriptions in one Textual app.
+
+One poll drives every tab: each tick asks SQLite for `PRAGMA data_version` (a counter that
+moves only when another connection commits), so an idle panel reads nothing; when the daemon
+registers a call, the list is read again and the new call appears at the top with the
+selection kept. Saves made here go through the same connection and do not move the counter,
+so after a save the list is reloaded explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from beeline_missed import card, card_session, phones, timefmt
+from beeline_missed.config import Settings
+from beeline_missed.panel import call_list
+from beeline_missed.panel.card_screen import CardScreen
+from beeline_missed.panel.missed_calls import MissedCalls
+from beeline_missed.panel.reports_pane import ReportsPane
+from beeline_missed.panel.subscriptions_pane import SubscriptionsPane
+from beeline_missed.register import Register
+
+TABS = {"calls": "Пропущенные звонки", "reports": "Отчёты", "subs": "Подписки"}
+
+
+class PanelApp(App[None]):
+    """`PanelApp(settings).run()`; tests drive it with `run_test()`."""
+
+    TITLE = "Автосервис"
+    SUB_TITLE = "пропущенные звонки"
+    CSS_PATH = "panel.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("f1", "show_tab('calls')", "Звонки"),
+        Binding("f2", "show_tab('reports')", "Отчёты"),
+        Binding("f3", "show_tab('subs')", "Подписки"),
+        Binding("f5", "reload", "Обновить"),
+        Binding("ctrl+q", "quit", "Выход", priority=True),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        zone: tzinfo | None = None,
+        user: str | None = None,
+        interval: float = 1.0,
+        clock: Callable[[], datetime] = timefmt.now_utc,
+        limit: int | None = call_list.DEFAULT_LIMIT,
+        duration: float | None = None,
+        note: str | None = None,
+    ) -> None:
+        super().__init__()
+        if note:
+            self.sub_title = f"{self.SUB_TITLE} · {note}"
+        self.duration = duration  # close by itself after this many seconds (demo, screenshots)
+        self.settings = settings
+        self.zone = zone or timefmt.local_zone(settings.timezone)
+        self.user = card.current_user(user, settings.user)
+        self.interval = interval
+        self.clock = clock
+        self.limit = limit
+        self.register: Register | None = None
+        self._version: int | None = None
+        self._baseline_id = 0  # calls above this id arrived while the panel was open
+        self._seen_max_id = 0
+        self.loads = 0  # how many times the list was read (tests check idle costs nothing)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="☎")
+        with TabbedContent(initial="calls"):
+            with TabPane(TABS["calls"], id="calls"):
+                yield MissedCalls(id="missed")
+            with TabPane(TABS["reports"], id="reports"):
+                yield ReportsPane(self.settings, self.zone, clock=self.clock, id="reports-pane")
+            with TabPane(TABS["subs"], id="subs"):
+                yield SubscriptionsPane(self.settings, self.zone, clock=self.clock, id="subs-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.register = Register.open(self.settings.db)
+        self._baseline_id = self.register.max_call_id()
+        self._seen_max_id = self._baseline_id
+        self.refresh_data(force=True)
+        self.query_one(MissedCalls).table.focus()
+        self.set_interval(self.interval, self.refresh_data, name="poll")
+        if self.duration is not None:
+            self.set_timer(self.duration, self.exit, name="duration")
+
+    def on_unmount(self) -> None:
+        if self.register is not None:
+            self.register.close()
+            self.register = None
+
+    # -- the poll -----------------------------------------------------------------------
+
+    def refresh_data(self, force: bool = False) -> bool:
+        """Re-read the register when it changed (or when forced); True when it was read."""
+        register = self.register
+        if register is None:
+            return False
+        version = register.data_version()
+        subs = self.query_one(SubscriptionsPane)
+        if version == self._version and not force:
+            # Nothing new; only the subscriptions' «time left» moves with the clock.
+            if self.query_one(TabbedContent).active == "subs":
+                subs.show(register)
+            return False
+        self._version = version
+        entries = call_list.load(register, self.zone, self.limit)
+        ids = [cid for e in entries for cid in e.call_ids]
+        new_keys = {e.key for e in entries if max(e.call_ids) > self._baseline_id}
+        self.query_one(MissedCalls).show(entries, call_list.count_open(register), new_keys)
+        self._announce([e for e in entries if max(e.call_ids) > self._seen_max_id])
+        self._seen_max_id = max([self._seen_max_id, *ids])
+        subs.show(register)
+        self.loads += 1
+        return True
+
+    def _announce(self, arrived: list[call_list.Entry]) -> None:
+        if not arrived:
+            return
+        if len(arrived) == 1:
+            who = arrived[0].client or phones.display(arrived[0].phone)
+            self.notify(f"Новый пропущенный звонок: {who}", title="Пропущенный звонок")
+        else:
+            self.notify(f"Новых пропущенных звонков: {len(arrived)}", title="Пропущенные звонки")
+        self.bell()
+
+    # -- actions ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Tabs and reload belong to the main screen, not to an open card.
+        return not (action in {"show_tab", "reload"} and isinstance(self.screen, ModalScreen))
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "calls":
+            self.query_one(MissedCalls).table.focus()
+
+    def action_reload(self) -> None:
+        self.refresh_data(force=True)
+
+    @on(MissedCalls.OpenCard)
+    def open_card(self, message: MissedCalls.OpenCard) -> None:
+        assert self.register is not None
+        try:
+            screen = CardScreen(
+                self.register,
+                message.entry.call_id,
+                zone=self.zone,
+                user=self.user,
+                journal=self.settings.journal,
+            )
+        except Exception as exc:  # the call vanished (register replaced): say so, stay up
+            self.notify(str(exc), severity="error")
+            return
+        self.push_screen(screen, self._card_closed)
+
+    def _card_closed(self, outcome: card_session.Outcome | None) -> None:
+        if outcome is not None:
+            self.notify(
+                outcome.message,
+                title="Карточка звонка",
+                severity="warning" if outcome.refused else "information",
+            )
+            if outcome.journal:
+                self.notify(outcome.journal, title="Журнал записи", timeout=15)
+        # Our own save does not move data_version: reload explicitly.
+        self.refresh_data(force=True)
+        self.query_one(MissedCalls).table.focus()
+
+
+def run(settings: Settings, **options: object) -> None:
+    PanelApp(settings, **options).run()  # type: ignore[arg-type]

@@ -1,0 +1,60 @@
+"""What the missed-calls tab lists: one place that turns register rows into list entries.
+
+The table, the card and the tests only see `Entry`; when the list becomes one line per
+caller (several attempts), only `load` changes: an entry then carries all that caller's open
+call ids, and the card handles them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+from beeline_missed import phones, timefmt
+from beeline_missed.register import Register
+
+# Staff read these headers, so they are in Russian.
+COLUMNS: tuple[str, ...] = ("Номер", "Клиент", "Дата и время", "Линия")
+# The open list is short in practice; a cap keeps a neglected register from slowing the panel.
+DEFAULT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the list."""
+
+    key: str  # the table's row key: stable across reloads, so the selection can be kept
+    call_ids: tuple[int, ...]  # the open calls the line stands for, newest first
+    cells: tuple[str, ...]  # in COLUMNS order
+    phone: str | None
+    client: str | None
+
+    @property
+    def call_id(self) -> int:
+        """The call the card opens."""
+        return self.call_ids[0]
+
+
+def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
+    return Entry(
+        key=str(row["id"]),
+        call_ids=(int(row["id"]),),
+        cells=(
+            phones.display(row.get("phone")),
+            row.get("client") or "",
+            timefmt.show_local(row.get("called_at"), zone),
+            row.get("line") or "",
+        ),
+        phone=row.get("phone"),
+        client=row.get("client"),
+    )
+
+
+def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) -> list[Entry]:
+    """Calls still «Пропущен», newest first."""
+    return [entry(row, zone) for row in register.list_calls(include_handled=False, limit=limit)]
+
+
+def count_open(register: Register) -> int:
+    return register.count_calls("missed")
