@@ -659,11 +659,13 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         with _pbx(ctx) as pbx:
             rows = subscriptions.status(register, pbx)
     last_event = subscriptions.last_event_at(register)
+    upkeep_error = subscriptions.upkeep_error(register)
     if json_:
         print_json(
             {
                 "subscriptions": [_subscription_json(row, zone) for row in rows],
                 "last_event_at": timefmt.iso_local(last_event, zone),
+                "upkeep_error": upkeep_error,
             }
         )
         return
@@ -686,6 +688,8 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         say(f"Last event received: {timefmt.show_local(last_event, zone)}.")
     else:
         say("No event received yet.")
+    if upkeep_error:
+        say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
 
 
 @app.command("unsubscribe")

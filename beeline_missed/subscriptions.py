@@ -183,7 +183,8 @@ def subscribe(
         except PbxError as exc:
             if made:
                 raise type(exc)(
-                    f"{exc} (the {len(made)} subscription(s) made before it are recorded)",
+                    f"{str(exc).rstrip('.')}; the {len(made)} subscription(s) made before it "
+                    "are recorded.",
                     status=exc.status,
                     error_code=exc.error_code,
                 ) from None
@@ -213,7 +214,7 @@ def status(
         left = seconds_left(row, moment)
         try:
             client.get_subscription(row["id"])
-            live = LIVE_ACTIVE if left > 0 else LIVE_EXPIRED
+            live = LIVE_ACTIVE  # whatever our clock says, the PBX still serves it
         except PbxNotFound:
             live = LIVE_EXPIRED if left <= 0 else LIVE_GONE
         register.update_subscription(row["id"], last_checked_at=timefmt.to_stored(moment))
@@ -391,3 +392,8 @@ def on_terminated(
 def last_event_at(register: Register) -> str | None:
     """When the daemon last received an event (stored UTC), as it records it."""
     return register.get_meta("last_event_at")
+
+
+def upkeep_error(register: Register) -> str | None:
+    """The daemon's last failure keeping subscriptions alive; None once it succeeds again."""
+    return register.get_meta("keeper_error")

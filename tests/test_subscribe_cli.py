@@ -135,7 +135,8 @@ def test_subscribe_needs_a_url_a_token_and_a_pattern(sim: Simulator, monkeypatch
 def test_unknown_pattern_is_the_pbx_error_in_one_sentence(sim: Simulator) -> None:
     code, output = run("subscribe", "--pattern", "201", "--pattern", "777")
     assert code == 1
-    assert "BadRequest" in output and "777" in output and "1 subscription(s)" in output
+    assert "BadRequest" in output and "777" in output
+    assert "the 1 subscription(s) made before it are recorded." in output
     assert [s.pattern for s in sim.live_subscriptions()] == ["201"]
 
 
@@ -184,6 +185,7 @@ def test_status_states_active_expired_gone(sim: Simulator, db_path: Path) -> Non
     sim.terminate(expired, notify=False)
     sim.terminate(gone, notify=False)
     register.set_meta("last_event_at", "2026-11-27T11:05:00Z")
+    register.set_meta("keeper_error", "Cannot reach the PBX at example: refused.")
 
     shown = run_json("status")
     states = {row["subscriptionId"]: row["state"] for row in shown["subscriptions"]}
@@ -192,6 +194,7 @@ def test_status_states_active_expired_gone(sim: Simulator, db_path: Path) -> Non
     assert 590 <= by_id[active]["seconds_left"] <= 600
     assert by_id[expired]["seconds_left"] == 0
     assert shown["last_event_at"] == "2026-11-27T14:05:00+03:00"
+    assert shown["upkeep_error"] == "Cannot reach the PBX at example: refused."
     # Looking does not retire anything: the daemon's check() re-subscribes the gone one.
     assert len(held(register)) == 3
 
@@ -199,13 +202,18 @@ def test_status_states_active_expired_gone(sim: Simulator, db_path: Path) -> Non
     assert code == 0
     assert "expired" in output and "gone" in output and "active" in output
     assert "Last event received: 27.11.2026 14:05." in output
+    assert "could not keep the subscriptions alive: Cannot reach" in output
 
 
 def test_status_without_subscriptions_needs_no_pbx(monkeypatch) -> None:
     code, output = run("status")
     assert code == 0
     assert "No subscriptions held" in output and "No event received yet." in output
-    assert run_json("status") == {"subscriptions": [], "last_event_at": None}
+    assert run_json("status") == {
+        "subscriptions": [],
+        "last_event_at": None,
+        "upkeep_error": None,
+    }
 
 
 # -- unsubscribe --------------------------------------------------------------------------
