@@ -162,7 +162,9 @@ class Simulator:
         self.fault: Fault | None = None
         self._offset = 0.0  # advance() moves the simulator's clock forward
         self._lock = threading.RLock()  # guards the state; never held during outbound POSTs
-        self._deliver_lock = threading.Lock()  # keeps deliveries in order
+        # Keeps deliveries in order; re-entrant because finding the matching subscriptions may
+        # expire some, which posts their termination from inside a delivery.
+        self._deliver_lock = threading.RLock()
         self._http = httpx.Client(timeout=deliver_timeout)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -95,6 +95,13 @@ def test_rejected_token_is_auth_error_without_the_token(sim: Simulator) -> None:
     assert isinstance(caught.value, UserError)
 
 
+def test_token_revoked_midway(client: PbxClient, sim: Simulator) -> None:
+    sim.fail("401", count=1)
+    with pytest.raises(PbxAuthError):
+        client.subscribe("201", 3600, "BASIC_CALL", HOOK)
+    assert client.subscribe("201", 3600, "BASIC_CALL", HOOK)["expires"] == 600
+
+
 def test_unreachable_host(sim: Simulator) -> None:
     url = f"http://127.0.0.1:{free_port()}/apis/portal"
     with PbxClient(url, TOKEN, timeout=2) as pbx, pytest.raises(PbxUnreachable) as caught:

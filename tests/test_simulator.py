@@ -244,3 +244,16 @@ def test_simulator_command_runs_as_a_process() -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_expiry_found_while_delivering_does_not_deadlock(
+    sim: Simulator, client: PbxClient, receiver: Receiver
+) -> None:
+    short = client.subscribe("201", 600, "BASIC_CALL", receiver.url + "/short")
+    client.subscribe("201", 3600, "BASIC_CALL", receiver.url + "/long")
+    with sim._lock:
+        sim._offset += 601  # past the short one's expiry, without reaping it yet
+    step = xsi_build.incoming_call([RECEPTION], "+79161234567", 1)[0]
+    done = sim.deliver(RECEPTION, xsi_build.event_document(step, subscription_id="x"))
+    assert [d.url for d in done] == [receiver.url + "/long"]
+    assert [e["subscriptionId"] for e in receiver.events("/short")] == [short["subscriptionId"]]
