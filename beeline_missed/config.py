@@ -50,6 +50,30 @@ class Settings:
     reconcile_tolerance: float = 120.0
     statistics_missed_statuses: tuple[str, ...] = ("MISSED",)
     auto_close: bool = True
+    # -- reconcile, auto-close, hours, notifications (issue 8) --
+    # Each run re-reads this much before the last reconciled moment: a call still ringing at
+    # the previous run reaches the statistics only once it ended.
+    reconcile_overlap: float = 900.0
+    # The very first run (nothing reconciled yet) looks back this far.
+    reconcile_lookback: float = 86400.0
+    # Who answered, as staff read it: abonent (userId, phone or extension) -> name. Abonents
+    # not listed are named by the PBX's abonent list (last name).
+    staff_names: dict[str, str] = field(default_factory=dict)
+    # Working hours per weekday (mon..sun): "09:00-19:00", several ranges comma-separated,
+    # "" = closed. Empty table: no hours, nothing is marked outside hours.
+    working_hours: dict[str, str] = field(default_factory=dict)
+    holidays: tuple[str, ...] = ()
+    telegram_token: str | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str | None = None
+    mail_to: tuple[str, ...] = ()
+    notify_timeout: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,6 +117,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if isinstance(value, str):
                 return value.strip().lower() in {"1", "true", "yes", "on"}
             return bool(value)
+        if kind.startswith("dict"):
+            if not isinstance(value, dict):
+                raise TypeError(name)
+            return {str(k): str(v) for k, v in value.items()}
         if kind.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
@@ -151,6 +179,9 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **{k: v for k, v in changes.items() if v is not None})
 
 
+SECRETS = {"api_token", "telegram_token", "smtp_password"}
+
+
 def effective(settings: Settings) -> dict[str, Any]:
     """The settings as shown by `config show`: the token masked."""
     shown: dict[str, Any] = {}
@@ -158,7 +189,7 @@ def effective(settings: Settings) -> dict[str, Any]:
         if f.name == "extra":
             continue
         value = getattr(settings, f.name)
-        if f.name == "api_token":
+        if f.name in SECRETS:
             value = mask(value)
         elif isinstance(value, Path):
             value = str(value)
@@ -213,6 +244,42 @@ CONFIG_TEMPLATE = """\
 
 # Close open missed calls when the client gets through later or staff reach them.
 # auto_close = true
+
+# Reconciliation re-reads this many seconds before the last reconciled moment
+# (calls still ringing then), and its first run ever looks this far back.
+# reconcile_overlap = 900
+# reconcile_lookback = 86400
+
+# Who answered, as written in auto-closed cards: abonent (userId, phone or
+# extension) = name. Others are named from the PBX's abonent list (last name).
+# staff_names."201" = "Смирнова"
+# staff_names."9001112202" = "Петров"
+
+# Working hours per weekday (mon tue wed thu fri sat sun), several ranges
+# comma-separated, "" or a missing day for a day off; calls outside them and on holidays are
+# marked "outside hours" (reports can filter them). No table: nothing is marked.
+# working_hours.mon = "09:00-19:00"
+# working_hours.tue = "09:00-19:00"
+# working_hours.wed = "09:00-19:00"
+# working_hours.thu = "09:00-19:00"
+# working_hours.fri = "09:00-13:00, 14:00-18:00"
+# working_hours.sat = "10:00-15:00"
+# holidays = ["2026-12-31", "2027-01-01"]
+
+# Notifications for every new missed call (optional; failures never block intake).
+# Telegram: the bot token from @BotFather and the chat to post to.
+# telegram_token = ""
+# telegram_chat_id = ""
+# telegram_api_url = "https://api.telegram.org"
+# E-mail over SMTP (smtp_starttls = true for port 587).
+# smtp_host = "smtp.example.ru"
+# smtp_port = 25
+# smtp_user = ""
+# smtp_password = ""
+# smtp_starttls = false
+# mail_from = "missed@example.ru"
+# mail_to = ["manager@example.ru"]
+# notify_timeout = 10
 """
 
 

@@ -164,14 +164,44 @@ class Workers:
     wake: threading.Event = field(default_factory=threading.Event)
     terminated: queue.Queue[str] = field(default_factory=queue.Queue)
     threads: list[threading.Thread] = field(default_factory=list)
+    # -- reconcile, auto-close, hours, notifications (issue 8) --
+    notifier: Any = None  # notify.Notifier when a channel is configured
+    hours: Any = None  # hours.WorkingHours, built at start
+    drained: threading.Event = field(default_factory=threading.Event)  # inbox processed once
 
     def start(self) -> None:
+        from beeline_missed import hours, notify, timefmt
+
+        self.hours = hours.from_settings(self.settings)  # a bad table fails here, at start
+        log.info("working hours: %s", hours.describe(self.hours))
+        channels = notify.senders(self.settings)
+        if channels:
+            zone = timefmt.local_zone(self.settings.timezone)
+            self.notifier = notify.Notifier(self.settings.db, channels, zone, self.stop)
         self.threads = [
             threading.Thread(target=self._process_loop, name="processor", daemon=True),
             threading.Thread(target=self._keep_loop, name="keeper", daemon=True),
+            threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True),
         ]
         for thread in self.threads:
             thread.start()
+        if self.notifier is not None:
+            self.threads.append(self.notifier.start())
+
+    def _after_missed(self, register: Register) -> Any:
+        """What follows a new register row: close it at once if the number was answered after
+        it already (a late row), else notify."""
+        from beeline_missed.autoclose import AutoCloser
+
+        closer = AutoCloser(register, self.settings) if self.settings.auto_close else None
+
+        def hook(call_id: int) -> None:
+            if closer is not None and closer.check_row(register.get_call(call_id)):
+                return
+            if self.notifier is not None:
+                self.notifier.submit(call_id)
+
+        return hook
 
     def shutdown(self) -> None:
         self.stop.set()
@@ -186,7 +216,14 @@ class Workers:
             settle=self.settings.settle,
             stale_after=self.settings.stale_after,
             on_terminated=[self.terminated.put],
+            on_missed=[self._after_missed(register)],
+            outside_hours=self.hours.is_outside,
+            merge_tolerance=self.settings.reconcile_tolerance,
         )
+        if self.settings.auto_close:
+            from beeline_missed.autoclose import AutoCloser
+
+            processor.on_answered.append(AutoCloser(register, self.settings))
         tick = max(0.05, min(0.5, self.settings.settle / 4))
         backoff = Backoff(limit=30)
         try:
@@ -195,6 +232,7 @@ class Workers:
                     written = processor.run_once()
                     for row in written:
                         log.info("missed call registered: id %s", row)
+                    self.drained.set()
                     backoff.succeeded()
                 except Exception:
                     log.exception("processing failed; retrying")
@@ -239,6 +277,53 @@ class Workers:
                     wait = backoff.failed()
                     log.error("subscription upkeep failed (retry in %.0f s): %s", wait, exc)
                     register.set_meta("keeper_error", str(exc))
+                self.stop.wait(wait)
+        finally:
+            client.close()
+            register.close()
+
+
+    def _reconcile_loop(self) -> None:
+        """Catch up from the call statistics on start and every reconcile_interval."""
+        if not self.settings.api_token:
+            log.warning("no API token: missed calls are not reconciled from the statistics")
+            return
+        from beeline_missed import reconcile
+        from beeline_missed.pbx import PbxClient
+
+        # The inbox first: events acknowledged before a restart are the hook's, not recoveries.
+        while not self.drained.wait(0.2):
+            if self.stop.is_set():
+                return
+        register = DaemonRegister.open(self.settings.db)
+        client = PbxClient.from_settings(self.settings)
+        after = self._after_missed(register)
+        backoff = Backoff()
+        try:
+            while not self.stop.is_set():
+                try:
+                    # Names for auto-closed cards; a failure here must not stop the catch-up.
+                    try:
+                        register.replace_abonents(client.abonents())
+                    except Exception as exc:
+                        log.warning("cannot refresh the abonent list: %s", exc)
+                    summary = reconcile.run_scheduled(
+                        register, client, self.settings, outside_hours=self.hours.is_outside
+                    )
+                    if summary.registered:
+                        log.info(
+                            "reconciliation recovered %s missed call(s): ids %s",
+                            len(summary.registered),
+                            ", ".join(map(str, summary.registered)),
+                        )
+                    for call_id in summary.registered:
+                        after(call_id)
+                    backoff.succeeded()
+                    wait = float(self.settings.reconcile_interval)
+                except Exception as exc:  # PBX down or slow: the next run covers the gap
+                    wait = min(float(self.settings.reconcile_interval), backoff.failed())
+                    log.error("reconciliation failed (retry in %.0f s): %s", wait, exc)
+                    register.set_meta(reconcile.META_ERROR, str(exc))
                 self.stop.wait(wait)
         finally:
             client.close()

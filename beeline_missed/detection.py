@@ -128,3 +128,40 @@ def decide(
         start_ms=min(starts) if starts else None,
         line=line,
     )
+
+
+@dataclass(frozen=True)
+class AnsweredCall:
+    """An answered external call, as auto-closing needs it (issue 8)."""
+
+    ext_tracking_id: str
+    phone: str
+    direction: str  # 'incoming' (the client got through) | 'outgoing' (staff reached them)
+    answered_by: str  # the abonent who talked, e.g. '9001112201'
+    answer_ms: int | None
+
+
+def answered_call(legs: Iterable[LegState]) -> AnsweredCall | None:
+    """The answered external call a session was, or None (unanswered, internal, hidden number)."""
+    legs = list(legs)
+    answered = [leg for leg in legs if leg.answered or leg.answer_ms is not None]
+    if not answered:
+        return None
+    leg = min(answered, key=lambda x: (x.answer_ms is None, x.answer_ms or 0, x.target_id))
+    if leg.is_incoming_external:
+        direction = "incoming"
+    elif leg.personality == "Originator" and leg.call_type != "Group":
+        direction = "outgoing"
+    else:
+        return None
+    raw = leg.remote_raw or next((x.remote_raw for x in legs if x.remote_raw), None)
+    phone = phones.normalise(raw)
+    if phone is None:
+        return None
+    return AnsweredCall(
+        ext_tracking_id=leg.ext_tracking_id,
+        phone=phone,
+        direction=direction,
+        answered_by=abonent_name(leg.target_id),
+        answer_ms=leg.answer_ms,
+    )

@@ -197,3 +197,35 @@ def m010_subscription_requested(db: sqlite_utils.Database) -> None:
     # What we asked for, so that a renewal asks the same again (the PBX may grant less).
     db.conn.execute("ALTER TABLE subscriptions ADD COLUMN requested INTEGER")
     db.conn.execute("CREATE INDEX subscriptions_state ON subscriptions(state)")
+
+
+@migration
+def m060_reconcile_and_autoclose(db: sqlite_utils.Database) -> None:
+    # Statistics reconciliation and auto-closing match calls by the caller's number and time:
+    # legs keep the remote number in E.164 (filled by the processor from now on, backfilled here).
+    from beeline_missed import phones
+
+    rows = db.conn.execute(
+        "SELECT target_id, call_id, remote_raw FROM legs WHERE remote_raw IS NOT NULL"
+    ).fetchall()
+    db.conn.executemany(
+        "UPDATE legs SET remote_phone = ? WHERE target_id = ? AND call_id = ?",
+        [(phones.normalise(row[2]), row[0], row[1]) for row in rows],
+    )
+    run_script(
+        db,
+        """
+        CREATE INDEX legs_remote_phone ON legs(remote_phone, start_ms);
+        -- The PBX's abonents, cached so that the processor can name who answered without a
+        -- network call.
+        CREATE TABLE abonents (
+            user_id TEXT PRIMARY KEY,
+            phone TEXT,
+            extension TEXT,
+            first_name TEXT,
+            last_name TEXT,
+            department TEXT,
+            fetched_at TEXT NOT NULL
+        );
+        """,
+    )

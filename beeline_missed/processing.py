@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from beeline_missed import detection, timefmt, xsi
-from beeline_missed.detection import LegState
+from beeline_missed import detection, phones, timefmt, xsi
+from beeline_missed.detection import AnsweredCall, LegState
 from beeline_missed.register import Register
 
 log = logging.getLogger("beeline_missed.processing")
@@ -50,6 +50,8 @@ def _leg_to_row(leg: LegState) -> dict[str, Any]:
         ext_tracking_id=leg.ext_tracking_id,
         answered=int(leg.answered),
         released=int(leg.released),
+        # E.164, so that reconciliation and auto-closing can find a number's calls.
+        remote_phone=phones.normalise(leg.remote_raw),
     )
     return row
 
@@ -88,6 +90,12 @@ class Processor:
     on_missed: list[Callable[[int], None]] = field(default_factory=list)
     # Called after commit with the subscription id of a SubscriptionTerminatedEvent.
     on_terminated: list[Callable[[str], None]] = field(default_factory=list)
+    # Called after commit for each answered external call (auto-closing).
+    on_answered: list[Callable[[AnsweredCall], None]] = field(default_factory=list)
+    # Is a call starting at this epoch ms outside working hours? (None: never.)
+    outside_hours: Callable[[int], bool] | None = None
+    # A row reconciliation registered for the same number this close in time is this call.
+    merge_tolerance: float = 120.0
 
     def process_inbox(self, limit: int = 500) -> int:
         """Apply up to `limit` new inbox rows, oldest first; returns how many were handled."""
@@ -159,10 +167,19 @@ class Processor:
         """
         at_ms = now_ms() if at_ms is None else at_ms
         written = []
+        answered: list[AnsweredCall] = []
         for tracking_id, last_ms in self.register.pending_sessions(at_ms - int(self.settle * 1000)):
-            row = self._decide(tracking_id, (at_ms - last_ms) / 1000, last_ms)
+            row, call = self._decide(tracking_id, (at_ms - last_ms) / 1000, last_ms)
             if row is not None:
                 written.append(row)
+            if call is not None:
+                answered.append(call)
+        for call in answered:
+            for answered_hook in self.on_answered:
+                try:
+                    answered_hook(call)
+                except Exception:  # auto-closing must never stop intake
+                    log.exception("an answered-call hook failed for %s", call.ext_tracking_id)
         for row in written:
             for callback in self.on_missed:
                 try:
@@ -171,32 +188,51 @@ class Processor:
                     log.exception("a missed-call hook failed for call %s", row)
         return written
 
-    def _decide(self, tracking_id: str, since: float, last_ms: int) -> int | None:
+    def _decide(
+        self, tracking_id: str, since: float, last_ms: int
+    ) -> tuple[int | None, AnsweredCall | None]:
+        """Returns the new register row (missed) and the answered call (answered), if any."""
         reg = self.register
         with reg.transaction() as conn:
             session = reg.session(conn, tracking_id)
             if session is None or session["state"] != detection.PENDING:
-                return None
+                return None, None
             legs = [_leg_from_row(row) for row in reg.session_legs(conn, tracking_id)]
             decision = detection.decide(
                 legs, seconds_since_last_event=since, settle=self.settle,
                 stale_after=self.stale_after,
             )
             if decision.state == detection.PENDING:
-                return None
+                return None, None
             row = None
+            linked = None
             if decision.state == detection.MISSED:
                 called_ms = sane_called_at(decision.start_ms, last_ms)
-                row = reg.insert_call(
+                # Reconciliation may have registered this call first (events late): one row.
+                reconciled = reg.call_near(
                     conn,
-                    session_key=tracking_id,
-                    phone=decision.phone,
-                    phone_raw=decision.phone_raw,
-                    called_at=timefmt.ms_to_stored(called_ms),
-                    line=decision.line,
+                    decision.phone,
+                    called_ms,
+                    int(self.merge_tolerance * 1000),
+                    source="reconcile",
                 )
-            reg.decide_session(conn, tracking_id, decision.state, row)
-            return row
+                if reconciled is not None:
+                    linked = int(reconciled["id"])
+                else:
+                    row = reg.insert_call(
+                        conn,
+                        session_key=tracking_id,
+                        phone=decision.phone,
+                        phone_raw=decision.phone_raw,
+                        called_at=timefmt.ms_to_stored(called_ms),
+                        line=decision.line,
+                        outside_hours=bool(self.outside_hours and self.outside_hours(called_ms)),
+                    )
+            reg.decide_session(conn, tracking_id, decision.state, row or linked)
+            answered = None
+            if decision.state == detection.ANSWERED and self.on_answered:
+                answered = detection.answered_call(legs)
+            return row, answered
 
     def run_once(self, at_ms: int | None = None) -> list[int]:
         while self.process_inbox():

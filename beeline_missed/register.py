@@ -637,3 +637,122 @@ class Register:
         if row is None:
             raise UserError(f"There is no event {inbox_id} in the inbox.")
         return bytes(row[0])
+
+    # -- reconcile and auto-close ---------------------------------------------------------
+    # Owned by issue 8: statistics reconciliation, auto-closing, the abonents cache.
+
+    @staticmethod
+    def _stored_bounds(epoch_ms: int, tolerance_ms: int) -> tuple[str, str]:
+        return (
+            timefmt.ms_to_stored(epoch_ms - tolerance_ms),
+            timefmt.ms_to_stored(epoch_ms + tolerance_ms),
+        )
+
+    def call_near(
+        self,
+        conn: sqlite3.Connection | None,
+        phone: str | None,
+        epoch_ms: int,
+        tolerance_ms: int,
+        source: str | None = None,
+    ) -> dict[str, Any] | None:
+        """A register row for `phone` (None: a hidden number) within the tolerance of a moment."""
+        conn = conn or self.conn
+        low, high = self._stored_bounds(epoch_ms, tolerance_ms)
+        sql = "SELECT * FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ?"
+        params: list[Any] = [phone, low, high]
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        row = conn.execute(sql + " ORDER BY called_at LIMIT 1", params).fetchone()
+        return dict(row) if row else None
+
+    def incoming_leg_near(self, phone: str | None, epoch_ms: int, tolerance_ms: int) -> bool:
+        """Did the hook hear an external incoming call from `phone` around that moment
+        (answered or not)? Then the statistics record is that call, known already."""
+        row = self.conn.execute(
+            """
+            SELECT 1 FROM legs
+            WHERE remote_phone IS ? AND start_ms BETWEEN ? AND ?
+              AND personality = 'Terminator' AND call_type = 'Network'
+            LIMIT 1
+            """,
+            [phone, epoch_ms - tolerance_ms, epoch_ms + tolerance_ms],
+        ).fetchone()
+        return row is not None
+
+    def session_known(self, tracking_id: str) -> bool:
+        """The hook or an earlier run has this tracking id (statistics rarely carry one)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM sessions WHERE ext_tracking_id = ? "
+            "UNION ALL SELECT 1 FROM calls WHERE session_key = ? LIMIT 1",
+            [tracking_id, tracking_id],
+        ).fetchone()
+        return row is not None
+
+    def open_calls_of(self, phone: str, until: str) -> list[dict[str, Any]]:
+        """A number's calls still «Пропущен» that came in no later than `until` (stored UTC)."""
+        rows = self.conn.execute(
+            CALL_SELECT
+            + " WHERE calls.phone = ? AND calls.status = 'missed' AND calls.called_at <= ?"
+            " ORDER BY calls.called_at, calls.id",
+            [phone, until],
+        )
+        return [dict(row) for row in rows]
+
+    def answered_after(self, phone: str, since_ms: int) -> dict[str, Any] | None:
+        """The first answered external call with `phone` (either way) that started after a moment:
+        the leg that was answered, or None."""
+        row = self.conn.execute(
+            """
+            SELECT * FROM legs
+            WHERE remote_phone = ? AND start_ms > ? AND answered = 1
+              AND call_type = 'Network' AND personality IN ('Terminator', 'Originator')
+            ORDER BY coalesce(answer_ms, start_ms) LIMIT 1
+            """,
+            [phone, since_ms],
+        ).fetchone()
+        return dict(row) if row else None
+
+    def set_outside_hours(self, call_id: int, outside: bool) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE calls SET outside_hours = ? WHERE id = ?", [int(outside), call_id]
+            )
+
+    def replace_abonents(self, abonents: Iterable[dict[str, Any]]) -> int:
+        """Cache the PBX's abonent list (all of it, replacing the previous copy)."""
+        now = timefmt.to_stored(timefmt.now_utc())
+        rows = [
+            (
+                str(a.get("userId") or ""),
+                a.get("phone"),
+                a.get("extension"),
+                a.get("firstName"),
+                a.get("lastName"),
+                a.get("department"),
+                now,
+            )
+            for a in abonents
+            if a.get("userId")
+        ]
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM abonents")
+            conn.executemany(
+                "INSERT OR REPLACE INTO abonents (user_id, phone, extension, first_name, "
+                "last_name, department, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def cached_abonents(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.conn.execute("SELECT * FROM abonents ORDER BY user_id")]
+
+    # -- load and faults (issue 7) -------------------------------------------------------
+
+    def fast_commits(self) -> None:
+        """Commit without waiting for the disk, on a connection that writes only what the inbox
+        can rebuild (the daemon's processor). WAL keeps each commit atomic, and the next durable
+        commit (the intake's, synchronous=FULL) flushes these too; a power cut can lose only the
+        latest derived rows, which the processor derives again from the inbox."""
+        self.conn.execute("PRAGMA synchronous = NORMAL")

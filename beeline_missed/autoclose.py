@@ -1,0 +1,186 @@
+"""Close what is already resolved: a missed caller got through later, or staff reached them.
+
+When an external call with a number is answered — the client calling in again and anyone picking
+up, or staff calling the number and the client answering — that number's open missed calls from
+before it are closed: «Перезвонили», a result saying what happened and when, the abonent who talked
+as the user (by a staff name when known), closed_by 'auto'. The status and result rules are the
+call card's (card.auto_close); the write is the card's optimistic save, so a card a person saved
+meanwhile is left as they saved it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from typing import Any
+
+from beeline_missed import card, timefmt
+from beeline_missed.detection import AnsweredCall, abonent_name
+from beeline_missed.errors import ConflictError
+from beeline_missed.register import Register
+
+log = logging.getLogger("beeline_missed.autoclose")
+
+INCOMING = "incoming"
+OUTGOING = "outgoing"
+
+
+@dataclass
+class StaffNames:
+    """Abonent → the name staff know: the configured mapping first, then the PBX's abonent list
+    (last name, else first name), else the abonent's id as the PBX gives it."""
+
+    mapping: Mapping[str, str]
+    abonents: list[dict[str, Any]]
+
+    @classmethod
+    def load(cls, register: Register, mapping: Mapping[str, str] | None = None) -> StaffNames:
+        return cls(dict(mapping or {}), register.cached_abonents())
+
+    def _abonent(self, who: str) -> dict[str, Any] | None:
+        for row in self.abonents:
+            user_id = str(row.get("user_id") or "")
+            if who in (user_id, abonent_name(user_id), row.get("phone"), row.get("extension")):
+                return row
+        return None
+
+    def name(self, who: str) -> str:
+        who = abonent_name(who)
+        row = self._abonent(who)
+        keys = [who]
+        if row:
+            keys += [str(row.get(k)) for k in ("user_id", "phone", "extension") if row.get(k)]
+        for key in keys:
+            if self.mapping.get(key):
+                return self.mapping[key]
+        if row:
+            for field_name in ("last_name", "first_name"):
+                if row.get(field_name):
+                    return str(row[field_name])
+        return who
+
+
+def when_text(epoch_ms: int, zone: tzinfo) -> str:
+    """'27.11 14:05' as the result says it."""
+    return timefmt.from_ms(epoch_ms).astimezone(zone).strftime("%d.%m %H:%M")
+
+
+def reason(call: AnsweredCall, who: str, zone: tzinfo, now_ms: int) -> str:
+    when = when_text(call.answer_ms or now_ms, zone)
+    if call.direction == INCOMING:
+        return f"Клиент дозвонился сам {when}, ответил {who}"
+    return f"Перезвонили {when}"
+
+
+def close_resolved(
+    register: Register,
+    call: AnsweredCall,
+    *,
+    names: StaffNames,
+    zone: tzinfo,
+    now_ms: int,
+) -> list[int]:
+    """Close the number's open missed calls that came in before the answered call.
+
+    Returns the ids closed. A card changed since it was read is skipped (a person won)."""
+    until = timefmt.ms_to_stored(call.answer_ms or now_ms)
+    rows = register.open_calls_of(call.phone, until)
+    if not rows:
+        return []
+    who = names.name(call.answered_by)
+    text = reason(call, who, zone, now_ms)
+    now = timefmt.ms_to_stored(now_ms)
+    closed = []
+    for row in rows:
+        current = card.Card.from_row(row)
+        # Notes a person left on a still-open card are kept above the automatic line.
+        full = f"{current.result.rstrip()}\n{text}" if current.result.strip() else text
+        decision = card.auto_close(current, full, now)
+        if not isinstance(decision, card.Save):
+            continue
+        save = replace(decision, user=who)
+        try:
+            register.save_call(
+                save.call_id,
+                save.expected_version,
+                status=save.status,
+                result=save.result,
+                user=save.user,
+                handled_at=save.handled_at,
+                closed_by=save.closed_by,
+            )
+        except ConflictError:
+            log.info("call %s was saved by someone meanwhile; not auto-closed", save.call_id)
+            continue
+        closed.append(save.call_id)
+    if closed:
+        log.info(
+            "auto-closed %s: %s (%s call answered by %s)",
+            ", ".join(map(str, closed)),
+            text,
+            call.direction,
+            who,
+        )
+    return closed
+
+
+def answered_from_leg(leg: Mapping[str, Any]) -> AnsweredCall | None:
+    """The answered call a stored leg row (register.answered_after) was."""
+    phone = leg.get("remote_phone")
+    if not phone:
+        return None
+    incoming = leg.get("personality") == "Terminator"
+    return AnsweredCall(
+        ext_tracking_id=str(leg["ext_tracking_id"]),
+        phone=str(phone),
+        direction=INCOMING if incoming else OUTGOING,
+        answered_by=abonent_name(str(leg["target_id"])),
+        answer_ms=leg.get("answer_ms"),
+    )
+
+
+def close_if_reached(
+    register: Register, call_row: Mapping[str, Any], *, names: StaffNames, zone: tzinfo, now_ms: int
+) -> list[int]:
+    """For a call registered late (by reconciliation): if the number was answered after it
+    already, close it now; the answered call came before the row existed."""
+    phone = call_row.get("phone")
+    if not phone:
+        return []
+    since = int(timefmt.parse_stored(str(call_row["called_at"])).timestamp() * 1000)
+    leg = register.answered_after(str(phone), since)
+    answered = answered_from_leg(leg) if leg else None
+    if answered is None:
+        return []
+    return close_resolved(register, answered, names=names, zone=zone, now_ms=now_ms)
+
+
+class AutoCloser:
+    """The daemon's hook: one per thread (it holds that thread's register)."""
+
+    def __init__(self, register: Register, settings: Any) -> None:
+        self.register = register
+        self.mapping = dict(getattr(settings, "staff_names", {}) or {})
+        self.zone = timefmt.local_zone(getattr(settings, "timezone", None))
+
+    def names(self) -> StaffNames:
+        # Re-read each time: the keeper refreshes the abonents cache in another thread.
+        return StaffNames.load(self.register, self.mapping)
+
+    def __call__(self, call: AnsweredCall) -> list[int]:
+        return close_resolved(
+            self.register, call, names=self.names(), zone=self.zone, now_ms=_now_ms()
+        )
+
+    def check_row(self, call_row: Mapping[str, Any]) -> list[int]:
+        return close_if_reached(
+            self.register, call_row, names=self.names(), zone=self.zone, now_ms=_now_ms()
+        )
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
