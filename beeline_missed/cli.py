@@ -660,12 +660,18 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
             rows = subscriptions.status(register, pbx)
     last_event = subscriptions.last_event_at(register)
     upkeep_error = subscriptions.upkeep_error(register)
+    # -- reconcile (issue 8): the last reconciliation and what it recovered --
+    from beeline_missed import reconcile
+
+    last_reconcile = reconcile.last_run(register)
+    # -- end reconcile --
     if json_:
         print_json(
             {
                 "subscriptions": [_subscription_json(row, zone) for row in rows],
                 "last_event_at": timefmt.iso_local(last_event, zone),
                 "upkeep_error": upkeep_error,
+                "reconciliation": _reconcile_json(last_reconcile, zone),
             }
         )
         return
@@ -690,6 +696,35 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         say("No event received yet.")
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
+    say(_reconcile_line(last_reconcile, zone))  # reconcile (issue 8)
+
+
+def _reconcile_json(last: dict[str, Any] | None, zone: Any) -> dict[str, Any] | None:
+    """`status --json`'s reconciliation object, times local (reconcile, issue 8)."""
+    from beeline_missed import timefmt
+
+    if last is None:
+        return None
+    shown = dict(last)
+    for key in ("at", "date_from", "date_to", "reconciled_to"):
+        shown[key] = timefmt.iso_local(last.get(key) or None, zone)
+    return shown
+
+
+def _reconcile_line(last: dict[str, Any] | None, zone: Any) -> str:
+    from beeline_missed import timefmt
+
+    if last is None:
+        return "No reconciliation with the call statistics yet."
+    text = "Last reconciliation"
+    if last.get("at"):
+        text += (
+            f": {timefmt.show_local(last['at'], zone)}, {last.get('recovered', 0)} recovered, "
+            f"{last['recovered_total']} in total"
+        )
+    if last.get("error"):
+        text += f"; the latest attempt failed: {last['error']}"
+    return text + "."
 
 
 @app.command("unsubscribe")
@@ -945,6 +980,122 @@ def demo_command(
         f"Демо закончено: звонков в реестре {counts['missed']} пропущенных из "
         f"{counts['calls']}, клиентов в справочнике {counts['clients']}; папка {home}."
     )
+
+
+# -- reconcile ----------------------------------------------------------------------------
+
+
+@app.command("reconcile")
+def reconcile_command(
+    ctx: typer.Context,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="WHEN",
+            help="Start, local time: 2026-11-27 or '2026-11-27 14:05'. "
+            "Default: the last reconciled moment (or a day ago).",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="WHEN", help="End, local time (a date alone: to its end). Default: now."
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Register missed calls the PBX's call statistics show and the register lacks.
+
+    Catches up on calls missed while the daemon was down, lost by the PBX, or forwarded or
+    rejected before they rang. Nothing is registered twice. The daemon does this by itself on
+    start and every reconcile_interval seconds.
+    """
+    from datetime import timedelta
+
+    from beeline_missed import hours, reconcile, timefmt
+    from beeline_missed.autoclose import AutoCloser
+    from beeline_missed.output import console, print_json, print_table, say
+
+    settings = state(ctx).settings()
+    settings.require_token()
+    zone = _zone(ctx)
+    register = state(ctx).register()
+    now = timefmt.now_utc()
+    end = reconcile.parse_moment(to, zone, end_of_day=True) if to else now
+    if from_:
+        start = reconcile.parse_moment(from_, zone)
+    else:
+        last = register.get_meta(reconcile.META_TO)
+        start = timefmt.parse_stored(last) if last else end - timedelta(days=1)
+    working = hours.from_settings(settings)
+    with _pbx(ctx) as pbx:
+        if json_ or not console.is_terminal:
+            summary = reconcile.run(
+                register, pbx, settings, start, end, outside_hours=working.is_outside
+            )
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("recovered {task.fields[found]}"),
+            )
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("Reading call statistics (days)", total=None, found=0)
+
+                def step(done: int, total: int, partial: Any) -> None:
+                    progress.update(
+                        task, completed=done, total=total, found=len(partial.registered)
+                    )
+
+                summary = reconcile.run(
+                    register,
+                    pbx,
+                    settings,
+                    start,
+                    end,
+                    progress=step,
+                    outside_hours=working.is_outside,
+                )
+    closed: list[int] = []
+    if settings.auto_close:
+        closer = AutoCloser(register, settings)
+        for call_id in summary.registered:
+            closed += closer.check_row(register.get_call(call_id))
+    data = summary.as_dict()
+    data["auto_closed"] = closed
+    if json_:
+        data["date_from"] = timefmt.iso_local(summary.date_from, zone)
+        data["date_to"] = timefmt.iso_local(summary.date_to, zone)
+        data["at"] = timefmt.iso_local(summary.at, zone)
+        print_json(data)
+        return
+    shown_from = timefmt.show_local(summary.date_from, zone)
+    window = f"{shown_from} – {timefmt.show_local(summary.date_to, zone)}"
+    print_table(
+        ["window", "records", "missed inbound", "already known", "recovered", "auto-closed"],
+        [
+            [
+                window,
+                summary.records,
+                summary.missed,
+                summary.known,
+                len(summary.registered),
+                len(closed),
+            ]
+        ],
+        title="Reconciliation",
+    )
+    if summary.unusable:
+        say(f"{summary.unusable} statistics record(s) had no usable start time and were skipped.")
+    if summary.registered:
+        ids = ", ".join(map(str, summary.registered))
+        say(f"Recovered missed calls: {ids} (see `beeline-missed list`).")
+    else:
+        say("Nothing to recover: the register has every missed call of the window.")
 
 
 def main() -> None:

@@ -79,9 +79,7 @@ def parse_day(text: str, where: str) -> tuple[tuple[time, time | None], ...]:
     return tuple(ranges)
 
 
-def parse(
-    working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinfo
-) -> WorkingHours:
+def parse(working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinfo) -> WorkingHours:
     """Build from the settings' `working_hours` table and `holidays` list."""
     # Days not listed are days off; with holidays only, every other day is open all day.
     whole_day: tuple[tuple[time, time | None], ...] = ((time(0, 0), None),)

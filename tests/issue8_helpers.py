@@ -1,0 +1,78 @@
+"""Shared by the issue-8 tests (reconcile, auto-close, hours, notifications)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beeline_missed import xsi_build
+from beeline_missed.simulator import Simulator
+from tests.daemon_harness import Daemon, wait_for
+
+GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
+MARKER = "+70000000001"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator()
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def write_config(home: Path, text: str) -> None:
+    (home / "config.toml").write_text(text, encoding="utf-8")
+
+
+def rows(home: Path) -> list[dict[str, Any]]:
+    """The register's rows as stored (source and closed_by included), read like any reader."""
+    conn = sqlite3.connect(home / "register.sqlite")
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY called_at, id")]
+    finally:
+        conn.close()
+
+
+def start_daemon(home: Path, sim: Simulator, *, token: bool = True) -> Daemon:
+    """The real daemon subprocess, subscribed to every abonent of the simulator."""
+    proc = Daemon(home, api_url=sim.base_url, token=sim.token if token else None)
+    proc.start()
+    sim.subscribe(None, 3600, "BASIC_CALL", proc.public_url)
+    return proc
+
+
+def session_state(home: Path, tracking_id: str) -> str | None:
+    conn = sqlite3.connect(home / "register.sqlite")
+    try:
+        row = conn.execute(
+            "SELECT state FROM sessions WHERE ext_tracking_id = ?", [tracking_id]
+        ).fetchone()
+        return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def settle_after(
+    proc: Daemon, sim: Simulator, steps: list[xsi_build.Step], start_ms: int
+) -> list[dict[str, Any]]:
+    """Wait until the session of `steps` is decided AND its hooks (auto-closing) have run.
+
+    A marker call played after the decision is decided in a later processor cycle, which
+    starts only once the earlier cycle's hooks are done. Returns the register, marker left out.
+    """
+    session = steps[0].leg.ext_tracking_id
+    wait_for(lambda: session_state(proc.home, session) not in (None, "pending"), timeout=30)
+    sim.play(xsi_build.incoming_call(GROUP[:1], MARKER, start_ms))
+    wait_for(lambda: any(r["phone"] == MARKER for r in rows(proc.home)), timeout=30)
+    return [r for r in rows(proc.home) if r["phone"] != MARKER]

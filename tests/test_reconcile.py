@@ -1,0 +1,242 @@
+"""Catch-up from the call statistics: the simulator's v2/statistics over real HTTP, a real
+register file, the real processor; the daemon as a subprocess for down-and-restarted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from beeline_missed import config, reconcile, xsi_build
+from beeline_missed.cli import app
+from beeline_missed.pbx import PbxClient
+from beeline_missed.processing import Processor
+from beeline_missed.register import Register
+from beeline_missed.simulator import Simulator
+from tests.daemon_harness import Daemon, wait_for
+from tests.issue8_helpers import GROUP, now_ms, rows, sim, start_daemon  # noqa: F401
+
+T0 = 1795766400000  # 2026-11-27 08:00 UTC, 11:00 in Moscow
+CALLER = "+79161234567"
+OTHER = "+79031112233"
+DAY_FROM = datetime(2026, 11, 27, tzinfo=UTC)
+DAY_TO = datetime(2026, 11, 28, tzinfo=UTC)
+runner = CliRunner()
+
+
+def settings_for(sim: Simulator, **changes: Any) -> config.Settings:
+    return config.with_overrides(
+        config.load(), api_url=sim.base_url, api_token=sim.token, **changes
+    )
+
+
+def run(register: Register, sim: Simulator, **changes: Any) -> reconcile.Summary:
+    settings = settings_for(sim, **changes)
+    with PbxClient.from_settings(settings) as client:
+        return reconcile.run(register, client, settings, DAY_FROM, DAY_TO)
+
+
+def hear(register: Register, steps: list[xsi_build.Step]) -> None:
+    """The hook heard these events: the real processor applies and decides them."""
+    for seq, step in enumerate(steps, 1):
+        body = xsi_build.event_document(step, subscription_id="sub-1", sequence=seq)
+        register.add_inbox(body, step.leg.start_ms)
+    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+
+
+def stat_record(start_ms: int, phone_from: str, status: str = "MISSED", **extra: Any) -> dict:
+    return {
+        "id": f"r{start_ms}",
+        "startDate": start_ms,
+        "abonent": {"userId": GROUP[1], "phone": "9001112202"},
+        "direction": "INBOUND",
+        "status": status,
+        "phone_from": phone_from,
+        "phone_to": "9001112202",
+        **extra,
+    }
+
+
+def test_missed_inbound_calls_are_registered_once(register: Register, sim: Simulator) -> None:
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0), deliver=False)
+    # Answered (RECIEVED) and outgoing (PLACED) calls are not missed ones.
+    sim.play(xsi_build.incoming_call(GROUP, OTHER, T0 + 1000, answered_by=GROUP[1]), deliver=False)
+    sim.play(xsi_build.outgoing_call(GROUP[0], OTHER, T0 + 2000), deliver=False)
+
+    first = run(register, sim)
+    assert (first.records, first.missed, first.known, len(first.registered)) == (3, 1, 0, 1)
+    (call,) = register.list_calls(include_handled=True)
+    assert call["id"] == first.registered[0]
+    assert call["phone"] == CALLER
+    assert call["source"] == "reconcile"
+    assert call["called_at"] == "2026-11-27T08:00:00Z"
+    assert call["line"] == "9001112201"
+    assert call["session_key"] == f"stat:{CALLER}:{T0}"
+    assert call["status"] == "missed"
+
+    again = run(register, sim)
+    assert (again.missed, again.known, again.registered) == (1, 1, [])
+    assert register.count_calls() == 1
+    last = reconcile.last_run(register)
+    assert last is not None
+    assert last["recovered"] == 0 and last["recovered_total"] == 1
+    assert last["reconciled_to"] == "2026-11-28T00:00:00Z"
+
+
+def test_calls_the_hook_heard_are_not_registered_again(register: Register, sim: Simulator) -> None:
+    missed = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
+    answered = xsi_build.incoming_call(GROUP, OTHER, T0 + 60_000, answered_by=GROUP[2])
+    hear(register, missed + answered)
+    assert [c["phone"] for c in register.list_calls()] == [CALLER]
+    sim.play(missed, deliver=False)
+    # Statistics that list a hunt-group member who did not pick up as MISSED, 30 s off our
+    # clock: the hook knows the call was answered, so it is no missed call.
+    sim.calls.append(stat_record(T0 + 90_000, "79031112233"))
+
+    summary = run(register, sim)
+    assert (summary.missed, summary.known, summary.registered) == (2, 2, [])
+    assert register.count_calls() == 1
+
+
+def test_a_record_outside_the_tolerance_is_another_call(register: Register, sim: Simulator) -> None:
+    hear(register, xsi_build.incoming_call(GROUP[:1], CALLER, T0))
+    sim.calls.append(stat_record(T0 + 121_000, "79161234567"))
+    assert len(run(register, sim).registered) == 1
+    sim.calls.append(stat_record(T0 + 600_000, "79161234567"))
+    assert len(run(register, sim, reconcile_tolerance=700.0).registered) == 0
+    assert register.count_calls() == 2
+
+
+def test_events_arriving_after_reconciliation_join_its_row(
+    register: Register, sim: Simulator
+) -> None:
+    steps = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
+    sim.play(steps, deliver=False)
+    (row_id,) = run(register, sim).registered
+    hear(register, steps)  # the PBX delivered the events late
+    (call,) = register.list_calls()
+    assert call["id"] == row_id
+    with register.transaction() as conn:
+        session = register.session(conn, steps[0].leg.ext_tracking_id)
+    assert session is not None
+    assert (session["state"], session["call_row"]) == ("missed", row_id)
+
+
+def test_status_mapping_is_configurable_and_odd_records_are_survived(
+    register: Register, sim: Simulator
+) -> None:
+    sim.calls.append(stat_record(T0, "79161234567", status="REDIRECTED"))  # forwarded away
+    sim.calls.append(stat_record(T0 + 5000, "", status="missed"))  # hidden number, lower case
+    sim.calls.append({**stat_record(T0 + 9500, "79031112233"), "direction": "OUTBOUND"})
+
+    default = run(register, sim)
+    assert (default.missed, default.unusable, len(default.registered)) == (1, 0, 1)
+    (hidden,) = register.list_calls()
+    assert hidden["phone"] is None and hidden["phone_raw"] == "номер скрыт"
+
+    mapped = run(register, sim, statistics_missed_statuses=("MISSED", "REDIRECTED"))
+    assert len(mapped.registered) == 1
+    assert register.get_call(mapped.registered[0])["phone"] == CALLER
+    assert register.count_calls() == 2
+
+    odd = reconcile.Summary("", "")
+    garbage = {**stat_record(T0 + 9000, "79031112233"), "startDate": "not a time"}
+    reconcile.apply_records(register, [garbage], odd, statuses=("MISSED",), tolerance=120)
+    assert (odd.missed, odd.unusable, odd.registered) == (1, 1, [])
+
+
+def test_start_dates_in_other_shapes() -> None:
+    assert reconcile.start_ms({"startDate": T0}) == T0
+    assert reconcile.start_ms({"startDate": str(T0)}) == T0
+    assert reconcile.start_ms({"startDate": T0 // 1000}) == T0
+    assert reconcile.start_ms({"startDate": "2026-11-27T08:00:00Z"}) == T0
+    assert reconcile.start_ms({"startDate": True}) is None
+    assert reconcile.start_ms({}) is None
+
+
+@pytest.fixture
+def pbx_env(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> Simulator:
+    monkeypatch.setenv("BEELINE_API_URL", sim.base_url)
+    monkeypatch.setenv("BEELINE_API_TOKEN", sim.token)
+    return sim
+
+
+def test_cli_reconcile_prints_a_summary_and_status_shows_it(
+    register: Register, pbx_env: Simulator
+) -> None:
+    pbx_env.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0), deliver=False)
+    pbx_env.play(xsi_build.incoming_call(GROUP[:1], OTHER, T0 + 60_000), deliver=False)
+    result = runner.invoke(
+        app, ["reconcile", "--from", "2026-11-27", "--to", "2026-11-27", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert len(data["registered"]) == 2
+    assert data["recovered"] == 2 and data["known"] == 0
+    assert data["date_from"] == "2026-11-27T00:00:00+03:00"
+    assert data["date_to"] == "2026-11-28T00:00:00+03:00"
+
+    human = runner.invoke(app, ["reconcile", "--from", "2026-11-27 10:00", "--to", "2026-11-28"])
+    assert human.exit_code == 0, human.output
+    assert "Nothing to recover" in human.output
+
+    status = runner.invoke(app, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    shown = json.loads(status.output)["reconciliation"]
+    assert shown["recovered"] == 0 and shown["recovered_total"] == 2
+    assert shown["error"] is None
+    status_text = runner.invoke(app, ["status"]).output
+    assert "Last reconciliation:" in status_text and "2 in total" in status_text
+
+
+def test_cli_reconcile_errors_are_one_sentence(register: Register, pbx_env: Simulator) -> None:
+    bad = runner.invoke(app, ["reconcile", "--from", "yesterday"])
+    assert bad.exit_code == 1
+    assert "'yesterday' is not a date or time" in bad.output
+    empty = runner.invoke(app, ["reconcile", "--from", "2026-11-28", "--to", "2026-11-27 12:00"])
+    assert empty.exit_code == 1
+    assert "--from must be before --to" in empty.output
+
+
+def test_daemon_down_then_restarted_calls_appear_once(home: Path, sim: Simulator) -> None:
+    first = start_daemon(home, sim)
+    try:
+        wait_for(lambda: json.loads(first.cli("status", "--json").stdout)["reconciliation"])
+        base = now_ms() - 120_000
+        heard = xsi_build.incoming_call(GROUP[:1], "+79160000001", base)
+        sim.play(heard)
+        wait_for(lambda: [r for r in rows(home) if r["phone"] == "+79160000001"])
+    finally:
+        first.stop()
+    # Down: the PBX cannot deliver one call, and forwards another before it rings.
+    lost = sim.play(xsi_build.incoming_call(GROUP[:2], "+79160000002", base + 10_000))
+    assert lost and all(d.status is None for d in lost)
+    sim.play(xsi_build.incoming_call(GROUP[:1], "+79160000003", base + 20_000), deliver=False)
+
+    second = Daemon(home, api_url=sim.base_url, token=sim.token).start()
+    try:
+        found = wait_for(
+            lambda: (
+                {r["phone"]: r for r in rows(home) if r["source"] == "reconcile"}
+                if len([r for r in rows(home) if r["source"] == "reconcile"]) >= 2
+                else None
+            ),
+            timeout=30,
+        )
+        assert set(found) == {"+79160000002", "+79160000003"}
+        assert found["+79160000002"]["line"] == "9001112201"
+        since = datetime.fromtimestamp((base - 60_000) / 1000, UTC).isoformat()
+        again = second.cli("reconcile", "--from", since, "--json")
+        assert again.returncode == 0, again.stderr
+        assert (json.loads(again.stdout)["recovered"], json.loads(again.stdout)["known"]) == (0, 3)
+        status = json.loads(second.cli("status", "--json").stdout)["reconciliation"]
+        assert status["recovered_total"] == 2
+    finally:
+        second.stop()
+    phones = sorted(r["phone"] for r in rows(home))
+    assert phones == ["+79160000001", "+79160000002", "+79160000003"]
+    assert "reconciliation recovered 2 missed call(s)" in second.log()
