@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from beeline_missed import xsi_build
 from beeline_missed.simulator import Simulator
 from tests.daemon_harness import Daemon, wait_for
@@ -22,8 +20,8 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
+def running_simulator() -> Iterator[Simulator]:
+    """For each test file's `sim` fixture: a simulator on a free loopback port, always stopped."""
     simulator = Simulator()
     simulator.start()
     yield simulator
