@@ -75,14 +75,19 @@ class PanelApp(App[None]):
         self.loads = 0  # how many times the list was read (tests check idle costs nothing)
 
     def compose(self) -> ComposeResult:
+        # Kept as attributes: App.query_one searches the active screen, which is the card
+        # while one is open, and the poll must reach these all the same.
+        self.missed = MissedCalls(id="missed")
+        self.subs = SubscriptionsPane(self.settings, self.zone, clock=self.clock, id="subs-pane")
+        self.tabs = TabbedContent(initial="calls")
         yield Header(show_clock=False, icon="☎")
-        with TabbedContent(initial="calls"):
+        with self.tabs:
             with TabPane(TABS["calls"], id="calls"):
-                yield MissedCalls(id="missed")
+                yield self.missed
             with TabPane(TABS["reports"], id="reports"):
                 yield ReportsPane(self.settings, self.zone, clock=self.clock, id="reports-pane")
             with TabPane(TABS["subs"], id="subs"):
-                yield SubscriptionsPane(self.settings, self.zone, clock=self.clock, id="subs-pane")
+                yield self.subs
         yield Footer()
 
     def on_mount(self) -> None:
@@ -90,7 +95,7 @@ class PanelApp(App[None]):
         self._baseline_id = self.register.max_call_id()
         self._seen_max_id = self._baseline_id
         self.refresh_data(force=True)
-        self.query_one(MissedCalls).table.focus()
+        self.missed.table.focus()
         self.set_interval(self.interval, self.refresh_data, name="poll")
         if self.duration is not None:
             self.set_timer(self.duration, self.exit, name="duration")
@@ -105,20 +110,20 @@ class PanelApp(App[None]):
     def refresh_data(self, force: bool = False) -> bool:
         """Re-read the register when it changed (or when forced); True when it was read."""
         register = self.register
-        if register is None:
+        if register is None or not self.missed.is_attached:
             return False
         version = register.data_version()
-        subs = self.query_one(SubscriptionsPane)
+        subs = self.subs
         if version == self._version and not force:
             # Nothing new; only the subscriptions' «time left» moves with the clock.
-            if self.query_one(TabbedContent).active == "subs":
+            if self.tabs.active == "subs":
                 subs.show(register)
             return False
         self._version = version
         entries = call_list.load(register, self.zone, self.limit)
         ids = [cid for e in entries for cid in e.call_ids]
         new_keys = {e.key for e in entries if max(e.call_ids) > self._baseline_id}
-        self.query_one(MissedCalls).show(entries, call_list.count_open(register), new_keys)
+        self.missed.show(entries, call_list.count_open(register), new_keys)
         self._announce([e for e in entries if max(e.call_ids) > self._seen_max_id])
         self._seen_max_id = max([self._seen_max_id, *ids])
         subs.show(register)
@@ -142,9 +147,9 @@ class PanelApp(App[None]):
         return not (action in {"show_tab", "reload"} and isinstance(self.screen, ModalScreen))
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        self.tabs.active = tab
         if tab == "calls":
-            self.query_one(MissedCalls).table.focus()
+            self.missed.table.focus()
 
     def action_reload(self) -> None:
         self.refresh_data(force=True)
@@ -176,7 +181,7 @@ class PanelApp(App[None]):
                 self.notify(outcome.journal, title="Журнал записи", timeout=15)
         # Our own save does not move data_version: reload explicitly.
         self.refresh_data(force=True)
-        self.query_one(MissedCalls).table.focus()
+        self.missed.table.focus()
 
 
 def run(settings: Settings, **options: object) -> None:

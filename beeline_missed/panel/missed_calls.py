@@ -21,14 +21,15 @@ class CallsTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._click_chain = 0
 
-    async def _on_click(self, event: events.Click) -> None:
-        # DataTable posts RowSelected for a click on the highlighted row; staff expect a
-        # single click to pick a row and a double click (or Enter) to open it.
+    def _on_click(self, event: events.Click) -> None:
+        # Textual calls this before DataTable's own click handler, which posts RowSelected
+        # for a click on the highlighted row; staff expect a single click to pick a row and
+        # a double click (or Enter) to open it, so remember which click of a chain this is.
         self._click_chain = event.chain
-        try:
-            await super()._on_click(event)
-        finally:
-            self._click_chain = 0
+
+    def action_select_cursor(self) -> None:
+        self._click_chain = 0  # Enter
+        super().action_select_cursor()
 
     def _post_selected_message(self) -> None:
         if self._click_chain == 1:
@@ -98,7 +99,7 @@ class MissedCalls(Vertical):
         new = len(self.new_keys)
         summary = f"Пропущенных звонков: {open_count}"
         if new:
-            summary += f" · новых за эту смену: {new}"
+            summary += f" · новых с открытия панели: {new}"
         if open_count > len(self.entries):
             summary += f" · показаны последние {len(self.entries)}"
         self.query_one("#calls-summary", Static).update(summary)

@@ -1,0 +1,65 @@
+"""A small fixed register for the panel's tests and snapshots: known clients, fixed times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from beeline_missed import config
+from beeline_missed.config import Settings
+from beeline_missed.panel.app import PanelApp
+from beeline_missed.register import Register
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+# The panel's clock in tests: reports' «today» and subscriptions' «time left» hang on it.
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+USER = "Анна Смирнова"
+
+CLIENTS = [
+    (None, "Иванов Иван Петрович", [("+79161234567", "8 916 123-45-67")]),
+    (None, "Петрова Мария Сергеевна", [("+79035550011", "8 903 555-00-11")]),
+]
+# (session, phone, called_at UTC, line); ids follow this order, the newest is last.
+CALLS = [
+    ("s-1", "+79161234567", "2026-11-27T06:05:00Z", "9001112201"),
+    ("s-2", None, "2026-11-27T07:15:00Z", "9001112201, 9001112202"),
+    ("s-3", "+79267771122", "2026-11-27T08:20:00Z", "9001112204"),
+    ("s-4", "+79035550011", "2026-11-27T09:40:00Z", "9001112201"),
+]
+
+
+def add_call(
+    reg: Register, key: str, phone: str | None, called_at: str, line: str = "9001112201"
+) -> int:
+    with reg.transaction() as conn:
+        row = reg.insert_call(
+            conn,
+            session_key=key,
+            phone=phone,
+            phone_raw=phone or "",
+            called_at=called_at,
+            line=line,
+        )
+    assert row is not None
+    return row
+
+
+def seed(db: Path) -> list[int]:
+    reg = Register.open(db)
+    try:
+        reg.upsert_clients(CLIENTS)
+        return [add_call(reg, *call) for call in CALLS]
+    finally:
+        reg.close()
+
+
+def settings(**changes: object) -> Settings:
+    """The settings the CLI would load (BEELINE_MISSED_HOME is the test's temp folder)."""
+    return config.with_overrides(config.load({}), **changes)
+
+
+def make_app(interval: float = 0.05, **changes: object) -> PanelApp:
+    return PanelApp(
+        settings(**changes), zone=MOSCOW, user=USER, interval=interval, clock=lambda: NOW
+    )
