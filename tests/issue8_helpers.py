@@ -74,3 +74,13 @@ def settle_after(
     sim.play(xsi_build.incoming_call(GROUP[:1], MARKER, start_ms))
     wait_for(lambda: any(r["phone"] == MARKER for r in rows(proc.home)), timeout=30)
     return [r for r in rows(proc.home) if r["phone"] != MARKER]
+
+
+def sqlite_count(home: Path, table: str) -> int:
+    conn = sqlite3.connect(home / "register.sqlite")
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+    finally:
+        conn.close()

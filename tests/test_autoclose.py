@@ -1,0 +1,192 @@
+"""Auto-closing: end to end through the daemon subprocess and the simulator, plus the rules on a
+real register file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from beeline_missed import autoclose, config, timefmt, xsi_build
+from beeline_missed.detection import AnsweredCall
+from beeline_missed.processing import Processor
+from beeline_missed.register import Register
+from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
+from tests.daemon_harness import Daemon, wait_for
+from tests.issue8_helpers import (
+    GROUP,
+    now_ms,
+    rows,
+    running_simulator,
+    settle_after,
+    sqlite_count,
+    start_daemon,
+    write_config,
+)
+
+CALLER = "+79161234567"
+OTHER = "+79031112233"
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    yield from running_simulator()
+
+
+def when(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, MOSCOW).strftime("%d.%m %H:%M")
+
+
+def row_of(home: Path, phone: str) -> dict:
+    (row,) = [r for r in rows(home) if r["phone"] == phone]
+    return row
+
+
+def ready(proc: Daemon) -> Daemon:
+    """Wait until the daemon has cached the PBX's abonents (names for the cards)."""
+    wait_for(lambda: sqlite_count(proc.home, "abonents") > 0)
+    return proc
+
+
+@pytest.fixture
+def daemon(home: Path, sim: Simulator) -> Iterator[Daemon]:
+    proc = ready(start_daemon(home, sim))
+    yield proc
+    proc.stop()
+
+
+def test_caller_gets_through_later_closes_the_missed_call(daemon: Daemon, sim: Simulator) -> None:
+    base = now_ms() - 300_000
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, base))
+    wait_for(lambda: [r for r in rows(daemon.home) if r["phone"] == CALLER])
+    later = xsi_build.incoming_call(GROUP, CALLER, base + 60_000, answered_by=GROUP[1])
+    sim.play(later)
+    closed = wait_for(
+        lambda: [r for r in rows(daemon.home) if r["status"] == "called_back"], timeout=30
+    )
+    (row,) = closed
+    answer_ms = next(s.leg.answer_ms for s in later if s.leg.answer_ms)
+    assert row["phone"] == CALLER
+    assert row["result"] == f"Клиент дозвонился сам {when(answer_ms)}, ответил Петров"
+    assert row["user"] == "Петров"
+    assert row["closed_by"] == "auto"
+    assert row["handled_at"] is not None
+    (shown,) = [c for c in daemon.calls() if c["phone"] == CALLER]
+    assert (shown["status_label"], shown["closed_by"]) == ("Перезвонили", "auto")
+
+
+def test_staff_call_back_answered_closes_unanswered_leaves_open(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    base = now_ms() - 300_000
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, base))
+    sim.play(xsi_build.incoming_call(GROUP[:1], OTHER, base + 1000))
+    wait_for(lambda: len(rows(daemon.home)) == 2)
+
+    nobody = xsi_build.outgoing_call(GROUP[0], OTHER, base + 60_000, answered=False)
+    sim.play(nobody)
+    after = settle_after(daemon, sim, nobody, base + 90_000)
+    assert [(r["phone"], r["status"]) for r in after] == [(CALLER, "missed"), (OTHER, "missed")]
+
+    reached = xsi_build.outgoing_call(GROUP[0], CALLER, base + 120_000, answered=True)
+    sim.play(reached)
+    wait_for(lambda: row_of(daemon.home, CALLER)["status"] == "called_back", timeout=30)
+    row = row_of(daemon.home, CALLER)
+    answer_ms = next(s.leg.answer_ms for s in reached if s.leg.answer_ms)
+    assert row["result"] == f"Перезвонили {when(answer_ms)}"
+    assert (row["user"], row["closed_by"]) == ("Смирнова", "auto")
+    assert row_of(daemon.home, OTHER)["status"] == "missed"
+
+
+def test_auto_close_off_and_staff_names_from_config(home: Path, sim: Simulator) -> None:
+    write_config(home, 'auto_close = false\nstaff_names."202" = "Игорь"\n')
+    proc = ready(start_daemon(home, sim))
+    try:
+        base = now_ms() - 300_000
+        sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, base))
+        later = xsi_build.incoming_call(GROUP, CALLER, base + 60_000, answered_by=GROUP[1])
+        sim.play(later)
+        after = settle_after(proc, sim, later, base + 90_000)
+        assert [(r["phone"], r["status"]) for r in after] == [(CALLER, "missed")]
+    finally:
+        proc.stop()
+    register = Register.open(home / "register.sqlite")
+    try:
+        names = autoclose.StaffNames.load(register, config.load().staff_names)
+        assert names.name(GROUP[1]) == "Игорь"  # configured by extension
+        assert names.name("9001112203") == "Кузнецов"  # from the PBX's list
+        assert names.name("SIP00SLQU00A0J@ip.beeline.ru") == "SIP00SLQU00A0J"
+    finally:
+        register.close()
+
+
+# -- the rules on a register file, no daemon ------------------------------------------------
+
+T0 = 1795766400000  # 27.11.2026 11:00 in Moscow
+
+
+def add_missed(register: Register, key: str, phone: str, at_ms: int) -> int:
+    with register.transaction() as conn:
+        row = register.insert_call(
+            conn,
+            session_key=key,
+            phone=phone,
+            phone_raw=phone,
+            called_at=timefmt.ms_to_stored(at_ms),
+            line="201",
+        )
+    assert row is not None
+    return row
+
+
+def test_only_earlier_open_calls_close_and_notes_and_staff_work_are_kept(
+    register: Register,
+) -> None:
+    register.replace_abonents(DEFAULT_ABONENTS)
+    noted = add_missed(register, "a", CALLER, T0)
+    handled = add_missed(register, "b", CALLER, T0 + 1000)
+    after = add_missed(register, "c", CALLER, T0 + 600_000)
+    first = register.get_call(noted)
+    register.conn.execute("UPDATE calls SET result = 'просил после обеда' WHERE id = ?", [noted])
+    second = register.get_call(handled)
+    register.save_call(
+        handled,
+        second["version"],
+        status="called_back",
+        result="Записан",
+        user="Иванов",
+        handled_at="2026-11-27T08:10:00Z",
+    )
+    call = AnsweredCall("s1", CALLER, "incoming", "9001112202", T0 + 300_000)
+    names = autoclose.StaffNames.load(register)
+    closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
+    assert closed == [noted]
+    row = register.get_call(noted)
+    assert row["result"] == "просил после обеда\nКлиент дозвонился сам 27.11 11:05, ответил Петров"
+    assert row["version"] == first["version"] + 1
+    assert register.get_call(handled)["result"] == "Записан"
+    assert register.get_call(handled)["user"] == "Иванов"
+    assert register.get_call(after)["status"] == "missed"
+
+
+def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
+    register: Register,
+) -> None:
+    # The hook heard staff reach the client at 11:10; reconciliation then finds the 11:00 call.
+    steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
+    for seq, step in enumerate(steps, 1):
+        body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
+        register.add_inbox(body, step.leg.start_ms)
+    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+    late = add_missed(register, "stat:x", CALLER, T0)
+    closer = autoclose.AutoCloser(register, config.load())
+    assert closer.check_row(register.get_call(late)) == [late]
+    row = register.get_call(late)
+    assert row["result"] == "Перезвонили 27.11 11:10"
+    assert row["user"] == "9001112204"  # no abonent list cached: the PBX's id
+    other = add_missed(register, "stat:y", OTHER, T0)
+    assert closer.check_row(register.get_call(other)) == []
