@@ -431,6 +431,9 @@ def run(
 ) -> None:
     """Foreground by default (systemd, containers); `detach` daemonises with python-daemon."""
     hook_path(settings.public_url)  # fail before forking
+    from beeline_missed import hours
+
+    hours.from_settings(settings)  # a bad working_hours table too (issue 8)
     parse_listen(settings.listen)
     settings = replace(settings, db=settings.db.resolve())  # detaching changes the folder
     if not detach:

@@ -1,0 +1,175 @@
+"""Working hours: the rules, the daemon marking calls at registration, reconciliation too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from beeline_missed import hours, reconcile, xsi_build
+from beeline_missed.cli import app
+from beeline_missed.errors import UserError
+from beeline_missed.register import Register
+from beeline_missed.simulator import Simulator
+from tests.daemon_harness import free_port, wait_for
+from tests.issue8_helpers import GROUP, rows, running_simulator, start_daemon, write_config
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+SHOP = {
+    "mon": "09:00-18:00",
+    "tue": "09:00-18:00",
+    "wed": "09:00-18:00",
+    "thu": "09:00-18:00",
+    "fri": "09:00-13:00, 14:00-18:00",
+    "sat": "10:00-24:00",
+}
+CONFIG = """\
+holidays = ["2026-11-20"]
+working_hours.mon = "09:00-18:00"
+working_hours.tue = "09:00-18:00"
+working_hours.wed = "09:00-18:00"
+working_hours.thu = "09:00-18:00"
+working_hours.fri = "09:00-13:00, 14:00-18:00"
+"""
+
+
+def ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=MOSCOW).timestamp() * 1000)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    yield from running_simulator()
+
+
+def test_weekdays_breaks_weekends_and_holidays() -> None:
+    shop = hours.parse(SHOP, ["2026-11-20"], MOSCOW)
+    assert not shop.is_outside(ms(2026, 11, 27, 11, 0))  # Friday morning
+    assert shop.is_outside(ms(2026, 11, 27, 13, 30))  # lunch break
+    assert not shop.is_outside(ms(2026, 11, 27, 17, 59))
+    assert shop.is_outside(ms(2026, 11, 27, 18, 0))  # the end is not inside
+    assert shop.is_outside(ms(2026, 11, 27, 8, 59))
+    assert not shop.is_outside(ms(2026, 11, 28, 23, 59))  # Saturday until midnight
+    assert shop.is_outside(ms(2026, 11, 29, 12, 0))  # Sunday is not listed: a day off
+    assert shop.is_outside(ms(2026, 11, 20, 11, 0))  # a Friday, but a holiday
+    assert shop.is_outside_stored("2026-11-27T15:00:00Z")  # 18:00 in Moscow
+    assert "fri 09:00-13:00, 14:00-18:00" in hours.describe(shop)
+
+
+def test_no_hours_marks_nothing_and_holidays_alone_mark_only_holidays() -> None:
+    none = hours.parse({}, [], MOSCOW)
+    assert not none.is_outside(ms(2026, 11, 29, 3, 0))
+    assert hours.describe(none) == "no working hours configured"
+    only = hours.parse({}, ["2026-12-31"], MOSCOW)
+    assert not only.is_outside(ms(2026, 11, 29, 3, 0))
+    assert only.is_outside(ms(2026, 12, 31, 12, 0))
+
+
+def test_russian_day_names_and_a_closed_day() -> None:
+    shop = hours.parse({"пн": "10:00-12:00", "вт": "выходной"}, [], MOSCOW)
+    assert not shop.is_outside(ms(2026, 11, 23, 11, 0))
+    assert shop.is_outside(ms(2026, 11, 24, 11, 0))
+
+
+@pytest.mark.parametrize(
+    ("table", "holidays", "message"),
+    [
+        ({"monday": "09:00-18:00"}, [], "Unknown weekday 'monday'"),
+        ({"mon": "9-18"}, [], "must look like 09:00-19:00"),
+        ({"mon": "18:00-09:00"}, [], "ends before it starts"),
+        ({"mon": "09:00-25:00"}, [], "is not a time of day"),
+        ({}, ["31.12.2026"], "is not a date like 2026-12-31"),
+    ],
+)
+def test_bad_tables_are_one_sentence(table: dict, holidays: list, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        hours.parse(table, holidays, MOSCOW)
+
+
+def test_daemon_refuses_to_start_with_bad_hours(home: Path) -> None:
+    write_config(home, 'working_hours.mon = "all day"\n')
+    env = {
+        "BEELINE_MISSED_HOME": str(home),
+        "BEELINE_MISSED_PUBLIC_URL": "http://127.0.0.1/beeline/hook/3f9c2a7e5b1d4c8a",
+        "TZ": "Europe/Moscow",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "beeline_missed", "daemon", "--listen", f"127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: Working hours for mon must look like 09:00-19:00")
+    assert "Traceback" not in result.stderr
+
+
+def test_daemon_marks_calls_outside_hours(home: Path, sim: Simulator) -> None:
+    write_config(home, CONFIG)
+    proc = start_daemon(home, sim, token=False)
+    try:
+        calls = {
+            "+79160000001": ms(2026, 11, 27, 11, 0),  # Friday morning: inside
+            "+79160000002": ms(2026, 11, 27, 13, 15),  # lunch break
+            "+79160000003": ms(2026, 11, 20, 11, 0),  # holiday
+            "+79160000004": ms(2026, 11, 22, 11, 0),  # Sunday
+        }
+        for phone, start in calls.items():
+            sim.play(xsi_build.incoming_call(GROUP[:1], phone, start))
+        wait_for(lambda: len(rows(home)) == 4, timeout=30)
+        marked = {r["phone"]: r["outside_hours"] for r in rows(home)}
+        assert marked == {
+            "+79160000001": 0,
+            "+79160000002": 1,
+            "+79160000003": 1,
+            "+79160000004": 1,
+        }
+        shown = {c["phone"]: c["outside_hours"] for c in proc.calls()}
+        assert shown["+79160000001"] is False and shown["+79160000004"] is True
+    finally:
+        proc.stop()
+    assert "working hours: mon 09:00-18:00" in proc.log()
+
+
+def test_reconciled_calls_are_marked_too(register: Register) -> None:
+    shop = hours.parse(SHOP, [], MOSCOW)
+    summary = reconcile.Summary("", "")
+    items = [
+        {
+            "startDate": start,
+            "direction": "INBOUND",
+            "status": "MISSED",
+            "phone_from": phone,
+            "abonent": {"userId": GROUP[0]},
+        }
+        for phone, start in (
+            ("79160000005", ms(2026, 11, 27, 10, 0)),
+            ("79160000006", ms(2026, 11, 27, 22, 0)),
+        )
+    ]
+    reconcile.apply_records(
+        register,
+        items,
+        summary,
+        statuses=("MISSED",),
+        tolerance=120,
+        outside_hours=shop.is_outside,
+    )
+    marked = {c["phone"]: c["outside_hours"] for c in register.list_calls()}
+    assert marked == {"+79160000005": 0, "+79160000006": 1}
+
+
+def test_config_show_lists_the_hours(home: Path) -> None:
+    write_config(home, CONFIG)
+    shown = json.loads(CliRunner().invoke(app, ["config", "show", "--json"]).output)
+    assert shown["working_hours"]["fri"] == "09:00-13:00, 14:00-18:00"
+    assert shown["holidays"] == ["2026-11-20"]
