@@ -406,6 +406,34 @@ class Register:
             )
         return int(cursor.lastrowid or 0)
 
+    def add_inbox_many(self, items: Sequence[tuple[bytes, int, dict[str, Any]]]) -> list[int]:
+        """Commit several posted bodies in ONE durable transaction (group commit): one fsync
+        acknowledges a whole batch. Each item is (body, received_ms, fields of add_inbox)."""
+        ids = []
+        with self.transaction() as conn:
+            for body, received_ms, fields in items:
+                cursor = conn.execute(
+                    """
+                    INSERT INTO inbox (received_at, received_ms, body, state, reason, event_id,
+                                       event_type, subscription_id, target_id, call_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [
+                        timefmt.ms_to_stored(received_ms),
+                        received_ms,
+                        body,
+                        fields.get("state", "new"),
+                        fields.get("reason"),
+                        fields.get("event_id"),
+                        fields.get("event_type"),
+                        fields.get("subscription_id"),
+                        fields.get("target_id"),
+                        fields.get("call_id"),
+                    ],
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
     def new_inbox(self, limit: int = 200) -> list[sqlite3.Row]:
         return self.conn.execute(
             "SELECT id, received_ms, body FROM inbox WHERE state = 'new' ORDER BY id LIMIT ?",
