@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint man bench clean
+.PHONY: demo test lint man bench clean snapshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Re-take the panel's snapshots on purpose (after a deliberate UI change); review the SVGs.
+snapshots: $(STAMP)
+	$(BIN)/python -m pytest --snapshot-update tests/test_panel_snapshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -495,8 +495,8 @@ async def test_subscriptions_tab_shows_the_register_and_checks_the_pbx_on_demand
             await pilot.pause()
             pane = app.query_one("#subs-pane")
             table = pane.query_one("#subs-table", DataTable)
-            rows = {str(table.get_row_at(i)[1]): table.get_row_at(i) for i in range(2)}
-            assert [str(c) for c in rows[live.id][2:5]] == [
+            rows = {str(table.get_row_at(i)[5]): table.get_row_at(i) for i in range(2)}
+            assert [str(c) for c in rows[live.id][1:4]] == [
                 "действует",
                 "30 мин 00 с",  # the panel's clock is 12:00 UTC
                 "27.11.2026 15:30",
@@ -507,9 +507,9 @@ async def test_subscriptions_tab_shows_the_register_and_checks_the_pbx_on_demand
             await app.workers.wait_for_complete()
             await until(pilot, lambda: not pane.query_one("#subs-check", Button).disabled)
             await pilot.pause()
-            rows = {str(table.get_row_at(i)[1]): table.get_row_at(i) for i in range(2)}
-            assert str(rows[live.id][2]) == "действует"
-            assert str(rows["gone-at-the-pbx"][2]) == "нет на АТС"
+            rows = {str(table.get_row_at(i)[5]): table.get_row_at(i) for i in range(2)}
+            assert str(rows[live.id][1]) == "действует"
+            assert str(rows["gone-at-the-pbx"][1]) == "нет на АТС"
 
 
 async def test_subscriptions_check_without_token_is_one_sentence(db_path: Path) -> None:

@@ -21,7 +21,7 @@ from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
 
-COLUMNS = ("Абонент", "Подписка", "Состояние", "Осталось", "Действует до", "Проверена")
+COLUMNS = ("Абонент", "Состояние", "Осталось", "Действует до", "Проверена", "Подписка")
 STATE_LABELS = {
     subscriptions.LIVE_ACTIVE: "действует",
     subscriptions.LIVE_EXPIRED: "истекла",
@@ -83,12 +83,12 @@ class SubscriptionsPane(Vertical):
                 else STATE_LABELS[subscriptions.LIVE_EXPIRED]
             )
             table.add_row(
-                row["pattern"] or "все абоненты",
-                row["id"],
+                (row["pattern"] or "все абоненты").split("@", 1)[0],
                 state,
                 left_text(left) if left > 0 else "",
                 timefmt.show_local(row["expires_at"], self.zone),
                 timefmt.show_local(row.get("last_checked_at"), self.zone),
+                row["id"],
                 key=row["id"],
             )
         if rows:
