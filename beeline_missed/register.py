@@ -784,3 +784,13 @@ class Register:
         commit (the intake's, synchronous=FULL) flushes these too; a power cut can lose only the
         latest derived rows, which the processor derives again from the inbox."""
         self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def manual_checkpoints(self) -> None:
+        """This connection never checkpoints on commit: in the daemon, a checkpoint (which
+        syncs the whole database file) inside the intake's commit made some hook answers wait
+        for it; the processor checkpoints between batches instead (see checkpoint())."""
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database without blocking writers (PASSIVE)."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
