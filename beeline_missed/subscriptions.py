@@ -13,7 +13,7 @@ overlap lasts only one round trip (duplicate events in that window are deduplica
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -176,8 +176,7 @@ def subscribe(
         for row in register.list_subscriptions((ACTIVE,))
     }
     made: list[dict[str, Any]] = []
-    for pattern in patterns:
-        pattern = pattern or None
+    for pattern in dict.fromkeys(p or None for p in patterns):  # once each, in order
         try:
             row = _put(client, pattern, expires, subscription_type, url, now)
         except PbxError as exc:
@@ -274,7 +273,7 @@ def _successor(
 def _run(
     register: Register,
     rows: list[dict[str, Any]],
-    action: Any,
+    action: Callable[[dict[str, Any]], str | None],
 ) -> list[str]:
     """Apply `action` to each row; record failures in last_error and raise them together.
 

@@ -97,6 +97,12 @@ def test_subscribe_several_patterns_human_table(sim: Simulator) -> None:
     assert {s.subscription_type for s in sim.live_subscriptions()} == {"ADVANCED_CALL"}
 
 
+def test_repeated_pattern_is_subscribed_once(sim: Simulator) -> None:
+    rows = run_json("subscribe", "--pattern", "201", "--pattern", "202", "--pattern", "201")
+    assert [row["pattern"] for row in rows] == ["201", "202"]
+    assert sorted(s.pattern for s in sim.live_subscriptions()) == ["201", "202"]
+
+
 def test_subscribe_all_abonents(sim: Simulator, db_path: Path) -> None:
     rows = run_json("subscribe", "--all-abonents", "--url", "https://shop.example/hook/x")
     patterns = [row["pattern"] for row in rows]
