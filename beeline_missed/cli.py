@@ -890,7 +890,18 @@ def report(
 
     Measures: calls, distinct callers (hidden numbers not counted), called back, still
     missed, share called back, median and longest time from the call to the callback.
-    Dates are local (timezone setting, else this machine's zone).
+    Dates are local (timezone setting, else this machine's zone). week starts on Monday;
+    hour is the hour of the day (0-23); weekday is 1 (Monday) to 7; status takes missed,
+    called_back or «Пропущен», «Перезвонили»; phone = hidden picks hidden numbers.
+
+    Examples:
+
+    \b
+      beeline-missed report --period yesterday --group-by user
+      beeline-missed report --period last-month --group-by week --group-by line -o month.xlsx
+      beeline-missed report --from 01.11.2026 --to 30.11.2026 --where status = missed --json
+      # crontab: last week's report as a page, every Monday at 07:00
+      0 7 * * 1  beeline-missed report --period last-week --group-by day -o /srv/week.html
     """
     import sys
 

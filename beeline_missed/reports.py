@@ -16,7 +16,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
@@ -576,11 +576,15 @@ def _median(ordered: Sequence[int]) -> float | None:
     return float(ordered[middle]) if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _finish_times(group: Group) -> None:
+    # Children's runs arrive sorted: timsort merges them in near-linear time.
+    group._times.sort()
+
+
 def _finish(group: Group) -> None:
-    """Turn the collected phones and times into the measures; free them."""
+    """Turn the collected phones and (sorted) times into the measures; free them."""
     group.measures.callers = len(group._phones)
     times = group._times
-    times.sort()  # runs from the children are already sorted: timsort merges them fast
     group.measures.callback_median_seconds = _median(times)
     group.measures.callback_max_seconds = times[-1] if times else None
     group._phones = set()
@@ -662,7 +666,7 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
     )
     keys = ", ".join(select)
     measures = (
-        "count(*), sum(calls.status = 'called_back'), sum(calls.status = 'missed'), "
+        "count(*), sum(calls.status = 'called_back'), "
         "group_concat(calls.phone), group_concat(CASE WHEN calls.status = 'called_back' "
         "THEN max(0, CAST(round((julianday(calls.handled_at) - julianday(calls.called_at))"
         " * 86400) AS INTEGER)) END)"
@@ -680,13 +684,16 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
         join = " LEFT JOIN clients ON clients.id = calls.client_id" if needs_client else ""
         base = head + table + join + " WHERE " + " AND ".join(where)
         workers = min(os.cpu_count() or 1, 4) if scan and in_range >= PARALLEL_MIN_ROWS else 1
+        leaves = _Leaves(len(select))
         if workers == 1:
             conn.execute("PRAGMA threads = 2")  # lets the sorter use a second core
-            rows = conn.execute(base + group, params + where_params).fetchall()
-            parts = [rows]
+            leaves.add(conn.execute(base + group, params + where_params).fetchall())
         else:
-            step = (high - low) // workers + 1
-            slices = [(low + i * step, low + (i + 1) * step) for i in range(workers)]
+            # More slices than threads: the first slices' rows are merged here while the
+            # last ones are still being scanned.
+            count = workers * 3
+            step = (high - low) // count + 1
+            slices = [(low + i * step, low + (i + 1) * step) for i in range(count)]
             sql = base + " AND calls.rowid >= ? AND calls.rowid < ?" + group
 
             def run(bounds: tuple[int, int]) -> list[Any]:
@@ -697,11 +704,12 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
                     worker.close()
 
             with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(run, slices))
+                for future in as_completed([pool.submit(run, bounds) for bounds in slices]):
+                    leaves.add(future.result())
     finally:
         conn.close()
 
-    groups, total = _roll_up(parts, len(select))
+    groups, total = leaves.roll_up()
     return Report(period, fields_, list(spec.filters), groups, total, spec.zone_name)
 
 
@@ -739,58 +747,68 @@ def _range_size(conn: sqlite3.Connection, start: str, end: str) -> tuple[int, in
     return int(rows * min(1.0, covered / span)), int(low), int(high)
 
 
-def _roll_up(parts: list[list[Any]], depth: int) -> tuple[list[Group], Measures]:
-    # Merge the slices: the same leaf may come from several of them.
-    leaves: dict[tuple[Any, ...], list[Any]] = {}
-    for rows in parts:
-        for row in rows:
-            key = tuple(row[:depth])
-            calls, back, missed, phones, times = row[depth:]
-            slot = leaves.get(key)
-            if slot is None:
-                leaves[key] = [calls, back or 0, missed or 0, [phones], [times]]
-            else:
-                slot[0] += calls
-                slot[1] += back or 0
-                slot[2] += missed or 0
-                slot[3].append(phones)
-                slot[4].append(times)
+class _Leaves:
+    """The deepest groups, merged from any number of slices of the scan."""
 
-    root = Group(0, ())
-    index: dict[tuple[Any, ...], Group] = {(): root}
-    for key in sorted(leaves, key=_sort_key):
-        calls, back, missed, phone_parts, time_parts = leaves[key]
-        if calls == 0:
-            continue  # the aggregate row of an empty scan without GROUP BY
-        phones: set[str] = set()
-        for text in phone_parts:
-            if text:
-                phones.update(text.split(","))
-        times: list[int] = []
-        for text in time_parts:
-            if text:
-                times.extend(map(int, text.split(",")))
-        times.sort()
-        # Add this leaf to every level above it, creating the groups in key order.
-        for level in range(depth, -1, -1):
-            prefix = key[:level]
-            group = index.get(prefix)
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.groups: dict[tuple[Any, ...], Group] = {}
+
+    def add(self, rows: list[Any]) -> None:
+        depth = self.depth
+        for row in rows:
+            # status is 'missed' or 'called_back' (a CHECK constraint): missed = calls - back.
+            calls, back, phones, times = row[depth:]
+            if not calls:
+                continue  # the one row of an empty scan without GROUP BY
+            key = tuple(row[:depth])
+            group = self.groups.get(key)
             if group is None:
-                group = index[prefix] = Group(level, prefix)
+                group = self.groups[key] = Group(depth, key)
             m = group.measures
             m.calls += calls
             m.called_back += back
-            m.missed += missed
-            group._phones.update(phones)
-            group._times.extend(times)
-    # Link children to parents in key order, then compute the non-additive measures.
-    for prefix, group in index.items():
-        if prefix:
-            index[prefix[:-1]].children.append(group)
-    for group in index.values():
-        group.children.sort(key=lambda g: _sort_key(g.keys))
-        _finish(group)
-    return root.children, root.measures
+            m.missed += calls - back
+            if phones:
+                group._phones.update(phones.split(","))
+            if times:
+                group._times.extend(map(int, times.split(",")))
+
+    def roll_up(self) -> tuple[list[Group], Measures]:
+        """Build the levels bottom-up: each parent from its children's sets and sorted runs."""
+        level_groups = list(self.groups.values())
+        for level in range(self.depth, 0, -1):
+            parents: dict[tuple[Any, ...], Group] = {}
+            for child in level_groups:
+                _finish_times(child)
+                prefix = child.keys[: level - 1]
+                parent = parents.get(prefix)
+                if parent is None:
+                    parent = parents[prefix] = Group(level - 1, prefix)
+                parent.children.append(child)
+                m, c = parent.measures, child.measures
+                m.calls += c.calls
+                m.called_back += c.called_back
+                m.missed += c.missed
+                if len(parent.children) > 1:
+                    parent._phones |= child._phones
+                    parent._times += child._times
+                else:  # the first child: take its set and list over rather than copy them
+                    parent._phones = child._phones
+                    parent._times = child._times
+                _finish(child)
+            level_groups = list(parents.values())
+        root = level_groups[0] if level_groups else Group(0, ())
+        _finish_times(root)
+        _finish(root)
+        for group in [root, *self._walk(root)]:
+            group.children.sort(key=lambda g: _sort_key(g.keys))
+        return root.children, root.measures
+
+    def _walk(self, group: Group) -> Iterator[Group]:
+        for child in group.children:
+            yield child
+            yield from self._walk(child)
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -292,3 +292,11 @@ def test_display_values() -> None:
     assert fields["phone"].display(None) == "номер скрыт"
     assert fields["user"].display(None) == "—"
     assert B != C
+
+
+def test_a_subtotal_whose_first_group_has_no_caller(filled: Path) -> None:
+    # The hidden number's group (no caller, one callback) sorts first in SQL; it must not
+    # hide its siblings' callers and times from the month's subtotal.
+    groups = by_keys(run(filled, "2026-11-01", "2026-11-30", ["month", "phone"]))
+    assert groups[("2026-11", None)] == (1, 0, 1, 0, 7200.0, 7200)
+    assert groups[("2026-11",)] == (5, 3, 3, 2, 1800.0, 7200)
