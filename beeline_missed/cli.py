@@ -988,8 +988,9 @@ def demo_command(
 
     counts = demo.run(home, tui=not no_tui, duration=duration, settle=settle, console=console)
     say(
-        f"Демо закончено: звонков в реестре {counts['missed']} пропущенных из "
-        f"{counts['calls']}, клиентов в справочнике {counts['clients']}; папка {home}."
+        f"Демо закончено. Пропущенных звонков в реестре: {counts['missed']} "
+        f"(всего звонков: {counts['calls']}, клиентов в справочнике: {counts['clients']}). "
+        f"Всё записано только в папку {home}."
     )
 
 

@@ -356,6 +356,8 @@ def run(
                 console=console,
                 intro=intro,
             )
+            if console is not None and not console.is_terminal:
+                console.line()  # the last frame of a live view in a pipe ends mid-line
     return summary(demo.settings)
 
 

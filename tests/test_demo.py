@@ -1,0 +1,106 @@
+"""`beeline-missed demo`: a real process running the simulator, the daemon and the live view."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from beeline_missed import demo
+from beeline_missed.register import Register
+
+
+def run_demo(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90):
+    return subprocess.run(
+        [sys.executable, "-m", "beeline_missed", "demo", "--no-tui", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "160", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p.relative_to(folder) for p in folder.rglob("*")}
+
+
+def test_demo_registers_missed_calls_and_writes_only_its_folder(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    fake_home = tmp_path / "user-home"
+    fake_home.mkdir()
+    elsewhere = tmp_path / "real-register.sqlite"
+    # A real shop's settings in the environment must not be used (nor written) by the demo.
+    env = {
+        "HOME": str(fake_home),
+        "XDG_DATA_HOME": str(fake_home / ".local" / "share"),
+        "BEELINE_MISSED_DB": str(elsewhere),
+        "BEELINE_API_TOKEN": "a-real-token-never-sent",
+        "BEELINE_API_URL": "http://127.0.0.1:9/apis/portal",
+    }
+    result = run_demo(work, "--duration", "8", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Демо закончено" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    folder = work / "demo-home"  # the default demo folder, under the current directory
+    assert files_under(work) == {Path("demo-home")} | {
+        Path("demo-home") / p for p in files_under(folder)
+    }
+    assert files_under(fake_home) == set()
+    assert not elsewhere.exists()
+    assert (folder / demo.MARKER).exists()
+
+    reg = Register.open(folder / "register.sqlite")
+    try:
+        calls = reg.list_calls(include_handled=True)
+        subscriptions = reg.list_subscriptions(("active",))
+        clients = reg.count_clients()
+    finally:
+        reg.close()
+    phones = [row["phone"] for row in calls]
+    # The morning's history: a known client, a hidden number and a stranger were missed...
+    assert demo.IVANOV in phones
+    assert None in phones
+    assert demo.STRANGER_1 in phones
+    # ...and the calls someone answered (one in a hunt group) are not in the register.
+    assert demo.PETROVA not in phones
+    assert demo.KUZNETSOV not in phones
+    names = {row["phone"]: row["client"] for row in calls}
+    assert names[demo.IVANOV] == "Иванов Иван Петрович"  # recognised from the directory
+    assert clients == 12
+    assert len(subscriptions) == 5  # every abonent of the simulated PBX
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "important.txt").write_text("keep me", encoding="utf-8")
+    result = run_demo(tmp_path, "--home", str(folder), "--duration", "1", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ")
+    assert "was not made by the demo" in result.stderr
+    assert files_under(folder) == {Path("important.txt")}
+
+
+def test_prepare_home_clears_only_the_previous_register(tmp_path: Path) -> None:
+    folder = demo.prepare_home(tmp_path / "demo")
+    (folder / "register.sqlite").write_bytes(b"old")
+    (folder / "reports").mkdir()
+    (folder / "reports" / "report.csv").write_text("kept", encoding="utf-8")
+    again = demo.prepare_home(tmp_path / "demo")
+    assert again == folder
+    assert not (folder / "register.sqlite").exists()
+    assert (folder / "reports" / "report.csv").read_text(encoding="utf-8") == "kept"
+
+
+def test_scripted_traffic_covers_every_kind_of_call() -> None:
+    calls = [call for _, call in demo.HISTORY] + demo.LIVE
+    assert any(c.missed and c.caller is None for c in calls)  # hidden numbers
+    assert any(c.answered_by and len(c.targets) > 1 for c in calls)  # a colleague answered
+    assert any(c.answered_by and len(c.targets) == 1 for c in calls)  # plain answered
+    assert any(c.outgoing for c in calls)  # staff calling back
+    missed = [c.caller for c in calls if c.missed and c.caller]
+    assert len(missed) > len(set(missed))  # repeat callers
