@@ -525,7 +525,24 @@ def inbox_command(
 
 # -- subscriptions ------------------------------------------------------------------------
 
-SUBSCRIPTION_HEADERS = ["pattern", "subscription", "state", "time left", "expires at", "note"]
+SUBSCRIPTION_HEADERS = ["pattern", "subscription", "state", "time left", "expires at"]
+
+
+def _print_subscriptions(rows: list[list[Any]], title: str) -> None:
+    """The output.py table, except that ids are never cut: `unsubscribe ID` needs them whole."""
+    from rich.table import Table
+
+    from beeline_missed.output import console
+
+    table = Table(title=title)
+    for header in SUBSCRIPTION_HEADERS:
+        if header == "subscription":
+            table.add_column(header, no_wrap=True, min_width=36)
+        else:
+            table.add_column(header)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
 
 
 def _pbx(ctx: typer.Context) -> Any:
@@ -611,7 +628,7 @@ def subscribe_command(
     The daemon keeps the recorded subscriptions alive.
     """
     from beeline_missed import subscriptions, timefmt
-    from beeline_missed.output import print_json, print_table
+    from beeline_missed.output import print_json, say
 
     settings = state(ctx).settings()
     chosen = list(patterns or [])
@@ -636,11 +653,14 @@ def subscribe_command(
             "active",
             _duration(row["expires"]),
             timefmt.show_local(row["expires_at"], zone),
-            "" if row["expires"] >= asked else f"asked {asked} s, granted {row['expires']} s",
         ]
         for row in rows
     ]
-    print_table(SUBSCRIPTION_HEADERS, table, title=f"Subscribed, events go to {target}")
+    _print_subscriptions(table, title=f"Subscribed, events go to {target}")
+    granted = sorted({row["expires"] for row in rows if row["expires"] < asked})
+    if granted:
+        shown = ", ".join(f"{g} s" for g in granted)
+        say(f"The PBX granted {shown} of the {asked} s asked; the daemon renews them in time.")
 
 
 @app.command("status")
@@ -650,7 +670,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     Also shows when the daemon last received an event.
     """
     from beeline_missed import subscriptions, timefmt
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.output import console, print_json, say
 
     register = state(ctx).register()
     zone = _zone(ctx)
@@ -683,11 +703,13 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
                 row["live_state"],
                 _duration(row["seconds_left"]) if row["live_state"] == "active" else "",
                 timefmt.show_local(row["expires_at"], zone),
-                row["last_error"] or "",
             ]
             for row in rows
         ]
-        print_table(SUBSCRIPTION_HEADERS, table, title="Subscriptions")
+        _print_subscriptions(table, title="Subscriptions")
+        for row in rows:
+            if row["last_error"]:
+                console.print(f"{row['id']}: last error: {row['last_error']}", markup=False)
     else:
         say("No subscriptions held; make one with `beeline-missed subscribe`.")
     if last_event:

@@ -92,7 +92,9 @@ def test_subscribe_several_patterns_human_table(sim: Simulator) -> None:
     )
     assert code == 0, output
     assert "201" in output and "202" in output
-    assert "granted 600 s" in output
+    assert "The PBX granted 600 s of the 3600 s asked" in output
+    for live in sim.live_subscriptions():
+        assert live.id in output  # whole, for `unsubscribe ID`
     assert sorted(s.pattern for s in sim.live_subscriptions()) == ["201", "202"]
     assert {s.subscription_type for s in sim.live_subscriptions()} == {"ADVANCED_CALL"}
 
@@ -207,6 +209,7 @@ def test_status_states_active_expired_gone(sim: Simulator, db_path: Path) -> Non
     code, output = run("status")
     assert code == 0
     assert "expired" in output and "gone" in output and "active" in output
+    assert all(sub_id in output for sub_id in (active, expired, gone))
     assert "Last event received: 27.11.2026 14:05." in output
     assert "could not keep the subscriptions alive: Cannot reach" in output
 
