@@ -538,8 +538,8 @@ def _print_subscriptions(rows: list[list[Any]], title: str) -> None:
     for header in SUBSCRIPTION_HEADERS:
         if header == "subscription":
             table.add_column(header, no_wrap=True, min_width=36)
-        else:
-            table.add_column(header)
+        else:  # wrap inside the cell rather than cut: a cut pattern or date misleads
+            table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(table)
@@ -581,7 +581,7 @@ def _duration(seconds: int) -> str:
         return f"{hours // 24} d {hours % 24} h"
     if hours:
         return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+    return f"{minutes} min" if minutes else f"{secs} s"
 
 
 @app.command("subscribe")
