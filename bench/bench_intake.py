@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import PYTHON, ROOT, event_bodies, machine, verdict  # noqa: E402
+from bench_common import PYTHON, ROOT, event_bodies, machine, verdict
 
-from tests.daemon_harness import Daemon  # noqa: E402
+from tests.daemon_harness import Daemon
 
 GOAL = 1000.0
 
@@ -93,20 +93,26 @@ def main() -> dict:
         try:
             # A short warm-up (connections, caches) outside the measured burst.
             load(daemon.public_url, 500, args.concurrency, 30, start_ms=1_700_000_000_000)
-            result = load(daemon.public_url, args.count, args.concurrency, args.max_seconds, 1_795_766_400_000)
+            result = load(
+                daemon.public_url, args.count, args.concurrency, args.max_seconds, 1_795_766_400_000
+            )
         finally:
             daemon.stop()
         stored = inbox_rows(daemon.home / "register.sqlite")
 
     ours = float(result["per_second"])
     acked = int(result["acknowledged"]) + 500
-    print(f"intake:   {ours:,.0f} events/s acknowledged ({result['acknowledged']:,} of "
-          f"{result['sent']:,} in {result['elapsed_s']} s, {args.concurrency} connections; "
-          f"statuses {result['statuses']})")
+    print(
+        f"intake:   {ours:,.0f} events/s acknowledged ({result['acknowledged']:,} of "
+        f"{result['sent']:,} in {result['elapsed_s']} s, {args.concurrency} connections; "
+        f"statuses {result['statuses']})"
+    )
     print(f"baseline: {base:,.0f} single-row commits/s (WAL, synchronous=FULL)")
     print(f"share:    {ours / base:.0%} of the baseline")
-    print(f"durable:  {stored:,} rows in the inbox for {acked:,} acknowledged "
-          f"({'all there' if stored >= acked else 'MISSING ROWS'})")
+    print(
+        f"durable:  {stored:,} rows in the inbox for {acked:,} acknowledged "
+        f"({'all there' if stored >= acked else 'MISSING ROWS'})"
+    )
     print(f"goal:     >= {GOAL:,.0f}/s -> {verdict(ours >= GOAL and stored >= acked)}")
     return {
         "intake_per_s": ours,

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import PYTHON, ROOT, verdict  # noqa: E402
+from bench_common import PYTHON, ROOT, verdict
 
-from tests.daemon_harness import Daemon  # noqa: E402
+from tests.daemon_harness import Daemon
 
 GOAL_P99_MS = 20.0
 

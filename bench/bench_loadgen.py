@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-from bench_common import event_bodies, percentile  # noqa: E402
+import httpx
+from bench_common import event_bodies, percentile
 
 HEADERS = {"Content-Type": "application/xml; charset=UTF-8"}
 
@@ -32,7 +32,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     bodies = event_bodies(args.count, start_ms=args.start_ms)
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
     timeout = httpx.Timeout(args.request_timeout)
     deadline = time.monotonic() + args.max_seconds
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
