@@ -247,15 +247,40 @@ def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
         register.close()
 
 
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def _quiet_logging(log_file: Path) -> None:
     """Everything the servers log goes to the demo folder, never over the screen."""
     from beeline_missed import daemon
 
     daemon.configure_logging(log_file)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in _SERVER_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """Put the process's logging back as it was (the demo may run inside a larger program)."""
+    names = ("", *_SERVER_LOGGERS)
+    saved = {
+        name: (list(lg.handlers), lg.level, lg.propagate)
+        for name in names
+        for lg in [logging.getLogger(name)]
+    }
+    try:
+        yield
+    finally:
+        for name, (handlers, level, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            for handler in logger.handlers:
+                if handler not in handlers:
+                    handler.close()
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 @dataclass
@@ -285,27 +310,22 @@ def running_demo(
     from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
 
     home = prepare_home(home, fresh=fresh)
-    _quiet_logging(home / "demo.log")
-    sim = Simulator(token=DEFAULT_TOKEN)
-    sim_url = sim.start()
-    daemon = None
-    traffic = None
-    try:
+    with _logging_restored(), contextlib.ExitStack() as running:
+        _quiet_logging(home / "demo.log")
+        sim = Simulator(token=DEFAULT_TOKEN)
+        sim_url = sim.start()
+        running.callback(sim.stop)  # callbacks run in reverse: traffic, daemon, simulator
         # uvicorn's default config gave the simulator's loggers their own stderr handlers.
         _quiet_logging(home / "demo.log")
         settings = demo_settings(home, sim_url, sim.token, free_port(), settle)
         clients_counts = import_clients(settings)
         daemon = RunningDaemon(settings).start()
+        running.callback(daemon.stop)
         subs = subscribe_all(settings)
         traffic = Traffic(sim, gap=gap, pace=pace, seed=seed)
         traffic.start()
+        running.callback(traffic.stop)
         yield Demo(home, settings, sim, daemon, traffic, subs, clients_counts)
-    finally:
-        if traffic is not None:
-            traffic.stop()
-        if daemon is not None:
-            daemon.stop()
-        sim.stop()
 
 
 def summary(settings: Settings) -> dict[str, int]:

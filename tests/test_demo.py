@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from beeline_missed import demo
+from beeline_missed.panel.app import PanelApp
+from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.register import Register
+
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def run_demo(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90):
@@ -104,3 +112,39 @@ def test_scripted_traffic_covers_every_kind_of_call() -> None:
     assert any(c.outgoing for c in calls)  # staff calling back
     missed = [c.caller for c in calls if c.missed and c.caller]
     assert len(missed) > len(set(missed))  # repeat callers
+
+
+@pytest.mark.anyio
+async def test_panel_shows_the_demo_calls_live(tmp_path: Path) -> None:
+    """The demo's pieces in this process, the panel over them: calls arrive by themselves."""
+    root = logging.getLogger()
+    handlers_before = list(root.handlers)
+    with demo.running_demo(tmp_path / "demo", settle=0.5, gap=(0.2, 0.4), pace=0.02, seed=7) as d:
+        app = PanelApp(d.settings, zone=MOSCOW, user="Оператор", interval=0.1)
+        async with app.run_test(size=(110, 34)) as pilot:
+            entries = app.query_one(MissedCalls)
+            for _ in range(300):
+                if len(entries.entries) >= 5:
+                    break
+                await pilot.pause(0.05)
+            ids = [e.call_id for e in entries.entries]
+            assert len(ids) >= 5, "missed calls did not appear in the panel"
+            assert ids == sorted(ids, reverse=True)  # newest first: arrivals go on top
+            assert any("Новый пропущенный звонок" in n.message for n in app._notifications)
+            shown = {e.phone: e.client for e in entries.entries}
+            assert shown.get(demo.IVANOV) == "Иванов Иван Петрович"
+            # Staff book the selected call while calls keep coming (the selection follows
+            # the call it was on, not the top of the list).
+            chosen = entries.selected
+            assert chosen is not None
+            await pilot.press("enter")
+            await pilot.press(*"ok")
+            await pilot.press("ctrl+b")
+            await pilot.pause()
+            assert chosen.call_id not in [e.call_id for e in entries.entries]
+    assert root.handlers == handlers_before  # the demo put logging back
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
