@@ -15,7 +15,17 @@ from beeline_missed import phones, timefmt
 from beeline_missed.card import status_label
 
 # Staff read these headers, so they are in Russian.
-LIST_HEADERS = ("№", "Дата и время", "Номер", "Клиент", "Линия", "Статус", "Результат", "Кто")
+LIST_HEADERS = (
+    "№",
+    "Дата и время",
+    "Номер",
+    "Клиент",
+    "Попыток",
+    "Линия",
+    "Статус",
+    "Результат",
+    "Кто",
+)
 NEW_MARK = "новый"
 
 
@@ -35,6 +45,12 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         "closed_by": row.get("closed_by"),
         "outside_hours": bool(row.get("outside_hours")),
         "version": row.get("version"),
+        # One open case per caller: how often they tried, since when, and which calls.
+        "attempts": int(row.get("attempts") or 1),
+        "first_called_at": timefmt.iso_local(
+            row.get("first_called_at") or row.get("called_at"), zone
+        ),
+        "call_ids": list(row.get("call_ids") or [row["id"]]),
     }
 
 
@@ -54,6 +70,7 @@ def table_row(row: Mapping[str, Any], zone: tzinfo) -> list[str]:
         timefmt.show_local(row.get("called_at"), zone),
         phones.display(row.get("phone")),
         row.get("client") or "",
+        str(row.get("attempts") or 1),
         row.get("line") or "",
         status_label(row["status"]),
         one_line(row.get("result")),
@@ -77,8 +94,17 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
     return [
         ("Номер", f"{number} — {client}" if client else number),
         ("Дата и время", timefmt.show_local(row.get("called_at"), zone)),
+        ("Попыток", attempts_text(row, zone)),
         ("Линия", row.get("line") or ""),
         ("Статус", status_label(row["status"])),
         ("Результат", row.get("result") or ""),
         ("Кто перезвонил", row.get("user") or ""),
     ]
+
+
+def attempts_text(row: Mapping[str, Any], zone: tzinfo) -> str:
+    """'3, первая 27.11.2026 09:00' for a caller who tried several times; '1' otherwise."""
+    attempts = int(row.get("attempts") or 1)
+    if attempts == 1:
+        return "1"
+    return f"{attempts}, первая {timefmt.show_local(row.get('first_called_at'), zone)}"

@@ -215,40 +215,35 @@ def auto_close(card: Card, reason: str, now: str) -> Decision:
 class CardStore(Protocol):
     """What `store` needs of the register (Register satisfies it)."""
 
-    def save_call(
-        self,
-        call_id: int,
-        expected_version: int,
-        *,
-        status: str,
-        result: str,
-        user: str | None,
-        handled_at: str | None,
-        closed_by: str | None = "staff",
-    ) -> dict[str, Any]: ...
+    def save_calls(self, saves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
 
     def get_call(self, call_id: int) -> dict[str, Any]: ...
 
 
 def store(register: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
-    """Write saves; a conflict becomes a sentence naming who saved first (exit 3)."""
-    written = []
-    for save in saves:
-        try:
-            written.append(
-                register.save_call(
-                    save.call_id,
-                    save.expected_version,
-                    status=save.status,
-                    result=save.result,
-                    user=save.user,
-                    handled_at=save.handled_at,
-                    closed_by=save.closed_by,
-                )
-            )
-        except ConflictError:
-            raise ConflictError(conflict_message(register.get_call(save.call_id))) from None
-    return written
+    """Write saves together, all or nothing (one caller's open calls are one case); a conflict
+    becomes a sentence naming who saved first (exit 3). Rows come back in the order given."""
+    saves = list(saves)
+    try:
+        written = register.save_calls(
+            [
+                {
+                    "call_id": save.call_id,
+                    "expected_version": save.expected_version,
+                    "status": save.status,
+                    "result": save.result,
+                    "user": save.user,
+                    "handled_at": save.handled_at,
+                    "closed_by": save.closed_by,
+                }
+                for save in saves
+            ]
+        )
+    except ConflictError as exc:
+        call_id = exc.call_id if exc.call_id is not None else saves[0].call_id
+        raise ConflictError(conflict_message(register.get_call(call_id))) from None
+    by_id = {int(row["id"]): row for row in written}
+    return [by_id[save.call_id] for save in saves]
 
 
 def conflict_message(now_row: Mapping[str, Any]) -> str:

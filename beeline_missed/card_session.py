@@ -54,12 +54,29 @@ def apply(
     now: str | None = None,
 ) -> Outcome:
     """Decide with card.py's rules, write, and open the journal after «Записаться»."""
-    decision = card.decide(opened, edit, now or timefmt.to_stored(timefmt.now_utc()))
+    now = now or timefmt.to_stored(timefmt.now_utc())
+    decision = card.decide(opened, edit, now)
     if isinstance(decision, card.Discard):
         return Outcome(None, decision.reason, refused=decision.refused)
-    saved = card.store(register, [decision])[0]
+    # One open case per caller: their other open calls are handled with this one.
+    others = (
+        [
+            card.Card.from_row(row)
+            for row in register.case_calls(opened.id)
+            if row["id"] != opened.id
+        ]
+        if opened.status == card.MISSED
+        else []
+    )
+    saves = [decision] + [
+        other for other in card.decide_many(others, edit, now) if isinstance(other, card.Save)
+    ]
+    saved = card.store(register, saves)[0]
     who = f", {saved['user']}" if saved.get("user") else ""
-    message = f"Сохранено: звонок {saved['id']} — «{card.status_label(saved['status'])}»{who}."
+    also = f" (и ещё {len(saves) - 1} звонка этого номера)" if len(saves) > 1 else ""
+    message = (
+        f"Сохранено: звонок {saved['id']}{also} — «{card.status_label(saved['status'])}»{who}."
+    )
     journal_text = None
     if decision.booked:
         try:
@@ -70,6 +87,16 @@ def apply(
             # The card is saved already; a journal that will not open must not hide that.
             journal_text = f"Карточка сохранена, но журнал записи не открылся: {exc}"
     return Outcome(saved, message, journal_text)
+
+
+def case_row(register: Register, call_id: int) -> dict[str, Any]:
+    """The call with its caller's open attempts, as the card shows it."""
+    row = register.get_call(call_id)
+    case = register.case_calls(call_id)
+    row["attempts"] = len(case)
+    row["first_called_at"] = min(c["called_at"] for c in case)
+    row["call_ids"] = sorted(c["id"] for c in case)
+    return row
 
 
 def parse_choice(text: str, current: str) -> str:
@@ -93,7 +120,7 @@ def interactive(
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
     of rich markup (data in it is escaped)."""
-    row = register.get_call(call_id)
+    row = case_row(register, call_id)
     opened = card.Card.from_row(row)  # its version is what the save will check
     show(f"[bold]Карточка звонка {row['id']}[/bold]")
     for label, value in calls_view.card_lines(row, zone):

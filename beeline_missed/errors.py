@@ -11,3 +11,4 @@ class ConflictError(UserError):
     """Someone else saved the same record first."""
 
     exit_code = 3
+    call_id: int | None = None

@@ -28,6 +28,26 @@ CALL_SELECT = """
 """
 
 
+# One line per caller among the open calls: the latest call, with the caller's attempts.
+# Hidden numbers (phone NULL) each form their own case.
+CASES_SELECT = """
+    SELECT * FROM (
+        SELECT calls.*, clients.name AS client,
+               count(*) OVER caller AS attempts,
+               min(calls.called_at) OVER caller AS first_called_at,
+               group_concat(calls.id) OVER caller AS call_ids,
+               row_number() OVER (PARTITION BY coalesce(calls.phone, 'hidden:' || calls.id)
+                                  ORDER BY calls.called_at DESC, calls.id DESC) AS position
+        FROM calls LEFT JOIN clients ON clients.id = calls.client_id
+        WHERE calls.status = 'missed'
+        WINDOW caller AS (PARTITION BY coalesce(calls.phone, 'hidden:' || calls.id)
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    )
+    WHERE position = 1
+    ORDER BY called_at DESC, id DESC
+"""
+
+
 def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite_utils.Database:
     """Open the register file with the settings every process uses."""
     path = Path(path)
@@ -150,15 +170,85 @@ class Register:
             raise UserError(f"There is no call {call_id} in the register.")
         return dict(row)
 
-    def list_calls(self, include_handled: bool = False, limit: int | None = None) -> list[dict]:
-        """Newest first; by default only calls still «Пропущен»."""
-        where = "" if include_handled else " WHERE calls.status = 'missed'"
-        sql = CALL_SELECT + where + " ORDER BY calls.called_at DESC, calls.id DESC"
+    def list_calls(
+        self,
+        include_handled: bool = False,
+        limit: int | None = None,
+        per_caller: bool | None = None,
+    ) -> list[dict]:
+        """Newest first; by default only calls still «Пропущен», one line per caller.
+
+        One line per caller (`per_caller`, the default for the open list) is the caller's latest
+        open call with `attempts`, `first_called_at` and `call_ids` of all their open calls, so
+        staff do not call one person three times. Hidden numbers are never merged. With
+        `include_handled` every register row is listed on its own.
+        """
+        per_caller = not include_handled if per_caller is None else per_caller
         params: list[Any] = []
+        if per_caller and not include_handled:
+            sql = CASES_SELECT
+        else:
+            where = "" if include_handled else " WHERE calls.status = 'missed'"
+            sql = CALL_SELECT + where + " ORDER BY calls.called_at DESC, calls.id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [dict(row) for row in self.conn.execute(sql, params)]
+        rows = [dict(row) for row in self.conn.execute(sql, params)]
+        for row in rows:
+            row.setdefault("attempts", 1)
+            row.setdefault("first_called_at", row["called_at"])
+            ids = row.get("call_ids")
+            row["call_ids"] = (
+                sorted(int(i) for i in str(ids).split(",")) if ids else [int(row["id"])]
+            )
+        return rows
+
+    def case_calls(self, call_id: int) -> list[dict[str, Any]]:
+        """The open calls handled together with `call_id`: all open calls from the same
+        number (just the call itself when the number is hidden or the call is handled)."""
+        call = self.get_call(call_id)
+        if call["status"] != MISSED or not call["phone"]:
+            return [call]
+        sql = (
+            CALL_SELECT + " WHERE calls.status = 'missed' AND calls.phone = ?"
+            " ORDER BY calls.called_at DESC, calls.id DESC"
+        )
+        return [dict(row) for row in self.conn.execute(sql, [call["phone"]])]
+
+    def save_calls(self, saves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write several cards at once, all or nothing: a conflict on any leaves all unsaved.
+
+        Each item has call_id, expected_version, status, result, user, handled_at, closed_by.
+        """
+        with self.transaction() as conn:
+            for save in saves:
+                cursor = conn.execute(
+                    """
+                    UPDATE calls SET status = ?, result = ?, user = ?, handled_at = ?,
+                                     closed_by = ?, version = version + 1
+                    WHERE id = ? AND version = ?
+                    """,
+                    [
+                        save["status"],
+                        save["result"],
+                        save["user"],
+                        save["handled_at"],
+                        save["closed_by"],
+                        save["call_id"],
+                        save["expected_version"],
+                    ],
+                )
+                if cursor.rowcount == 0:
+                    call_id = save["call_id"]
+                    if not conn.execute("SELECT 1 FROM calls WHERE id = ?", [call_id]).fetchone():
+                        raise UserError(f"There is no call {call_id} in the register.")
+                    conflict = ConflictError(
+                        f"Call {call_id} was changed by someone else while you edited it; "
+                        "open the card again."
+                    )
+                    conflict.call_id = call_id
+                    raise conflict
+        return self.calls_by_ids([save["call_id"] for save in saves])
 
     def count_calls(self, status: str | None = None) -> int:
         if status is None:
@@ -506,9 +596,7 @@ class Register:
         )
         return [dict(row) for row in rows]
 
-    def touch_session(
-        self, conn: sqlite3.Connection, ext_tracking_id: str, event_ms: int
-    ) -> str:
+    def touch_session(self, conn: sqlite3.Connection, ext_tracking_id: str, event_ms: int) -> str:
         """Note that a session heard an event; returns the session's state."""
         conn.execute(
             """
@@ -744,9 +832,7 @@ class Register:
 
     def set_outside_hours(self, call_id: int, outside: bool) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "UPDATE calls SET outside_hours = ? WHERE id = ?", [int(outside), call_id]
-            )
+            conn.execute("UPDATE calls SET outside_hours = ? WHERE id = ?", [int(outside), call_id])
 
     def replace_abonents(self, abonents: Iterable[dict[str, Any]]) -> int:
         """Cache the PBX's abonent list (all of it, replacing the previous copy)."""

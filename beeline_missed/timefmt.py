@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +40,13 @@ def local_zone(name: str | None = None) -> tzinfo:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise UserError(f"Unknown time zone {name!r}; use a name like Europe/Moscow.") from None
+    # TZ read now, not at interpreter start (the C library caches it until tzset()).
+    env = os.environ.get("TZ", "").lstrip(":")
+    if env:
+        try:
+            return ZoneInfo(env)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
     local = datetime.now().astimezone().tzinfo
     assert local is not None
     return local

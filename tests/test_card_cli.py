@@ -100,7 +100,7 @@ def test_saving_called_back_leaves_the_default_list(register: Register, home: Pa
 def test_user_flag_beats_setting_and_os_login_is_last(
     register: Register, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = add_call(register, "a"), add_call(register, "b")
+    first, second = add_call(register, "a"), add_call(register, "b", phone="+79031112233")
     configure(home, user="Анна")
     args = ["--status", "called_back", "--result", "ok"]
     assert runner.invoke(app, ["card", str(first), *args, "--user", "Борис"]).exit_code == 0
@@ -330,3 +330,23 @@ def test_names_that_look_like_markup_print_as_written(register: Register) -> Non
     assert card.exit_code == 0, card.output
     assert "— [/b] ООО [red]Ромашка" in card.output
     assert "«Перезвонили», [i]Анна." in card.output
+
+
+def test_handling_a_card_handles_all_open_calls_of_that_caller(register: Register) -> None:
+    calls = [add_call(register, key) for key in ("a", "b", "c")]
+    other = add_call(register, "d", phone="+79031112233")
+    listed = json.loads(runner.invoke(app, ["list", "--json"]).output)
+    assert sorted((c["attempts"], len(c["call_ids"])) for c in listed) == [(1, 1), (3, 3)]
+    args = ["card", str(calls[0]), "--status", "Перезвонили", "--result", "договорились"]
+    result = runner.invoke(app, [*args, "--user", "Анна"])
+    assert result.exit_code == 0, result.output
+    assert "и ещё 2 звонка" in result.output
+    for call_id in calls:
+        row = register.get_call(call_id)
+        assert (row["status"], row["result"], row["user"]) == (
+            "called_back",
+            "договорились",
+            "Анна",
+        )
+    assert register.get_call(other)["status"] == "missed"
+    assert [c["id"] for c in json.loads(runner.invoke(app, ["list", "--json"]).output)] == [other]

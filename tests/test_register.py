@@ -49,8 +49,8 @@ def test_insert_is_unique_per_session(register: Register) -> None:
 
 
 def test_list_newest_first_and_only_missed(register: Register) -> None:
-    old = add_call(register, "a", "2026-11-27T09:00:00Z")
-    new = add_call(register, "b", "2026-11-27T11:00:00Z")
+    old = add_call(register, "a", "2026-11-27T09:00:00Z", phone="+79161234567")
+    new = add_call(register, "b", "2026-11-27T11:00:00Z", phone="+79031112233")
     assert [c["id"] for c in register.list_calls()] == [new, old]
     register.save_call(
         old, 1, status="called_back", result="ok", user="u", handled_at="2026-11-27T12:00:00Z"
@@ -67,3 +67,45 @@ def test_save_with_stale_version_conflicts(register: Register) -> None:
             call, 1, status="called_back", result="second", user="b", handled_at=None
         )
     assert register.get_call(call)["result"] == "first"
+
+
+def test_one_line_per_caller_with_attempts(register: Register) -> None:
+    first = add_call(register, "a", "2026-11-27T09:00:00Z", phone="+79161234567")
+    other = add_call(register, "b", "2026-11-27T09:30:00Z", phone="+79031112233")
+    second = add_call(register, "c", "2026-11-27T10:00:00Z", phone="+79161234567")
+    hidden1 = add_call(register, "d", "2026-11-27T08:00:00Z", phone=None)
+    hidden2 = add_call(register, "e", "2026-11-27T08:30:00Z", phone=None)
+    third = add_call(register, "f", "2026-11-27T09:45:00Z", phone="+79161234567")
+    rows = register.list_calls()
+    assert [(r["id"], r["attempts"]) for r in rows] == [
+        (second, 3),
+        (other, 1),
+        (hidden2, 1),
+        (hidden1, 1),
+    ]
+    assert rows[0]["call_ids"] == [first, second, third]
+    assert rows[0]["first_called_at"] == "2026-11-27T09:00:00Z"
+    assert [c["id"] for c in register.case_calls(first)] == [second, third, first]
+    assert [c["id"] for c in register.case_calls(hidden1)] == [hidden1]
+    assert len(register.list_calls(include_handled=True)) == 6
+
+
+def test_save_calls_is_all_or_nothing(register: Register) -> None:
+    a = add_call(register, "a", "2026-11-27T09:00:00Z")
+    b = add_call(register, "b", "2026-11-27T10:00:00Z")
+    register.save_call(b, 1, status="called_back", result="x", user="u", handled_at=None)
+    saves = [
+        dict(
+            call_id=call,
+            expected_version=1,
+            status="called_back",
+            result="r",
+            user="me",
+            handled_at=None,
+            closed_by="staff",
+        )
+        for call in (a, b)
+    ]
+    with pytest.raises(ConflictError):
+        register.save_calls(saves)
+    assert register.get_call(a)["status"] == "missed"
