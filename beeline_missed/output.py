@@ -31,8 +31,9 @@ def print_table(
 
 
 def say(message: str) -> None:
-    console.print(message)
+    # soft_wrap: a sentence stays on one line in logs and pipes (rich wraps at 80 there).
+    console.print(message, soft_wrap=True)
 
 
 def fail(message: str) -> None:
-    err_console.print(f"Error: {message}", markup=False)
+    err_console.print(f"Error: {message}", markup=False, soft_wrap=True)
