@@ -108,26 +108,26 @@ def apply_records(
     """Register the missed inbound records the register lacks; counts go into `summary`."""
     statuses = tuple(statuses)
     tolerance_ms = int(tolerance * 1000)
-    for item in items:
-        summary.records += 1
-        if not is_missed_inbound(item, statuses):
-            continue
-        summary.missed += 1
-        moment = start_ms(item)
-        if moment is None:
-            summary.unusable += 1
-            continue
-        raw = str(item.get("phone_from") or "").strip()
-        phone = phones.normalise(raw)
-        tracking = next((str(item[k]) for k in TRACKING_KEYS if item.get(k)), None)
-        if (tracking and register.session_known(tracking)) or register.incoming_leg_near(
-            phone, moment, tolerance_ms
-        ):
-            summary.known += 1
-            continue
-        with register.transaction() as conn:
-            # Checked again inside the write lock: the daemon and a manual run may overlap.
-            if register.call_near(conn, phone, moment, tolerance_ms) is not None:
+    # One transaction per page: one fsync for up to 100 records, and the checks see the rows
+    # registered just before them (a hunt group listed once per member is one call).
+    with register.transaction() as conn:
+        for item in items:
+            summary.records += 1
+            if not is_missed_inbound(item, statuses):
+                continue
+            summary.missed += 1
+            moment = start_ms(item)
+            if moment is None:
+                summary.unusable += 1
+                continue
+            raw = str(item.get("phone_from") or "").strip()
+            phone = phones.normalise(raw)
+            tracking = next((str(item[k]) for k in TRACKING_KEYS if item.get(k)), None)
+            if (
+                (tracking and register.session_known(tracking))
+                or register.incoming_leg_near(phone, moment, tolerance_ms)
+                or register.call_near(conn, phone, moment, tolerance_ms) is not None
+            ):
                 summary.known += 1
                 continue
             row = register.insert_call(
@@ -140,10 +140,10 @@ def apply_records(
                 source=SOURCE,
                 outside_hours=bool(outside_hours and outside_hours(moment)),
             )
-        if row is None:
-            summary.known += 1
-        else:
-            summary.registered.append(row)
+            if row is None:
+                summary.known += 1
+            else:
+                summary.registered.append(row)
 
 
 def windows(date_from: datetime, date_to: datetime, chunk: timedelta = CHUNK) -> list[tuple]:
