@@ -45,6 +45,8 @@ def machine() -> dict[str, str]:
         "memory": memory,
         "python": platform.python_version(),
         "system": platform.platform(),
+        # Others' work on a shared machine shows here; read the figures with it.
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 

@@ -41,7 +41,7 @@ def main() -> int:
     info = machine()
     print(
         f"machine: {info['nproc']} cores, {info['cpu']}, {info['memory']}, "
-        f"Python {info['python']}, {info['system']}"
+        f"Python {info['python']}, {info['system']}; load average {info['load']}"
     )
     print(f"command: {' '.join([Path(PYTHON).name, *sys.argv])}")
     failed = []
