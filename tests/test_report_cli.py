@@ -194,3 +194,12 @@ def test_as_a_cron_job_would_run_it(db_path: Path, tmp_path: Path, home: Path) -
     )  # fmt: skip
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("Error: Unknown field 'nope'")
+
+
+def test_table_to_a_file_is_plain_text(tmp_path: Path) -> None:
+    path = tmp_path / "weekly.txt"  # not a format's suffix: the table, as on screen
+    report(*NESTED, "--output", str(path))
+    text = path.read_text(encoding="utf-8")
+    assert "\x1b[" not in text
+    assert text.lstrip().startswith("Пропущенные звонки за 26.10.2026 – 08.11.2026")
+    assert "26.10–01.11.2026" in text and "Итого" in text
