@@ -351,13 +351,22 @@ class Workers:
         client = PbxClient.from_settings(self.settings)
         backoff = Backoff()
         next_check = 0.0
+        # Terminated subscriptions not yet replaced: kept until a re-subscription succeeds,
+        # retried with the backoff, not left for the next scheduled check.
+        terminated: list[str] = []
         try:
             while not self.stop.is_set():
                 try:
                     while not self.terminated.empty():
-                        sub_id = self.terminated.get_nowait()
-                        log.info("subscription %s terminated by the PBX; re-subscribing", sub_id)
-                        subscriptions.on_terminated(register, client, sub_id)
+                        terminated.append(self.terminated.get_nowait())
+                    while terminated:
+                        log.info(
+                            "subscription %s terminated by the PBX; re-subscribing", terminated[0]
+                        )
+                        subscriptions.on_terminated(
+                            register, client, terminated[0], settings=self.settings
+                        )
+                        terminated.pop(0)
                     now = time.time()
                     for action in subscriptions.keep_alive(register, client, self.settings, now):
                         log.info("%s", action)
