@@ -96,6 +96,8 @@ class Processor:
     outside_hours: Callable[[int], bool] | None = None
     # A row reconciliation registered for the same number this close in time is this call.
     merge_tolerance: float = 120.0
+    # Answered calls learnt from late answers, for on_answered once their transaction commits.
+    _late: list[AnsweredCall] = field(default_factory=list, repr=False)
 
     def process_inbox(self, limit: int = 500) -> int:
         """Apply up to `limit` new inbox rows, oldest first; returns how many were handled."""
@@ -117,6 +119,7 @@ class Processor:
                 reg.mark_inbox(conn, inbox_id, "rejected", exc.reason)
             return
         terminated = None
+        self._late = []
         with reg.transaction() as conn:
             keys = [(event.target_id or "", c.call_id, event.event_type) for c in event.calls]
             if not reg.claim_event_keys(conn, event.event_id, keys):
@@ -134,6 +137,8 @@ class Processor:
         if terminated:
             for callback in self.on_terminated:
                 callback(terminated)
+        late, self._late = self._late, []
+        self._run_answered(late)
 
     def _apply_call(self, conn: Any, event: xsi.Event, call: xsi.Call, received_ms: int) -> None:
         reg = self.register
@@ -159,6 +164,20 @@ class Processor:
                 user=who,
             )
             log.warning("call %s was answered after it was registered as missed", call["id"])
+        if self.on_answered:
+            # The caller got through after all: their other open calls are resolved too.
+            legs = [_leg_from_row(row) for row in reg.session_legs(conn, leg.ext_tracking_id)]
+            answered = detection.answered_call(legs)
+            if answered is not None:
+                self._late.append(answered)
+
+    def _run_answered(self, calls: list[AnsweredCall]) -> None:
+        for call in calls:
+            for answered_hook in self.on_answered:
+                try:
+                    answered_hook(call)
+                except Exception:  # auto-closing must never stop intake
+                    log.exception("an answered-call hook failed for %s", call.ext_tracking_id)
 
     def decide_due(self, at_ms: int | None = None) -> list[int]:
         """Decide every pending session that has been quiet for the settle period.
@@ -174,12 +193,7 @@ class Processor:
                 written.append(row)
             if call is not None:
                 answered.append(call)
-        for call in answered:
-            for answered_hook in self.on_answered:
-                try:
-                    answered_hook(call)
-                except Exception:  # auto-closing must never stop intake
-                    log.exception("an answered-call hook failed for %s", call.ext_tracking_id)
+        self._run_answered(answered)
         for row in written:
             for callback in self.on_missed:
                 try:

@@ -4,6 +4,7 @@ real register file."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -190,3 +191,32 @@ def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
     assert row["user"] == "9001112204"  # no abonent list cached: the PBX's id
     other = add_missed(register, "stat:y", OTHER, T0)
     assert closer.check_row(register.get_call(other)) == []
+
+
+def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
+    register: Register,
+) -> None:
+    register.replace_abonents(DEFAULT_ABONENTS)
+    processor = Processor(register, settle=1.0)
+    processor.on_answered.append(autoclose.AutoCloser(register, config.load()))
+
+    def hear(steps: list[xsi_build.Step], at_ms: int) -> None:
+        for step in steps:
+            body = xsi_build.event_document(step, subscription_id="s", sequence=1)
+            register.add_inbox(body, step.leg.start_ms)
+        processor.run_once(at_ms=at_ms)
+
+    hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
+    second = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000)
+    hear(second, T0 + 3_600_000)
+    calls = sorted(register.list_calls(include_handled=True), key=lambda c: c["called_at"])
+    first_row, second_row = (c["id"] for c in calls)
+    # The PBX's answer for the second call arrives after it was registered as missed.
+    leg = second[0].leg
+    answer = xsi_build.Step("CallAnsweredEvent", replace(leg, answer_ms=T0 + 605_000))
+    hear([answer], T0 + 3_700_000)
+    assert register.get_call(second_row)["result"].startswith("Звонок был принят")
+    first = register.get_call(first_row)
+    assert first["status"] == "called_back"
+    assert first["result"] == "Клиент дозвонился сам 27.11 11:10, ответил Петров"
+    assert first["closed_by"] == "auto"
