@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from beeline_missed import card, card_session, phones, timefmt
 from beeline_missed.config import Settings
+from beeline_missed.errors import UserError
 from beeline_missed.panel import call_list
 from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
@@ -165,8 +166,9 @@ class PanelApp(App[None]):
                 user=self.user,
                 journal=self.settings.journal,
             )
-        except Exception as exc:  # the call vanished (register replaced): say so, stay up
+        except UserError as exc:  # the call vanished (register replaced): say so, stay up
             self.notify(str(exc), severity="error")
+            self.refresh_data(force=True)
             return
         self.push_screen(screen, self._card_closed)
 
