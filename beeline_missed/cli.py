@@ -1043,7 +1043,8 @@ def reconcile_command(
 
     Catches up on calls missed while the daemon was down, lost by the PBX, or forwarded or
     rejected before they rang. Nothing is registered twice. The daemon does this by itself on
-    start and every reconcile_interval seconds.
+    start and every reconcile_interval seconds (and notifies about what it finds; this command
+    does not notify).
     """
     from datetime import timedelta
 
