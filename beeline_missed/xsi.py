@@ -113,7 +113,8 @@ def _millis(node: etree._Element, name: str) -> int | None:
     text = _text(node, name)
     if text is None:
         return None
-    if not text.isdigit() or int(text) > MAX_MS:
+    # ASCII only: str.isdigit() and int() also take Arabic-Indic and other Unicode digits.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_MS:
         raise BadDocument(f"{name} is not a time in epoch milliseconds: {text[:40]!r}.", 422)
     return int(text)
 
@@ -148,9 +149,13 @@ def parse_event(body: bytes) -> Event:
     try:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
-        raise BadDocument(f"The body is not well-formed XML: {exc.msg}.") from None
+        # libxml2's text may hold line breaks: one line, so the reason cannot forge log lines.
+        message = " ".join(str(exc.msg).split())
+        raise BadDocument(f"The body is not well-formed XML: {message}.") from None
     except ValueError as exc:  # e.g. an unknown encoding declaration
-        raise BadDocument(f"The body cannot be read as XML: {exc}.") from None
+        raise BadDocument(
+            f"The body cannot be read as XML: {' '.join(str(exc).split())}."
+        ) from None
     if root.getroottree().docinfo.internalDTD is not None:
         raise BadDocument("Documents with a DTD or entity declarations are not accepted.")
     if root.tag != f"{{{XSI}}}Event":
@@ -166,7 +171,8 @@ def parse_event(body: bytes) -> Event:
     if not event_type:
         raise BadDocument("The eventData has no type.", 422)
     sequence_text = _text(root, "sequenceNumber")
-    sequence = int(sequence_text) if sequence_text and sequence_text.isdigit() else None
+    ascii_digits = sequence_text and sequence_text.isascii() and sequence_text.isdigit()
+    sequence = int(sequence_text) if ascii_digits else None
     if sequence is not None and sequence > MAX_MS:
         sequence = None
 
