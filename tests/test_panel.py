@@ -542,3 +542,52 @@ async def test_subscriptions_check_without_token_is_one_sentence(db_path: Path) 
 def test_panel_data_times_are_moscow() -> None:
     # The snapshot and flow tests read Moscow times: keep the fixture honest.
     assert panel_data.NOW.astimezone(panel_data.MOSCOW).hour == 15
+
+
+def test_panel_command_runs_in_a_terminal_and_quits_with_ctrl_q(
+    home: Path, call_ids: list[int]
+) -> None:
+    """`beeline-missed panel` as a real process on a pseudo-terminal."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "110", "LINES": "34"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beeline_missed", "panel", "--user", USER],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    screen = b""
+
+    def read_until(done: Callable[[], bool], limit: float = 30) -> None:
+        nonlocal screen
+        stop = time.monotonic() + limit
+        while not done() and time.monotonic() < stop:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:  # the terminal closed: the process is gone
+                    return
+
+    try:
+        read_until(lambda: "Петрова Мария Сергеевна".encode() in screen)
+        assert "Автосервис".encode() in screen
+        assert "Петрова Мария Сергеевна".encode() in screen
+        os.write(master, b"\x11")  # Ctrl-Q
+        read_until(lambda: proc.poll() is not None)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
