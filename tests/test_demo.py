@@ -148,3 +148,51 @@ async def test_panel_shows_the_demo_calls_live(tmp_path: Path) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_demo_opens_the_panel_in_a_terminal_and_ends_by_itself(tmp_path: Path) -> None:
+    """The default mode: `demo --duration S` on a pseudo-terminal shows the panel, then exits 0."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "110", "LINES": "34"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beeline_missed", "demo", "--duration", "6"],
+        cwd=tmp_path,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    screen = b""
+    try:
+        stop = time.monotonic() + 60
+        while time.monotonic() < stop:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the process closed the terminal: all output is read
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif proc.poll() is not None:
+                break  # exited and nothing left to read
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert "Автосервис".encode() in screen
+    assert "Демо закончено".encode() in screen
+    reg = Register.open(tmp_path / "demo-home" / "register.sqlite")
+    try:
+        assert reg.count_calls("missed") >= 3
+    finally:
+        reg.close()

@@ -154,6 +154,8 @@ class PanelApp(App[None]):
 
     def action_reload(self) -> None:
         self.refresh_data(force=True)
+        if self.tabs.active == "reports":
+            self.query_one(ReportsPane).run_report()
 
     @on(MissedCalls.OpenCard)
     def open_card(self, message: MissedCalls.OpenCard) -> None:
