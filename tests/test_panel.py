@@ -168,6 +168,15 @@ async def test_handled_elsewhere_leaves_the_list(db_path: Path, call_ids: list[i
         assert selected(app) == call_ids[2]  # the cursor stays at the same height
 
 
+async def test_a_capped_list_says_how_many_are_open(db_path: Path, call_ids: list[int]):
+    app = PanelApp(panel_data.settings(), zone=panel_data.MOSCOW, user=USER, interval=0.05, limit=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert listed(app) == [call_ids[3], call_ids[2]]
+        summary = str(app.query_one("#calls-summary", Static).render())
+        assert summary == "Пропущенных звонков: 4 · показаны последние 2"
+
+
 async def test_empty_register_says_so(db_path: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -121,10 +121,11 @@ class PanelApp(App[None]):
                 subs.show(register)
             return False
         self._version = version
-        entries = call_list.load(register, self.zone, self.limit)
+        listing = call_list.load(register, self.zone, self.limit)
+        entries = listing.entries
         ids = [cid for e in entries for cid in e.call_ids]
         new_keys = {e.key for e in entries if max(e.call_ids) > self._baseline_id}
-        self.missed.show(entries, call_list.count_open(register), new_keys)
+        self.missed.show(entries, listing.open_count, new_keys)
         self._announce([e for e in entries if max(e.call_ids) > self._seen_max_id])
         self._seen_max_id = max([self._seen_max_id, *ids])
         subs.show(register)

@@ -63,10 +63,18 @@ def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
     )
 
 
-def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) -> list[Entry]:
+@dataclass(frozen=True)
+class Listing:
+    entries: list[Entry]
+    open_count: int  # calls still «Пропущен» (more than the entries hold when capped)
+
+
+def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) -> Listing:
     """Calls still «Пропущен», newest first."""
-    return [entry(row, zone) for row in register.list_calls(include_handled=False, limit=limit)]
-
-
-def count_open(register: Register) -> int:
-    return register.count_calls("missed")
+    rows = register.list_calls(include_handled=False, limit=limit)
+    entries = [entry(row, zone) for row in rows]
+    shown = sum(len(e.call_ids) for e in entries)
+    # Counted from the same read unless capped: a second query could see a call the first
+    # did not (the daemon writes in between) and the summary would disagree with the list.
+    capped = limit is not None and len(rows) >= limit
+    return Listing(entries, register.count_calls("missed") if capped else shown)
