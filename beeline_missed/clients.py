@@ -93,11 +93,23 @@ def _cell(value: object) -> str:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1251, as 1C writes either."""
+    """UTF-8 (with or without BOM), else Windows-1251, as 1C writes either; UTF-16 with its
+    BOM, as Excel's «Unicode text» export writes."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    try:
         return data.decode("cp1251")
+    except UnicodeDecodeError:  # bytes Windows-1251 leaves undefined: not a text table
+        raise UserError(
+            "The file is neither a CSV table in UTF-8 or Windows-1251 nor an XLSX workbook."
+        ) from None
 
 
 def _split(text: str, delimiter: str) -> list[list[str]]:

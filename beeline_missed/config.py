@@ -109,10 +109,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     current = Settings.__dataclass_fields__[name]
     kind = current.type
     try:
-        if kind == "float":
-            return float(value)
-        if kind == "int":
-            return int(value)
+        if kind in ("float", "int"):
+            number = float(value) if kind == "float" else int(value)
+            if not number >= 0:  # also refuses NaN: no setting is a negative amount
+                raise ValueError(value)
+            return number
         if kind == "bool":
             if isinstance(value, str):
                 return value.strip().lower() in {"1", "true", "yes", "on"}
@@ -140,6 +141,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"Config file {path} is not valid TOML: {exc}.") from None
+    except UnicodeDecodeError:
+        raise UserError(f"Config file {path} is not UTF-8 text; save it as UTF-8.") from None
     except OSError as exc:
         raise UserError(f"Cannot read config file {path}: {exc.strerror}.") from None
     return data

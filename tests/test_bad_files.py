@@ -1,0 +1,140 @@
+"""Malformed files a shop really hands us: each gets one clear sentence and a non-zero exit,
+never a traceback. `clients import` with broken CSV/XLSX exports, and broken config files."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from beeline_missed.cli import app
+
+runner = CliRunner()
+
+
+def one_sentence(result) -> str:
+    """The error as the user sees it: one line on stderr, 'Error: ….', non-zero exit."""
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    text = result.stderr.strip()
+    assert text.startswith("Error: "), text
+    assert "\n" not in text and "Traceback" not in text
+    assert text.endswith("."), text
+    return text
+
+
+def workbook(rows: list[list[object]]) -> bytes:
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def zip_of(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+HEADER = "Наименование;Телефон\n"
+BAD_TABLES = {
+    "empty.csv": (b"", "Cannot find a name column"),
+    "no-phone-column.csv": ("Наименование;Адрес\nИванов;Москва\n".encode(), "phone column"),
+    "no-name-column.csv": ("Телефон;Код\n+79161234567;1\n".encode(), "name column"),
+    "binary-garbage.csv": (bytes(range(128, 256)) * 8, "neither a CSV table"),
+    "not-a-zip.xlsx": (b"PK\x03\x04" + bytes(range(256)) * 2, "as an XLSX workbook"),
+    "zip-without-workbook.xlsx": (zip_of("readme.txt", "hello"), "as an XLSX workbook"),
+    "truncated.xlsx": (workbook([["Наименование", "Телефон"]])[:300], "as an XLSX workbook"),
+    "csv-named-xlsx.xlsx": ((HEADER + "Иванов;+79161234567\n").encode(), "as an XLSX workbook"),
+    "old-excel.xls": (bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512), "old .xls workbook"),
+    "empty-sheet.xlsx": (workbook([]), "Cannot find a name column"),
+    "sheet-without-phones.xlsx": (workbook([["Наименование", "Адрес"], ["Иванов", "М"]]), "phone"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_TABLES))
+def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
+    data, said = BAD_TABLES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    assert said in text
+
+
+def test_clients_import_missing_file_and_folder(tmp_path: Path) -> None:
+    for path in (tmp_path / "missing.csv", tmp_path):
+        text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+        assert text == f"Error: There is no file {path}."
+
+
+def test_clients_import_utf16_export_is_read(tmp_path: Path) -> None:
+    """Excel's «Unicode text» export (UTF-16 with BOM, tabs) is a good file, not garbage."""
+    path = tmp_path / "clients.txt"
+    path.write_bytes("Наименование\tТелефон\nИванов Иван\t+7 916 123-45-67\n".encode("utf-16"))
+    result = runner.invoke(app, ["clients", "import", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert '"clients_added": 1' in result.stdout
+
+
+def test_clients_import_wrong_cell_types_are_reported_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "types.xlsx"
+    path.write_bytes(
+        workbook([["Наименование", "Телефон"], ["Иванов", 3.14], [None, None], [42, "89161234567"]])
+    )
+    result = runner.invoke(app, ["clients", "import", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "3.14" in result.stdout  # named as an unrecognised number, not silently dropped
+
+
+BAD_CONFIGS = {
+    "not-toml": (b"this is not toml\n", "is not valid TOML"),
+    "unclosed-string": (b'api_url = "http://x\n', "is not valid TOML"),
+    "duplicate-key": (b"settle = 1\nsettle = 2\n", "is not valid TOML"),
+    "wrong-type": (b'settle = "ten seconds"\n', "Setting 'settle'"),
+    "negative-number": (b"settle = -5\n", "Setting 'settle'"),
+    "not-a-number": (b"settle = nan\n", "Setting 'settle'"),
+    "list-for-number": (b"max_body_bytes = [1, 2]\n", "Setting 'max_body_bytes'"),
+    "not-utf8": (b'user = "\xcf\xe5\xf2\xf0\xee\xe2"\n', "is not UTF-8 text"),
+    "binary": (b"\xff\xfe\x00\x01garbage", "is not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONFIGS))
+def test_bad_config_file(home: Path, name: str) -> None:
+    data, said = BAD_CONFIGS[name]
+    (home / "config.toml").write_bytes(data)
+    for command in (["config", "show"], ["list"]):
+        text = one_sentence(runner.invoke(app, command))
+        assert said in text and str(home / "config.toml") in text
+
+
+def test_config_path_is_a_folder(home: Path) -> None:
+    (home / "config.toml").mkdir()
+    text = one_sentence(runner.invoke(app, ["config", "show"]))
+    assert "Cannot read config file" in text
+
+
+def test_unknown_time_zone_in_config(home: Path) -> None:
+    (home / "config.toml").write_text('timezone = "Mars/Olympus"\n')
+    text = one_sentence(runner.invoke(app, ["list"]))
+    assert "Mars/Olympus" in text
+
+
+def test_register_that_is_not_sqlite(home: Path) -> None:
+    (home / "register.sqlite").write_bytes(b"this is a text file, not a register" * 100)
+    text = one_sentence(runner.invoke(app, ["list"]))
+    assert "register" in text
+
+
+def test_config_init_is_private(home: Path) -> None:
+    result = runner.invoke(app, ["config", "init"])
+    assert result.exit_code == 0
+    assert os.stat(home / "config.toml").st_mode & 0o777 == 0o600
