@@ -396,6 +396,17 @@ async def test_conflict_is_shown_in_the_card(db_path: Path, call_ids: list[int])
     assert (row["result"], row["user"]) == ("Я перезвонил", "Игорь")
 
 
+async def test_f9_switches_between_dark_and_light(db_path: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "textual-dark"
+        await pilot.press("f9")
+        assert app.theme == "textual-light"
+        await pilot.press("f9")
+        assert app.theme == "textual-dark"
+
+
 async def test_keys_that_switch_tabs_do_nothing_while_the_card_is_open(
     db_path: Path, call_ids: list[int]
 ) -> None:

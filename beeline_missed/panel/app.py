@@ -44,6 +44,7 @@ class PanelApp(App[None]):
         Binding("f2", "show_tab('reports')", "Отчёты"),
         Binding("f3", "show_tab('subs')", "Подписки"),
         Binding("f5", "reload", "Обновить"),
+        Binding("f9", "toggle_theme", "Светлая/тёмная"),
         Binding("ctrl+q", "quit", "Выход", priority=True),
     ]
 
@@ -152,6 +153,11 @@ class PanelApp(App[None]):
         self.tabs.active = tab
         if tab == "calls":
             self.missed.table.focus()
+
+    def action_toggle_theme(self) -> None:
+        # The panel paints its own background, so either theme reads well in any terminal;
+        # the choice is the person's (a bright room, a dark one).
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
     def action_reload(self) -> None:
         self.refresh_data(force=True)
