@@ -35,6 +35,8 @@ from beeline_missed.register import Register
 log = logging.getLogger("beeline_missed.daemon")
 
 NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
+MAX_HEADER_BYTES = 16 * 1024
+TOO_LARGE_HEADERS = PlainTextResponse("Request Header Fields Too Large", status_code=431)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -218,6 +220,10 @@ def build_app(intake: Intake, secret_path: str) -> Starlette:
     secret = secret_path.encode()
 
     async def endpoint(request: Request) -> Response:
+        # uvicorn's h11 limit only bites on a header block split across reads (~64 KiB on
+        # loopback); this one holds for every request, before the path is even looked at.
+        if sum(len(k) + len(v) for k, v in request.headers.raw) > MAX_HEADER_BYTES:
+            return TOO_LARGE_HEADERS
         path = request.url.path.rstrip("/").encode()
         if request.method == "GET" and path == b"/healthz":
             return PlainTextResponse("ok")
@@ -467,7 +473,7 @@ class RunningDaemon:
             access_log=False,  # the access log would write the secret path
             log_config=None,
             server_header=False,
-            h11_max_incomplete_event_size=16 * 1024,  # header size limit
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # see also endpoint()
             limit_concurrency=200,
             timeout_keep_alive=30,
             timeout_graceful_shutdown=10,
