@@ -259,3 +259,13 @@ def test_report_group_by_unknown_field_is_refused(register: Register) -> None:
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
     assert register.count_calls() == 0
     assert register.conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+
+
+def test_user_text_is_shown_literally_not_as_markup(home: Path) -> None:
+    """A client's name or a card's text that looks like rich markup is printed as typed."""
+    name = "[/red] Иванов [link=http://evil.example]клик[/link]"
+    added = runner.invoke(app, ["clients", "add", name, "+79161234567"])
+    assert added.exit_code == 0, added.stderr
+    shown = runner.invoke(app, ["clients", "list"])
+    assert shown.exit_code == 0, shown.stderr
+    assert "[/red] Иванов" in shown.stdout and "[link=http://evil.example]" in shown.stdout
