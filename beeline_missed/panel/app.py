@@ -112,7 +112,8 @@ class PanelApp(App[None]):
     def refresh_data(self, force: bool = False) -> bool:
         """Re-read the register when it changed (or when forced); True when it was read."""
         register = self.register
-        if register is None or not self.missed.is_attached:
+        # The poll may fire while the app is shutting down and removing the widgets.
+        if register is None or not self.is_running or not self.missed.is_attached:
             return False
         version = register.data_version()
         subs = self.subs
