@@ -559,6 +559,24 @@ async def test_subscriptions_check_without_token_is_one_sentence(db_path: Path) 
         assert any(m.startswith("No API token") for m in messages)
 
 
+async def test_subscriptions_tab_shows_the_daemons_upkeep_error(db_path: Path) -> None:
+    reg = Register.open(db_path)
+    reg.set_meta("keeper_error", "The PBX did not answer within 10 s.")
+    reg.close()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("f3")
+        error = app.query_one("#subs-error", Static)
+        assert not error.has_class("hidden")
+        assert "The PBX did not answer within 10 s." in str(error.render())
+        # The daemon succeeds again: the note goes away by itself.
+        other = Register.open(db_path)
+        other.set_meta("keeper_error", None)
+        other.close()
+        await until(pilot, lambda: error.has_class("hidden"))
+
+
 def test_panel_data_times_are_moscow() -> None:
     # The snapshot and flow tests read Moscow times: keep the fixture honest.
     assert panel_data.NOW.astimezone(panel_data.MOSCOW).hour == 15
