@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from beeline_missed import reports
 from beeline_missed.errors import UserError
@@ -300,3 +303,14 @@ def test_a_subtotal_whose_first_group_has_no_caller(filled: Path) -> None:
     groups = by_keys(run(filled, "2026-11-01", "2026-11-30", ["month", "phone"]))
     assert groups[("2026-11", None)] == (1, 0, 1, 0, 7200.0, 7200)
     assert groups[("2026-11",)] == (5, 3, 3, 2, 1800.0, 7200)
+
+
+@given(st.lists(st.lists(st.integers(0, 10**7), max_size=30), max_size=12))
+def test_median_across_sorted_runs_equals_the_merged_median(runs: list[list[int]]) -> None:
+    merged = sorted(v for run in runs for v in run)
+    median, longest = reports._median_of_runs([sorted(run) for run in runs])
+    if not merged:
+        assert (median, longest) == (None, None)
+    else:
+        assert median == statistics.median(merged)
+        assert longest == merged[-1]
