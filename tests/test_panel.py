@@ -108,6 +108,7 @@ async def test_list_newest_first_only_missed_with_clients(db_path: Path, call_id
             "Номер",
             "Клиент",
             "Дата и время",
+            "Попыток",
             "Линия",
         ]
         first = [str(cell) for cell in table.get_row_at(0)]
@@ -115,6 +116,7 @@ async def test_list_newest_first_only_missed_with_clients(db_path: Path, call_id
             "+7 903 555-00-11",
             "Петрова Мария Сергеевна",
             "27.11.2026 12:40",
+            "1",
             "9001112201",
         ]
         assert app.query_one(TabbedContent).active == "calls"
@@ -629,3 +631,29 @@ def test_panel_command_runs_in_a_terminal_and_quits_with_ctrl_q(
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+async def test_one_line_per_caller_and_the_card_handles_all_their_calls(db_path: Path) -> None:
+    reg = Register.open(db_path)
+    repeated = [
+        add_call(reg, f"r{i}", "+79161112233", f"2026-11-27T0{7 + i}:00:00Z") for i in range(3)
+    ]
+    other = add_call(reg, "o", "+79035550011", "2026-11-27T08:30:00Z")
+    reg.close()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert listed(app) == [repeated[2], other]
+        table = app.query_one("#calls-table", DataTable)
+        assert str(table.get_row_at(0)[3]) == "3"
+        await pilot.press("enter")
+        attempts = card_screen(app).query_one("#card-attempts", Static)
+        assert str(attempts.render()) == "3, первая 27.11.2026 10:00"
+        await choose_status(pilot, "Перезвонили")
+        await type_result(pilot, "Договорились")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert listed(app) == [other]
+    for call_id in repeated:
+        assert stored(db_path, call_id)["status"] == "called_back"
+    assert stored(db_path, other)["status"] == "missed"

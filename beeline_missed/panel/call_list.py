@@ -1,8 +1,7 @@
 """What the missed-calls tab lists: one place that turns register rows into list entries.
 
-The table, the card and the tests only see `Entry`; when the list becomes one line per
-caller (several attempts), only `load` changes: an entry then carries all that caller's open
-call ids, and the card handles them together.
+The table, the card and the tests only see `Entry`. The list is one line per caller: an entry
+carries all that caller's open call ids (newest first), and the card handles them together.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from beeline_missed import phones, timefmt
 from beeline_missed.register import Register
 
 # Staff read these headers, so they are in Russian.
-COLUMNS: tuple[str, ...] = ("Номер", "Клиент", "Дата и время", "Линия")
+COLUMNS: tuple[str, ...] = ("Номер", "Клиент", "Дата и время", "Попыток", "Линия")
 # The open list is short in practice; a cap keeps a neglected register from slowing the panel.
 DEFAULT_LIMIT = 1000
 
@@ -49,13 +48,18 @@ def _when(called_at: str | None, zone: tzinfo) -> str:
 
 
 def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
+    ids = sorted((int(i) for i in row.get("call_ids") or [row["id"]]), reverse=True)
+    ids.remove(int(row["id"]))
+    phone = row.get("phone")
     return Entry(
-        key=str(row["id"]),
-        call_ids=(int(row["id"]),),
+        # Keyed by caller, so a new attempt of the same caller keeps the selection on the line.
+        key=f"tel:{phone}" if phone else f"call:{row['id']}",
+        call_ids=(int(row["id"]), *ids),
         cells=(
-            _number(row.get("phone")),
+            _number(phone),
             row.get("client") or "",
             _when(row.get("called_at"), zone),
+            str(row.get("attempts") or 1),
             row.get("line") or "",
         ),
         phone=row.get("phone"),

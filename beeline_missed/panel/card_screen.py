@@ -40,7 +40,8 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
     ) -> None:
         super().__init__()
         self.register = register
-        self.row = register.get_call(call_id)
+        # With the caller's open attempts: saving handles all of them.
+        self.row = card_session.case_row(register, call_id)
         # What the save will check: someone else saving after this moment is a conflict.
         self.opened = card.Card.from_row(self.row)
         self.zone = zone
@@ -56,6 +57,9 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                 yield Static(fields["Номер"], id="card-number", classes="field-value")
                 yield Label("Дата и время", classes="field-label")
                 yield Static(fields["Дата и время"], id="card-when", classes="field-value")
+                if int(self.row["attempts"]) > 1:
+                    yield Label("Попыток", classes="field-label")
+                    yield Static(fields["Попыток"], id="card-attempts", classes="field-value")
                 yield Label("Линия", classes="field-label")
                 yield Static(fields["Линия"] or "—", id="card-line", classes="field-value")
                 yield Label("Статус", id="card-status-label", classes="field-label")
