@@ -3,6 +3,7 @@ and the register read back through the CLI."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -248,3 +249,17 @@ def test_replay_rebuilds_decisions_without_duplicates(daemon: Daemon, sim: Simul
     assert '"added": 0' in result.stdout
     (after,) = daemon.calls()
     assert after["id"] == before["id"]
+
+
+def test_three_missed_calls_from_one_number_are_one_line_with_3_attempts(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    for i in range(3):
+        sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, T0 + i * 60_000))
+    wait_for(lambda: len(daemon.calls()) == 3)
+    result = daemon.cli("list", "--json")
+    assert result.returncode == 0, result.stderr
+    (line,) = json.loads(result.stdout)
+    assert line["attempts"] == 3
+    assert len(line["call_ids"]) == 3
+    assert line["called_at"].startswith("2026-11-27T11:02:00")  # the last attempt
