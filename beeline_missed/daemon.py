@@ -8,6 +8,7 @@ connection; SQLite in WAL mode serialises the writers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import queue
@@ -131,10 +132,10 @@ class Intake:
                     )
             except Exception as exc:  # disk full, read-only file...: every waiter hears it
                 for item in batch:
-                    item.loop.call_soon_threadsafe(_settle_future, item.future, None, exc)
+                    _answer(item, None, exc)
                 continue
             for item, row_id in zip(batch, ids, strict=True):
-                item.loop.call_soon_threadsafe(_settle_future, item.future, row_id, None)
+                _answer(item, row_id, None)
 
     def close(self) -> None:
         """Finish what is queued, then close the register."""
@@ -203,6 +204,12 @@ class _Pending:
     fields: dict[str, Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[int]
+
+
+def _answer(item: _Pending, row_id: int | None, error: BaseException | None) -> None:
+    # RuntimeError: the event loop is gone (shutdown), so nobody waits for this answer.
+    with contextlib.suppress(RuntimeError):
+        item.loop.call_soon_threadsafe(_settle_future, item.future, row_id, error)
 
 
 def _settle_future(
