@@ -705,6 +705,11 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
 
     conn = _open(db_path)
     try:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
+        ).fetchone():
+            # A register another process is still creating: no calls yet.
+            return Report(period, fields_, list(spec.filters), [], Measures(), spec.zone_name)
         in_range, low, high = _range_size(conn, start, end)
         # A long period is read faster by scanning the table than through the called_at
         # index (one random page read per row); a short one the other way round.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -314,3 +315,11 @@ def test_median_across_sorted_runs_equals_the_merged_median(runs: list[list[int]
     else:
         assert median == statistics.median(merged)
         assert longest == merged[-1]
+
+
+def test_a_register_still_being_created_reads_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    sqlite3.connect(path).close()  # the file exists, the migrations have not run yet
+    report = run(path, "2026-11-01", "2026-11-30", ["user"])
+    assert report.groups == []
+    assert figures(report.total) == (0, 0, 0, 0, None, None)
