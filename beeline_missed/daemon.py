@@ -333,6 +333,7 @@ class Workers:
             processor.on_answered.append(AutoCloser(register, self.settings))
         tick = max(0.05, min(0.5, self.settings.settle / 4))
         backoff = Backoff(limit=30)
+        next_checkpoint = 0.0
         try:
             while True:
                 try:
@@ -340,7 +341,11 @@ class Workers:
                     for row in written:
                         log.info("missed call registered: id %s", row)
                     self.drained.set()
-                    register.checkpoint()  # outside the write lock, never in a hook answer
+                    if time.monotonic() >= next_checkpoint:
+                        # Outside the write lock, never inside a hook answer; at most once a
+                        # second, as each checkpoint syncs the database file.
+                        register.checkpoint()
+                        next_checkpoint = time.monotonic() + 1.0
                     backoff.succeeded()
                 except Exception:
                     log.exception("processing failed; retrying")
