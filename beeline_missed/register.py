@@ -268,23 +268,16 @@ class Register:
         closed_by: str | None = "staff",
     ) -> dict[str, Any]:
         """Write a card; raises ConflictError when someone saved it since it was read."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                """
-                UPDATE calls SET status = ?, result = ?, user = ?, handled_at = ?,
-                                 closed_by = ?, version = version + 1
-                WHERE id = ? AND version = ?
-                """,
-                [status, result, user, handled_at, closed_by, call_id, expected_version],
-            )
-            if cursor.rowcount == 0:
-                exists = conn.execute("SELECT 1 FROM calls WHERE id = ?", [call_id]).fetchone()
-                if not exists:
-                    raise UserError(f"There is no call {call_id} in the register.")
-                raise ConflictError(
-                    f"Call {call_id} was changed by someone else while you edited it; "
-                    "open the card again."
-                )
+        save = {
+            "call_id": call_id,
+            "expected_version": expected_version,
+            "status": status,
+            "result": result,
+            "user": user,
+            "handled_at": handled_at,
+            "closed_by": closed_by,
+        }
+        self.save_calls([save])
         return self.get_call(call_id)
 
     def calls_by_ids(self, ids: Iterable[int]) -> list[dict[str, Any]]:
