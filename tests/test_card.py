@@ -10,6 +10,7 @@ from beeline_missed import card
 from beeline_missed import register as register_module
 from beeline_missed.errors import ConflictError, UserError
 from beeline_missed.register import Register
+from tests.factories import add_call
 
 NOW = "2026-11-27T12:00:00Z"
 LATER = "2026-11-27T15:00:00Z"
@@ -23,20 +24,6 @@ MISSED_CARD = card.Card(
     phone="+79161234567",
     client="Иванов Иван",
 )
-
-
-def add_call(reg: Register, key: str = "s1", phone: str | None = "+79161234567") -> int:
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
-            session_key=key,
-            phone=phone,
-            phone_raw=phone or "",
-            called_at="2026-11-27T10:00:00Z",
-            line="200",
-        )
-    assert row is not None
-    return row
 
 
 @pytest.mark.parametrize(

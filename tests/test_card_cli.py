@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from beeline_missed import journal
 from beeline_missed.cli import app
 from beeline_missed.register import Register
+from tests.factories import add_call
 
 runner = CliRunner()
 
@@ -33,20 +34,6 @@ def configure(home: Path, **settings: str) -> None:
 @pytest.fixture(autouse=True)
 def moscow(home: Path) -> None:
     configure(home)
-
-
-def add_call(reg: Register, key: str = "s1", phone: str | None = "+79161234567") -> int:
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
-            session_key=key,
-            phone=phone,
-            phone_raw=phone or "",
-            called_at="2026-11-27T10:00:00Z",
-            line="200",
-        )
-    assert row is not None
-    return row
 
 
 def unchanged(reg: Register, call_id: int) -> bool:

@@ -16,6 +16,7 @@ from beeline_missed import clients
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
+from tests.factories import add_call
 
 runner = CliRunner()
 
@@ -64,20 +65,6 @@ def import_file(reg: Register, path: Path, **columns) -> tuple[clients.Parsed, d
     layout = clients.find_layout(rows, **columns)
     parsed = clients.parse(rows, layout)
     return parsed, reg.upsert_clients(clients.entries_for_register(parsed.entries))
-
-
-def add_call(reg: Register, key: str, phone: str | None) -> int:
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
-            session_key=key,
-            phone=phone,
-            phone_raw=phone or "",
-            called_at="2026-11-27T10:00:00Z",
-            line="200",
-        )
-    assert row is not None
-    return row
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from beeline_missed.cli import app
 from beeline_missed.register import Register
 from beeline_missed.watch import Watcher, run_live
+from tests.factories import add_call
 
 runner = CliRunner()
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -29,20 +30,6 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 def moscow(home: Path) -> None:
     """The shop's zone in config.toml: times below are shown in Moscow time."""
     (home / "config.toml").write_text('timezone = "Europe/Moscow"\n', encoding="utf-8")
-
-
-def add_call(reg: Register, key: str, called_at: str, phone: str | None = "+79161234567") -> int:
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
-            session_key=key,
-            phone=phone,
-            phone_raw=phone or "",
-            called_at=called_at,
-            line="200",
-        )
-    assert row is not None
-    return row
 
 
 def handle(reg: Register, call_id: int, result: str = "Перезвонили, всё хорошо") -> None:
@@ -58,9 +45,9 @@ def handle(reg: Register, call_id: int, result: str = "Перезвонили, �
 
 def test_list_json_fields_newest_first_only_missed(register: Register) -> None:
     register.upsert_clients([(None, "Иванов Иван", [("+79161234567", "")])])
-    old = add_call(register, "a", "2026-11-27T07:30:00Z")
-    hidden = add_call(register, "b", "2026-11-27T09:15:00Z", phone=None)
-    done = add_call(register, "c", "2026-11-27T10:00:00Z", phone="+79035550011")
+    old = add_call(register, "a", called_at="2026-11-27T07:30:00Z")
+    hidden = add_call(register, "b", called_at="2026-11-27T09:15:00Z", phone=None)
+    done = add_call(register, "c", called_at="2026-11-27T10:00:00Z", phone="+79035550011")
     handle(register, done)
 
     result = runner.invoke(app, ["list", "--json"])
@@ -92,7 +79,7 @@ def test_list_json_fields_newest_first_only_missed(register: Register) -> None:
 
 def test_list_table_is_in_russian(register: Register) -> None:
     register.upsert_clients([(None, "Иванов", [("+79161234567", "")])])
-    add_call(register, "a", "2026-11-27T07:30:00Z")
+    add_call(register, "a", called_at="2026-11-27T07:30:00Z")
     result = runner.invoke(app, ["list"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     for text in ("Пропущенные звонки", "Дата и время", "Номер", "Клиент", "Статус", "Результат"):
@@ -111,7 +98,7 @@ def test_empty_list_says_so() -> None:
 
 def test_watcher_reloads_only_when_the_register_changed(db_path: Path) -> None:
     writer = Register.open(db_path)
-    before = add_call(writer, "before", "2026-11-27T07:00:00Z")
+    before = add_call(writer, "before", called_at="2026-11-27T07:00:00Z")
     reader = Register.open(db_path)
     try:
         watcher = Watcher(reader, MOSCOW)
@@ -122,7 +109,7 @@ def test_watcher_reloads_only_when_the_register_changed(db_path: Path) -> None:
         assert watcher.poll() is False
         assert watcher.loads == 1
 
-        arrived = add_call(writer, "after", "2026-11-27T08:00:00Z", phone="+79035550011")
+        arrived = add_call(writer, "after", called_at="2026-11-27T08:00:00Z", phone="+79035550011")
         assert watcher.poll() is True
         assert [r["id"] for r in watcher.rows] == [arrived, before]
         assert watcher.new_ids == {arrived}
@@ -140,12 +127,12 @@ def test_watcher_reloads_only_when_the_register_changed(db_path: Path) -> None:
 
 def test_render_marks_new_calls_and_shows_counts(db_path: Path) -> None:
     writer = Register.open(db_path)
-    add_call(writer, "before", "2026-11-27T07:00:00Z")
+    add_call(writer, "before", called_at="2026-11-27T07:00:00Z")
     reader = Register.open(db_path)
     try:
         watcher = Watcher(reader, MOSCOW)
         watcher.poll()
-        add_call(writer, "after", "2026-11-27T08:00:00Z", phone="+79035550011")
+        add_call(writer, "after", called_at="2026-11-27T08:00:00Z", phone="+79035550011")
         watcher.poll()
         out = io.StringIO()
         Console(file=out, width=160, color_system=None).print(
@@ -166,7 +153,7 @@ def test_render_marks_new_calls_and_shows_counts(db_path: Path) -> None:
 
 
 def test_run_live_stops_on_event_and_after_duration(register: Register, db_path: Path) -> None:
-    add_call(register, "a", "2026-11-27T07:00:00Z")
+    add_call(register, "a", called_at="2026-11-27T07:00:00Z")
     stop = threading.Event()
     stop.set()
     out = io.StringIO()
@@ -179,7 +166,7 @@ def test_run_live_stops_on_event_and_after_duration(register: Register, db_path:
 
 
 def test_watch_command_with_duration(register: Register) -> None:
-    add_call(register, "a", "2026-11-27T07:00:00Z")
+    add_call(register, "a", called_at="2026-11-27T07:00:00Z")
     result = runner.invoke(app, ["watch", "--duration", "0", "--interval", "5"])
     assert result.exit_code == 0, result.output
     assert "Ctrl-C — выход" in result.output
@@ -187,7 +174,7 @@ def test_watch_command_with_duration(register: Register) -> None:
 
 
 def test_watch_exits_cleanly_on_ctrl_c(register: Register, home: Path) -> None:
-    add_call(register, "a", "2026-11-27T07:00:00Z")
+    add_call(register, "a", called_at="2026-11-27T07:00:00Z")
     env = {**os.environ, "BEELINE_MISSED_HOME": str(home), "COLUMNS": "160"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "beeline_missed", "watch", "--interval", "0.2"],

@@ -7,6 +7,7 @@ import pytest
 from beeline_missed.errors import ConflictError
 from beeline_missed.migrations import MIGRATIONS, migrate
 from beeline_missed.register import Register, connect
+from tests.factories import add_call
 
 
 def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
@@ -19,22 +20,8 @@ def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
         assert db[table].exists()
 
 
-def add_call(reg: Register, key: str, called_at: str, phone: str | None = "+79161234567") -> int:
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
-            session_key=key,
-            phone=phone,
-            phone_raw=phone or "",
-            called_at=called_at,
-            line="200",
-        )
-    assert row is not None
-    return row
-
-
 def test_insert_is_unique_per_session(register: Register) -> None:
-    add_call(register, "s1", "2026-11-27T10:00:00Z")
+    add_call(register, "s1", called_at="2026-11-27T10:00:00Z")
     with register.transaction() as conn:
         again = register.insert_call(
             conn,
@@ -49,8 +36,8 @@ def test_insert_is_unique_per_session(register: Register) -> None:
 
 
 def test_list_newest_first_and_only_missed(register: Register) -> None:
-    old = add_call(register, "a", "2026-11-27T09:00:00Z", phone="+79161234567")
-    new = add_call(register, "b", "2026-11-27T11:00:00Z", phone="+79031112233")
+    old = add_call(register, "a", called_at="2026-11-27T09:00:00Z", phone="+79161234567")
+    new = add_call(register, "b", called_at="2026-11-27T11:00:00Z", phone="+79031112233")
     assert [c["id"] for c in register.list_calls()] == [new, old]
     register.save_call(
         old, 1, status="called_back", result="ok", user="u", handled_at="2026-11-27T12:00:00Z"
@@ -60,7 +47,7 @@ def test_list_newest_first_and_only_missed(register: Register) -> None:
 
 
 def test_save_with_stale_version_conflicts(register: Register) -> None:
-    call = add_call(register, "a", "2026-11-27T09:00:00Z")
+    call = add_call(register, "a", called_at="2026-11-27T09:00:00Z")
     register.save_call(call, 1, status="called_back", result="first", user="a", handled_at=None)
     with pytest.raises(ConflictError):
         register.save_call(
@@ -70,12 +57,12 @@ def test_save_with_stale_version_conflicts(register: Register) -> None:
 
 
 def test_one_line_per_caller_with_attempts(register: Register) -> None:
-    first = add_call(register, "a", "2026-11-27T09:00:00Z", phone="+79161234567")
-    other = add_call(register, "b", "2026-11-27T09:30:00Z", phone="+79031112233")
-    second = add_call(register, "c", "2026-11-27T10:00:00Z", phone="+79161234567")
-    hidden1 = add_call(register, "d", "2026-11-27T08:00:00Z", phone=None)
-    hidden2 = add_call(register, "e", "2026-11-27T08:30:00Z", phone=None)
-    third = add_call(register, "f", "2026-11-27T09:45:00Z", phone="+79161234567")
+    first = add_call(register, "a", called_at="2026-11-27T09:00:00Z", phone="+79161234567")
+    other = add_call(register, "b", called_at="2026-11-27T09:30:00Z", phone="+79031112233")
+    second = add_call(register, "c", called_at="2026-11-27T10:00:00Z", phone="+79161234567")
+    hidden1 = add_call(register, "d", called_at="2026-11-27T08:00:00Z", phone=None)
+    hidden2 = add_call(register, "e", called_at="2026-11-27T08:30:00Z", phone=None)
+    third = add_call(register, "f", called_at="2026-11-27T09:45:00Z", phone="+79161234567")
     rows = register.list_calls()
     assert [(r["id"], r["attempts"]) for r in rows] == [
         (second, 3),
@@ -91,8 +78,8 @@ def test_one_line_per_caller_with_attempts(register: Register) -> None:
 
 
 def test_save_calls_is_all_or_nothing(register: Register) -> None:
-    a = add_call(register, "a", "2026-11-27T09:00:00Z")
-    b = add_call(register, "b", "2026-11-27T10:00:00Z")
+    a = add_call(register, "a", called_at="2026-11-27T09:00:00Z")
+    b = add_call(register, "b", called_at="2026-11-27T10:00:00Z")
     register.save_call(b, 1, status="called_back", result="x", user="u", handled_at=None)
     saves = [
         dict(

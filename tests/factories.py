@@ -1,0 +1,26 @@
+"""Builders of register rows shared by the tests."""
+
+from __future__ import annotations
+
+from beeline_missed.register import Register
+
+
+def add_call(
+    reg: Register,
+    key: str = "s1",
+    phone: str | None = "+79161234567",
+    called_at: str = "2026-11-27T10:00:00Z",
+    line: str = "200",
+) -> int:
+    """Register one missed call as the daemon would; returns its id."""
+    with reg.transaction() as conn:
+        row = reg.insert_call(
+            conn,
+            session_key=key,
+            phone=phone,
+            phone_raw=phone or "",
+            called_at=called_at,
+            line=line,
+        )
+    assert row is not None
+    return row
