@@ -9,8 +9,6 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import tzinfo
 from typing import Any
 
-from rich.markup import escape
-
 from beeline_missed import phones, timefmt
 from beeline_missed.card import status_label
 
@@ -65,6 +63,8 @@ def one_line(text: str | None) -> str:
 
 def table_row(row: Mapping[str, Any], zone: tzinfo) -> list[str]:
     """Cells for a rich table: data escaped, so a client named «[b]…» prints as written."""
+    from rich.markup import escape
+
     cells = [
         str(row["id"]),
         timefmt.show_local(row.get("called_at"), zone),

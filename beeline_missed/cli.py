@@ -3,13 +3,11 @@
 Heavy imports stay inside the commands so that `--help` answers fast.
 """
 
-from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
@@ -19,7 +17,7 @@ from beeline_missed.errors import UserError
 class AppGroup(TyperGroup):
     """Turns every user-facing error into one sentence on stderr and a non-zero exit."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         from beeline_missed.output import fail
 
         try:
@@ -838,7 +836,7 @@ def simulator_command(
 class ReportCommand(TyperCommand):
     """Lets `--where FIELD OP VALUE` come as three words, as well as one ('user=Иванов')."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         from beeline_missed.reports import OPERATORS
 
         merged: list[str] = []

@@ -8,10 +8,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
 
@@ -161,6 +163,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+
+
+def pending(conn: sqlite3.Connection) -> bool:
+    """Whether any migration is still to apply: one cheap query on every open."""
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError:  # no _migrations table: a new register
+        return True
+    return any(name not in done for name, _ in MIGRATIONS)
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

@@ -9,13 +9,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from beeline_missed import timefmt
+from beeline_missed import migrations, timefmt
 from beeline_missed.errors import ConflictError, UserError
-from beeline_missed.migrations import migrate
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 MISSED = "missed"
 CALLED_BACK = "called_back"
@@ -48,7 +48,7 @@ CASES_SELECT = """
 """
 
 
-def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite_utils.Database:
+def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
     """Open the register file with the settings every process uses."""
     path = Path(path)
     try:
@@ -73,24 +73,33 @@ def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite_utils.Dat
         raise UserError(f"Cannot switch the register {path} to WAL mode (got {mode}).")
     # FULL: an acknowledged event survives a power cut, not only a process crash.
     conn.execute("PRAGMA synchronous = FULL")
-    return sqlite_utils.Database(conn)
+    return conn
 
 
 class Register:
     """The register of one SQLite file."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-        self.conn: sqlite3.Connection = db.conn
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, for migrations and inspection. Imported on
+        demand: every command opens the register, few need more than plain SQL."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     @classmethod
     def open(cls, path: Path | str) -> Register:
-        db = connect(path)
+        register = cls(connect(path))
         try:
-            migrate(db)
+            if migrations.pending(register.conn):
+                migrations.migrate(register.db)
         except sqlite3.Error as exc:
+            register.close()
             raise UserError(f"Cannot prepare the register {path}: {exc}.") from None
-        return cls(db)
+        return register
 
     def close(self) -> None:
         self.conn.close()

@@ -3,18 +3,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from beeline_missed.errors import ConflictError
-from beeline_missed.migrations import MIGRATIONS, migrate
+from beeline_missed.migrations import MIGRATIONS, migrate, pending
 from beeline_missed.register import Register, connect
 from tests.factories import add_call
 
 
 def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
-    db = connect(db_path)
+    db = sqlite_utils.Database(connect(db_path))
     first = migrate(db)
     assert first == [name for name, _ in MIGRATIONS]
     assert migrate(db) == []
+    assert not pending(db.conn)
     assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     for table in ("calls", "inbox", "legs", "sessions", "subscriptions", "clients", "meta"):
         assert db[table].exists()
