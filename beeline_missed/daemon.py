@@ -496,13 +496,17 @@ class RunningDaemon:
     def run(self) -> None:
         self.workers.start()
         log.info(
-            "listening on http://%s:%s (hook path hidden), register %s",
+            "starting on http://%s:%s (hook path hidden), register %s",
             self.host,
             self.port,
             self.settings.db,
         )
         try:
             self.server.run()
+        except SystemExit:
+            # uvicorn exits the process when it cannot bind; say so in one sentence below.
+            if self.server.started:
+                raise
         finally:
             self.workers.shutdown()
             self.intake.close()

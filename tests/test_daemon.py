@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,3 +266,21 @@ def test_three_missed_calls_from_one_number_are_one_line_with_3_attempts(
     assert line["attempts"] == 3
     assert len(line["call_ids"]) == 3
     assert line["called_at"].startswith("2026-11-27T11:02:00")  # the last attempt
+
+
+def test_port_in_use_is_one_sentence(home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = Daemon(home)
+        result = subprocess.run(
+            [sys.executable, "-m", "beeline_missed", "daemon", "--listen", f"127.0.0.1:{port}"],
+            env=proc.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"Error: Could not listen on 127.0.0.1:{port}; is the port free?" in result.stderr
+    assert "Traceback" not in result.stderr
