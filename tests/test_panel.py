@@ -646,6 +646,8 @@ async def test_one_line_per_caller_and_the_card_handles_all_their_calls(db_path:
         assert listed(app) == [repeated[2], other]
         table = app.query_one("#calls-table", DataTable)
         assert str(table.get_row_at(0)[3]) == "3"
+        summary = str(app.query_one("#calls-summary", Static).render())
+        assert summary == "Пропущенных звонков: 4 от 2 звонивших"
         await pilot.press("enter")
         attempts = card_screen(app).query_one("#card-attempts", Static)
         assert str(attempts.render()) == "3, первая 27.11.2026 10:00"

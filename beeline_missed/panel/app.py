@@ -127,7 +127,7 @@ class PanelApp(App[None]):
         entries = listing.entries
         ids = [cid for e in entries for cid in e.call_ids]
         new_keys = {e.key for e in entries if max(e.call_ids) > self._baseline_id}
-        self.missed.show(entries, listing.open_count, new_keys)
+        self.missed.show(entries, listing.open_count, new_keys, listing.capped)
         self._announce([e for e in entries if max(e.call_ids) > self._seen_max_id])
         self._seen_max_id = max([self._seen_max_id, *ids])
         subs.show(register)

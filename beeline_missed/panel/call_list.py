@@ -70,7 +70,8 @@ def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
 @dataclass(frozen=True)
 class Listing:
     entries: list[Entry]
-    open_count: int  # calls still «Пропущен» (more than the entries hold when capped)
+    open_count: int  # calls still «Пропущен» (one entry may stand for several)
+    capped: bool = False  # the list stopped at its limit: more callers than entries
 
 
 def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) -> Listing:
@@ -81,4 +82,4 @@ def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) ->
     # Counted from the same read unless capped: a second query could see a call the first
     # did not (the daemon writes in between) and the summary would disagree with the list.
     capped = limit is not None and len(rows) >= limit
-    return Listing(entries, register.count_calls("missed") if capped else shown)
+    return Listing(entries, register.count_calls("missed") if capped else shown, capped)

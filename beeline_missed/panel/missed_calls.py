@@ -75,7 +75,9 @@ class MissedCalls(Vertical):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return self.by_key.get(str(key))
 
-    def show(self, entries: Sequence[Entry], open_count: int, new_keys: set[str]) -> None:
+    def show(
+        self, entries: Sequence[Entry], open_count: int, new_keys: set[str], capped: bool = False
+    ) -> None:
         """Replace the rows, keeping the selected entry selected (by its key)."""
         table = self.table
         old = self.selected
@@ -98,9 +100,11 @@ class MissedCalls(Vertical):
         table.set_class(not self.entries, "hidden")
         new = len(self.new_keys)
         summary = f"Пропущенных звонков: {open_count}"
+        if not capped and open_count > len(self.entries):
+            summary += f" от {len(self.entries)} звонивших"  # repeat callers are one line
         if new:
             summary += f" · новых с открытия панели: {new}"
-        if open_count > len(self.entries):
+        if capped:
             summary += f" · показаны последние {len(self.entries)}"
         self.query_one("#calls-summary", Static).update(summary)
 
