@@ -298,7 +298,11 @@ def list_calls(
     limit: LimitOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Missed calls, newest first (only «Пропущен» unless --all)."""
+    """Missed calls, newest first: one line per caller still «Пропущен».
+
+    A caller who tried several times is one line with the number of attempts and the time of
+    the last one. --all lists every call of the register on its own line, handled ones too.
+    """
     from beeline_missed import calls_view
     from beeline_missed.output import print_json, print_table, say
 
