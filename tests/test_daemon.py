@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,58 +122,8 @@ def test_hidden_number(daemon: Daemon, sim: Simulator) -> None:
     assert call["phone"] is None
 
 
-def test_kill_9_mid_stream_then_restart(home: Path, sim: Simulator) -> None:
-    first = Daemon(home).start()
-    calls = [
-        xsi_build.incoming_call(GROUP[:1], f"+7916000{i:04d}", T0 + i * 1000) for i in range(40)
-    ]
-    bodies = [
-        (steps[0].leg.ext_tracking_id, xsi_build.event_document(step, subscription_id="s"))
-        for steps in calls
-        for step in steps
-    ]
-    acknowledged: set[bytes] = set()
-    half = threading.Event()
-
-    def send() -> None:
-        for index, (_, body) in enumerate(bodies):
-            if index == len(bodies) // 2:
-                half.set()
-            try:
-                if first.post(body).status_code == 200:
-                    acknowledged.add(body)
-            except httpx.HTTPError:
-                return
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    half.wait(30)
-    first.kill()
-    sender.join(30)
-    assert 0 < len(acknowledged) < len(bodies)
-
-    second = Daemon(home)
-    second.port, second.base, second.public_url = first.port, first.base, first.public_url
-    second.start()
-    try:
-        complete = {
-            session
-            for session in {s for s, _ in bodies}
-            if all(b in acknowledged for s, b in bodies if s == session)
-        }
-        expected_phones = {
-            steps[0].leg.remote_address.removeprefix("tel:")
-            for steps in calls
-            if steps[0].leg.ext_tracking_id in complete
-        }
-        wait_for(lambda: {c["phone"] for c in second.calls()} >= expected_phones)
-        # The PBX (or an admin) sends everything again: still one row per call.
-        for _, body in bodies:
-            assert second.post(body).status_code == 200
-        rows = wait_for(lambda: len(second.calls()) == len(calls) and second.calls())
-        assert len({c["phone"] for c in rows}) == len(calls)
-    finally:
-        second.stop()
+# kill -9 mid-stream, then restart: see tests/test_faults.py
+# (test_daemon_killed_9_in_the_middle_of_a_burst).
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
