@@ -66,8 +66,10 @@ class Daemon:
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Daemon:
-        args = [
+    def command(self, log_file: bool = True) -> list[str]:
+        """The daemon's command line; without `log_file` it logs to stderr (as under systemd)."""
+        logging = ["--log-file", str(self.log_path)] if log_file else []
+        return [
             sys.executable,
             "-m",
             "beeline_missed",
@@ -76,10 +78,12 @@ class Daemon:
             f"127.0.0.1:{self.port}",
             "--settle",
             str(self.settle),
-            "--log-file",
-            str(self.log_path),
+            *logging,
             *self.extra_args,
         ]
+
+    def start(self) -> Daemon:
+        args = self.command()
         self.proc = subprocess.Popen(
             args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )

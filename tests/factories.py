@@ -11,6 +11,7 @@ def add_call(
     phone: str | None = "+79161234567",
     called_at: str = "2026-11-27T10:00:00Z",
     line: str = "200",
+    outside_hours: bool = False,
 ) -> int:
     """Register one missed call as the daemon would; returns its id."""
     with reg.transaction() as conn:
@@ -21,6 +22,7 @@ def add_call(
             phone_raw=phone or "",
             called_at=called_at,
             line=line,
+            outside_hours=outside_hours,
         )
     assert row is not None
     return row

@@ -10,6 +10,7 @@ from beeline_missed import config
 from beeline_missed.config import Settings
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.register import Register
+from tests import factories
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 # The panel's clock in tests: reports' «today» and subscriptions' «time left» hang on it.
@@ -32,17 +33,8 @@ CALLS = [
 def add_call(
     reg: Register, key: str, phone: str | None, called_at: str, line: str = "9001112201"
 ) -> int:
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
-            session_key=key,
-            phone=phone,
-            phone_raw=phone or "",
-            called_at=called_at,
-            line=line,
-        )
-    assert row is not None
-    return row
+    """The shared factory, with the panel data's usual line."""
+    return factories.add_call(reg, key, phone, called_at, line)
 
 
 def seed(db: Path) -> list[int]:

@@ -15,6 +15,7 @@ local time; in UTC they would fall on the other side.
 from __future__ import annotations
 
 from beeline_missed.register import Register
+from tests.factories import add_call
 
 A = "+79161234567"
 B = "+79162223344"
@@ -40,17 +41,7 @@ def fill(register: Register) -> dict[str, int]:
     register.upsert_clients([(None, "ООО Ромашка", [(C, "8 495 111-22-33")])])
     ids: dict[str, int] = {}
     for key, phone, called_at, line, outside, handled in CALLS:
-        with register.transaction() as conn:
-            row = register.insert_call(
-                conn,
-                session_key=key,
-                phone=phone,
-                phone_raw=phone or "",
-                called_at=called_at,
-                line=line,
-                outside_hours=outside,
-            )
-        assert row is not None
+        row = add_call(register, key, phone, called_at, line, outside_hours=outside)
         ids[key] = row
         if handled:
             status, result, user, handled_at, closed_by = handled

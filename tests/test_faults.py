@@ -151,18 +151,11 @@ class PipedLogDaemon(Daemon):
     """Logs to stderr (as under systemd) rather than to a file on the failing disk."""
 
     def start(self) -> PipedLogDaemon:
-        args = [
-            sys.executable,
-            "-m",
-            "beeline_missed",
-            "daemon",
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--settle",
-            str(self.settle),
-        ]
         self.proc = subprocess.Popen(
-            args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.command(log_file=False),
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         self.lines: list[str] = []
         assert self.proc.stderr is not None
