@@ -131,7 +131,7 @@ class SubscriptionsPane(Vertical):
             try:
                 if register.list_subscriptions((subscriptions.ACTIVE,)):
                     with PbxClient.from_settings(self.settings) as pbx:
-                        for row in subscriptions.status(register, pbx):
+                        for row in subscriptions.status(register, pbx, now=self.clock()):
                             checked[row["id"]] = STATE_LABELS.get(
                                 row["live_state"], row["live_state"]
                             )
