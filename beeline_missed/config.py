@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -74,7 +75,6 @@ class Settings:
     mail_from: str | None = None
     mail_to: tuple[str, ...] = ()
     notify_timeout: float = 10.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_file(self) -> Path:
@@ -102,35 +102,134 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("beeline-missed", appauthor=False))
 
 
-_KNOWN = {f.name for f in fields(Settings)} - {"home", "db", "extra"}
+_KNOWN = {f.name for f in fields(Settings)} - {"home", "db"}
+
+# The longest any duration setting may be: beyond it the date arithmetic overflows, and no
+# grace period, timeout or interval is sensibly longer than a year.
+MAX_SECONDS = 366 * 86400.0
+# (lowest, highest) for each number; durations not listed here are 0 .. MAX_SECONDS.
+LIMITS: dict[str, tuple[float, float]] = {
+    "max_body_bytes": (1, 1 << 30),
+    "subscription_expires": (1, MAX_SECONDS),
+    "renew_fraction": (0.01, 1),
+    # 0 would make a loop that asks the PBX or waits on a socket spin or give up at once.
+    "check_interval": (1, MAX_SECONDS),
+    "reconcile_interval": (1, MAX_SECONDS),
+    "api_timeout": (0.1, 3600),
+    "notify_timeout": (0.1, 3600),
+    "smtp_port": (1, 65535),
+}
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def check_text(value: str, where: str) -> str:
+    """Text from the command line or the environment that is not UTF-8 arrives with lone
+    surrogates; it could be neither stored nor printed, so it is refused where it enters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        raise UserError(f"{where} is not valid UTF-8 text: {shown!r}.") from None
+    return value
+
+
+def _number(name: str, value: Any, kind: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(value)
+    number = float(value)  # "nan", "inf" and "1e999" parse; the range check below refuses them
+    low, high = LIMITS.get(name, (0, MAX_SECONDS))
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(value)
+    if kind == "int":
+        if number != int(number):
+            raise ValueError(value)
+        return int(number)
+    return number
+
+
+def expected(name: str) -> str:
+    """What a setting takes, as the end of a sentence."""
+    kind = Settings.__dataclass_fields__[name].type
+    if kind in ("float", "int"):
+        low, high = LIMITS.get(name, (0, MAX_SECONDS))
+        whole = "a whole number" if kind == "int" else "a number"
+        return f"{whole} from {low:g} to {high:g}"
+    if kind == "bool":
+        return "true or false"
+    if kind.startswith("dict"):
+        return "a table of texts"
+    if kind.startswith("tuple"):
+        return "a list of texts"
+    return "text"
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    current = Settings.__dataclass_fields__[name]
-    kind = current.type
+    """The one check every setting passes, from the file, the environment or a flag."""
+    kind = Settings.__dataclass_fields__[name].type
     try:
         if kind in ("float", "int"):
-            number = float(value) if kind == "float" else int(value)
-            if not number >= 0:  # also refuses NaN: no setting is a negative amount
-                raise ValueError(value)
-            return number
+            return _number(name, value, kind)
         if kind == "bool":
-            if isinstance(value, str):
-                return value.strip().lower() in {"1", "true", "yes", "on"}
-            return bool(value)
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower() if isinstance(value, str | int) else None
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(value)
         if kind.startswith("dict"):
             if not isinstance(value, dict):
                 raise TypeError(name)
-            return {str(k): str(v) for k, v in value.items()}
+            return {str(k): _scalar_text(v) for k, v in value.items()}
         if kind.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            return tuple(str(v) for v in value)
+            if not isinstance(value, list | tuple):
+                raise TypeError(name)
+            return tuple(_scalar_text(v) for v in value)
         if value is None:
             return None
-        return str(value)
+        return _scalar_text(value)
     except (TypeError, ValueError):
-        raise UserError(f"Setting {name!r} in {source} has a bad value: {value!r}.") from None
+        if source == COMMAND_LINE:
+            option = "--" + name.replace("_", "-")
+            raise UserError(f"{option} must be {expected(name)}, not {value!r}.") from None
+        raise UserError(
+            f"Setting {name!r} in {source} has a bad value: {value!r} "
+            f"(it takes {expected(name)})."
+        ) from None
+
+
+def _scalar_text(value: Any) -> str:
+    # A number is fine where text is expected (a chat id, an extension); a float, a bool, a
+    # table or a list there is a mistake, not something to turn into text.
+    if isinstance(value, str):
+        value.encode("utf-8")  # UnicodeEncodeError (a ValueError) for text that is not UTF-8
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(value)
+
+
+COMMAND_LINE = "the command line"
+
+
+def _path(value: Any, where: str) -> Path:
+    if isinstance(value, Path):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where} must be a file path (text), not {value!r}.")
+    return Path(check_text(value, where)).expanduser()
+
+
+def _unknown_key(key: str, path: Path) -> UserError:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(_KNOWN | {"db"}), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return UserError(f"Unknown setting {key!r} in {path}{hint}")
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -154,32 +253,49 @@ def load(
     """Resolve the settings. `overrides` are command-line flags (None values are ignored)."""
     env = os.environ if environ is None else environ
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    home = Path(overrides.get("home") or env.get(ENV_HOME) or default_home()).expanduser()
+    if overrides.get("home"):
+        home = _path(overrides["home"], "--home")
+    elif env.get(ENV_HOME):
+        home = _path(env[ENV_HOME], ENV_HOME)
+    else:
+        home = default_home()
     config_path = home / "config.toml"
     data = read_config_file(config_path)
 
     values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
     for key, value in data.items():
         if key in _KNOWN:
             values[key] = _coerce(key, value, str(config_path))
         elif key != "db":
-            extra[key] = value
+            raise _unknown_key(key, config_path)
     env_map = {ENV_API_URL: "api_url", ENV_API_TOKEN: "api_token", ENV_PUBLIC_URL: "public_url"}
     for var, key in env_map.items():
         if env.get(var):
-            values[key] = env[var]
+            values[key] = _coerce(key, env[var], f"the environment variable {var}")
     for key, value in overrides.items():
         if key in _KNOWN:
-            values[key] = _coerce(key, value, "the command line")
+            values[key] = _coerce(key, value, COMMAND_LINE)
 
-    db = overrides.get("db") or env.get(ENV_DB) or data.get("db") or home / "register.sqlite"
+    if overrides.get("db"):
+        db = _path(overrides["db"], "--db")
+    elif env.get(ENV_DB):
+        db = _path(env[ENV_DB], ENV_DB)
+    elif "db" in data:
+        db = _path(data["db"], f"Setting 'db' in {config_path}")
+    else:
+        db = home / "register.sqlite"
     values["api_url"] = str(values.get("api_url", DEFAULT_API_URL)).rstrip("/")
-    return Settings(home=home, db=Path(db).expanduser(), extra=extra, **values)
+    return Settings(home=home, db=db, **values)
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    """Command-line flags over loaded settings, checked as the file's values are."""
+    checked = {
+        key: _coerce(key, value, COMMAND_LINE) if key in _KNOWN else value
+        for key, value in changes.items()
+        if value is not None
+    }
+    return replace(settings, **checked)
 
 
 SECRETS = {"api_token", "telegram_token", "smtp_password"}
@@ -189,8 +305,6 @@ def effective(settings: Settings) -> dict[str, Any]:
     """The settings as shown by `config show`: the token masked."""
     shown: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         value = getattr(settings, f.name)
         if f.name in SECRETS:
             value = mask(value)
@@ -199,7 +313,6 @@ def effective(settings: Settings) -> dict[str, Any]:
         elif isinstance(value, tuple):
             value = list(value)
         shown[f.name] = value
-    shown.update(settings.extra)
     return shown
 
 
