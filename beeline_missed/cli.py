@@ -5,6 +5,7 @@ Heavy imports stay inside the commands so that `--help` answers fast. No
 at each start (~20 ms).
 """
 
+import math
 import sqlite3
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,25 +13,56 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from beeline_missed.config import MAX_SECONDS, show_number
 from beeline_missed.errors import UserError
+from beeline_missed.register import INBOX_STATES, MAX_ROWID
+
+# Commands staff use: they speak Russian, errors included. The others are for admins.
+STAFF_COMMANDS = {"list", "watch", "card", "clients", "panel"}
 
 
 class AppGroup(TyperGroup):
     """Turns every user-facing error into one sentence on stderr and a non-zero exit."""
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        # Kept for invoke(): the words are checked there, where errors become sentences.
+        ctx.meta["words"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: typer.Context) -> Any:
         from beeline_missed.output import fail
 
+        words: list[str] = ctx.meta.get("words", [])
+        # The sub-command's name is the first word the group did not take as its own option.
+        rest = len(ctx.args) + 1
+        command = words[-rest] if len(words) >= rest else None
+        staff = command in STAFF_COMMANDS
         try:
+            check_words(words)
             return super().invoke(ctx)
         except UserError as exc:
-            fail(str(exc))
+            fail(exc.text(staff), russian=staff)
             ctx.exit(exc.exit_code)
         except sqlite3.Error as exc:
-            fail(f"The register could not be used: {exc}.")
+            if staff:
+                fail(f"Реестром звонков не удалось воспользоваться: {exc}.", russian=True)
+            else:
+                fail(f"The register could not be used: {exc}.")
             ctx.exit(1)
         except KeyboardInterrupt:
             ctx.exit(130)
+
+
+def check_words(words: list[str]) -> None:
+    """Every word of the command line, before any command sees it: text that is not UTF-8
+    (Python hands it over with lone surrogates) could be neither stored nor printed, and a
+    NUL cannot be a file name; both are refused in one sentence rather than a traceback."""
+    from beeline_missed.config import check_text
+
+    for word in words:
+        check_text(word, "An argument")
+        if "\x00" in word:
+            raise UserError(f"An argument contains a NUL character: {word!r}.")
 
 
 app = typer.Typer(
@@ -61,10 +93,34 @@ class State:
             return config.with_overrides(self._settings, **flags)
         return self._settings
 
-    def register(self) -> Any:
+    def existing_db(self) -> Path:
+        """The register's path; it must exist. A read command never creates a register: a typo
+        in --db or BEELINE_MISSED_HOME would otherwise read as "no missed calls"."""
+        path = self.settings().db
+        if not path.exists():
+            from beeline_missed.register import missing
+
+            raise missing(path)
+        return path
+
+    def register(self, create: str | None = None) -> Any:
+        """Open the register. Only commands that are meant to start one pass `create`: the
+        notice said when they do, so that the new file's place is never a surprise."""
+        from beeline_missed.output import notice
         from beeline_missed.register import Register
 
-        return Register.open(self.settings().db)
+        if create is None:
+            return Register.open(self.existing_db())
+        path = self.settings().db
+        new = not path.exists()
+        register = Register.open(path)
+        if new:
+            notice(create.format(path=path))
+        return register
+
+
+NEW_REGISTER = "Created a new register at {path}."
+NEW_REGISTER_RU = "Создан новый реестр звонков: {path}."
 
 
 def state(ctx: typer.Context) -> State:
@@ -86,6 +142,42 @@ def root(
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+# -- numbers on the command line: every one goes through a bounded type ------------------
+
+
+def seconds(low: float, high: float = MAX_SECONDS) -> Any:
+    """A parser for a finite number of seconds within bounds. A plain float option (and its
+    min=) lets NaN through, as every comparison with it is false, and has no upper bound, so
+    `nan`, `inf` or `1e999` would only fail later, far from the option, in a sleep or a date."""
+
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{value!r} is not a number of seconds.") from None
+        if not (math.isfinite(number) and low <= number <= high):
+            shown = f"{show_number(low)} to {show_number(high)}"
+            raise typer.BadParameter(f"{value!r} is not a number from {shown}.")
+        return number
+
+    return parse
+
+
+def choice(values: tuple[str, ...]) -> Any:
+    """A parser that takes one of `values` and refuses anything else, naming the valid ones."""
+
+    def parse(value: str) -> str:
+        if value not in values:
+            raise typer.BadParameter(f"{value!r} is not one of: {', '.join(values)}.")
+        return value
+
+    return parse
+
+
+# Row numbers and counts: SQLite's integers end at MAX_ROWID, and binding more overflows.
+COUNT = {"min": 1, "max": MAX_ROWID}
 
 
 # -- config -------------------------------------------------------------------------------
@@ -115,6 +207,8 @@ def config_init(
 
     path = config.init_file(state(ctx).settings().home, force=force)
     say(f"Wrote {path}")
+    # The register too, so that staff's commands work (and show an empty list) from now on.
+    state(ctx).register(create=NEW_REGISTER).close()
 
 
 # -- staff: clients directory, list, watch, card ------------------------------------------
@@ -126,7 +220,7 @@ clients_app = typer.Typer(
 app.add_typer(clients_app, name="clients")
 
 LimitOption = Annotated[
-    int | None, typer.Option("--limit", min=1, help="Show at most N rows.", metavar="N")
+    int | None, typer.Option("--limit", **COUNT, help="Show at most N rows.", metavar="N")
 ]
 CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
 
@@ -199,7 +293,8 @@ def clients_import(
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("Reading", total=max(len(rows) - layout.header_row - 1, 0))
         parsed = clients.parse(rows, layout, progress=lambda n: bar.advance(task, n))
-    counts = state(ctx).register().upsert_clients(clients.entries_for_register(parsed.entries))
+    register = state(ctx).register(create=NEW_REGISTER_RU)
+    counts = register.upsert_clients(clients.entries_for_register(parsed.entries))
 
     def header(i: int | None) -> str | None:
         if i is None:
@@ -277,7 +372,7 @@ def clients_add(
     if not name:
         raise UserError("The client's name is empty.")
     numbers = clients.parse_numbers(phone)
-    register = state(ctx).register()
+    register = state(ctx).register(create=NEW_REGISTER_RU)
     counts = register.upsert_clients([(None, name, numbers)], replace_phones=False)
     key = register.name_key(name)
     found = [r for r in register.find_clients(name) if register.name_key(r["name"]) == key]
@@ -321,12 +416,18 @@ def list_calls(
 def watch_calls(
     ctx: typer.Context,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, metavar="S", help="Seconds between checks.")
+        float,
+        typer.Option(
+            "--interval", parser=seconds(0.1), metavar="S", help="Seconds between checks."
+        ),
     ] = 2.0,
     duration: Annotated[
         float | None,
         typer.Option(
-            "--duration", min=0, metavar="S", help="Stop after this many seconds (default: Ctrl-C)."
+            "--duration",
+            parser=seconds(0),
+            metavar="S",
+            help="Stop after this many seconds (default: Ctrl-C).",
         ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
@@ -336,10 +437,9 @@ def watch_calls(
     from beeline_missed import watch
     from beeline_missed.output import console
 
-    settings = state(ctx).settings()
     zone = _zone(ctx)
     watch.run_live(
-        settings.db,
+        state(ctx).existing_db(),
         zone=zone,
         interval=interval,
         duration=duration,
@@ -381,7 +481,7 @@ def call_card(
         int | None,
         typer.Option(
             "--expect-version",
-            min=1,
+            **COUNT,
             metavar="VERSION",
             help="Save only if the card is still at this version (from --json); else exit 3.",
         ),
@@ -452,7 +552,12 @@ def daemon_command(
     ] = None,
     settle: Annotated[
         float | None,
-        typer.Option("--settle", metavar="SECONDS", help="Grace period before a call is missed."),
+        typer.Option(
+            "--settle",
+            parser=seconds(0),
+            metavar="SECONDS",
+            help="Grace period before a call is missed.",
+        ),
     ] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background.")] = False,
     pidfile: Annotated[
@@ -498,13 +603,19 @@ def inbox_command(
     state_: Annotated[
         str | None,
         typer.Option(
-            "--state", help="Only rows in this state: new, processed, duplicate, ignored, rejected."
+            "--state",
+            parser=choice(INBOX_STATES),
+            metavar="STATE",
+            help="Only rows in this state: new, processed, duplicate, ignored, rejected.",
         ),
     ] = None,
     show: Annotated[
-        int | None, typer.Option("--show", help="Print the raw body of one row.")
+        int | None,
+        typer.Option("--show", **COUNT, help="Print the raw body of one row."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="How many rows, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", **COUNT, help="How many rows, newest first.")
+    ] = 50,
     json_: JsonOption = False,
 ) -> None:
     """Inspect the raw events the hook received; rejected documents are kept here."""
@@ -607,6 +718,7 @@ def subscribe_command(
             "--expires",
             metavar="SECONDS",
             min=1,
+            max=int(MAX_SECONDS),
             help="Lifetime to ask for (the PBX may grant less; the granted one is kept).",
         ),
     ] = None,
@@ -640,7 +752,7 @@ def subscribe_command(
     kind = (type_ or settings.subscription_type).upper()
     asked = expires or settings.subscription_expires
     target = subscriptions.validate(asked, kind, url or settings.public_url)
-    register = state(ctx).register()
+    register = state(ctx).register(create=NEW_REGISTER)
     with _pbx(ctx) as pbx:
         if all_abonents:
             chosen += [p for p in subscriptions.abonent_patterns(pbx) if p not in chosen]
@@ -797,7 +909,13 @@ def simulator_command(
     ] = None,
     max_expires: Annotated[
         int | None,
-        typer.Option("--max-expires", metavar="SECONDS", help="Grant at most this lifetime."),
+        typer.Option(
+            "--max-expires",
+            min=1,
+            max=int(MAX_SECONDS),
+            metavar="SECONDS",
+            help="Grant at most this lifetime.",
+        ),
     ] = None,
 ) -> None:
     """For tests, the demo and benchmarks: run the built-in PBX simulator (not a real PBX).
@@ -810,16 +928,15 @@ def simulator_command(
     import sys
 
     from beeline_missed.config import ENV_API_TOKEN
+    from beeline_missed.daemon import parse_listen
     from beeline_missed.simulator import DEFAULT_TOKEN, Simulator, serve_forever
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--listen must be HOST:PORT, not {listen!r}.")
+    host, port = parse_listen(listen)
     sim = Simulator(
         token=token or os.environ.get(ENV_API_TOKEN) or DEFAULT_TOKEN,
         max_expires=max_expires,
         host=host,
-        port=int(port),
+        port=port,
     )
 
     def ready(url: str) -> None:
@@ -970,7 +1087,10 @@ def report(
 def panel_command(
     ctx: typer.Context,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.2, help="Seconds between checks for new calls.")
+        float,
+        typer.Option(
+            "--interval", parser=seconds(0.2), help="Seconds between checks for new calls."
+        ),
     ] = 1.0,
     user: Annotated[
         str | None,
@@ -981,6 +1101,7 @@ def panel_command(
     from beeline_missed.panel.app import PanelApp
 
     settings = state(ctx).settings()
+    state(ctx).existing_db()
     PanelApp(settings, zone=_zone(ctx), user=user, interval=interval).run()
 
 
@@ -995,11 +1116,17 @@ def demo_command(
     ] = False,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=1, help="Stop after this many seconds (default: never)."),
+        typer.Option(
+            "--duration",
+            parser=seconds(1),
+            help="Stop after this many seconds (default: never).",
+        ),
     ] = None,
     settle: Annotated[
         float,
-        typer.Option("--settle", min=0.2, help="Seconds of silence before a call is missed."),
+        typer.Option(
+            "--settle", parser=seconds(0.2), help="Seconds of silence before a call is missed."
+        ),
     ] = 2.0,
 ) -> None:
     """The whole product with no account: a simulated PBX, the daemon and the panel.

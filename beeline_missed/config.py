@@ -148,13 +148,18 @@ def _number(name: str, value: Any, kind: str) -> float | int:
     return number
 
 
+def show_number(number: float) -> str:
+    """31622400, not 3.16224e+07: bounds are read by people."""
+    return str(int(number)) if number == int(number) else f"{number:g}"
+
+
 def expected(name: str) -> str:
     """What a setting takes, as the end of a sentence."""
     kind = Settings.__dataclass_fields__[name].type
     if kind in ("float", "int"):
         low, high = LIMITS.get(name, (0, MAX_SECONDS))
         whole = "a whole number" if kind == "int" else "a number"
-        return f"{whole} from {low:g} to {high:g}"
+        return f"{whole} from {show_number(low)} to {show_number(high)}"
     if kind == "bool":
         return "true or false"
     if kind.startswith("dict"):

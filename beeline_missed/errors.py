@@ -2,9 +2,20 @@
 
 
 class UserError(Exception):
-    """Something the user can fix; its message is one sentence, shown as is."""
+    """Something the user can fix; its message is one sentence, shown as is.
+
+    `ru` is the same sentence for staff, given where an error can reach both admin and staff
+    commands (a missing register, say); the CLI shows it to staff commands.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, ru: str | None = None) -> None:
+        super().__init__(message)
+        self.ru = ru
+
+    def text(self, russian: bool = False) -> str:
+        return self.ru if russian and self.ru else str(self)
 
 
 class ConflictError(UserError):

@@ -55,5 +55,11 @@ def say(message: str) -> None:
     _console(False).print(message, soft_wrap=True)
 
 
-def fail(message: str) -> None:
-    _console(True).print(f"Error: {message}", markup=False, soft_wrap=True)
+def fail(message: str, russian: bool = False) -> None:
+    prefix = "Ошибка" if russian else "Error"
+    _console(True).print(f"{prefix}: {message}", markup=False, soft_wrap=True)
+
+
+def notice(message: str) -> None:
+    """A side remark on stderr (a register just created...), apart from the command's output."""
+    _console(True).print(message, markup=False, soft_wrap=True)

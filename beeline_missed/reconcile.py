@@ -251,6 +251,7 @@ def parse_moment(text: str, zone: tzinfo, *, end_of_day: bool = False) -> dateti
         raise UserError(
             f"{text!r} is not a date or time; use 2026-11-27 or '2026-11-27 14:05'."
         ) from None
+    timefmt.check_year(moment, text)
     date_only = len(value) == 10
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)

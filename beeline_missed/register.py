@@ -48,6 +48,29 @@ CASES_SELECT = """
 """
 
 
+# An inbox row's states, as the schema's CHECK lists them (migrations.py).
+INBOX_STATES = ("new", "processed", "duplicate", "ignored", "rejected")
+
+# SQLite's largest integer: no row has a greater id.
+MAX_ROWID = 2**63 - 1
+
+
+def no_call(call_id: int) -> UserError:
+    # Only staff reach a call by its number (the card, the panel), so the sentence is Russian.
+    return UserError(f"Звонка № {call_id} в реестре нет.")
+
+
+def missing(path: Path) -> UserError:
+    """A read command pointed at a register that does not exist: most likely a typo in --db,
+    BEELINE_MISSED_DB or BEELINE_MISSED_HOME, which must not read as "no missed calls"."""
+    return UserError(
+        f"There is no register at {path}; check --db, BEELINE_MISSED_DB and "
+        "BEELINE_MISSED_HOME (the daemon, `config init` and `clients import` create one).",
+        ru=f"Реестра звонков {path} нет: проверьте --db, BEELINE_MISSED_DB и "
+        "BEELINE_MISSED_HOME (новый реестр создают daemon, config init и clients import).",
+    )
+
+
 def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
     """Open the register file with the settings every process uses."""
     path = Path(path)
@@ -61,14 +84,20 @@ def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite3.Connecti
             check_same_thread=False,
         )
     except (OSError, sqlite3.Error) as exc:
-        raise UserError(f"Cannot open the register {path}: {exc}.") from None
+        raise UserError(
+            f"Cannot open the register {path}: {exc}.",
+            ru=f"Не удаётся открыть реестр звонков {path}: {exc}.",
+        ) from None
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     try:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        raise UserError(f"{path} is not a usable SQLite register: {exc}.") from None
+        raise UserError(
+            f"{path} is not a usable SQLite register: {exc}.",
+            ru=f"Файл {path} не годится как реестр звонков: {exc}.",
+        ) from None
     if mode != "wal":
         raise UserError(f"Cannot switch the register {path} to WAL mode (got {mode}).")
     # FULL: an acknowledged event survives a power cut, not only a process crash.
@@ -98,7 +127,10 @@ class Register:
                 migrations.migrate(register.db)
         except sqlite3.Error as exc:
             register.close()
-            raise UserError(f"Cannot prepare the register {path}: {exc}.") from None
+            raise UserError(
+                f"Cannot prepare the register {path}: {exc}.",
+                ru=f"Не удаётся подготовить реестр звонков {path}: {exc}.",
+            ) from None
         return register
 
     def close(self) -> None:
@@ -174,9 +206,12 @@ class Register:
         return cursor.lastrowid if cursor.rowcount else None
 
     def get_call(self, call_id: int) -> dict[str, Any]:
-        row = self.conn.execute(CALL_SELECT + " WHERE calls.id = ?", [call_id]).fetchone()
+        # A number beyond SQLite's integers names no row (and binding it would overflow).
+        row = None
+        if 0 < call_id <= MAX_ROWID:
+            row = self.conn.execute(CALL_SELECT + " WHERE calls.id = ?", [call_id]).fetchone()
         if row is None:
-            raise UserError(f"There is no call {call_id} in the register.")
+            raise no_call(call_id)
         return dict(row)
 
     def list_calls(
@@ -250,7 +285,7 @@ class Register:
                 if cursor.rowcount == 0:
                     call_id = save["call_id"]
                     if not conn.execute("SELECT 1 FROM calls WHERE id = ?", [call_id]).fetchone():
-                        raise UserError(f"There is no call {call_id} in the register.")
+                        raise no_call(call_id)
                     conflict = ConflictError(
                         f"Call {call_id} was changed by someone else while you edited it; "
                         "open the card again."

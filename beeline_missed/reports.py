@@ -103,9 +103,11 @@ def parse_date(text: str, what: str = "date") -> date:
     value = text.strip()
     for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
         try:
-            return datetime.strptime(value, fmt).date()
+            day = datetime.strptime(value, fmt).date()
         except ValueError:
             continue
+        timefmt.check_year(day, text)
+        return day
     raise UserError(f"Bad {what} {text!r}: use {DATE_HELP}.")
 
 
@@ -750,7 +752,9 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
 def _open(db_path: Path | str) -> sqlite3.Connection:
     path = Path(db_path)
     if not path.exists():
-        raise UserError(f"There is no register at {path}.")
+        from beeline_missed.register import missing
+
+        raise missing(path)
     try:
         conn = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=10

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from beeline_missed.errors import UserError
 
 STORED = "%Y-%m-%dT%H:%M:%SZ"
+# Dates a user may give (reports, reconciliation): a register holds calls from this side of
+# 1970, and the day after the last one must still be a date (year 9999 is Python's last).
+FIRST_YEAR = 1970
+LAST_YEAR = 9998
+
+
+def check_year(moment: date, text: str) -> None:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise UserError(
+            f"{text!r} is out of range: give a date from {FIRST_YEAR} to {LAST_YEAR}."
+        )
 
 
 def now_utc() -> datetime:
