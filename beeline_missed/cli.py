@@ -299,7 +299,7 @@ def clients_import(
     def header(i: int | None) -> str | None:
         if i is None:
             return None
-        return layout.headers[i] if i < len(layout.headers) else f"column {i + 1}"
+        return layout.headers[i] if i < len(layout.headers) else f"столбец {i + 1}"
 
     columns = {
         "name": header(layout.name),
@@ -317,23 +317,26 @@ def clients_import(
             }
         )
         return
-    code = f", code «{columns['code']}»" if columns["code"] else ""
+    code = f", код «{columns['code']}»" if columns["code"] else ""
     phone_cols = ", ".join(f"«{c}»" for c in columns["phones"])
-    say(escape(f"Columns: name «{columns['name']}», phones {phone_cols}{code}."))
+    say(escape(f"Столбцы: имя «{columns['name']}», телефоны {phone_cols}{code}."))
     print_table(
-        ["", "count"], clients.summary_rows(parsed, counts), title=escape(f"Imported {file.name}")
+        ["", "Количество"],
+        clients.summary_rows(parsed, counts),
+        title=escape(f"Импорт {file.name}"),
     )
     for line_no, text in parsed.unrecognised:
-        say(escape(f"Row {line_no}: «{text}» is not a phone number."))
+        say(escape(f"Строка {line_no}: «{text}» — не номер телефона."))
     if parsed.unrecognised_count > len(parsed.unrecognised):
-        say(f"… and {parsed.unrecognised_count - len(parsed.unrecognised)} more.")
+        say(f"… и ещё {parsed.unrecognised_count - len(parsed.unrecognised)}.")
 
 
 @clients_app.command("list")
 def clients_list(ctx: typer.Context, limit: LimitOption = None, json_: JsonOption = False) -> None:
     """The clients directory by name, with their numbers."""
     rows = state(ctx).register().list_clients(limit)
-    _print_clients(rows, json_, "The clients directory is empty; import it with `clients import`.")
+    empty = "Справочник клиентов пуст; загрузите его командой `clients import`."
+    _print_clients(rows, json_, empty)
 
 
 @clients_app.command("find")
@@ -348,9 +351,9 @@ def clients_find(
     from beeline_missed import phones
 
     if not text.strip():
-        raise UserError("Give part of a name or a phone number to find.")
+        raise UserError("Укажите часть имени или номер телефона.")
     rows = state(ctx).register().find_clients(text, phones.normalise(text))
-    _print_clients(rows, json_, f"No client matches «{text}».")
+    _print_clients(rows, json_, f"Клиентов по запросу «{text}» не найдено.")
 
 
 @clients_app.command("add")
@@ -370,7 +373,7 @@ def clients_add(
 
     name = " ".join(name.split())
     if not name:
-        raise UserError("The client's name is empty.")
+        raise UserError("Имя клиента пустое.")
     numbers = clients.parse_numbers(phone)
     register = state(ctx).register(create=NEW_REGISTER_RU)
     counts = register.upsert_clients([(None, name, numbers)], replace_phones=False)
@@ -379,10 +382,10 @@ def clients_add(
     if json_:
         print_json({"client": found[0] if found else None, **counts})
         return
-    verb = "Added" if counts["added"] else "Updated" if counts["updated"] else "Already there:"
+    verb = "Добавлен" if counts["added"] else "Обновлён" if counts["updated"] else "Уже есть:"
     numbers_text = ", ".join(e164 for e164, _ in numbers)
     relinked = counts["calls_relinked"]
-    linked = f"; {relinked} call(s) now show this name" if relinked else ""
+    linked = f"; звонков с этим именем теперь: {relinked}" if relinked else ""
     say(escape(f"{verb} «{name}» ({numbers_text}){linked}."))
 
 

@@ -44,6 +44,9 @@ CODE_HEADERS = ("код", "code", "id", "external id", "external_id")
 HEADER_SEARCH_ROWS = 30
 
 # Skip reasons, as the summary prints them.
+# Column roles, as error sentences name them ("Столбца имени «X» нет").
+NAME = "имени"
+PHONE = "телефона"
 NO_NAME = "no name"
 NO_NUMBER = "no phone number"
 BAD_NUMBER = "no recognisable phone number"
@@ -108,7 +111,7 @@ def decode(data: bytes) -> str:
         return data.decode("cp1251")
     except UnicodeDecodeError:  # bytes Windows-1251 leaves undefined: not a text table
         raise UserError(
-            "The file is neither a CSV table in UTF-8 or Windows-1251 nor an XLSX workbook."
+            "Файл не похож ни на таблицу CSV в UTF-8 или Windows-1251, ни на книгу XLSX."
         ) from None
 
 
@@ -155,23 +158,23 @@ def read_xlsx(path: Path) -> list[list[str]]:
             finally:
                 book.close()
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UserError(f"Cannot read {path} as an XLSX workbook: {exc}.") from None
+        raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
     except OSError as exc:
-        raise UserError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
 
 
 def read_table(path: Path) -> list[list[str]]:
     """The file's rows as text cells."""
     if not path.is_file():
-        raise UserError(f"There is no file {path}.")
+        raise UserError(f"Файла {path} нет.")
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         return read_xlsx(path)
     if path.suffix.lower() == ".xls":
-        raise UserError(f"{path} is an old .xls workbook; save it as .xlsx or CSV in 1C.")
+        raise UserError(f"{path} — старая книга .xls; сохраните её в 1С как .xlsx или CSV.")
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
     if data.startswith(b"PK\x03\x04"):  # an XLSX under another name
         return read_xlsx(path)
     return read_csv_text(decode(data))
@@ -190,13 +193,13 @@ def _pick(headers: Sequence[str], wanted: str, what: str) -> int:
     if wanted.strip().isdigit():
         index = int(wanted) - 1
         if index < 0 or (headers and index >= len(headers)):
-            raise UserError(f"There is no column {wanted} for the {what}.")
+            raise UserError(f"Столбца {wanted} для {what} в файле нет.")
         return index
     keys = [_key(h) for h in headers]
     if _key(wanted) in keys:
         return keys.index(_key(wanted))
-    shown = ", ".join(f"«{h}»" for h in headers if h) or "none"
-    raise UserError(f"There is no {what} column «{wanted}»; the columns are: {shown}.")
+    shown = ", ".join(f"«{h}»" for h in headers if h) or "никаких"
+    raise UserError(f"Столбца {what} «{wanted}» нет; столбцы в файле: {shown}.")
 
 
 def _detect(headers: Sequence[str]) -> tuple[int | None, list[int], int | None]:
@@ -226,9 +229,9 @@ def find_layout(
         name, phone_cols, code = _detect(headers)
         try:
             if name_column is not None:
-                name = _pick(headers, name_column, "name")
+                name = _pick(headers, name_column, NAME)
             if phone_columns:
-                phone_cols = [_pick(headers, p, "phone") for p in phone_columns]
+                phone_cols = [_pick(headers, p, PHONE) for p in phone_columns]
         except UserError:
             continue
         if explicit_numbers and name_column is not None and phone_columns:
@@ -248,19 +251,19 @@ def find_layout(
     first = next((row for row in rows if any(row)), [])
     if name_column is not None or phone_columns:
         # Say which given column is not there, judged by the first row (the usual header).
-        _pick(first, name_column, "name") if name_column is not None else None
+        _pick(first, name_column, NAME) if name_column is not None else None
         for wanted in phone_columns:
-            _pick(first, wanted, "phone")
-    shown = ", ".join(f"«{h}»" for h in first if h) or "none"
+            _pick(first, wanted, PHONE)
+    shown = ", ".join(f"«{h}»" for h in first if h) or "пустая"
     wanted = []
     if name_column is None:
-        wanted.append("a name column («Наименование»)")
+        wanted.append("столбец имени («Наименование»)")
     if not phone_columns:
-        wanted.append("a phone column («Телефон»)")
-    what = " and ".join(wanted) or "the columns given"
+        wanted.append("столбец телефона («Телефон»)")
+    what = " и ".join(wanted) or "указанные столбцы"
     raise UserError(
-        f"Cannot find {what} in the file (first row: {shown}); "
-        "name them with --name-column and --phone-column."
+        f"Не удалось найти в файле {what} (первая строка: {shown}); "
+        "укажите столбцы через --name-column и --phone-column."
     )
 
 
@@ -333,22 +336,28 @@ def parse_numbers(texts: Iterable[str]) -> list[tuple[str, str]]:
         for part in phones.split_cell(text):
             e164 = phones.normalise(part)
             if e164 is None:
-                raise UserError(f"«{part}» is not a phone number.")
+                raise UserError(f"«{part}» — не номер телефона.")
             numbers.setdefault(e164, part)
     if not numbers:
-        raise UserError("Give at least one phone number.")
+        raise UserError("Укажите хотя бы один номер телефона.")
     return list(numbers.items())
 
 
+# Staff read the summary: Russian labels (the --json keys stay as they are).
 SUMMARY_LABELS = {
-    "rows_read": "rows read",
-    "numbers_recognised": "numbers recognised",
-    "numbers_not_recognised": "numbers not recognised",
-    "clients_added": "clients added",
-    "clients_updated": "clients updated",
-    "clients_unchanged": "clients unchanged",
-    "calls_relinked": "calls now showing another client",
-    "rows_skipped": "rows skipped",
+    "rows_read": "строк прочитано",
+    "numbers_recognised": "номеров распознано",
+    "numbers_not_recognised": "номеров не распознано",
+    "clients_added": "клиентов добавлено",
+    "clients_updated": "клиентов обновлено",
+    "clients_unchanged": "клиентов без изменений",
+    "calls_relinked": "звонков теперь с другим клиентом",
+    "rows_skipped": "строк пропущено",
+}
+SKIP_LABELS = {
+    NO_NAME: "нет имени",
+    NO_NUMBER: "нет номера телефона",
+    BAD_NUMBER: "номер не распознан",
 }
 
 
@@ -369,5 +378,8 @@ def summary(parsed: Parsed, counts: dict[str, int]) -> dict[str, int]:
 def summary_rows(parsed: Parsed, counts: dict[str, int]) -> list[tuple[str, int]]:
     """The summary as table rows, each skip reason under «rows skipped»."""
     rows = [(SUMMARY_LABELS[key], value) for key, value in summary(parsed, counts).items()]
-    rows += [(f"  skipped: {reason}", n) for reason, n in sorted(parsed.skipped.items())]
+    rows += [
+        (f"  пропущено: {SKIP_LABELS.get(reason, reason)}", n)
+        for reason, n in sorted(parsed.skipped.items())
+    ]
     return rows

@@ -18,11 +18,12 @@ runner = CliRunner()
 
 
 def one_sentence(result) -> str:
-    """The error as the user sees it: one line on stderr, 'Error: ….', non-zero exit."""
+    """The error as the user sees it: one line on stderr, 'Error: ….' (admin commands) or
+    'Ошибка: ….' (staff commands), non-zero exit."""
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)
     text = result.stderr.strip()
-    assert text.startswith("Error: "), text
+    assert text.startswith(("Error: ", "Ошибка: ")), text
     assert "\n" not in text and "Traceback" not in text
     assert text.endswith("."), text
     return text
@@ -46,17 +47,17 @@ def zip_of(name: str, text: str) -> bytes:
 
 HEADER = "Наименование;Телефон\n"
 BAD_TABLES = {
-    "empty.csv": (b"", "Cannot find a name column"),
-    "no-phone-column.csv": ("Наименование;Адрес\nИванов;Москва\n".encode(), "phone column"),
-    "no-name-column.csv": ("Телефон;Код\n+79161234567;1\n".encode(), "name column"),
-    "binary-garbage.csv": (bytes(range(128, 256)) * 8, "neither a CSV table"),
-    "not-a-zip.xlsx": (b"PK\x03\x04" + bytes(range(256)) * 2, "as an XLSX workbook"),
-    "zip-without-workbook.xlsx": (zip_of("readme.txt", "hello"), "as an XLSX workbook"),
-    "truncated.xlsx": (workbook([["Наименование", "Телефон"]])[:300], "as an XLSX workbook"),
-    "csv-named-xlsx.xlsx": ((HEADER + "Иванов;+79161234567\n").encode(), "as an XLSX workbook"),
-    "old-excel.xls": (bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512), "old .xls workbook"),
-    "empty-sheet.xlsx": (workbook([]), "Cannot find a name column"),
-    "sheet-without-phones.xlsx": (workbook([["Наименование", "Адрес"], ["Иванов", "М"]]), "phone"),
+    "empty.csv": (b"", "Не удалось найти в файле столбец имени"),
+    "no-phone-column.csv": ("Наименование;Адрес\nИванов;Москва\n".encode(), "столбец телефона"),
+    "no-name-column.csv": ("Телефон;Код\n+79161234567;1\n".encode(), "столбец имени"),
+    "binary-garbage.csv": (bytes(range(128, 256)) * 8, "не похож ни на таблицу CSV"),
+    "not-a-zip.xlsx": (b"PK\x03\x04" + bytes(range(256)) * 2, "как книгу XLSX"),
+    "zip-without-workbook.xlsx": (zip_of("readme.txt", "hello"), "как книгу XLSX"),
+    "truncated.xlsx": (workbook([["Наименование", "Телефон"]])[:300], "как книгу XLSX"),
+    "csv-named-xlsx.xlsx": ((HEADER + "Иванов;+79161234567\n").encode(), "как книгу XLSX"),
+    "old-excel.xls": (bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512), "старая книга .xls"),
+    "empty-sheet.xlsx": (workbook([]), "Не удалось найти в файле столбец имени"),
+    "sheet-without-phones.xlsx": (workbook([["Наименование", "Адрес"], ["Иванов", "М"]]), "телефона"),
 }
 
 
@@ -72,7 +73,7 @@ def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
 def test_clients_import_missing_file_and_folder(tmp_path: Path) -> None:
     for path in (tmp_path / "missing.csv", tmp_path):
         text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
-        assert text == f"Error: There is no file {path}."
+        assert text == f"Ошибка: Файла {path} нет."
 
 
 def test_clients_import_utf16_export_is_read(tmp_path: Path) -> None:

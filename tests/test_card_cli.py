@@ -212,7 +212,7 @@ def test_bad_input_is_one_sentence(register: Register) -> None:
     bad = runner.invoke(app, ["card", str(call_id), "--status", "done", "--result", "x"])
     assert bad.exit_code == 1 and "Неизвестный статус «done»" in flat(bad.output)
     missing = runner.invoke(app, ["card", "999", "--status", "called_back", "--result", "x"])
-    assert missing.exit_code == 1 and "There is no call 999" in missing.output
+    assert missing.exit_code == 1 and "Звонка № 999 в реестре нет." in missing.output
     both = runner.invoke(app, ["card", str(call_id), "--book", "--status", "missed"])
     assert both.exit_code == 1 and "«Записаться»" in both.output
     assert unchanged(register, call_id)

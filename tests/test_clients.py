@@ -151,9 +151,9 @@ def test_unknown_headers_need_the_column_options(register: Register, tmp_path: P
     path = tmp_path / "odd.csv"
     path.write_text("Кто;Связь;Заметка\nИванов;89161234567;VIP\n", encoding="utf-8")
     rows = clients.read_table(path)
-    with pytest.raises(UserError, match="--name-column and --phone-column"):
+    with pytest.raises(UserError, match="--name-column и --phone-column"):
         clients.find_layout(rows)
-    with pytest.raises(UserError, match="no phone column «Факс»"):
+    with pytest.raises(UserError, match="Столбца телефона «Факс» нет"):
         clients.find_layout(rows, name_column="кто", phone_columns=["Факс"])
     import_file(register, path, name_column="кто", phone_columns=["связь"])
     assert directory(register) == {"Иванов": {"+79161234567"}}
@@ -214,10 +214,10 @@ def test_cli_import_prints_summary_and_json(register: Register, tmp_path: Path) 
     path.write_bytes(csv_bytes(",", "cp1251"))
     result = runner.invoke(app, ["clients", "import", str(path)])
     assert result.exit_code == 0, result.output
-    assert "Columns: name «Наименование», phones «Телефон», «Мобильный телефон», code «Код»" in (
+    assert "Столбцы: имя «Наименование», телефоны «Телефон», «Мобильный телефон», код «Код»" in (
         result.output
     )
-    assert "Row 8: «звонить вечером» is not a phone number." in result.output
+    assert "Строка 8: «звонить вечером» — не номер телефона." in result.output
     again = runner.invoke(app, ["clients", "import", str(path), "--json"])
     assert again.exit_code == 0, again.output
     data = json.loads(again.output)
@@ -235,7 +235,7 @@ def test_cli_import_prints_summary_and_json(register: Register, tmp_path: Path) 
 def test_cli_import_errors_are_one_sentence(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["clients", "import", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 1
-    assert "There is no file" in missing.output and "Traceback" not in missing.output
+    assert "Файла" in missing.output and "Traceback" not in missing.output
     odd = tmp_path / "odd.csv"
     odd.write_text("a;b\n1;2\n", encoding="utf-8")
     result = runner.invoke(app, ["clients", "import", str(odd)])
@@ -247,15 +247,16 @@ def test_cli_add_list_and_bad_number(register: Register) -> None:
     call_id = add_call(register, "s", "+79161234567")
     result = runner.invoke(app, ["clients", "add", "Иванов", "8 916 123-45-67", "+7 903 1112233"])
     assert result.exit_code == 0, result.output
-    assert "Added «Иванов»" in result.output and "1 call(s) now show this name" in result.output
+    assert "Добавлен «Иванов»" in result.output
+    assert "звонков с этим именем теперь: 1" in result.output
     assert register.get_call(call_id)["client"] == "Иванов"
     again = runner.invoke(app, ["clients", "add", "иванов", "79031112233"])
-    assert "Already there:" in again.output
+    assert "Уже есть:" in again.output
     listed = json.loads(runner.invoke(app, ["clients", "list", "--json"]).output)
     assert [(c["name"], c["phones"], c["calls"]) for c in listed] == [
         ("Иванов", ["+79031112233", "+79161234567"], 1)
     ]
     bad = runner.invoke(app, ["clients", "add", "Петров", "позвонить"])
     assert bad.exit_code == 1
-    assert "«позвонить» is not a phone number" in bad.output
+    assert "«позвонить» — не номер телефона" in bad.output
     assert register.count_clients() == 1

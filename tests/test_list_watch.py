@@ -89,7 +89,7 @@ def test_list_table_is_in_russian(register: Register) -> None:
     assert "\x1b[" not in result.output  # no colours when not a terminal
 
 
-def test_empty_list_says_so() -> None:
+def test_empty_list_says_so(register: Register) -> None:
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
     assert result.output.strip() == "Пропущенных звонков нет."

@@ -58,9 +58,10 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def run_json(*args: str) -> object:
-    code, output = run(*args, "--json")
-    assert code == 0, output
-    return json.loads(output)
+    # stdout only: a command that starts the register says so on stderr.
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 def held(register: Register) -> list[dict]:
@@ -214,7 +215,7 @@ def test_status_states_active_expired_gone(sim: Simulator, db_path: Path) -> Non
     assert "could not keep the subscriptions alive: Cannot reach" in output
 
 
-def test_status_without_subscriptions_needs_no_pbx(monkeypatch) -> None:
+def test_status_without_subscriptions_needs_no_pbx(register: Register) -> None:
     code, output = run("status")
     assert code == 0
     assert "No subscriptions held" in output and "No event received yet." in output
