@@ -651,8 +651,8 @@ def run(
     settings = replace(settings, db=settings.db.resolve())
     log_file = log_file.resolve() if log_file else None
     pidfile = pidfile.resolve() if pidfile else None
-    prepare_register(settings.db)
     handler = open_log(log_file) if log_file else None
+    prepare_register(settings.db)
     if not detach:
         configure_logging(log_file, verbose, handler)
         serve(settings)
