@@ -57,7 +57,10 @@ BAD_TABLES = {
     "csv-named-xlsx.xlsx": ((HEADER + "Иванов;+79161234567\n").encode(), "как книгу XLSX"),
     "old-excel.xls": (bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512), "старая книга .xls"),
     "empty-sheet.xlsx": (workbook([]), "Не удалось найти в файле столбец имени"),
-    "sheet-without-phones.xlsx": (workbook([["Наименование", "Адрес"], ["Иванов", "М"]]), "телефона"),
+    "sheet-without-phones.xlsx": (
+        workbook([["Наименование", "Адрес"], ["Иванов", "М"]]),
+        "телефона",
+    ),
 }
 
 

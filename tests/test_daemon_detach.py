@@ -70,6 +70,8 @@ def test_relative_pidfile_and_log_are_written_where_the_command_ran(
     pid = int((tmp_path / "d.pid").read_text())
     started.append(pid)
     assert f"pid {pid}" in result.stderr and str(tmp_path / "d.log") in result.stderr
+    home = Path(os.environ["BEELINE_MISSED_HOME"])  # the test's own, fresh
+    assert f"Created a new register at {home / 'register.sqlite'}." in result.stderr
     # Exit 0 means it listens already, not that it may listen soon.
     assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok"
     assert "starting on" in (tmp_path / "d.log").read_text()
