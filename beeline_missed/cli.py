@@ -162,6 +162,7 @@ def seconds(low: float, high: float = MAX_SECONDS) -> Any:
             raise typer.BadParameter(f"{value!r} is not a number from {shown}.")
         return number
 
+    parse.__name__ = "seconds"  # the option's type as --help names it
     return parse
 
 
@@ -176,8 +177,20 @@ def choice(values: tuple[str, ...]) -> Any:
     return parse
 
 
-# Row numbers and counts: SQLite's integers end at MAX_ROWID, and binding more overflows.
-COUNT = {"min": 1, "max": MAX_ROWID}
+def _count(value: Any) -> int:
+    """A row number or a count: a whole number from 1. SQLite's integers end at MAX_ROWID, and
+    binding a greater one overflows (a traceback, not a sentence)."""
+    try:
+        number = int(str(value), 10)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a whole number.") from None
+    if not 1 <= number <= MAX_ROWID:
+        raise typer.BadParameter(f"{value!r} is not a whole number from 1 to {MAX_ROWID}.")
+    return number
+
+
+_count.__name__ = "integer"
+COUNT = {"parser": _count}
 
 
 # -- config -------------------------------------------------------------------------------
@@ -220,7 +233,8 @@ clients_app = typer.Typer(
 app.add_typer(clients_app, name="clients")
 
 LimitOption = Annotated[
-    int | None, typer.Option("--limit", **COUNT, help="Show at most N rows.", metavar="N")
+    int | None,
+    typer.Option("--limit", **COUNT, help="Show at most N rows (1 or more).", metavar="N"),
 ]
 CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
 
@@ -421,7 +435,10 @@ def watch_calls(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", parser=seconds(0.1), metavar="S", help="Seconds between checks."
+            "--interval",
+            parser=seconds(0.1),
+            metavar="S",
+            help="Seconds between checks (at least 0.1).",
         ),
     ] = 2.0,
     duration: Annotated[
@@ -430,7 +447,7 @@ def watch_calls(
             "--duration",
             parser=seconds(0),
             metavar="S",
-            help="Stop after this many seconds (default: Ctrl-C).",
+            help="Stop after this many seconds, 0 or more (default: Ctrl-C).",
         ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
@@ -559,7 +576,7 @@ def daemon_command(
             "--settle",
             parser=seconds(0),
             metavar="SECONDS",
-            help="Grace period before a call is missed.",
+            help="Grace period before a call is missed (0 or more).",
         ),
     ] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background.")] = False,
@@ -1092,7 +1109,9 @@ def panel_command(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", parser=seconds(0.2), help="Seconds between checks for new calls."
+            "--interval",
+            parser=seconds(0.2),
+            help="Seconds between checks for new calls (at least 0.2).",
         ),
     ] = 1.0,
     user: Annotated[
@@ -1122,13 +1141,15 @@ def demo_command(
         typer.Option(
             "--duration",
             parser=seconds(1),
-            help="Stop after this many seconds (default: never).",
+            help="Stop after this many seconds, at least 1 (default: never).",
         ),
     ] = None,
     settle: Annotated[
         float,
         typer.Option(
-            "--settle", parser=seconds(0.2), help="Seconds of silence before a call is missed."
+            "--settle",
+            parser=seconds(0.2),
+            help="Seconds of silence before a call is missed (at least 0.2).",
         ),
     ] = 2.0,
 ) -> None:
