@@ -202,8 +202,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             option = "--" + name.replace("_", "-")
             raise UserError(f"{option} must be {expected(name)}, not {value!r}.") from None
         raise UserError(
-            f"Setting {name!r} in {source} has a bad value: {value!r} "
-            f"(it takes {expected(name)})."
+            f"Setting {name!r} in {source} has a bad value: {value!r} (it takes {expected(name)})."
         ) from None
 
 

@@ -63,9 +63,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     # isascii: str.isdigit() also takes other scripts' digits, which int() then reads.
     if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
-        raise UserError(
-            f"--listen must be HOST:PORT with a port from 0 to 65535, not {listen!r}."
-        )
+        raise UserError(f"--listen must be HOST:PORT with a port from 0 to 65535, not {listen!r}.")
     return host.strip("[]"), int(port)
 
 

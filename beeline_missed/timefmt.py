@@ -17,9 +17,7 @@ LAST_YEAR = 9998
 
 def check_year(moment: date, text: str) -> None:
     if not FIRST_YEAR <= moment.year <= LAST_YEAR:
-        raise UserError(
-            f"{text!r} is out of range: give a date from {FIRST_YEAR} to {LAST_YEAR}."
-        )
+        raise UserError(f"{text!r} is out of range: give a date from {FIRST_YEAR} to {LAST_YEAR}.")
 
 
 def now_utc() -> datetime:

@@ -88,8 +88,12 @@ def test_second_detach_on_a_live_pidfile_is_refused(tmp_path: Path, started: lis
 
 
 def test_stale_pidfile_is_replaced(tmp_path: Path, started: list[int]) -> None:
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
-                          capture_output=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
     (tmp_path / "d.pid").write_text(gone.stdout)
     result = daemon(tmp_path, "--detach", "--pidfile", "d.pid", "--log-file", "d.log")
     assert result.returncode == 0, result.stderr
@@ -112,8 +116,9 @@ def test_pidfile_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
 def test_pidfile_the_daemon_cannot_create_is_reported(tmp_path: Path) -> None:
     # /proc takes no new files, even for root (for whom every folder looks writable): the
     # failure happens in the detached process and must still reach this exit status.
-    result = daemon(tmp_path, "--detach", "--pidfile", "/proc/beeline-missed.pid", "--log-file",
-                    "d.log")
+    result = daemon(
+        tmp_path, "--detach", "--pidfile", "/proc/beeline-missed.pid", "--log-file", "d.log"
+    )
     assert "/proc/beeline-missed.pid" in one_error(result)
 
 
