@@ -617,9 +617,14 @@ def claim_pidfile(pidfile: Path) -> None:
     folder = pidfile.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"Cannot write the pidfile {pidfile}: its folder is missing or read-only.")
-    with contextlib.suppress(FileNotFoundError):
-        pidfile.unlink()  # stale: its process is gone
-        log.info("removed the stale pidfile %s", pidfile)
+    if pidfile.exists():
+        from beeline_missed.output import notice
+
+        try:
+            pidfile.unlink()  # stale: its process is gone
+        except OSError as exc:
+            raise UserError(f"Cannot remove the stale pidfile {pidfile}: {exc.strerror}.") from None
+        notice(f"Removed the stale pidfile {pidfile} (its process is gone).")
 
 
 def run(

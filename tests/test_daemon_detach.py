@@ -100,6 +100,7 @@ def test_stale_pidfile_is_replaced(tmp_path: Path, started: list[int]) -> None:
     pid = int((tmp_path / "d.pid").read_text())
     started.append(pid)
     assert pid != int(gone.stdout)
+    assert f"Removed the stale pidfile {tmp_path / 'd.pid'}" in result.stderr
 
 
 def test_log_file_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
