@@ -450,7 +450,7 @@ def test_two_staff_saving_one_card_at_once(home: Path, register: Register) -> No
     assert saved["result"] in winner.stdout  # the row holds exactly what the winner saved
     assert saved["user"] in {"Иванов", "Петрова"}
     # The other is told, in one sentence naming who saved first; nothing silently dropped.
-    assert loser.stderr.startswith("Error: ") and saved["user"] in loser.stderr
+    assert loser.stderr.startswith("Ошибка: ") and saved["user"] in loser.stderr
     assert "Traceback" not in loser.stderr
 
 
