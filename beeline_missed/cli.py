@@ -527,9 +527,18 @@ def call_card(
 
         def ask(question: str, default: str) -> str:
             try:
-                return Prompt.ask(question, default=default, console=console, show_default=True)
+                answer = Prompt.ask(question, default=default, console=console, show_default=True)
+                # Typed bytes that are not UTF-8 arrive as lone surrogates (as in argv, see
+                # check_words) or, with a strict stdin, fail to decode: either way, refused.
+                answer.encode("utf-8")
             except EOFError:
                 raise UserError("Ввод закончился: карточка закрыта без сохранения.") from None
+            except UnicodeError:
+                raise UserError(
+                    "Ответ — не текст в UTF-8 (проверьте кодировку терминала): "
+                    "карточка закрыта без сохранения."
+                ) from None
+            return answer
 
         outcome = card_session.interactive(
             register, call_id, who, zone, settings.journal, ask, console.print

@@ -207,3 +207,17 @@ def test_staff_commands_speak_russian(register: Register) -> None:
 def test_admin_commands_keep_the_english_prefix(register: Register) -> None:
     line = error_line(runner.invoke(app, ["inbox", "--show", "5"]))
     assert line == "Error: There is no event 5 in the inbox."
+
+
+def test_card_answer_that_is_not_utf8_is_one_sentence(one_call: int, register: Register) -> None:
+    """Bytes typed into the card's questions that are not UTF-8 (a terminal in cp1251)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "beeline_missed", "card", str(one_call)],
+        input=b"2\n" + "Перезвонил\n".encode("cp1251"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert b"Traceback" not in result.stderr
+    assert result.stderr.decode().startswith("Ошибка: Ответ — не текст в UTF-8")
+    assert register.get_call(one_call)["status"] == "missed"
