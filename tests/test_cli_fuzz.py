@@ -2,13 +2,15 @@
 and number-like words in every option of the commands that run and return by themselves.
 
 Whatever the words, a command ends with 0 (done), 1 (refused in one sentence), 2 (a usage
-error) or 3 (a conflict), never with an uncaught exception or a traceback.
+error) or 3 (a conflict), never with an uncaught exception or a traceback. The same holds for
+any config.toml: known keys (and near misses) with values of any TOML type.
 Commands that serve, open a TUI or call the PBX (daemon, panel, demo, simulator, subscribe,
 status, unsubscribe, reconcile) are left out: they would block or reach the network.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from beeline_missed import config
 from beeline_missed.cli import app
 from beeline_missed.register import Register
 from tests.factories import add_call
@@ -98,3 +101,43 @@ def test_any_command_line_ends_in_a_sentence_not_a_traceback(shop: None, args: l
     if result.exit_code == 1:  # refused: one sentence on stderr
         said = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(said) == 1 and said[0].startswith(("Error: ", "Ошибка: ")), (args, said)
+
+
+# -- config.toml: any known (or nearly known) key with any TOML value ----------------------
+
+SCALAR = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(
+        lambda f: {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(str(f), repr(f))
+    ),
+    st.booleans().map(lambda b: "true" if b else "false"),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=20).map(json.dumps),
+)
+VALUE = st.one_of(
+    SCALAR,
+    st.lists(SCALAR, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+    st.dictionaries(st.sampled_from(["mon", "201", "x"]), SCALAR, max_size=2).map(
+        lambda table: "{" + ", ".join(f'"{k}" = {v}' for k, v in table.items()) + "}"
+    ),
+)
+KEY = st.one_of(st.sampled_from(sorted(config._KNOWN | {"db"})), st.sampled_from(["setle", "x"]))
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(entries=st.dictionaries(KEY, VALUE, min_size=1, max_size=3))
+def test_any_config_file_ends_in_a_sentence_not_a_traceback(
+    shop: None, home: Path, entries: dict[str, str]
+) -> None:
+    (home / "config.toml").write_text(
+        "".join(f"{key} = {value}\n" for key, value in entries.items()), encoding="utf-8"
+    )
+    for args in (["config", "show", "--json"], ["list", "--json"]):
+        result = runner.invoke(app, args)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise AssertionError(f"{entries!r} raised {result.exception!r}") from result.exception
+        assert result.exit_code in (0, 1), (entries, result.output)
+        assert "Traceback" not in result.output
