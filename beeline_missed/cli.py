@@ -476,19 +476,29 @@ def daemon_command(
 
 @app.command("replay")
 def replay_command(ctx: typer.Context, json_: JsonOption = False) -> None:
-    """Rebuild the register's call decisions from the inbox (staff's handling is kept)."""
+    """Rebuild the register's call decisions from the inbox under the current detection rules.
+
+    Staff's handling is kept; calls now found answered (by a person, or picked up) that nobody
+    handled yet are closed as answered.
+    """
     from beeline_missed.output import print_json, say
-    from beeline_missed.processing import replay
+    from beeline_missed.processing import replay, targets_from_settings
 
     settings = state(ctx).settings()
+    targets_from = targets_from_settings(settings)
     register = state(ctx).register()
-    summary = replay(register, settle=settings.settle)
+    summary = replay(
+        register,
+        settle=settings.settle,
+        stale_after=settings.stale_after,
+        targets_from=targets_from,
+    )
     if json_:
         print_json(summary)
     else:
         say(
             f"Replayed {summary['events']} events: {summary['calls_after']} calls in the "
-            f"register, {summary['added']} added."
+            f"register, {summary['added']} added, {summary['closed']} closed as answered."
         )
 
 

@@ -50,6 +50,18 @@ class Settings:
     reconcile_tolerance: float = 120.0
     statistics_missed_statuses: tuple[str, ...] = ("MISSED",)
     auto_close: bool = True
+    # Who is a person and what is the PBX's own service, by target id (regular expressions,
+    # case-insensitive). The id forms are known from public integrations only: docs, "Who is a
+    # person". A voice menu's or queue's answer does not make a call answered.
+    voice_menu_targets: tuple[str, ...] = ("_vxml",)
+    queue_targets: tuple[str, ...] = ("^MPBX",)
+    hunt_group_targets: tuple[str, ...] = ("_hg_",)
+    voicemail_targets: tuple[str, ...] = ("voicemail",)
+    person_targets: tuple[str, ...] = (r"^SIP[^@]*@mpbx\.sip\.beeline\.ru$",)
+    # A target neither on the abonent list nor a service: "service" (its answer does not count;
+    # the list is refreshed at once) or "person".
+    unknown_targets: str = "service"
+    abonents_refresh_interval: float = 3600.0
     # -- reconcile, auto-close, hours, notifications (issue 8) --
     # Each run re-reads this much before the last reconciled moment: a call still ringing at
     # the previous run reaches the statistics only once it ended.
