@@ -11,6 +11,7 @@ from typing import Any
 
 from beeline_missed import phones, timefmt
 from beeline_missed.card import status_label
+from beeline_missed.detection import LOST_AT_LABELS
 
 # Staff read these headers, so they are in Russian.
 LIST_HEADERS = (
@@ -42,6 +43,11 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         "handled_at": timefmt.iso_local(row.get("handled_at"), zone),
         "closed_by": row.get("closed_by"),
         "outside_hours": bool(row.get("outside_hours")),
+        # Where the call was lost (voice_menu, queue, ringing, busy, forwarded; null when the
+        # statistics catch-up registered it) and the outside number it was forwarded to.
+        "lost_at": row.get("lost_at"),
+        "lost_at_label": LOST_AT_LABELS.get(row.get("lost_at") or ""),
+        "forwarded_to": row.get("forwarded_to"),
         "version": row.get("version"),
         # One open case per caller: how often they tried, since when, and which calls.
         "attempts": int(row.get("attempts") or 1),
@@ -91,15 +97,30 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
     """The card's fields in the order staff read them."""
     number = phones.display(row.get("phone"))
     client = row.get("client")
-    return [
+    lines = [
         ("Номер", f"{number} — {client}" if client else number),
         ("Дата и время", timefmt.show_local(row.get("called_at"), zone)),
         ("Попыток", attempts_text(row, zone)),
         ("Линия", row.get("line") or ""),
+    ]
+    lines += where_lost_lines(row)
+    return [
+        *lines,
         ("Статус", status_label(row["status"])),
         ("Результат", row.get("result") or ""),
         ("Кто перезвонил", row.get("user") or ""),
     ]
+
+
+def where_lost_lines(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """«Где потерян» and «Переадресован на», when detection knows them."""
+    lines = []
+    label = LOST_AT_LABELS.get(row.get("lost_at") or "")
+    if label:
+        lines.append(("Где потерян", label))
+    if row.get("forwarded_to"):
+        lines.append(("Переадресован на", phones.display(row["forwarded_to"])))
+    return lines
 
 
 def attempts_text(row: Mapping[str, Any], zone: tzinfo) -> str:

@@ -611,6 +611,14 @@ def subscribe_command(
     all_abonents: Annotated[
         bool, typer.Option("--all-abonents", help="Subscribe every abonent the PBX lists.")
     ] = False,
+    enterprise: Annotated[
+        bool,
+        typer.Option(
+            "--enterprise",
+            help="One subscription with no pattern: the whole PBX, voice menus and queues "
+            "included (recommended).",
+        ),
+    ] = False,
     expires: Annotated[
         int | None,
         typer.Option(
@@ -634,19 +642,29 @@ def subscribe_command(
     ] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Subscribe to the PBX's call events: one subscription per pattern.
+    """Subscribe to the PBX's call events: one subscription per pattern, or one for the whole PBX.
 
-    Each is recorded with the lifetime the PBX granted. A pattern already held for the same URL
-    and type is renewed (the new one made first, then the old one deleted), never doubled.
-    The daemon keeps the recorded subscriptions alive.
+    --enterprise sees every call of the PBX, its voice menus and queues too, so a caller who
+    gave up in a menu or a queue is registered; per-abonent subscriptions see only calls that
+    rang a person's phone. Each is recorded with the lifetime the PBX granted. A pattern
+    already held for the same URL and type is renewed (the new one made first, then the old
+    one deleted), never doubled. The daemon keeps the recorded subscriptions alive.
     """
     from beeline_missed import subscriptions, timefmt
     from beeline_missed.output import print_json, say
 
     settings = state(ctx).settings()
-    chosen = list(patterns or [])
+    chosen: list[str | None] = list(patterns or [])
+    if enterprise and (chosen or all_abonents):
+        raise UserError(
+            "--enterprise covers every abonent: give it without --pattern or --all-abonents."
+        )
+    if enterprise:
+        chosen = [None]
     if not chosen and not all_abonents:
-        raise UserError("Say what to subscribe: --pattern P (repeatable) or --all-abonents.")
+        raise UserError(
+            "Say what to subscribe: --enterprise, --pattern P (repeatable) or --all-abonents."
+        )
     kind = (type_ or settings.subscription_type).upper()
     asked = expires or settings.subscription_expires
     target = subscriptions.validate(asked, kind, url or settings.public_url)
@@ -661,7 +679,7 @@ def subscribe_command(
         return
     table = [
         [
-            row["pattern"],
+            row["pattern"] or subscriptions.WHOLE_PBX,
             row["id"],
             "active",
             _duration(row["expires"]),
@@ -711,7 +729,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     if rows:
         table = [
             [
-                row["pattern"] or "all abonents",
+                row["pattern"] or subscriptions.WHOLE_PBX,
                 row["id"],
                 row["live_state"],
                 _duration(row["seconds_left"]) if row["live_state"] == "active" else "",
