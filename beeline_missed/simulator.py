@@ -446,7 +446,16 @@ class Simulator:
         for session_steps in sessions.values():
             legs = [s.leg for s in session_steps]
             first = legs[0]
-            answered = next((leg for leg in legs if leg.answer_ms is not None), None)
+            # A person's answer: a voice menu's or a queue's greeting is not one.
+            answered = next(
+                (
+                    leg
+                    for leg in legs
+                    if leg.answer_ms is not None
+                    and (leg.acd_user_id or self.find_abonent(leg.target_id))
+                ),
+                None,
+            )
             target = answered.target_id if answered else first.target_id
             abonent = self.find_abonent(target) or {"userId": target}
             remote = _digits(first.remote_address or first.remote_user_dn or "")
