@@ -304,7 +304,7 @@ def list_calls(
     the last one. --all lists every call of the register on its own line, handled ones too.
     """
     from beeline_missed import calls_view
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.output import console, print_json, say
 
     zone = _zone(ctx)
     rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
@@ -314,7 +314,7 @@ def list_calls(
         say("Звонков нет." if all_ else "Пропущенных звонков нет.")
     else:
         title = "Все звонки" if all_ else "Пропущенные звонки"
-        print_table(calls_view.LIST_HEADERS, calls_view.table_rows(rows, zone), title=title)
+        console.print(calls_view.CallTable(rows, zone, title=title))
 
 
 @app.command("watch")
