@@ -360,3 +360,42 @@ def test_watch_keeps_the_number_and_date_whole(db_path: Path, width: int) -> Non
     finally:
         reader.close()
         writer.close()
+
+
+# -- plain-text styles ----------------------------------------------------------------------
+
+
+def test_list_fmt_github_prints_every_column_whatever_the_width(register: Register) -> None:
+    shop_morning(register)
+    handle(register, 1, "Записан на ремонт")
+    expected = (
+        "|   № | Дата и время     | Номер            | Клиент               |   Попыток "
+        "| Линия                        | Статус      | Результат         | Кто   |\n"
+        "|-----|------------------|------------------|----------------------|-----------"
+        "|------------------------------|-------------|-------------------|-------|\n"
+        "|   4 | 27.11.2026 12:30 | номер скрыт      |                      |         1 "
+        "| 201                          | Пропущен    |                   |       |\n"
+        "|   3 | 27.11.2026 11:30 | +7 495 111-22-33 |                      |         1 "
+        "| 9001100000, 9001100001 +1998 | Пропущен    |                   |       |\n"
+        "|   2 | 27.11.2026 10:30 | +7 916 555-00-11 | Иванов Иван Петрович |         1 "
+        "| 200                          | Пропущен    |                   |       |\n"
+        "|   1 | 27.11.2026 10:20 | +7 916 555-00-11 | Иванов Иван Петрович |         1 "
+        "| 200                          | Перезвонили | Записан на ремонт | Анна  |\n"
+    )
+    assert list_at(60, "--all", "--fmt", "github") == expected
+    assert list_at(200, "--all", "--fmt", "github") == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fmt", "markdown"], "Unknown table style 'markdown'; use one of: asciidoc, "),
+        (["--fmt", "github", "--json"], "Give --json or --fmt, not both."),
+    ],
+)
+def test_bad_fmt_is_one_sentence(register: Register, args: list[str], message: str) -> None:
+    add_call(register, "a", called_at="2026-11-27T07:30:00Z")
+    result = runner.invoke(app, ["list", *args])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}")
+    assert len(result.output.strip().splitlines()) == 1
