@@ -404,6 +404,7 @@ class Workers:
             client.close()
             register.close()
 
+
     def _reconcile_loop(self) -> None:
         """Catch up from the call statistics on start and every reconcile_interval."""
         if not self.settings.api_token:

@@ -213,9 +213,7 @@ class Processor:
                 return None, None
             legs = [_leg_from_row(row) for row in reg.session_legs(conn, tracking_id)]
             decision = detection.decide(
-                legs,
-                seconds_since_last_event=since,
-                settle=self.settle,
+                legs, seconds_since_last_event=since, settle=self.settle,
                 stale_after=self.stale_after,
             )
             if decision.state == detection.PENDING:
