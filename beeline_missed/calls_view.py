@@ -57,6 +57,7 @@ LIST_HEADERS = tuple(column.header for column in LIST_COLUMNS)
 # A hunt group rings every abonent in it; the list names the first few and counts the rest.
 LINE_NAMES_SHOWN = 2
 NEW_MARK = "новый"
+UNBOUNDED = 1_000_000  # columns: a width no table needs
 
 
 def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
@@ -156,6 +157,11 @@ class CallTable:
         self.columns = list(columns)
         self.cells = plain_rows(rows, zone, self.columns)
         self.styles = ["bold" if bold and bold(row) else None for row in rows]
+        # An empty column, or one saying «Пропущен» on every row of the default list, tells no
+        # row from another: it gives way before those that do, and goes unmentioned.
+        self.tells_rows_apart = [
+            len({row[i] for row in self.cells}) > 1 for i in range(len(self.columns))
+        ]
         self._fitted: dict[int, Table] = {}
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
@@ -175,7 +181,7 @@ class CallTable:
 
         # Measured unbounded: at the target width rich reports what it would squeeze to, not
         # what the columns need (each cell's longest word, the whole number and date).
-        unbounded = options.update_width(10**6)
+        unbounded = options.update_width(UNBOUNDED)
         shown = list(range(len(self.columns)))
         for victim in self._give_way_order():
             table = self._table(shown)
@@ -184,14 +190,9 @@ class CallTable:
             shown.remove(victim)
         return self._table(shown)
 
-    def _tells_rows_apart(self, index: int) -> bool:
-        # An empty column, or one saying «Пропущен» on every row of the default list, can go
-        # before any column that differs from row to row, and unmentioned.
-        return len({row[index] for row in self.cells}) > 1
-
     def _give_way_order(self) -> list[int]:
         optional = [i for i, column in enumerate(self.columns) if column.give_way is not None]
-        return sorted(optional, key=lambda i: (self._tells_rows_apart(i), self.columns[i].give_way))
+        return sorted(optional, key=lambda i: (self.tells_rows_apart[i], self.columns[i].give_way))
 
     def _table(self, shown: list[int]) -> Table:
         from rich.cells import cell_len
@@ -201,7 +202,7 @@ class CallTable:
         hidden = [
             self.columns[i].header
             for i in range(len(self.columns))
-            if i not in shown and self._tells_rows_apart(i)
+            if i not in shown and self.tells_rows_apart[i]
         ]
         caption = f"Не поместились: {', '.join(hidden)}." if hidden else None
         table = Table(title=self.title, caption=caption)
