@@ -303,7 +303,7 @@ def test_a_long_client_name_wraps_but_loses_nothing(register: Register) -> None:
 
 
 @pytest.mark.parametrize("width", range(60, 161, 5))
-def test_no_line_is_wider_than_the_terminal(register: Register, width: int) -> None:
+def test_at_any_width_the_number_and_date_are_whole_and_fit(register: Register, width: int) -> None:
     shop_morning(register)
     handle(register, 1, "Записан на ремонт")
     for args in ([], ["--all"]):
