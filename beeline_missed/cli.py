@@ -129,6 +129,15 @@ LimitOption = Annotated[
     int | None, typer.Option("--limit", min=1, help="Show at most N rows.", metavar="N")
 ]
 CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
+FmtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fmt",
+        metavar="STYLE",
+        help="Print a plain-text table in this style instead: github, grid, plain, simple, pipe, "
+        "psql, rst, tsv, html, latex or any other format of the tabulate library.",
+    ),
+]
 
 
 def _zone(ctx: typer.Context) -> Any:
@@ -297,24 +306,32 @@ def list_calls(
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
     limit: LimitOption = None,
     json_: JsonOption = False,
+    fmt: FmtOption = None,
 ) -> None:
     """Missed calls, newest first: one line per caller still «Пропущен».
 
     A caller who tried several times is one line with the number of attempts and the time of
     the last one. --all lists every call of the register on its own line, handled ones too.
+    On a narrow terminal (and in a pipe, 80 columns) the number, date and client stay whole
+    and the other columns give way; --fmt prints every column as plain text.
     """
     from beeline_missed import calls_view
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.output import console, print_json, print_text, say, table_style
 
+    style = None if fmt is None else table_style(fmt)
+    if style and json_:
+        raise UserError("Give --json or --fmt, not both.")
     zone = _zone(ctx)
     rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
         say("Звонков нет." if all_ else "Пропущенных звонков нет.")
+    elif style:
+        print_text(calls_view.plain_table(rows, zone, style))
     else:
         title = "Все звонки" if all_ else "Пропущенные звонки"
-        print_table(calls_view.LIST_HEADERS, calls_view.table_rows(rows, zone), title=title)
+        console.print(calls_view.CallTable(rows, zone, title=title))
 
 
 @app.command("watch")
@@ -938,6 +955,7 @@ def report(
         ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    style: FmtOption = None,
 ) -> None:
     """Missed calls over a period: filtered, grouped, with subtotals; for people and cron.
 
@@ -953,13 +971,14 @@ def report(
       beeline-missed report --period yesterday --group-by user
       beeline-missed report --period last-month --group-by week --group-by line -o month.xlsx
       beeline-missed report --from 01.11.2026 --to 30.11.2026 --where status = missed --json
+      beeline-missed report --period last-week --group-by user --fmt github   # for a wiki
       # crontab: last week's report as a page, every Monday at 07:00
       0 7 * * 1  beeline-missed report --period last-week --group-by day -o /srv/week.html
     """
     import sys
 
     from beeline_missed import report_formats, reports
-    from beeline_missed.output import console
+    from beeline_missed.output import console, print_text, table_style
 
     settings = state(ctx).settings()
     chosen = "json" if json_ else fmt
@@ -971,6 +990,10 @@ def report(
         raise UserError(
             f"Unknown format {chosen!r}; use one of: {', '.join(report_formats.FORMATS)}."
         )
+    if style is not None:
+        style = table_style(style)
+        if chosen != "table":  # from --format, --json or the --output suffix
+            raise UserError(f"--fmt styles the table, not {chosen} output.")
     zone = reports.report_zone(settings.timezone)
     spec = reports.Spec(
         period=reports.resolve_period(period, date_from, date_to, zone),
@@ -981,7 +1004,13 @@ def report(
     if chosen == "xlsx" and output is None and sys.stdout.isatty():
         raise UserError("An xlsx report is binary: give --output FILE or redirect stdout.")
     result = reports.build_report(settings.db, spec)
-    if output is not None:
+    if style is not None:
+        text = report_formats.plain_table(result, style)
+        if output is not None:
+            report_formats.write_atomic(output, (text + "\n").encode("utf-8"))
+        else:
+            print_text(text)
+    elif output is not None:
         report_formats.write_atomic(output, report_formats.render(result, chosen))
     elif chosen == "table" and console.is_terminal:
         report_formats.print_table(result, console)
