@@ -260,6 +260,22 @@ CONFIG_TEMPLATE = """\
 # Close open missed calls when the client gets through later or staff reach them.
 # auto_close = true
 
+# Who is a person: only a person's answer makes a call answered. The PBX's own
+# services (voice menu, call-centre queue, hunt group pilot, voicemail) answer calls
+# too; they are told by their target ids (regular expressions, case-insensitive; the
+# forms come from public integrations, so check them against your PBX's events).
+# voice_menu_targets = ["_vxml"]
+# queue_targets = ["^MPBX"]
+# hunt_group_targets = ["_hg_"]
+# voicemail_targets = ["voicemail"]
+# People are the PBX's abonents (GET abonents, refreshed every
+# abonents_refresh_interval seconds and when an unknown target shows up) and targets
+# matching person_targets. A target that is neither: "service" (its answer does not
+# count) or "person".
+# person_targets = ['^SIP[^@]*@mpbx\\.sip\\.beeline\\.ru$']
+# unknown_targets = "service"
+# abonents_refresh_interval = 3600
+
 # Reconciliation re-reads this many seconds before the last reconciled moment
 # (calls still ringing then), and its first run ever looks this far back.
 # reconcile_overlap = 900
