@@ -728,11 +728,10 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
             rows = subscriptions.status(register, pbx)
     last_event = subscriptions.last_event_at(register)
     upkeep_error = subscriptions.upkeep_error(register)
-    # -- reconcile (issue 8): the last reconciliation and what it recovered --
+    # The last reconciliation and what it recovered.
     from beeline_missed import reconcile
 
     last_reconcile = reconcile.last_run(register)
-    # -- end reconcile --
     if json_:
         print_json(
             {
@@ -766,11 +765,11 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         say("No event received yet.")
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
-    say(_reconcile_line(last_reconcile, zone))  # reconcile (issue 8)
+    say(_reconcile_line(last_reconcile, zone))
 
 
 def _reconcile_json(last: dict[str, Any] | None, zone: Any) -> dict[str, Any] | None:
-    """`status --json`'s reconciliation object, times local (reconcile, issue 8)."""
+    """`status --json`'s reconciliation object, times local."""
     from beeline_missed import timefmt
 
     if last is None:

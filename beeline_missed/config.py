@@ -62,7 +62,7 @@ class Settings:
     # the list is refreshed at once) or "person".
     unknown_targets: str = "service"
     abonents_refresh_interval: float = 3600.0
-    # -- reconcile, auto-close, hours, notifications (issue 8) --
+    # -- reconcile, auto-close, hours, notifications --
     # Each run re-reads this much before the last reconciled moment: a call still ringing at
     # the previous run reaches the statistics only once it ended.
     reconcile_overlap: float = 900.0

@@ -270,7 +270,7 @@ class Workers:
     wake: threading.Event = field(default_factory=threading.Event)
     terminated: queue.Queue[str] = field(default_factory=queue.Queue)
     threads: list[threading.Thread] = field(default_factory=list)
-    # -- reconcile, auto-close, hours, notifications (issue 8) --
+    # -- reconcile, auto-close, hours, notifications --
     notifier: Any = None  # notify.Notifier when a channel is configured
     hours: Any = None  # hours.WorkingHours, built at start
     drained: threading.Event = field(default_factory=threading.Event)  # inbox processed once
@@ -609,7 +609,7 @@ def run(
     hook_path(settings.public_url)  # fail before forking
     from beeline_missed import hours
 
-    hours.from_settings(settings)  # a bad working_hours table too (issue 8)
+    hours.from_settings(settings)  # a bad working_hours table too
     parse_listen(settings.listen)
     settings = replace(settings, db=settings.db.resolve())  # detaching changes the folder
     if not detach:

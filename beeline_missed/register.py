@@ -310,7 +310,7 @@ class Register:
         return [dict(row) for row in self.conn.execute(sql, ids)]
 
     # -- clients directory ----------------------------------------------------------------
-    # Owned by the staff workflow (issue 4). A client is matched on re-import by its
+    # The staff workflow. A client is matched on re-import by its
     # external id (1C «Код») when the file has one, else by its name with case and spacing
     # ignored, so importing the same export twice updates rather than duplicates.
 
@@ -813,7 +813,7 @@ class Register:
         return bytes(row[0])
 
     # -- reconcile and auto-close ---------------------------------------------------------
-    # Owned by issue 8: statistics reconciliation, auto-closing, the abonents cache.
+    # Statistics reconciliation, auto-closing, the abonents cache.
 
     @staticmethod
     def _stored_bounds(epoch_ms: int, tolerance_ms: int) -> tuple[str, str]:
@@ -920,7 +920,7 @@ class Register:
     def cached_abonents(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.conn.execute("SELECT * FROM abonents ORDER BY user_id")]
 
-    # -- load and faults (issue 7) -------------------------------------------------------
+    # -- load and faults --------------------------------------------------------------
 
     def fast_commits(self) -> None:
         """Commit without waiting for the disk, on a connection that writes only what the inbox
