@@ -237,6 +237,15 @@ LimitOption = Annotated[
     typer.Option("--limit", **COUNT, help="Show at most N rows (1 or more).", metavar="N"),
 ]
 CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
+FmtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fmt",
+        metavar="STYLE",
+        help="Print a plain-text table in this style instead: github, grid, plain, simple, pipe, "
+        "psql, rst, tsv, html, latex or any other format of the tabulate library.",
+    ),
+]
 
 
 def _zone(ctx: typer.Context) -> Any:
@@ -409,24 +418,32 @@ def list_calls(
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
     limit: LimitOption = None,
     json_: JsonOption = False,
+    fmt: FmtOption = None,
 ) -> None:
     """Missed calls, newest first: one line per caller still «Пропущен».
 
     A caller who tried several times is one line with the number of attempts and the time of
     the last one. --all lists every call of the register on its own line, handled ones too.
+    On a narrow terminal (and in a pipe, 80 columns) the number, date and client stay whole
+    and the other columns give way; --fmt prints every column as plain text.
     """
     from beeline_missed import calls_view
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.output import console, print_json, print_text, say, table_style
 
+    style = None if fmt is None else table_style(fmt)
+    if style and json_:
+        raise UserError("Give --json or --fmt, not both.")
     zone = _zone(ctx)
     rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
         say("Звонков нет." if all_ else "Пропущенных звонков нет.")
+    elif style:
+        print_text(calls_view.plain_table(rows, zone, style))
     else:
         title = "Все звонки" if all_ else "Пропущенные звонки"
-        print_table(calls_view.LIST_HEADERS, calls_view.table_rows(rows, zone), title=title)
+        console.print(calls_view.CallTable(rows, zone, title=title))
 
 
 @app.command("watch")
@@ -610,19 +627,29 @@ def daemon_command(
 
 @app.command("replay")
 def replay_command(ctx: typer.Context, json_: JsonOption = False) -> None:
-    """Rebuild the register's call decisions from the inbox (staff's handling is kept)."""
+    """Rebuild the register's call decisions from the inbox under the current detection rules.
+
+    Staff's handling is kept; calls now found answered (by a person, or picked up) that nobody
+    handled yet are closed as answered.
+    """
     from beeline_missed.output import print_json, say
-    from beeline_missed.processing import replay
+    from beeline_missed.processing import replay, targets_from_settings
 
     settings = state(ctx).settings()
+    targets_from = targets_from_settings(settings)
     register = state(ctx).register()
-    summary = replay(register, settle=settings.settle)
+    summary = replay(
+        register,
+        settle=settings.settle,
+        stale_after=settings.stale_after,
+        targets_from=targets_from,
+    )
     if json_:
         print_json(summary)
     else:
         say(
             f"Replayed {summary['events']} events: {summary['calls_after']} calls in the "
-            f"register, {summary['added']} added."
+            f"register, {summary['added']} added, {summary['closed']} closed as answered."
         )
 
 
@@ -741,6 +768,14 @@ def subscribe_command(
     all_abonents: Annotated[
         bool, typer.Option("--all-abonents", help="Subscribe every abonent the PBX lists.")
     ] = False,
+    enterprise: Annotated[
+        bool,
+        typer.Option(
+            "--enterprise",
+            help="One subscription with no pattern: the whole PBX, voice menus and queues "
+            "included (recommended).",
+        ),
+    ] = False,
     expires: Annotated[
         int | None,
         typer.Option(
@@ -765,19 +800,29 @@ def subscribe_command(
     ] = None,
     json_: JsonOption = False,
 ) -> None:
-    """Subscribe to the PBX's call events: one subscription per pattern.
+    """Subscribe to the PBX's call events: one subscription per pattern, or one for the whole PBX.
 
-    Each is recorded with the lifetime the PBX granted. A pattern already held for the same URL
-    and type is renewed (the new one made first, then the old one deleted), never doubled.
-    The daemon keeps the recorded subscriptions alive.
+    --enterprise sees every call of the PBX, its voice menus and queues too, so a caller who
+    gave up in a menu or a queue is registered; per-abonent subscriptions see only calls that
+    rang a person's phone. Each is recorded with the lifetime the PBX granted. A pattern
+    already held for the same URL and type is renewed (the new one made first, then the old
+    one deleted), never doubled. The daemon keeps the recorded subscriptions alive.
     """
     from beeline_missed import subscriptions, timefmt
     from beeline_missed.output import print_json, say
 
     settings = state(ctx).settings()
-    chosen = list(patterns or [])
+    chosen: list[str | None] = list(patterns or [])
+    if enterprise and (chosen or all_abonents):
+        raise UserError(
+            "--enterprise covers every abonent: give it without --pattern or --all-abonents."
+        )
+    if enterprise:
+        chosen = [None]
     if not chosen and not all_abonents:
-        raise UserError("Say what to subscribe: --pattern P (repeatable) or --all-abonents.")
+        raise UserError(
+            "Say what to subscribe: --enterprise, --pattern P (repeatable) or --all-abonents."
+        )
     kind = (type_ or settings.subscription_type).upper()
     asked = expires or settings.subscription_expires
     target = subscriptions.validate(asked, kind, url or settings.public_url)
@@ -792,7 +837,7 @@ def subscribe_command(
         return
     table = [
         [
-            row["pattern"],
+            row["pattern"] or subscriptions.WHOLE_PBX,
             row["id"],
             "active",
             _duration(row["expires"]),
@@ -824,11 +869,10 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
             rows = subscriptions.status(register, pbx)
     last_event = subscriptions.last_event_at(register)
     upkeep_error = subscriptions.upkeep_error(register)
-    # -- reconcile (issue 8): the last reconciliation and what it recovered --
+    # The last reconciliation and what it recovered.
     from beeline_missed import reconcile
 
     last_reconcile = reconcile.last_run(register)
-    # -- end reconcile --
     if json_:
         print_json(
             {
@@ -842,7 +886,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     if rows:
         table = [
             [
-                row["pattern"] or "all abonents",
+                row["pattern"] or subscriptions.WHOLE_PBX,
                 row["id"],
                 row["live_state"],
                 _duration(row["seconds_left"]) if row["live_state"] == "active" else "",
@@ -862,11 +906,11 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         say("No event received yet.")
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
-    say(_reconcile_line(last_reconcile, zone))  # reconcile (issue 8)
+    say(_reconcile_line(last_reconcile, zone))
 
 
 def _reconcile_json(last: dict[str, Any] | None, zone: Any) -> dict[str, Any] | None:
-    """`status --json`'s reconciliation object, times local (reconcile, issue 8)."""
+    """`status --json`'s reconciliation object, times local."""
     from beeline_missed import timefmt
 
     if last is None:
@@ -1056,6 +1100,7 @@ def report(
         ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    style: FmtOption = None,
 ) -> None:
     """Missed calls over a period: filtered, grouped, with subtotals; for people and cron.
 
@@ -1071,13 +1116,14 @@ def report(
       beeline-missed report --period yesterday --group-by user
       beeline-missed report --period last-month --group-by week --group-by line -o month.xlsx
       beeline-missed report --from 01.11.2026 --to 30.11.2026 --where status = missed --json
+      beeline-missed report --period last-week --group-by user --fmt github   # for a wiki
       # crontab: last week's report as a page, every Monday at 07:00
       0 7 * * 1  beeline-missed report --period last-week --group-by day -o /srv/week.html
     """
     import sys
 
     from beeline_missed import report_formats, reports
-    from beeline_missed.output import console
+    from beeline_missed.output import console, print_text, table_style
 
     settings = state(ctx).settings()
     chosen = "json" if json_ else fmt
@@ -1089,6 +1135,10 @@ def report(
         raise UserError(
             f"Unknown format {chosen!r}; use one of: {', '.join(report_formats.FORMATS)}."
         )
+    if style is not None:
+        style = table_style(style)
+        if chosen != "table":  # from --format, --json or the --output suffix
+            raise UserError(f"--fmt styles the table, not {chosen} output.")
     zone = reports.report_zone(settings.timezone)
     spec = reports.Spec(
         period=reports.resolve_period(period, date_from, date_to, zone),
@@ -1099,7 +1149,13 @@ def report(
     if chosen == "xlsx" and output is None and sys.stdout.isatty():
         raise UserError("An xlsx report is binary: give --output FILE or redirect stdout.")
     result = reports.build_report(settings.db, spec)
-    if output is not None:
+    if style is not None:
+        text = report_formats.plain_table(result, style)
+        if output is not None:
+            report_formats.write_atomic(output, (text + "\n").encode("utf-8"))
+        else:
+            print_text(text)
+    elif output is not None:
         report_formats.write_atomic(output, report_formats.render(result, chosen))
     elif chosen == "table" and console.is_terminal:
         report_formats.print_table(result, console)

@@ -51,7 +51,19 @@ class Settings:
     reconcile_tolerance: float = 120.0
     statistics_missed_statuses: tuple[str, ...] = ("MISSED",)
     auto_close: bool = True
-    # -- reconcile, auto-close, hours, notifications (issue 8) --
+    # Who is a person and what is the PBX's own service, by target id (regular expressions,
+    # case-insensitive). The id forms are known from public integrations only: docs, "Who is a
+    # person". A voice menu's or queue's answer does not make a call answered.
+    voice_menu_targets: tuple[str, ...] = ("_vxml",)
+    queue_targets: tuple[str, ...] = ("^MPBX",)
+    hunt_group_targets: tuple[str, ...] = ("_hg_",)
+    voicemail_targets: tuple[str, ...] = ("voicemail",)
+    person_targets: tuple[str, ...] = (r"^SIP[^@]*@mpbx\.sip\.beeline\.ru$",)
+    # A target neither on the abonent list nor a service: "service" (its answer does not count;
+    # the list is refreshed at once) or "person".
+    unknown_targets: str = "service"
+    abonents_refresh_interval: float = 3600.0
+    # -- reconcile, auto-close, hours, notifications --
     # Each run re-reads this much before the last reconciled moment: a call still ringing at
     # the previous run reaches the statistics only once it ended.
     reconcile_overlap: float = 900.0
@@ -364,6 +376,22 @@ CONFIG_TEMPLATE = """\
 
 # Close open missed calls when the client gets through later or staff reach them.
 # auto_close = true
+
+# Who is a person: only a person's answer makes a call answered. The PBX's own
+# services (voice menu, call-centre queue, hunt group pilot, voicemail) answer calls
+# too; they are told by their target ids (regular expressions, case-insensitive; the
+# forms come from public integrations, so check them against your PBX's events).
+# voice_menu_targets = ["_vxml"]
+# queue_targets = ["^MPBX"]
+# hunt_group_targets = ["_hg_"]
+# voicemail_targets = ["voicemail"]
+# People are the PBX's abonents (GET abonents, refreshed every
+# abonents_refresh_interval seconds and when an unknown target shows up) and targets
+# matching person_targets. A target that is neither: "service" (its answer does not
+# count) or "person".
+# person_targets = ['^SIP[^@]*@mpbx\\.sip\\.beeline\\.ru$']
+# unknown_targets = "service"
+# abonents_refresh_interval = 3600
 
 # Reconciliation re-reads this many seconds before the last reconciled moment
 # (calls still ringing then), and its first run ever looks this far back.

@@ -33,6 +33,7 @@ from beeline_missed import xsi
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.processing import Processor, now_ms
+from beeline_missed.processing import targets_from_settings as processing_targets
 from beeline_missed.register import Register
 
 log = logging.getLogger("beeline_missed.daemon")
@@ -272,15 +273,22 @@ class Workers:
     wake: threading.Event = field(default_factory=threading.Event)
     terminated: queue.Queue[str] = field(default_factory=queue.Queue)
     threads: list[threading.Thread] = field(default_factory=list)
-    # -- reconcile, auto-close, hours, notifications (issue 8) --
+    # -- reconcile, auto-close, hours, notifications --
     notifier: Any = None  # notify.Notifier when a channel is configured
     hours: Any = None  # hours.WorkingHours, built at start
     drained: threading.Event = field(default_factory=threading.Event)  # inbox processed once
+    # Who is a person, by target id: built at start (bad patterns fail there).
+    targets_from: Any = None
+    # Set when an event names a target the abonent list lacks: refresh the list now.
+    unknown_target: threading.Event = field(default_factory=threading.Event)
+    abonents_changed: threading.Event = field(default_factory=threading.Event)
+    asked_about: set[str] = field(default_factory=set)
 
     def start(self) -> None:
         from beeline_missed import hours, notify, timefmt
 
         self.hours = hours.from_settings(self.settings)  # a bad table fails here, at start
+        self.targets_from = processing_targets(self.settings)
         log.info("working hours: %s", hours.describe(self.hours))
         channels = notify.senders(self.settings)
         if channels:
@@ -290,6 +298,7 @@ class Workers:
             threading.Thread(target=self._process_loop, name="processor", daemon=True),
             threading.Thread(target=self._keep_loop, name="keeper", daemon=True),
             threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True),
+            threading.Thread(target=self._abonents_loop, name="abonents", daemon=True),
         ]
         for thread in self.threads:
             thread.start()
@@ -329,6 +338,8 @@ class Workers:
             on_missed=[self._after_missed(register)],
             outside_hours=self.hours.is_outside,
             merge_tolerance=self.settings.reconcile_tolerance,
+            targets_from=self.targets_from,
+            on_unknown_target=[self._on_unknown_target],
         )
         if self.settings.auto_close:
             from beeline_missed.autoclose import AutoCloser
@@ -340,6 +351,9 @@ class Workers:
         try:
             while True:
                 try:
+                    if self.abonents_changed.is_set():
+                        self.abonents_changed.clear()
+                        processor.forget_targets()
                     written = processor.run_once()
                     for row in written:
                         log.info("missed call registered: id %s", row)
@@ -408,6 +422,47 @@ class Workers:
             register.close()
 
 
+    def _on_unknown_target(self, target_id: str) -> None:
+        # Each unknown target asks for one refresh; one still unknown after it is not a person.
+        if target_id not in self.asked_about and len(self.asked_about) < 10_000:
+            self.asked_about.add(target_id)
+            log.info("target %s is not on the abonent list; refreshing the list", target_id[:80])
+            self.unknown_target.set()
+
+    def _abonents_loop(self) -> None:
+        """Keep the PBX's abonent list (who is a person) fresh: at start, every
+        abonents_refresh_interval, and soon after an event names a target the list lacks."""
+        if not self.settings.api_token:
+            log.warning("no API token: people and services are told apart by their ids only")
+            return
+        from beeline_missed.pbx import PbxClient
+
+        register = DaemonRegister.open(self.settings.db)
+        client = PbxClient.from_settings(self.settings)
+        backoff = Backoff()
+        next_refresh = 0.0
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if now >= next_refresh or self.unknown_target.is_set():
+                    try:
+                        count = register.replace_abonents(client.abonents())
+                        self.abonents_changed.set()
+                        self.wake.set()
+                        backoff.succeeded()
+                        log.info("abonent list refreshed: %s abonents", count)
+                        next_refresh = now + float(self.settings.abonents_refresh_interval)
+                    except Exception as exc:  # the PBX down: keep the cached list
+                        log.warning("cannot refresh the abonent list: %s", exc)
+                        next_refresh = now + backoff.failed()
+                    # An unknown target asks again at most once a minute.
+                    self.stop.wait(60.0 if self.unknown_target.is_set() else 0.0)
+                    self.unknown_target.clear()
+                self.stop.wait(1.0)
+        finally:
+            client.close()
+            register.close()
+
     def _reconcile_loop(self) -> None:
         """Catch up from the call statistics on start and every reconcile_interval."""
         if not self.settings.api_token:
@@ -427,11 +482,6 @@ class Workers:
         try:
             while not self.stop.is_set():
                 try:
-                    # Names for auto-closed cards; a failure here must not stop the catch-up.
-                    try:
-                        register.replace_abonents(client.abonents())
-                    except Exception as exc:
-                        log.warning("cannot refresh the abonent list: %s", exc)
                     summary = reconcile.run_scheduled(
                         register, client, self.settings, outside_hours=self.hours.is_outside
                     )

@@ -3,7 +3,9 @@
 In one process, on loopback: the PBX simulator, the daemon subscribed to it (through the real
 PBX client and subscription code), a demo register with a clients directory imported from a
 1C-style CSV, and a traffic thread that plays a small car-repair shop's calls: answered calls,
-missed calls, hunt groups where a colleague answered, repeat callers, hidden numbers. Missed
+missed calls, hunt groups where a colleague answered, repeat callers, hidden numbers, a voice
+menu and a queue (callers who gave up there, and ones put through), pickups, busy lines and a
+call forwarded to a mobile. Missed
 calls appear live in the panel (or in the rich live view with `--no-tui`).
 
 Everything is written inside the demo folder (default ./demo-home), which carries a marker
@@ -53,30 +55,61 @@ LEBEDEVA = "+79773456789"
 STRANGER_1 = "+79267771122"
 STRANGER_2 = "+79154443322"
 STRANGER_3 = "+74996660099"
+STRANGER_4 = "+79250001122"
+OWNER_MOBILE = "+79037654321"
 
 
 @dataclass(frozen=True)
 class Call:
-    """One scripted call: who rang whom, and who (if anyone) answered."""
+    """One scripted call: who rang whom, and who (if anyone) answered.
+
+    `kind` is how the PBX handled it: 'plain' (the targets ring at once), 'voice_menu' (the
+    menu answers, the caller gives up in it or is sent to the targets), 'queue' (the targets are
+    agents rung in turn), 'pickup' (a colleague, `answered_by`, picks up the call ringing at the
+    target), 'busy', 'forwarded' (to `forward_to`, outside the PBX), 'outgoing' (staff calling
+    the client).
+    """
 
     note: str
     caller: str | None  # None: a hidden number
     targets: tuple[str, ...]
     answered_by: str | None = None
-    outgoing: bool = False  # staff calling the client
+    kind: str = "plain"
+    forward_to: str | None = None
 
     def steps(self, start_ms: int) -> list[xsi_build.Step]:
-        if self.outgoing:
+        targets = list(self.targets)
+        if self.kind == "outgoing":
             assert self.caller is not None
-            return xsi_build.outgoing_call(self.targets[0], self.caller, start_ms, talk_ms=90_000)
+            return xsi_build.outgoing_call(targets[0], self.caller, start_ms, talk_ms=90_000)
+        if self.kind == "voice_menu":
+            return xsi_build.voice_menu_call(
+                self.caller, start_ms, then=targets or None, answered_by=self.answered_by
+            )
+        if self.kind == "queue":
+            return xsi_build.queue_call(
+                targets, self.caller, start_ms, answered_by=self.answered_by
+            )
+        if self.kind == "pickup":
+            assert self.caller is not None and self.answered_by is not None
+            return xsi_build.pickup_call(targets[0], self.answered_by, self.caller, start_ms)
+        if self.kind == "busy":
+            return xsi_build.busy_call(targets, self.caller, start_ms)
+        if self.kind == "forwarded":
+            assert self.forward_to is not None
+            return xsi_build.forwarded_call(targets[0], self.caller, self.forward_to, start_ms)
         return xsi_build.incoming_call(
-            list(self.targets),
+            targets,
             self.caller,
             start_ms,
             answered_by=self.answered_by,
             ring_ms=20_000,
             talk_ms=120_000,
         )
+
+    @property
+    def outgoing(self) -> bool:
+        return self.kind == "outgoing"
 
     @property
     def missed(self) -> bool:
@@ -89,7 +122,12 @@ HISTORY: list[tuple[int, Call]] = [
     (80, Call("answered in the hunt group", PETROVA, tuple(HUNT_GROUP), answered_by=MASTER_1)),
     (62, Call("missed: hidden number, hunt group", None, tuple(HUNT_GROUP))),
     (40, Call("missed: unknown number, manager", STRANGER_1, (MANAGER,))),
+    (33, Call("not missed: the queue put them through", VOLKOV, (MASTER_1, MASTER_2),
+              answered_by=MASTER_2, kind="queue")),
     (25, Call("answered by reception", KUZNETSOV, (RECEPTION,), answered_by=RECEPTION)),
+    (18, Call("missed: gave up in the voice menu", LEBEDEVA, (), kind="voice_menu")),
+    (12, Call("missed: the manager forwarded it to his mobile", STRANGER_4, (MANAGER,),
+              kind="forwarded", forward_to=OWNER_MOBILE)),
 ]
 
 # Then, live, one call every few seconds (the script repeats, so callers call again).
@@ -100,7 +138,15 @@ LIVE: list[Call] = [
     Call("missed: repeat caller", IVANOV, (RECEPTION,)),
     Call("answered", LEBEDEVA, (RECEPTION,), answered_by=RECEPTION),
     Call("missed: unknown number, hunt group", STRANGER_2, tuple(HUNT_GROUP)),
-    Call("staff call a client back", IVANOV, (RECEPTION,), outgoing=True),
+    Call("staff call a client back", IVANOV, (RECEPTION,), kind="outgoing"),
+    Call("missed: gave up waiting in the queue", KUZNETSOV, (MASTER_1, MASTER_2), kind="queue"),
+    Call("not missed: the queue put them through", PETROVA, (MASTER_1, MASTER_2),
+         answered_by=MASTER_2, kind="queue"),
+    Call("not missed: a colleague picked up", VOLKOV, (MANAGER,), answered_by=RECEPTION,
+         kind="pickup"),
+    Call("missed: the voice menu sent them on, nobody answered", SOKOLOVA, tuple(HUNT_GROUP),
+         kind="voice_menu"),
+    Call("missed: everyone was busy", MOROZOV, (MASTER_1, MASTER_2), kind="busy"),
     Call("missed: a client rang the manager", MOROZOV, (MANAGER,)),
     Call("not missed: the manager answered", STRANGER_3, (RECEPTION, MANAGER), answered_by=MANAGER),
     Call("missed: a company rang the hunt group", ROMASHKA, tuple(HUNT_GROUP)),
@@ -226,7 +272,8 @@ def import_clients(settings: Settings) -> dict[str, int]:
 
 
 def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
-    """Subscribe every abonent of the (simulated) PBX, as `subscribe --all-abonents` does."""
+    """One subscription for the whole (simulated) PBX, as `subscribe --enterprise` does: it sees
+    the voice menu and the queue too."""
     from beeline_missed import subscriptions
     from beeline_missed.pbx import PbxClient
     from beeline_missed.register import Register
@@ -234,11 +281,10 @@ def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
     register = Register.open(settings.db)
     try:
         with PbxClient.from_settings(settings) as pbx:
-            patterns = subscriptions.abonent_patterns(pbx)
             return subscriptions.subscribe(
                 register,
                 pbx,
-                patterns,
+                [None],
                 settings.subscription_expires,
                 settings.subscription_type,
                 settings.public_url,

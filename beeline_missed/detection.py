@@ -2,15 +2,20 @@
 
 Per-leg decisions are wrong for hunt groups (every member who did not pick up gets an unanswered
 release even when a colleague answered), so legs are merged by extTrackingId and a session is
-missed only when no leg of it was answered.
+missed only when no leg of it was answered **by a person**. The PBX's own services — a voice menu
+playing its greeting, a call-centre queue playing music, a hunt group's pilot, voicemail — answer
+calls too; their answers say nothing about whether a client spoke to anyone. `Targets` tells the
+people from the services by the target ids events carry (docs: "Who is a person").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from beeline_missed import phones
+from beeline_missed.errors import UserError
 
 PENDING = "pending"
 MISSED = "missed"
@@ -18,6 +23,33 @@ ANSWERED = "answered"
 IGNORED = "ignored"
 
 HIDDEN = "номер скрыт"
+
+# What a target (the abonent an event is about) is.
+PERSON = "person"
+VOICE_MENU = "voice_menu"
+QUEUE = "queue"
+HUNT_GROUP = "hunt_group"
+VOICEMAIL = "voicemail"
+UNKNOWN = "unknown"  # not a service by its id, but not on the PBX's abonent list either
+SERVICE_KINDS = (VOICE_MENU, QUEUE, HUNT_GROUP, VOICEMAIL)
+
+# Where a missed call was lost: the furthest the caller got, as managers need to fix it.
+LOST_FORWARDED = "forwarded"
+LOST_QUEUE = "queue"
+LOST_RINGING = "ringing"
+LOST_BUSY = "busy"
+LOST_VOICE_MENU = "voice_menu"
+LOST_AT_LABELS = {
+    LOST_VOICE_MENU: "голосовое меню",
+    LOST_QUEUE: "очередь",
+    LOST_RINGING: "не ответили",
+    LOST_BUSY: "занято",
+    LOST_FORWARDED: "переадресован",
+}
+
+# releaseCause/internalReleaseCause values that mean the person could not take the call at all
+# (compared lower-case, by substring: 'Busy', 'User Busy', 'Do Not Disturb', 'DND' …).
+BUSY_CAUSES = ("busy", "do not disturb", "dnd")
 
 
 @dataclass(frozen=True)
@@ -36,10 +68,22 @@ class LegState:
     answered: bool = False
     released: bool = False
     huntgroup: str | None = None
+    # releaseCause/internalReleaseCause: set only when the leg failed (e.g. 'Busy').
+    release_cause: str | None = None
+    # redirect/address: where the PBX forwarded this leg (e.g. 'tel:+79031234567').
+    redirect_to: str | None = None
+    # The leg was rung as a member of a queue (acdCallInfo) or a hunt group (redirections
+    # through a '_hg_' id): whoever it is, it is a person's phone.
+    member: bool = False
 
     @property
     def is_incoming_external(self) -> bool:
         return self.personality == "Terminator" and self.call_type == "Network"
+
+    @property
+    def busy(self) -> bool:
+        cause = (self.release_cause or "").lower()
+        return any(word in cause for word in BUSY_CAUSES)
 
 
 def merge(leg: LegState, update: LegState) -> LegState:
@@ -69,7 +113,127 @@ def merge(leg: LegState, update: LegState) -> LegState:
         answered=leg.answered or update.answered,
         released=leg.released or update.released,
         huntgroup=known(leg.huntgroup, update.huntgroup),
+        release_cause=known(leg.release_cause, update.release_cause),
+        redirect_to=known(leg.redirect_to, update.redirect_to),
+        member=leg.member or update.member,
     )
+
+
+def abonent_name(target_id: str) -> str:
+    """'9001112201@ip.beeline.ru' → '9001112201'."""
+    return target_id.split("@", 1)[0]
+
+
+def _compile(patterns: Iterable[str], what: str) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            raise UserError(
+                f"The {what} pattern {pattern!r} is not a regular expression: {exc}."
+            ) from None
+    return tuple(compiled)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Tells the PBX's people from its own services by the target id of their legs.
+
+    - a target whose id matches a service pattern is that service (ids are known only from public
+      integrations, hence settings: `_vxml` voice menus, `MPBX…` queues, `_hg_` hunt groups);
+    - a target on the PBX's abonent list (by userId, its part before '@', phone or extension), or
+      matching a person pattern (`SIP…@mpbx.sip.beeline.ru` devices), is a person;
+    - with no abonent list at all (no API token) every other target is taken for a person;
+    - otherwise it is UNKNOWN, and `unknown_is_person` says how to take it (a new employee
+      missing from a stale list, or a service with an id we do not know).
+    """
+
+    services: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    people: tuple[re.Pattern[str], ...] = ()
+    abonents: frozenset[str] = frozenset()
+    # E.164 numbers of the abonents: a redirect to one of them is not "forwarded outside".
+    abonent_phones: frozenset[str] = frozenset()
+    unknown_is_person: bool = False
+    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        service_patterns: Mapping[str, Iterable[str]] | None = None,
+        person_patterns: Iterable[str] = (),
+        abonents: Iterable[Mapping[str, object]] = (),
+        unknown_is_person: bool = False,
+    ) -> Targets:
+        services = tuple(
+            (kind, pattern)
+            for kind, patterns in (
+                DEFAULT_SERVICE_PATTERNS if service_patterns is None else service_patterns
+            ).items()
+            for pattern in _compile(patterns, kind.replace("_", " "))
+        )
+        keys: set[str] = set()
+        numbers: set[str] = set()
+        for row in abonents:
+            for name in ("userId", "user_id", "phone", "extension"):
+                value = row.get(name)
+                if value:
+                    keys.update(_keys(str(value)))
+            number = phones.normalise(str(row.get("phone") or ""))
+            if number:
+                numbers.add(number)
+        return cls(
+            services=services,
+            people=_compile(person_patterns, "person"),
+            abonents=frozenset(keys),
+            abonent_phones=frozenset(numbers),
+            unknown_is_person=unknown_is_person,
+        )
+
+    def kind(self, target_id: str) -> str:
+        cached = self._cache.get(target_id)
+        if cached is None:
+            cached = self._kind(target_id)
+            if len(self._cache) < 100_000:
+                self._cache[target_id] = cached
+        return cached
+
+    def _kind(self, target_id: str) -> str:
+        for kind, pattern in self.services:
+            if pattern.search(target_id):
+                return kind
+        if not self.abonents:
+            return PERSON
+        if _keys(target_id) & self.abonents or any(p.search(target_id) for p in self.people):
+            return PERSON
+        return UNKNOWN
+
+    def is_person(self, leg: LegState) -> bool:
+        if leg.member:
+            return True
+        kind = self.kind(leg.target_id)
+        return kind == PERSON or (kind == UNKNOWN and self.unknown_is_person)
+
+    def is_outside(self, number: str | None) -> bool:
+        """Is a redirect target a number outside the PBX (not one of its abonents)?"""
+        return bool(number) and number not in self.abonent_phones
+
+
+def _keys(identifier: str) -> set[str]:
+    text = identifier.strip().lower()
+    return {text, text.split("@", 1)[0]} if text else set()
+
+
+DEFAULT_SERVICE_PATTERNS: dict[str, tuple[str, ...]] = {
+    VOICE_MENU: ("_vxml",),
+    QUEUE: ("^MPBX",),
+    HUNT_GROUP: ("_hg_",),
+    VOICEMAIL: ("voicemail",),
+}
+DEFAULT_PERSON_PATTERNS = (r"^SIP[^@]*@mpbx\.sip\.beeline\.ru$",)
+# Without settings: the default service patterns, no abonent list.
+PLAIN = Targets.build()
 
 
 @dataclass(frozen=True)
@@ -81,11 +245,20 @@ class Decision:
     start_ms: int | None = None
     line: str = ""
     answered_by: str | None = None
+    lost_at: str | None = None
+    forwarded_to: str | None = None
 
 
-def abonent_name(target_id: str) -> str:
-    """'9001112201@ip.beeline.ru' → '9001112201'."""
-    return target_id.split("@", 1)[0]
+def person_answer(legs: Iterable[LegState], targets: Targets) -> LegState | None:
+    """The earliest leg a person answered, if any (order-free)."""
+    answered = [
+        leg
+        for leg in legs
+        if (leg.answered or leg.answer_ms is not None) and targets.is_person(leg)
+    ]
+    if not answered:
+        return None
+    return min(answered, key=lambda x: (x.answer_ms is None, x.answer_ms or 0, x.target_id))
 
 
 def decide(
@@ -94,45 +267,89 @@ def decide(
     seconds_since_last_event: float,
     settle: float,
     stale_after: float,
+    targets: Targets = PLAIN,
+    answered_elsewhere: str | None = None,
 ) -> Decision:
     """Decide one session.
 
-    - answered by any leg → answered (final);
+    - answered by a person on any leg → answered (final); a service's answer does not count;
+    - `answered_elsewhere` (a person took this caller's call in another session: a pickup) →
+      answered;
+    - any leg still up → pending, however long the silence: a caller waiting in a queue (music,
+      agents rung one after another) is not missed yet, until `stale_after` says a release was
+      lost;
     - no incoming external leg → ignored (internal or outgoing), once all legs are released;
-    - all legs released and `settle` seconds of quiet → missed;
+    - all legs released and `settle` seconds of quiet → missed, with where it was lost;
     - legs still ringing but nothing heard for `stale_after` seconds (a lost release event) →
       missed too: a false alarm costs a call back, a lost call costs a client.
     """
     legs = list(legs)
     if not legs:
         return Decision(PENDING)
-    for leg in legs:
-        if leg.answered or leg.answer_ms is not None:
-            return Decision(ANSWERED, answered_by=abonent_name(leg.target_id))
+    answer = person_answer(legs, targets)
+    if answer is not None:
+        return Decision(ANSWERED, answered_by=abonent_name(answer.target_id))
+    if answered_elsewhere:
+        return Decision(ANSWERED, answered_by=answered_elsewhere)
+    stale = seconds_since_last_event >= stale_after
     all_released = all(leg.released for leg in legs)
-    quiet_enough = (all_released and seconds_since_last_event >= settle) or (
-        seconds_since_last_event >= stale_after
-    )
-    if not quiet_enough:
+    if not (stale or (all_released and seconds_since_last_event >= settle)):
         return Decision(PENDING)
     incoming = [leg for leg in legs if leg.is_incoming_external]
     if not incoming:
         return Decision(IGNORED)
-    raw = next((leg.remote_raw for leg in incoming if leg.remote_raw), None)
+    raw = next((leg.remote_raw for leg in sorted(incoming, key=_order) if leg.remote_raw), None)
     starts = [leg.start_ms for leg in legs if leg.start_ms is not None]
-    line = ", ".join(sorted({abonent_name(leg.target_id) for leg in incoming}))
+    people = [leg for leg in incoming if targets.is_person(leg)]
+    # The line is who should have answered: the people rung; else the service that took it.
+    shown = people or incoming
+    line = ", ".join(sorted({abonent_name(leg.target_id) for leg in shown}))
+    lost_at, forwarded_to = lost_where(legs, targets)
     return Decision(
         MISSED,
         phone=phones.normalise(raw),
         phone_raw=raw or HIDDEN,
         start_ms=min(starts) if starts else None,
         line=line,
+        lost_at=lost_at,
+        forwarded_to=forwarded_to,
     )
+
+
+def _order(leg: LegState) -> tuple[int, str, str]:
+    return (leg.start_ms or 0, leg.target_id, leg.call_id)
+
+
+def lost_where(legs: Iterable[LegState], targets: Targets) -> tuple[str, str | None]:
+    """Where an unanswered session was lost, and the outside number it was forwarded to.
+
+    The furthest stage the caller reached wins: forwarded outside the PBX; waited in a queue;
+    a person's phone rang; every person reached was busy; only the voice menu; else ringing.
+    """
+    legs = list(legs)
+    forwards = sorted(
+        number
+        for number in (phones.normalise(leg.redirect_to) for leg in legs)
+        if number and targets.is_outside(number)
+    )
+    if forwards:
+        return LOST_FORWARDED, forwards[0]
+    kinds = {targets.kind(leg.target_id) for leg in legs if not leg.member}
+    if QUEUE in kinds:
+        return LOST_QUEUE, None
+    people = [leg for leg in legs if targets.is_person(leg)]
+    if any(not leg.busy for leg in people):
+        return LOST_RINGING, None
+    if people:
+        return LOST_BUSY, None
+    if VOICE_MENU in kinds:
+        return LOST_VOICE_MENU, None
+    return LOST_RINGING, None
 
 
 @dataclass(frozen=True)
 class AnsweredCall:
-    """An answered external call, as auto-closing needs it (issue 8)."""
+    """An answered external call, as auto-closing needs it."""
 
     ext_tracking_id: str
     phone: str
@@ -141,13 +358,13 @@ class AnsweredCall:
     answer_ms: int | None
 
 
-def answered_call(legs: Iterable[LegState]) -> AnsweredCall | None:
-    """The answered external call a session was, or None (unanswered, internal, hidden number)."""
+def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> AnsweredCall | None:
+    """The external call a person answered in this session, or None (unanswered, answered only by
+    a service, internal, hidden number)."""
     legs = list(legs)
-    answered = [leg for leg in legs if leg.answered or leg.answer_ms is not None]
-    if not answered:
+    leg = person_answer(legs, targets)
+    if leg is None:
         return None
-    leg = min(answered, key=lambda x: (x.answer_ms is None, x.answer_ms or 0, x.target_id))
     if leg.is_incoming_external:
         direction = "incoming"
     elif leg.personality == "Originator" and leg.call_type != "Group":
@@ -165,3 +382,6 @@ def answered_call(legs: Iterable[LegState]) -> AnsweredCall | None:
         answered_by=abonent_name(leg.target_id),
         answer_ms=leg.answer_ms,
     )
+
+
+TargetsSource = Callable[[], Targets]

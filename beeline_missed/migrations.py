@@ -240,3 +240,65 @@ def m060_reconcile_and_autoclose(db: sqlite_utils.Database) -> None:
         );
         """,
     )
+
+
+@migration
+def m070_people_services_and_where_lost(db: sqlite_utils.Database) -> None:
+    # Detection tells people from the PBX's services, and says where a missed call was lost.
+    # Legs are keyed by their session too: a PBX restart recycles call-half ids ('callhalf-N:0'),
+    # and a new call on a recycled id must not be merged into an old one. Dedupe keys become a
+    # digest of what an event says (bounded in time), so only true repeats are dropped; the old
+    # keys cannot be converted and are not needed: merging a repeat again changes nothing.
+    run_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN lost_at TEXT;
+        ALTER TABLE calls ADD COLUMN forwarded_to TEXT;
+
+        CREATE TABLE legs_new (
+            target_id TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            ext_tracking_id TEXT NOT NULL,
+            personality TEXT,
+            call_type TEXT,
+            remote_raw TEXT,
+            remote_phone TEXT,
+            start_ms INTEGER,
+            answer_ms INTEGER,
+            release_ms INTEGER,
+            answered INTEGER NOT NULL DEFAULT 0,
+            released INTEGER NOT NULL DEFAULT 0,
+            huntgroup TEXT,
+            release_cause TEXT,
+            redirect_to TEXT,
+            member INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (target_id, call_id, ext_tracking_id)
+        );
+        INSERT INTO legs_new (target_id, call_id, ext_tracking_id, personality, call_type,
+                              remote_raw, remote_phone, start_ms, answer_ms, release_ms,
+                              answered, released, huntgroup, updated_at)
+            SELECT target_id, call_id, ext_tracking_id, personality, call_type, remote_raw,
+                   remote_phone, start_ms, answer_ms, release_ms, answered, released, huntgroup,
+                   updated_at
+            FROM legs;
+        DROP TABLE legs;
+        ALTER TABLE legs_new RENAME TO legs;
+        CREATE INDEX legs_session ON legs(ext_tracking_id);
+        CREATE INDEX legs_remote_phone ON legs(remote_phone, start_ms);
+
+        DROP TABLE seen_events;
+        CREATE TABLE seen_events (
+            event_id TEXT PRIMARY KEY,
+            digest TEXT NOT NULL,
+            seen_ms INTEGER NOT NULL
+        );
+        DROP TABLE seen_leg_events;
+        CREATE TABLE seen_leg_events (
+            digest TEXT PRIMARY KEY,
+            seen_ms INTEGER NOT NULL
+        );
+        CREATE INDEX seen_events_seen ON seen_events(seen_ms);
+        CREATE INDEX seen_leg_events_seen ON seen_leg_events(seen_ms);
+        """,
+    )

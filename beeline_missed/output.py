@@ -50,6 +50,22 @@ def print_table(
     _console(False).print(table)
 
 
+def table_style(name: str) -> str:
+    """`name` when it is one of tabulate's table formats (`--fmt`); else a one-sentence error."""
+    from tabulate import tabulate_formats
+
+    from beeline_missed.errors import UserError
+
+    if name not in tabulate_formats:
+        raise UserError(f"Unknown table style {name!r}; use one of: {', '.join(tabulate_formats)}.")
+    return name
+
+
+def print_text(text: str) -> None:
+    """Text as it is (a `--fmt` table): no markup, no wrapping at the terminal's width."""
+    sys.stdout.write(text + "\n")
+
+
 def say(message: str) -> None:
     # soft_wrap: a sentence stays on one line in logs and pipes (rich wraps at 80 there).
     _console(False).print(message, soft_wrap=True)

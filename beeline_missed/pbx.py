@@ -198,7 +198,7 @@ class PbxClient:
         }
         if pattern:
             body["pattern"] = pattern
-        target = f"subscribe {pattern}" if pattern else "subscribe all abonents"
+        target = f"subscribe {pattern}" if pattern else "subscribe the whole PBX"
         answer = self._request("PUT", "subscription", json=body, what=target)
         if not isinstance(answer, dict) or not answer.get("subscriptionId"):
             raise PbxError(f"The PBX answered '{target}' without a subscriptionId.")

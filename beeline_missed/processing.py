@@ -3,6 +3,7 @@ register rows. Idempotent: any order, any number of deliveries, and a replay giv
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 from beeline_missed import detection, phones, timefmt, xsi
 from beeline_missed.detection import AnsweredCall, LegState
+from beeline_missed.errors import UserError
 from beeline_missed.register import Register
 
 log = logging.getLogger("beeline_missed.processing")
@@ -24,7 +26,14 @@ LEG_FIELDS = (
     "answer_ms",
     "release_ms",
     "huntgroup",
+    "release_cause",
+    "redirect_to",
 )
+# Dedup keys are kept this long: repeats of an event come within minutes. Past it a repeat is
+# merged again, which changes nothing.
+DEDUPE_WINDOW_MS = 7 * DAY_MS
+# How long a cached view of the PBX's people is used before the register is read again.
+TARGETS_TTL = 30.0
 
 
 def now_ms() -> int:
@@ -38,6 +47,7 @@ def _leg_from_row(row: dict[str, Any]) -> LegState:
         ext_tracking_id=row["ext_tracking_id"],
         answered=bool(row["answered"]),
         released=bool(row["released"]),
+        member=bool(row["member"]),
         **{name: row[name] for name in LEG_FIELDS},
     )
 
@@ -50,14 +60,20 @@ def _leg_to_row(leg: LegState) -> dict[str, Any]:
         ext_tracking_id=leg.ext_tracking_id,
         answered=int(leg.answered),
         released=int(leg.released),
+        member=int(leg.member),
         # E.164, so that reconciliation and auto-closing can find a number's calls.
         remote_phone=phones.normalise(leg.remote_raw),
     )
     return row
 
 
-def leg_update(event: xsi.Event, call: xsi.Call) -> LegState:
+def leg_update(
+    event: xsi.Event, call: xsi.Call, targets: detection.Targets = detection.PLAIN
+) -> LegState:
     """What one event says about one leg."""
+    via_service = any(
+        targets.kind(user_id) in detection.SERVICE_KINDS for user_id in call.redirected_via
+    )
     return LegState(
         target_id=event.target_id or "",
         call_id=call.call_id,
@@ -71,7 +87,21 @@ def leg_update(event: xsi.Event, call: xsi.Call) -> LegState:
         answered=event.event_type == "CallAnsweredEvent" or call.answer_ms is not None,
         released=event.event_type == "CallReleasedEvent" or call.state == "Released",
         huntgroup=call.huntgroup_user_id,
+        release_cause=call.release_cause,
+        redirect_to=call.redirect_address,
+        member=call.acd_user_id is not None or via_service,
     )
+
+
+def event_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def update_digest(event_type: str, leg: LegState) -> str:
+    """What an event says about one leg, as a key: two deliveries with the same key (overlapping
+    subscriptions) say the same thing, so the second may be dropped. Everything that tells calls
+    apart — the session included — is in it."""
+    return hashlib.sha256(repr((event_type, leg)).encode("utf-8")).hexdigest()
 
 
 def sane_called_at(start_ms: int | None, heard_ms: int) -> int:
@@ -96,8 +126,30 @@ class Processor:
     outside_hours: Callable[[int], bool] | None = None
     # A row reconciliation registered for the same number this close in time is this call.
     merge_tolerance: float = 120.0
+    # Who is a person and what is a service: read from the register's cache of the PBX's
+    # abonents (refreshed by the daemon) with the configured patterns; None: the defaults.
+    targets_from: Callable[[list[dict[str, Any]]], detection.Targets] | None = None
+    # Called when an event names a target that is neither a known person nor a service (the
+    # daemon then refreshes the abonent list before the session is decided).
+    on_unknown_target: list[Callable[[str], None]] = field(default_factory=list)
     # Answered calls learnt from late answers, for on_answered once their transaction commits.
     _late: list[AnsweredCall] = field(default_factory=list, repr=False)
+    _targets: detection.Targets | None = field(default=None, repr=False)
+    _targets_at: float = field(default=0.0, repr=False)
+    _pruned_at: float = field(default=0.0, repr=False)
+
+    def targets(self) -> detection.Targets:
+        """The current view of the PBX's people and services (cached for TARGETS_TTL)."""
+        if self.targets_from is None:
+            return detection.PLAIN
+        if self._targets is None or time.monotonic() - self._targets_at > TARGETS_TTL:
+            self._targets = self.targets_from(self.register.cached_abonents())
+            self._targets_at = time.monotonic()
+        return self._targets
+
+    def forget_targets(self) -> None:
+        """The abonent list changed: read it again before the next decision."""
+        self._targets = None
 
     def process_inbox(self, limit: int = 500) -> int:
         """Apply up to `limit` new inbox rows, oldest first; returns how many were handled."""
@@ -120,37 +172,57 @@ class Processor:
             return
         terminated = None
         self._late = []
+        targets = self.targets()
+        updates = [(call, leg_update(event, call, targets)) for call in event.calls]
+        unknown: set[str] = set()
         with reg.transaction() as conn:
-            keys = [(event.target_id or "", c.call_id, event.event_type) for c in event.calls]
-            if not reg.claim_event_keys(conn, event.event_id, keys):
+            verdict = reg.claim_event(
+                conn,
+                event.event_id,
+                event_digest(body),
+                [update_digest(event.event_type, update) for _, update in updates],
+                received_ms,
+            )
+            if verdict == "duplicate":
                 reg.mark_inbox(conn, inbox_id, "duplicate")
                 return
+            if verdict == "conflict":
+                log.warning(
+                    "event %s repeats an earlier eventID with other content; processed",
+                    event.event_id[:80],
+                )
             if event.event_type == xsi.TERMINATED:
                 terminated = event.subscription_id
                 reg.mark_inbox(conn, inbox_id, "processed")
             elif event.is_call_event:
-                for call in event.calls:
-                    self._apply_call(conn, event, call, received_ms)
+                for _, update in updates:
+                    self._apply_call(conn, update, received_ms, targets)
+                    if targets.kind(update.target_id) == detection.UNKNOWN:
+                        unknown.add(update.target_id)
                 reg.mark_inbox(conn, inbox_id, "processed")
             else:
                 reg.mark_inbox(conn, inbox_id, "ignored", f"event type {event.event_type}")
+        for target in sorted(unknown):
+            for callback in self.on_unknown_target:
+                callback(target)
         if terminated:
             for callback in self.on_terminated:
                 callback(terminated)
         late, self._late = self._late, []
         self._run_answered(late)
 
-    def _apply_call(self, conn: Any, event: xsi.Event, call: xsi.Call, received_ms: int) -> None:
+    def _apply_call(
+        self, conn: Any, update: LegState, received_ms: int, targets: detection.Targets
+    ) -> None:
         reg = self.register
-        update = leg_update(event, call)
-        stored = reg.get_leg(conn, update.target_id, update.call_id)
+        stored = reg.get_leg(conn, update.target_id, update.call_id, update.ext_tracking_id)
         leg = detection.merge(_leg_from_row(stored), update) if stored else update
         reg.put_leg(conn, _leg_to_row(leg))
         state = reg.touch_session(conn, leg.ext_tracking_id, received_ms)
-        if state == detection.MISSED and update.answered:
-            self._late_answer(conn, leg)
+        if state == detection.MISSED and update.answered and targets.is_person(leg):
+            self._late_answer(conn, leg, targets)
 
-    def _late_answer(self, conn: Any, leg: LegState) -> None:
+    def _late_answer(self, conn: Any, leg: LegState, targets: detection.Targets) -> None:
         """An answer heard after the session was declared missed: the call was not missed."""
         reg = self.register
         call = reg.call_by_session(conn, leg.ext_tracking_id)
@@ -167,7 +239,7 @@ class Processor:
         if self.on_answered:
             # The caller got through after all: their other open calls are resolved too.
             legs = [_leg_from_row(row) for row in reg.session_legs(conn, leg.ext_tracking_id)]
-            answered = detection.answered_call(legs)
+            answered = detection.answered_call(legs, targets)
             if answered is not None:
                 self._late.append(answered)
 
@@ -185,6 +257,7 @@ class Processor:
         Returns the ids of the register rows written.
         """
         at_ms = now_ms() if at_ms is None else at_ms
+        self.forget_old_keys(at_ms)
         written = []
         answered: list[AnsweredCall] = []
         for tracking_id, last_ms in self.register.pending_sessions(at_ms - int(self.settle * 1000)):
@@ -207,15 +280,30 @@ class Processor:
     ) -> tuple[int | None, AnsweredCall | None]:
         """Returns the new register row (missed) and the answered call (answered), if any."""
         reg = self.register
+        targets = self.targets()
         with reg.transaction() as conn:
             session = reg.session(conn, tracking_id)
             if session is None or session["state"] != detection.PENDING:
                 return None, None
             legs = [_leg_from_row(row) for row in reg.session_legs(conn, tracking_id)]
             decision = detection.decide(
-                legs, seconds_since_last_event=since, settle=self.settle,
+                legs,
+                seconds_since_last_event=since,
+                settle=self.settle,
                 stale_after=self.stale_after,
+                targets=targets,
             )
+            if decision.state == detection.MISSED:
+                picked_up = self._answered_elsewhere(conn, tracking_id, legs, decision, targets)
+                if picked_up is not None:
+                    decision = detection.decide(
+                        legs,
+                        seconds_since_last_event=since,
+                        settle=self.settle,
+                        stale_after=self.stale_after,
+                        targets=targets,
+                        answered_elsewhere=picked_up,
+                    )
             if decision.state == detection.PENDING:
                 return None, None
             row = None
@@ -241,12 +329,64 @@ class Processor:
                         called_at=timefmt.ms_to_stored(called_ms),
                         line=decision.line,
                         outside_hours=bool(self.outside_hours and self.outside_hours(called_ms)),
+                        lost_at=decision.lost_at,
+                        forwarded_to=decision.forwarded_to,
                     )
+                    if row is None:  # registered before (a replay): keep the link
+                        existing = reg.call_by_session(conn, tracking_id)
+                        linked = int(existing["id"]) if existing else None
+            elif decision.state == detection.ANSWERED:
+                self._close_if_registered(conn, tracking_id, decision)
             reg.decide_session(conn, tracking_id, decision.state, row or linked)
             answered = None
             if decision.state == detection.ANSWERED and self.on_answered:
-                answered = detection.answered_call(legs)
+                answered = detection.answered_call(legs, targets)
             return row, answered
+
+    def _answered_elsewhere(
+        self,
+        conn: Any,
+        tracking_id: str,
+        legs: list[LegState],
+        decision: detection.Decision,
+        targets: detection.Targets,
+    ) -> str | None:
+        """Did a person take this caller's call in another session while it rang, or right after?
+
+        A pickup starts a new session of the colleague's, carrying the client's number
+        (shared/beeline: pickup, park and barge-in start a new extTrackingId).
+        """
+        if decision.phone is None or decision.start_ms is None:
+            return None
+        releases = [leg.release_ms for leg in legs if leg.release_ms is not None]
+        end = max([decision.start_ms, *releases]) + int(self.settle * 1000)
+        for row in self.register.answered_legs_of(
+            conn, decision.phone, decision.start_ms, end, other_than=tracking_id
+        ):
+            leg = _leg_from_row(row)
+            if targets.is_person(leg):
+                return detection.abonent_name(leg.target_id)
+        return None
+
+    def _close_if_registered(
+        self, conn: Any, tracking_id: str, decision: detection.Decision
+    ) -> None:
+        """A session registered under an older rule turned out answered (a replay): its row, if
+        nobody has handled it yet, is closed as answered; what staff recorded stays."""
+        call = self.register.call_by_session(conn, tracking_id)
+        if call and call["status"] == "missed":
+            who = decision.answered_by or ""
+            self.register.close_call_automatically(
+                conn, int(call["id"]), result=f"Звонок был принят (ответил {who})", user=who
+            )
+
+    def forget_old_keys(self, at_ms: int) -> None:
+        """Drop dedup keys past the window, at most once an hour."""
+        if time.monotonic() - self._pruned_at < 3600 and self._pruned_at:
+            return
+        self._pruned_at = time.monotonic()
+        with self.register.transaction() as conn:
+            self.register.forget_seen(conn, at_ms - DEDUPE_WINDOW_MS)
 
     def run_once(self, at_ms: int | None = None) -> list[int]:
         while self.process_inbox():
@@ -254,17 +394,55 @@ class Processor:
         return self.decide_due(at_ms)
 
 
-def replay(register: Register, settle: float) -> dict[str, int]:
-    """Rebuild every call decision from the inbox; staff's handling of existing rows is kept."""
+def targets_from_settings(settings: Any) -> Callable[[list[dict[str, Any]]], detection.Targets]:
+    """How the daemon, `replay` and the CLI tell people from services: the configured patterns
+    over the cached abonent list. Bad patterns fail here, at start, in one sentence."""
+    services = {
+        detection.VOICE_MENU: settings.voice_menu_targets,
+        detection.QUEUE: settings.queue_targets,
+        detection.HUNT_GROUP: settings.hunt_group_targets,
+        detection.VOICEMAIL: settings.voicemail_targets,
+    }
+
+    def build(abonents: list[dict[str, Any]]) -> detection.Targets:
+        return detection.Targets.build(
+            service_patterns=services,
+            person_patterns=settings.person_targets,
+            abonents=abonents,
+            unknown_is_person=settings.unknown_targets == "person",
+        )
+
+    if settings.unknown_targets not in ("service", "person"):
+        raise UserError(
+            f"unknown_targets must be \"service\" or \"person\", not {settings.unknown_targets!r}."
+        )
+    build([])
+    return build
+
+
+def replay(
+    register: Register,
+    settle: float,
+    *,
+    targets_from: Callable[[list[dict[str, Any]]], detection.Targets] | None = None,
+    stale_after: float = 3600.0,
+) -> dict[str, int]:
+    """Rebuild every call decision from the inbox under the current rules; staff's handling of
+    existing rows is kept (rows now judged answered and still untouched are closed as such)."""
     before = register.count_calls()
+    open_before = register.count_calls(status="missed")
     requeued = register.reset_decisions()
-    processor = Processor(register, settle=settle)
+    processor = Processor(
+        register, settle=settle, stale_after=stale_after, targets_from=targets_from
+    )
     while processor.process_inbox(1000):
         pass
     processor.decide_due()
+    after = register.count_calls()
     return {
         "events": requeued,
         "calls_before": before,
-        "calls_after": register.count_calls(),
-        "added": register.count_calls() - before,
+        "calls_after": after,
+        "added": after - before,
+        "closed": max(0, open_before + (after - before) - register.count_calls(status="missed")),
     }

@@ -96,6 +96,26 @@ def is_missed_inbound(item: dict[str, Any], statuses: Iterable[str]) -> bool:
     return direction == "INBOUND" and str(item.get("status") or "").upper() in wanted
 
 
+# Statistics statuses of a call a person took: 'RECIEVED' (sic, the PBX's spelling) inbound,
+# 'PLACED' outbound. A missed record whose number such a call reached moments later was picked
+# up by a colleague or put through: the same rule as the hook's (detection: pickups).
+ANSWERED_STATUSES = ("RECIEVED", "RECEIVED", "PLACED")
+
+
+def _answered_numbers(items: Iterable[dict[str, Any]]) -> dict[str, list[int]]:
+    """E.164 number → start times of the answered calls with it, among these records."""
+    found: dict[str, list[int]] = {}
+    for item in items:
+        if str(item.get("status") or "").upper() not in ANSWERED_STATUSES:
+            continue
+        outbound = str(item.get("direction") or "").upper() == "OUTBOUND"
+        phone = phones.normalise(str(item.get("phone_to" if outbound else "phone_from") or ""))
+        moment = start_ms(item)
+        if phone and moment is not None:
+            found.setdefault(phone, []).append(moment)
+    return found
+
+
 def apply_records(
     register: Register,
     items: Iterable[dict[str, Any]],
@@ -108,6 +128,8 @@ def apply_records(
     """Register the missed inbound records the register lacks; counts go into `summary`."""
     statuses = tuple(statuses)
     tolerance_ms = int(tolerance * 1000)
+    items = list(items)
+    answered = _answered_numbers(items)
     # One transaction per page: one fsync for up to 100 records, and the checks see the rows
     # registered just before them (a hunt group listed once per member is one call).
     with register.transaction() as conn:
@@ -123,6 +145,11 @@ def apply_records(
             raw = str(item.get("phone_from") or "").strip()
             phone = phones.normalise(raw)
             tracking = next((str(item[k]) for k in TRACKING_KEYS if item.get(k)), None)
+            if phone and any(
+                moment <= at <= moment + tolerance_ms for at in answered.get(phone, ())
+            ):
+                summary.known += 1  # picked up or put through: answered, as the hook decides
+                continue
             if (
                 (tracking and register.session_known(tracking))
                 or register.incoming_leg_near(phone, moment, tolerance_ms)

@@ -178,17 +178,21 @@ class Register:
         line: str,
         source: str = "hook",
         outside_hours: bool = False,
+        lost_at: str | None = None,
+        forwarded_to: str | None = None,
     ) -> int | None:
         """Register a missed call inside the caller's transaction.
 
-        Returns the new row id, or None when the session is registered already.
+        Returns the new row id, or None when the session is registered already; then only what
+        detection derives (where it was lost, forwarded to) is brought up to date, as `replay`
+        under a newer rule needs — never what staff recorded.
         """
         cursor = conn.execute(
             """
             INSERT INTO calls (session_key, phone, phone_raw, client_id, called_at, line,
-                               source, outside_hours, created_at)
+                               source, outside_hours, created_at, lost_at, forwarded_to)
             VALUES (?, ?, ?, (SELECT client_id FROM client_phones WHERE phone = ?
-                              ORDER BY client_id LIMIT 1), ?, ?, ?, ?, ?)
+                              ORDER BY client_id LIMIT 1), ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(session_key) DO NOTHING
             """,
             [
@@ -201,9 +205,17 @@ class Register:
                 source,
                 int(outside_hours),
                 timefmt.to_stored(timefmt.now_utc()),
+                lost_at,
+                forwarded_to,
             ],
         )
-        return cursor.lastrowid if cursor.rowcount else None
+        if cursor.rowcount:
+            return cursor.lastrowid
+        conn.execute(
+            "UPDATE calls SET lost_at = ?, forwarded_to = ? WHERE session_key = ?",
+            [lost_at, forwarded_to, session_key],
+        )
+        return None
 
     def get_call(self, call_id: int) -> dict[str, Any]:
         # A number beyond SQLite's integers names no row (and binding it would overflow).
@@ -333,7 +345,7 @@ class Register:
         return [dict(row) for row in self.conn.execute(sql, ids)]
 
     # -- clients directory ----------------------------------------------------------------
-    # Owned by the staff workflow (issue 4). A client is matched on re-import by its
+    # The staff workflow. A client is matched on re-import by its
     # external id (1C «Код») when the file has one, else by its name with case and spacing
     # ignored, so importing the same export twice updates rather than duplicates.
 
@@ -590,33 +602,77 @@ class Register:
         params.append(limit)
         return [dict(row) for row in self.conn.execute(sql, params)]
 
-    def claim_event_keys(
-        self, conn: sqlite3.Connection, event_id: str, leg_keys: Sequence[tuple[str, str, str]]
-    ) -> bool:
-        """Record an event's dedup keys; False when it was seen already (by eventID, or by every
-        (targetId, callId, event type) it carries, as overlapping subscriptions deliver)."""
-        cursor = conn.execute(
-            "INSERT INTO seen_events (event_id) VALUES (?) ON CONFLICT DO NOTHING", [event_id]
+    def claim_event(
+        self,
+        conn: sqlite3.Connection,
+        event_id: str,
+        digest: str,
+        leg_digests: Sequence[str],
+        now_ms: int,
+    ) -> str:
+        """Record an event's dedup keys and say what it is: 'new', 'duplicate' (the same eventID
+        with the same content, or every leg update it carries seen already, as overlapping
+        subscriptions deliver), or 'conflict' (an eventID seen before with other content: kept
+        and processed, never dropped)."""
+        row = conn.execute(
+            "SELECT digest FROM seen_events WHERE event_id = ?", [event_id]
+        ).fetchone()
+        if row is not None and row[0] == digest:
+            return "duplicate"
+        verdict = "new" if row is None else "conflict"
+        conn.execute(
+            "INSERT OR REPLACE INTO seen_events (event_id, digest, seen_ms) VALUES (?, ?, ?)",
+            [event_id, digest, now_ms],
         )
-        if cursor.rowcount == 0:
-            return False
-        if not leg_keys:
-            return True
+        if not leg_digests:
+            return verdict
         fresh = 0
-        for key in leg_keys:
+        for key in leg_digests:
             cursor = conn.execute(
-                "INSERT INTO seen_leg_events (target_id, call_id, event_type) VALUES (?, ?, ?) "
+                "INSERT INTO seen_leg_events (digest, seen_ms) VALUES (?, ?) "
                 "ON CONFLICT DO NOTHING",
-                key,
+                [key, now_ms],
             )
             fresh += cursor.rowcount
-        return fresh > 0
+        return verdict if fresh or verdict == "conflict" else "duplicate"
 
-    def get_leg(self, conn: sqlite3.Connection, target_id: str, call_id: str) -> dict | None:
+    def forget_seen(self, conn: sqlite3.Connection, before_ms: int) -> int:
+        """Drop dedup keys older than `before_ms`: repeats come within minutes, not weeks."""
+        removed = 0
+        for table in ("seen_events", "seen_leg_events"):
+            removed += conn.execute(f"DELETE FROM {table} WHERE seen_ms < ?", [before_ms]).rowcount
+        return removed
+
+    def get_leg(
+        self, conn: sqlite3.Connection, target_id: str, call_id: str, ext_tracking_id: str
+    ) -> dict | None:
         row = conn.execute(
-            "SELECT * FROM legs WHERE target_id = ? AND call_id = ?", [target_id, call_id]
+            "SELECT * FROM legs WHERE target_id = ? AND call_id = ? AND ext_tracking_id = ?",
+            [target_id, call_id, ext_tracking_id],
         ).fetchone()
         return dict(row) if row else None
+
+    def answered_legs_of(
+        self,
+        conn: sqlite3.Connection,
+        phone: str,
+        from_ms: int,
+        to_ms: int,
+        *,
+        other_than: str,
+    ) -> list[dict]:
+        """Answered legs with this remote number that started in [from_ms, to_ms], outside the
+        session `other_than`: a colleague's pickup, or the caller put through elsewhere."""
+        rows = conn.execute(
+            """
+            SELECT * FROM legs
+            WHERE remote_phone = ? AND start_ms BETWEEN ? AND ? AND answered = 1
+              AND ext_tracking_id != ?
+            ORDER BY answer_ms, target_id
+            """,
+            [phone, from_ms, to_ms, other_than],
+        )
+        return [dict(row) for row in rows]
 
     def put_leg(self, conn: sqlite3.Connection, leg: dict[str, Any]) -> None:
         columns = ", ".join(leg)
@@ -792,7 +848,7 @@ class Register:
         return bytes(row[0])
 
     # -- reconcile and auto-close ---------------------------------------------------------
-    # Owned by issue 8: statistics reconciliation, auto-closing, the abonents cache.
+    # Statistics reconciliation, auto-closing, the abonents cache.
 
     @staticmethod
     def _stored_bounds(epoch_ms: int, tolerance_ms: int) -> tuple[str, str]:
@@ -899,7 +955,7 @@ class Register:
     def cached_abonents(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.conn.execute("SELECT * FROM abonents ORDER BY user_id")]
 
-    # -- load and faults (issue 7) -------------------------------------------------------
+    # -- load and faults --------------------------------------------------------------
 
     def fast_commits(self) -> None:
         """Commit without waiting for the disk, on a connection that writes only what the inbox

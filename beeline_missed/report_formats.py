@@ -125,6 +125,20 @@ def table_text(report: Report, width: int = 160) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def plain_table(report: Report, style: str) -> str:
+    """The table in one of tabulate's styles (`report --fmt`), the same lines as on screen."""
+    from tabulate import tabulate
+
+    keys = key_headers(report)
+    return tabulate(
+        [[*line.keys, *human_measures(line.measures)] for line in lines(report, False)],
+        headers=[*keys, *(MEASURE_LABELS[k] for k in MEASURES)],
+        tablefmt=style,
+        colalign=["left"] * len(keys) + ["right"] * len(MEASURES),
+        disable_numparse=True,  # the figures are already written as people read them
+    )
+
+
 # -- csv --------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from beeline_missed import timefmt
+from beeline_missed.detection import LOST_AT_LABELS
 from beeline_missed.errors import UserError
 
 PERIODS = ("today", "yesterday", "week", "last-week", "month", "last-month")
@@ -362,9 +363,21 @@ FIELDS: dict[str, Field] = {
               _parse_choice(SOURCE_LABELS, "source"), lambda v: SOURCE_LABELS.get(v, v)),
         Field("outside_hours", "Вне рабочего времени", "calls.outside_hours", "int",
               _parse_bool, lambda v: "да" if v else "нет"),
+        Field("lost_at", "Где потерян", "calls.lost_at", "enum",
+              _parse_choice(LOST_AT_LABELS, "lost_at"),
+              lambda v: LOST_AT_LABELS.get(v, v) if v else EMPTY),
+        Field("forwarded_to", "Переадресован на", "calls.forwarded_to", "text", _parse_phone,
+              _show_phone),
     ]
 }  # fmt: skip
-ALIASES = {"date": "day", "called": "day", "handled_date": "handled", "closed": "closed_by"}
+ALIASES = {
+    "date": "day",
+    "called": "day",
+    "handled_date": "handled",
+    "closed": "closed_by",
+    "lost": "lost_at",
+    "forwarded": "forwarded_to",
+}
 
 
 def get_field(name: str) -> Field:

@@ -446,7 +446,16 @@ class Simulator:
         for session_steps in sessions.values():
             legs = [s.leg for s in session_steps]
             first = legs[0]
-            answered = next((leg for leg in legs if leg.answer_ms is not None), None)
+            # A person's answer: a voice menu's or a queue's greeting is not one.
+            answered = next(
+                (
+                    leg
+                    for leg in legs
+                    if leg.answer_ms is not None
+                    and (leg.acd_user_id or self.find_abonent(leg.target_id))
+                ),
+                None,
+            )
             target = answered.target_id if answered else first.target_id
             abonent = self.find_abonent(target) or {"userId": target}
             remote = _digits(first.remote_address or first.remote_user_dn or "")
@@ -678,18 +687,12 @@ class Simulator:
 
     async def _c_call(self, request: Request) -> Response:
         """An incoming call: {"targets": [...], "caller": "+7..."|null, "answered_by": ...,
-        "start_ms": ..., "ring_ms": ..., "call_type": "Network", "deliver": true}."""
+        "start_ms": ..., "ring_ms": ..., "call_type": "Network", "deliver": true, "kind":
+        "plain"|"voice_menu"|"queue"|"pickup"|"busy"|"forwarded", "forward_to": "+7..."}."""
         body = await _json(request)
         try:
-            steps = xsi_build.incoming_call(
-                [self._user_id(t) for t in body["targets"]],
-                body.get("caller"),
-                int(body.get("start_ms") or time.time() * 1000),
-                answered_by=self._user_id(body["answered_by"]) if body.get("answered_by") else None,
-                ring_ms=int(body.get("ring_ms", 15_000)),
-                call_type=str(body.get("call_type", "Network")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            steps = self._scenario(body)
+        except (KeyError, TypeError, ValueError, AssertionError) as exc:
             return pbx_error(400, "BadRequest", f"bad call: {exc}")
         done = await asyncio.to_thread(
             self.play,
@@ -698,6 +701,37 @@ class Simulator:
             default_namespace=bool(body.get("default_namespace", False)),
         )
         return JSONResponse({"session": steps[0].leg.ext_tracking_id, **_deliveries(done)})
+
+    def _scenario(self, body: dict[str, Any]) -> list[Step]:
+        """The events of one call of the kind asked (xsi_build's scenarios)."""
+        targets = [self._user_id(t) for t in body.get("targets") or []]
+        caller = body.get("caller")
+        start = int(body.get("start_ms") or time.time() * 1000)
+        answered_by = self._user_id(body["answered_by"]) if body.get("answered_by") else None
+        kind = str(body.get("kind", "plain"))
+        if kind == "voice_menu":
+            return xsi_build.voice_menu_call(
+                caller, start, then=targets or None, answered_by=answered_by
+            )
+        if kind == "queue":
+            return xsi_build.queue_call(targets, caller, start, answered_by=answered_by)
+        if kind == "pickup":
+            assert answered_by is not None, "a pickup needs answered_by (the colleague)"
+            return xsi_build.pickup_call(targets[0], answered_by, str(caller), start)
+        if kind == "busy":
+            return xsi_build.busy_call(targets, caller, start)
+        if kind == "forwarded":
+            return xsi_build.forwarded_call(targets[0], caller, str(body["forward_to"]), start)
+        if kind != "plain":
+            raise ValueError(f"unknown kind {kind!r}")
+        return xsi_build.incoming_call(
+            targets,
+            caller,
+            start,
+            answered_by=answered_by,
+            ring_ms=int(body.get("ring_ms", 15_000)),
+            call_type=str(body.get("call_type", "Network")),
+        )
 
     async def _c_outgoing(self, request: Request) -> Response:
         body = await _json(request)

@@ -150,8 +150,11 @@ def _retire(
     return f"{_label(old)}: {old['id']} → {new_row['id']} (granted {new_row['expires']} s)"
 
 
+WHOLE_PBX = "whole PBX"
+
+
 def _label(row: dict[str, Any]) -> str:
-    return row["pattern"] or "all abonents"
+    return row["pattern"] or WHOLE_PBX
 
 
 def subscribe(

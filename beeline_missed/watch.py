@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
 
 from beeline_missed import calls_view
@@ -45,7 +44,7 @@ class Watcher:
         self.new_ids: set[int] = set()
         self.loads = 0
         self._version: int | None = None
-        self._table: Table | None = None
+        self._table: calls_view.CallTable | None = None
         self._table_loads = -1
 
     def poll(self) -> bool:
@@ -81,19 +80,14 @@ class Watcher:
             return Group(head, Text("Пропущенных звонков нет."), foot)
         return Group(head, self._table, foot)
 
-    def _build_table(self) -> Table:
-        table = Table(expand=False)
-        table.add_column("")
-        for header in calls_view.LIST_HEADERS:
-            table.add_column(header)
-        for row in self.rows:
-            new = calls_view.is_new(row, self.new_ids)
-            table.add_row(
-                calls_view.NEW_MARK if new else "",
-                *calls_view.table_row(row, self.zone),
-                style="bold" if new else None,
-            )
-        return table
+    def _build_table(self) -> calls_view.CallTable:
+        columns = (calls_view.new_mark_column(self.new_ids), *calls_view.LIST_COLUMNS)
+        return calls_view.CallTable(
+            self.rows,
+            self.zone,
+            columns=columns,
+            bold=lambda row: calls_view.is_new(row, self.new_ids),
+        )
 
 
 def run_live(

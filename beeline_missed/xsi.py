@@ -70,6 +70,14 @@ class Call:
     answer_ms: int | None
     release_ms: int | None
     huntgroup_user_id: str | None
+    # releaseCause/internalReleaseCause: why a leg failed ('Busy', 'Temporarily Unavailable'…).
+    release_cause: str | None = None
+    # redirect/address: the number the PBX forwarded this leg to.
+    redirect_address: str | None = None
+    # acdCallInfo/acdUserId: the queue that rang this agent's leg.
+    acd_user_id: str | None = None
+    # redirections/…/party/userId: the services (hunt groups, queues) the call came through.
+    redirected_via: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,30 @@ def _call(node: etree._Element) -> Call:
         answer_ms=_millis(node, "answerTime"),
         release_ms=_millis(node, "releaseTime"),
         huntgroup_user_id=_text(node, "huntGroupUserId"),
+        release_cause=_text(_child(node, "releaseCause"), "internalReleaseCause"),
+        redirect_address=_text(_child(node, "redirect"), "address"),
+        acd_user_id=_acd_user(node),
+        redirected_via=_redirected_via(node),
     )
+
+
+def _acd_user(node: etree._Element) -> str | None:
+    info = _child(node, "acdCallInfo")
+    if info is None:
+        return None
+    # An agent's leg is a queue's even when the queue's id is missing from the element.
+    return _text(info, "acdUserId") or "acd"
+
+
+def _redirected_via(node: etree._Element) -> tuple[str, ...]:
+    redirections = _child(node, "redirections")
+    if redirections is None:
+        return ()
+    ids = (
+        (party.text or "").strip()
+        for party in redirections.iter(f"{{{XSI}}}userId")
+    )
+    return tuple(sorted({i[:200] for i in ids if i}))[:20]
 
 
 def parse_event(body: bytes) -> Event:

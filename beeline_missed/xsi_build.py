@@ -40,6 +40,12 @@ class Leg:
     answer_ms: int | None = None
     release_ms: int | None = None
     huntgroup_user_id: str | None = None
+    release_cause: str | None = None  # 'Busy' … (only on a leg that failed)
+    redirect_address: str | None = None  # 'tel:+79031234567': forwarded there
+    redirect_reason: str = "unconditional"
+    acd_user_id: str | None = None  # the queue that rang this agent
+    redirected_via: tuple[str, ...] = ()  # services the call came through (hunt groups)
+    releasing_party: str = "remoteRelease"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class Step:
 def _state(step: Step) -> str:
     if step.event_type == RELEASED:
         return "Released"
+    if step.leg.redirect_address:
+        return "Detached"  # forwarded: the leg can only be released now
     if step.event_type == RECEIVED:
         return "Alerting"
     return "Active" if step.leg.answer_ms else "Alerting"
@@ -107,7 +115,7 @@ def event_document(
         el(call, "personality", leg.personality)
         el(call, "state", _state(step))
         if step.event_type == RELEASED:
-            el(call, "releasingParty", "remoteRelease")
+            el(call, "releasingParty", leg.releasing_party)
         remote = el(call, "remoteParty")
         if leg.remote_address:
             address = el(remote, "address", leg.remote_address)
@@ -125,6 +133,26 @@ def event_document(
             el(call, "releaseTime", str(leg.release_ms))
         if leg.huntgroup_user_id:
             el(call, "huntGroupUserId", leg.huntgroup_user_id)
+        if leg.release_cause and step.event_type == RELEASED:
+            cause = el(call, "releaseCause")
+            el(cause, "internalReleaseCause", leg.release_cause)
+        if leg.redirect_address:
+            redirect = el(call, "redirect")
+            el(redirect, "address", leg.redirect_address)
+            el(redirect, "reason", leg.redirect_reason)
+            el(redirect, "redirectTime", str(leg.start_ms + 1_000))
+        if leg.redirected_via:
+            redirections = el(call, "redirections")
+            for user_id in leg.redirected_via:
+                redirection = el(redirections, "redirection")
+                party = el(redirection, "party")
+                el(party, "userId", user_id)
+                el(party, "callType", "Group")
+                el(redirection, "reason", "hunt-group")
+        if leg.acd_user_id:
+            acd = el(call, "acdCallInfo")
+            el(acd, "acdUserId", leg.acd_user_id)
+            el(acd, "numCallsInQueue", "1")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -145,6 +173,7 @@ def incoming_call(
     talk_ms: int = 60_000,
     call_type: str = "Network",
     session: str | None = None,
+    redirected_via: tuple[str, ...] = (),
 ) -> list[Step]:
     """An incoming call ringing `targets` at once (a hunt group when several).
 
@@ -161,6 +190,7 @@ def incoming_call(
             start_ms=start_ms,
             remote_address=address,
             call_type=call_type,
+            redirected_via=redirected_via,
         )
         for target in targets
     ]
@@ -183,6 +213,157 @@ def incoming_call(
     ]
     steps.append(Step(RELEASED, replace(winner, release_ms=answer + talk_ms)))
     return steps
+
+
+# Service ids of the simulated PBX, in the forms public integrations have seen (shared/beeline).
+VOICE_MENU_ID = "0000100001_vxml@ip.beeline.ru"
+QUEUE_ID = "MPBX_E_000001_CC_0001@ip.beeline.ru"
+HUNT_GROUP_ID = "0000100002_hg_1@ip.beeline.ru"
+
+
+def voice_menu_call(
+    caller: str | None,
+    start_ms: int,
+    *,
+    menu: str = VOICE_MENU_ID,
+    then: list[str] | None = None,
+    answered_by: str | None = None,
+    menu_ms: int = 12_000,
+    ring_ms: int = 15_000,
+) -> list[Step]:
+    """A voice menu answers the call to play its greeting; the caller hangs up in it (`then`
+    None) or is sent on to `then`, a hunt group's members, one of whom may answer."""
+    session = new_session()
+    address = f"tel:{caller}" if caller else None
+    greeting = Leg(menu, session, start_ms, remote_address=address, answer_ms=start_ms + 1_000)
+    steps = [Step(RECEIVED, greeting), Step(ANSWERED, greeting)]
+    left = start_ms + menu_ms
+    if not then:
+        return [*steps, Step(RELEASED, replace(greeting, release_ms=left))]
+    steps.append(
+        Step(RELEASED, replace(greeting, release_ms=left, releasing_party="localRelease"))
+    )
+    return steps + incoming_call(
+        then,
+        caller,
+        left,
+        answered_by=answered_by,
+        ring_ms=ring_ms,
+        session=session,
+        redirected_via=(HUNT_GROUP_ID,),
+    )
+
+
+def queue_call(
+    agents: list[str],
+    caller: str | None,
+    start_ms: int,
+    *,
+    queue: str = QUEUE_ID,
+    answered_by: str | None = None,
+    agent_ring_ms: int = 10_000,
+    gap_ms: int = 0,
+    talk_ms: int = 60_000,
+) -> list[Step]:
+    """A call-centre queue answers the call (music) and rings its agents one after another,
+    `gap_ms` apart; an agent answers, or the caller gives up in the queue."""
+    session = new_session()
+    address = f"tel:{caller}" if caller else None
+    waiting = Leg(queue, session, start_ms, remote_address=address, answer_ms=start_ms + 500)
+    steps = [Step(RECEIVED, waiting), Step(ANSWERED, waiting)]
+    at = start_ms + 2_000
+    for agent in agents:
+        leg = Leg(agent, session, at, remote_address=address, acd_user_id=queue)
+        steps.append(Step(RECEIVED, leg))
+        if agent == answered_by:
+            answer = at + agent_ring_ms // 2
+            leg = replace(leg, answer_ms=answer)
+            steps.append(Step(ANSWERED, leg))
+            steps.append(
+                Step(RELEASED, replace(waiting, release_ms=answer, releasing_party="localRelease"))
+            )
+            steps.append(Step(RELEASED, replace(leg, release_ms=answer + talk_ms)))
+            return steps
+        at += agent_ring_ms
+        steps.append(Step(RELEASED, replace(leg, release_ms=at)))
+        at += gap_ms
+    if answered_by is not None:
+        raise ValueError(f"{answered_by} is not among the queue's agents")
+    return [*steps, Step(RELEASED, replace(waiting, release_ms=at))]
+
+
+def pickup_call(
+    target: str, colleague: str, caller: str, start_ms: int, *, talk_ms: int = 60_000
+) -> list[Step]:
+    """A colleague picks up the call ringing at `target`: the ringing leg is released unanswered
+    and the colleague gets a call of their own, in a new session, with the client's number."""
+    address = f"tel:{caller}"
+    ringing = Leg(target, new_session(), start_ms, remote_address=address)
+    picked = start_ms + 5_000
+    taken = Leg(
+        colleague,
+        new_session(),
+        picked,
+        remote_address=address,
+        personality="Originator",
+        answer_ms=picked,
+    )
+    return [
+        Step(RECEIVED, ringing),
+        Step(ORIGINATED, taken),
+        Step(ANSWERED, taken),
+        Step(RELEASED, replace(ringing, release_ms=picked)),
+        Step(RELEASED, replace(taken, release_ms=picked + talk_ms)),
+    ]
+
+
+def busy_call(
+    targets: list[str], caller: str | None, start_ms: int, *, cause: str = "Busy"
+) -> list[Step]:
+    """Every target is busy (or in do-not-disturb): each leg is released at once with the cause,
+    and no CallReceivedEvent (the phones never rang)."""
+    session = new_session()
+    address = f"tel:{caller}" if caller else None
+    return [
+        Step(
+            RELEASED,
+            Leg(
+                target,
+                session,
+                start_ms,
+                remote_address=address,
+                release_ms=start_ms + 500,
+                release_cause=cause,
+                releasing_party="localRelease",
+            ),
+        )
+        for target in targets
+    ]
+
+
+def forwarded_call(target: str, caller: str | None, to: str, start_ms: int) -> list[Step]:
+    """The abonent forwards the call to an outside number: the leg rings, is redirected
+    (state Detached, a `redirect` element) and released."""
+    address = f"tel:{caller}" if caller else None
+    leg = Leg(target, new_session(), start_ms, remote_address=address)
+    forwarded = replace(leg, redirect_address=f"tel:{to}", release_ms=start_ms + 20_000)
+    return [Step(RECEIVED, leg), Step(RELEASED, forwarded)]
+
+
+def transferred_call(first: str, second: str, caller: str, start_ms: int) -> list[Step]:
+    """`first` answers, then transfers the client to `second`, who does not answer."""
+    session = new_session()
+    address = f"tel:{caller}"
+    talk = Leg(first, session, start_ms, remote_address=address, answer_ms=start_ms + 5_000)
+    onward = Leg(second, session, start_ms + 60_000, remote_address=address)
+    end = start_ms + 80_000
+    return [
+        Step(RECEIVED, talk),
+        Step(ANSWERED, talk),
+        Step(RECEIVED, onward),
+        Step(RELEASED, replace(onward, release_ms=end)),
+        Step(RELEASED, replace(talk, release_ms=end)),
+    ]
 
 
 def outgoing_call(

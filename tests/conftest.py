@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from beeline_missed.register import Register
+from tests.support import clock
+
+if os.environ.get(clock.ENV):
+    # Move the whole suite in time: this process now, every Python subprocess through
+    # sitecustomize (tests/support/clock_shift).
+    clock.start_travel()
+    shift = str(Path(__file__).parent / "support" / "clock_shift")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (shift, os.environ.get("PYTHONPATH")) if p
+    )
 
 PUBLIC_ENV = (
     "BEELINE_API_URL",

@@ -76,10 +76,16 @@ def test_demo_registers_missed_calls_and_writes_only_its_folder(tmp_path: Path) 
     # ...and the calls someone answered (one in a hunt group) are not in the register.
     assert demo.PETROVA not in phones
     assert demo.KUZNETSOV not in phones
+    # A caller who gave up in the voice menu is missed; one the queue put through is not.
+    lost = {row["phone"]: (row["lost_at"], row["forwarded_to"]) for row in calls}
+    assert lost[demo.LEBEDEVA] == ("voice_menu", None)
+    assert demo.VOLKOV not in phones
+    assert lost[demo.STRANGER_4] == ("forwarded", demo.OWNER_MOBILE)
     names = {row["phone"]: row["client"] for row in calls}
     assert names[demo.IVANOV] == "Иванов Иван Петрович"  # recognised from the directory
     assert clients == 12
-    assert len(subscriptions) == 5  # every abonent of the simulated PBX
+    # One subscription for the whole simulated PBX: it sees the voice menu and the queue.
+    assert [row["pattern"] for row in subscriptions] == [None]
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
@@ -110,6 +116,8 @@ def test_scripted_traffic_covers_every_kind_of_call() -> None:
     assert any(c.answered_by and len(c.targets) > 1 for c in calls)  # a colleague answered
     assert any(c.answered_by and len(c.targets) == 1 for c in calls)  # plain answered
     assert any(c.outgoing for c in calls)  # staff calling back
+    kinds = {c.kind for c in calls}
+    assert {"voice_menu", "queue", "pickup", "busy", "forwarded"} <= kinds
     missed = [c.caller for c in calls if c.missed and c.caller]
     assert len(missed) > len(set(missed))  # repeat callers
 

@@ -188,3 +188,43 @@ def test_any_order_and_duplication_gives_the_same_register(tmp_path_factory, cal
     rng.shuffle(shuffled)
     assert register_of(tmp_path, "shuffled", shuffled) == in_order
     assert len(in_order) == expected_missed
+
+
+def test_a_recycled_call_half_id_on_a_new_session_is_a_new_call(register: Register) -> None:
+    first = xsi_build.incoming_call(GROUP[:1], "+79161234567", T0)
+    # After a PBX restart the same abonent's next call reuses 'callhalf-N:0'.
+    recycled = [
+        xsi_build.Step(s.event_type, xsi_build.replace(s.leg, call_id=first[0].leg.call_id))
+        for s in xsi_build.incoming_call(GROUP[:1], "+79031112233", T0 + 600_000)
+    ]
+    assert recycled[0].leg.ext_tracking_id != first[0].leg.ext_tracking_id
+    deliver(register, first + recycled)
+    settle_all(register)
+    assert sorted(c["phone"] for c in register.list_calls()) == ["+79031112233", "+79161234567"]
+    assert register.inbox_counts() == {"processed": 4}
+
+
+def test_a_repeated_event_id_with_other_content_is_kept_not_dropped(register: Register) -> None:
+    first = xsi_build.incoming_call(GROUP[:1], "+79161234567", T0)
+    other = xsi_build.incoming_call(GROUP[:1], "+79031112233", T0 + 600_000)
+    for index, (a, b) in enumerate(zip(first, other, strict=True)):
+        same_id = f"event-{index}"
+        register.add_inbox(xsi_build.event_document(a, subscription_id="s", event_id=same_id), T0)
+        register.add_inbox(xsi_build.event_document(b, subscription_id="s", event_id=same_id), T0)
+    settle_all(register)
+    assert register.count_calls() == 2
+    assert register.inbox_counts() == {"processed": 4}
+
+
+def test_an_old_duplicate_key_is_forgotten_and_the_repeat_changes_nothing(
+    register: Register,
+) -> None:
+    steps = xsi_build.incoming_call(GROUP[:1], "+79161234567", T0)
+    deliver(register, steps, at_ms=T0)
+    processor = Processor(register, settle=1.0)
+    processor.run_once(at_ms=T0 + 60_000)
+    with register.transaction() as conn:
+        assert register.forget_seen(conn, T0 + 1) == 4  # two event ids, two leg updates
+    deliver(register, steps, at_ms=T0 + 8 * 86_400_000)  # the same events, a week later
+    processor.run_once(at_ms=T0 + 8 * 86_400_000 + 60_000)
+    assert register.count_calls() == 1

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
 from tests.daemon_harness import free_port, wait_for
 from tests.issue8_helpers import GROUP, rows, running_simulator, start_daemon, write_config
+from tests.support import clock
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 SHOP = {
@@ -114,18 +115,25 @@ def test_daemon_refuses_to_start_with_bad_hours(home: Path) -> None:
 
 
 def test_daemon_marks_calls_outside_hours(home: Path, sim: Simulator) -> None:
-    write_config(home, CONFIG)
+    # The daemon judges start times against its clock: the week is a recent one, not a fixed date.
+    friday = clock.last_weekday(4)
+    holiday = friday - timedelta(days=7)
+    sunday = friday - timedelta(days=5)
+    write_config(home, CONFIG.replace("2026-11-20", holiday.isoformat()))
     proc = start_daemon(home, sim, token=False)
     try:
         calls = {
-            "+79160000001": ms(2026, 11, 27, 11, 0),  # Friday morning: inside
-            "+79160000002": ms(2026, 11, 27, 13, 15),  # lunch break
-            "+79160000003": ms(2026, 11, 20, 11, 0),  # holiday
-            "+79160000004": ms(2026, 11, 22, 11, 0),  # Sunday
+            "+79160000001": clock.ms(clock.moment(friday, 11)),  # Friday morning: inside
+            "+79160000002": clock.ms(clock.moment(friday, 13, 15)),  # lunch break
+            "+79160000003": clock.ms(clock.moment(holiday, 11)),  # a Friday, but a holiday
+            "+79160000004": clock.ms(clock.moment(sunday, 11)),  # Sunday
         }
         for phone, start in calls.items():
             sim.play(xsi_build.incoming_call(GROUP[:1], phone, start))
         wait_for(lambda: len(rows(home)) == 4, timeout=30)
+        stored = {r["phone"]: r["called_at"] for r in rows(home)}
+        # Each row kept its own start time (not re-dated to when the daemon heard of it).
+        assert stored == {phone: clock.stored_ms(start) for phone, start in calls.items()}
         marked = {r["phone"]: r["outside_hours"] for r in rows(home)}
         assert marked == {
             "+79160000001": 0,

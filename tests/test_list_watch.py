@@ -196,3 +196,206 @@ def test_watch_exits_cleanly_on_ctrl_c(register: Register, home: Path) -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "Пропущенных звонков: 1" in out
+
+
+# -- narrow terminals and pipes -----------------------------------------------------------
+
+HUNT_GROUP = ", ".join(f"90011{i:05d}" for i in range(2000))
+
+
+def shop_morning(register: Register) -> None:
+    """A client who called twice, a hunt group of 2,000 abonents, a hidden number."""
+    register.upsert_clients([(None, "Иванов Иван Петрович", [("+79165550011", "")])])
+    add_call(register, "a1", phone="+79165550011", called_at="2026-11-27T07:20:00Z")
+    add_call(register, "a2", phone="+79165550011", called_at="2026-11-27T07:30:00Z")
+    add_call(register, "b", phone="+74951112233", called_at="2026-11-27T08:30:00Z", line=HUNT_GROUP)
+    add_call(register, "c", phone=None, called_at="2026-11-27T09:30:00Z", line="201")
+
+
+def list_at(width: int, *args: str) -> str:
+    result = runner.invoke(app, ["list", *args], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_at_80_columns_keeps_number_date_and_client_whole(register: Register) -> None:
+    shop_morning(register)
+    assert list_at(80) == (
+        "                               Пропущенные звонки                               \n"
+        "┏━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━┓\n"
+        "┃ № ┃ Дата и время     ┃ Номер            ┃ Клиент     ┃ Попыток ┃ Линия       ┃\n"
+        "┡━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━┩\n"
+        "│ 4 │ 27.11.2026 12:30 │ номер скрыт      │            │       1 │ 201         │\n"
+        "│ 3 │ 27.11.2026 11:30 │ +7 495 111-22-33 │            │       1 │ 9001100000, │\n"
+        "│   │                  │                  │            │         │ 9001100001  │\n"
+        "│   │                  │                  │            │         │ +1998       │\n"
+        "│ 2 │ 27.11.2026 10:30 │ +7 916 555-00-11 │ Иванов     │       2 │ 200         │\n"
+        "│   │                  │                  │ Иван       │         │             │\n"
+        "│   │                  │                  │ Петрович   │         │             │\n"
+        "└───┴──────────────────┴──────────────────┴────────────┴─────────┴─────────────┘\n"
+    )
+
+
+def test_list_at_60_columns_keeps_number_date_and_client_whole(register: Register) -> None:
+    shop_morning(register)
+    assert list_at(60) == (
+        "                     Пропущенные звонки                     \n"
+        "┏━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┓\n"
+        "┃ № ┃ Дата и время     ┃ Номер            ┃ Клиент         ┃\n"
+        "┡━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━┩\n"
+        "│ 4 │ 27.11.2026 12:30 │ номер скрыт      │                │\n"
+        "│ 3 │ 27.11.2026 11:30 │ +7 495 111-22-33 │                │\n"
+        "│ 2 │ 27.11.2026 10:30 │ +7 916 555-00-11 │ Иванов Иван    │\n"
+        "│   │                  │                  │ Петрович       │\n"
+        "└───┴──────────────────┴──────────────────┴────────────────┘\n"
+        "              Не поместились: Попыток, Линия.               \n"
+    )
+
+
+def test_hidden_columns_are_named_status_and_line_first(register: Register) -> None:
+    """--all: «Статус» and «Линия» give way before «Результат» and «Кто»; all-«1» attempts
+    go unmentioned, since they tell no row from another."""
+    shop_morning(register)
+    handle(register, 1, "Записан на ремонт")
+    assert list_at(80, "--all") == (
+        "                                   Все звонки                                   \n"
+        "┏━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━┓\n"
+        "┃ № ┃ Дата и время     ┃ Номер            ┃ Клиент       ┃ Результат    ┃ Кто  ┃\n"
+        "┡━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━┩\n"
+        "│ 4 │ 27.11.2026 12:30 │ номер скрыт      │              │              │      │\n"
+        "│ 3 │ 27.11.2026 11:30 │ +7 495 111-22-33 │              │              │      │\n"
+        "│ 2 │ 27.11.2026 10:30 │ +7 916 555-00-11 │ Иванов Иван  │              │      │\n"
+        "│   │                  │                  │ Петрович     │              │      │\n"
+        "│ 1 │ 27.11.2026 10:20 │ +7 916 555-00-11 │ Иванов Иван  │ Записан на   │ Анна │\n"
+        "│   │                  │                  │ Петрович     │ ремонт       │      │\n"
+        "└───┴──────────────────┴──────────────────┴──────────────┴──────────────┴──────┘\n"
+        "                         Не поместились: Линия, Статус.                         \n"
+    )
+
+
+def test_a_hunt_group_of_2000_is_one_row_with_the_rest_counted(register: Register) -> None:
+    add_call(register, "b", phone="+74951112233", called_at="2026-11-27T08:30:00Z", line=HUNT_GROUP)
+    out = list_at(160)
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) == 1
+    assert "│ 9001100000, 9001100001 +1998 │" in rows[0]
+    assert "+7 495 111-22-33" in rows[0]
+    # Scripts still get every abonent.
+    data = json.loads(runner.invoke(app, ["list", "--json"]).output)
+    assert data[0]["line"] == HUNT_GROUP
+
+
+def test_a_long_client_name_wraps_but_loses_nothing(register: Register) -> None:
+    name = "Общество с ограниченной ответственностью «Автосервис на Профсоюзной»"
+    register.upsert_clients([(None, name, [("+79165550011", "")])])
+    add_call(register, "a", phone="+79165550011", called_at="2026-11-27T07:30:00Z")
+
+    def client_lines(out: str) -> list[str]:
+        return [line.split("│")[4].strip() for line in out.splitlines() if line.startswith("│")]
+
+    wide = list_at(80)
+    assert " ".join(client_lines(wide)) == name  # wrapped between words
+    assert "│ 1 │ 27.11.2026 10:30 │ +7 916 555-00-11 │" in wide
+    # At 60 «ответственностью» is wider than the room left: it folds, not a letter lost.
+    narrow = list_at(60)
+    assert "".join(client_lines(narrow)).replace(" ", "") == name.replace(" ", "")
+    assert "│ 1 │ 27.11.2026 10:30 │ +7 916 555-00-11 │" in narrow
+
+
+@pytest.mark.parametrize("width", range(60, 161, 5))
+def test_at_any_width_the_number_and_date_are_whole_and_fit(register: Register, width: int) -> None:
+    shop_morning(register)
+    handle(register, 1, "Записан на ремонт")
+    for args in ([], ["--all"]):
+        out = list_at(width, *args)
+        assert max(len(line) for line in out.splitlines()) <= width
+        assert "│ 3 │ 27.11.2026 11:30 │ +7 495 111-22-33 │" in out
+
+
+def test_list_in_a_pipe_is_80_columns_with_every_number_whole(
+    register: Register, home: Path
+) -> None:
+    """A real process writing to a pipe, no COLUMNS: rich assumes 80 columns."""
+    shop_morning(register)
+    env = {**os.environ, "BEELINE_MISSED_HOME": str(home)}
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "beeline_missed", "list"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) == 80
+    for number, when in [
+        ("номер скрыт", "27.11.2026 12:30"),
+        ("+7 495 111-22-33", "27.11.2026 11:30"),
+        ("+7 916 555-00-11", "27.11.2026 10:30"),
+    ]:
+        assert any(f"│ {when} │ {number}" in line for line in lines), done.stdout
+    assert "…" not in done.stdout
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_watch_keeps_the_number_and_date_whole(db_path: Path, width: int) -> None:
+    writer = Register.open(db_path)
+    reader = Register.open(db_path)
+    try:
+        shop_morning(writer)
+        watcher = Watcher(reader, MOSCOW)
+        watcher.poll()
+        add_call(writer, "new", phone="+79035550011", called_at="2026-11-27T10:00:00Z")
+        watcher.poll()
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(
+            watcher.render(datetime(2026, 11, 27, 11, 5, 7, tzinfo=UTC).astimezone(MOSCOW))
+        )
+        lines = out.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= width
+        new = [line for line in lines if "│ 5 │" in line]
+        assert len(new) == 1 and "│ 27.11.2026 13:00 │ +7 903 555-00-11 │" in new[0]
+        assert ("новый" in new[0]) is (width == 80)  # at 60 the mark gives way; the row is bold
+        assert any("│ 27.11.2026 11:30 │ +7 495 111-22-33 │" in line for line in lines)
+    finally:
+        reader.close()
+        writer.close()
+
+
+# -- plain-text styles ----------------------------------------------------------------------
+
+
+def test_list_fmt_github_prints_every_column_whatever_the_width(register: Register) -> None:
+    shop_morning(register)
+    handle(register, 1, "Записан на ремонт")
+    expected = (
+        "|   № | Дата и время     | Номер            | Клиент               |   Попыток "
+        "| Линия                        | Статус      | Результат         | Кто   |\n"
+        "|-----|------------------|------------------|----------------------|-----------"
+        "|------------------------------|-------------|-------------------|-------|\n"
+        "|   4 | 27.11.2026 12:30 | номер скрыт      |                      |         1 "
+        "| 201                          | Пропущен    |                   |       |\n"
+        "|   3 | 27.11.2026 11:30 | +7 495 111-22-33 |                      |         1 "
+        "| 9001100000, 9001100001 +1998 | Пропущен    |                   |       |\n"
+        "|   2 | 27.11.2026 10:30 | +7 916 555-00-11 | Иванов Иван Петрович |         1 "
+        "| 200                          | Пропущен    |                   |       |\n"
+        "|   1 | 27.11.2026 10:20 | +7 916 555-00-11 | Иванов Иван Петрович |         1 "
+        "| 200                          | Перезвонили | Записан на ремонт | Анна  |\n"
+    )
+    assert list_at(60, "--all", "--fmt", "github") == expected
+    assert list_at(200, "--all", "--fmt", "github") == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fmt", "markdown"], "Unknown table style 'markdown'; use one of: asciidoc, "),
+        (["--fmt", "github", "--json"], "Give --json or --fmt, not both."),
+    ],
+)
+def test_bad_fmt_is_one_sentence(register: Register, args: list[str], message: str) -> None:
+    add_call(register, "a", called_at="2026-11-27T07:30:00Z")
+    result = runner.invoke(app, ["list", *args])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}")
+    assert len(result.output.strip().splitlines()) == 1

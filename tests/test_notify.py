@@ -19,9 +19,12 @@ from beeline_missed import notify, xsi_build
 from beeline_missed.simulator import Simulator
 from tests.daemon_harness import free_port, wait_for
 from tests.issue8_helpers import GROUP, now_ms, rows, running_simulator, start_daemon, write_config
+from tests.support import clock
 
 CALLER = "+79161234567"
-T0 = 1795766400000  # 27.11.2026 11:00 in Moscow
+# Call starts are judged against the daemon's clock, so the test calls happened yesterday.
+START = clock.yesterday_at(11)
+T0 = clock.ms(START)
 TOKEN = "123456:SECRET-bot-token"
 
 
@@ -136,7 +139,7 @@ def test_each_new_missed_call_is_sent_by_telegram_and_mail_with_the_clients_name
     assert sent["chat_id"] == "-100500"
     assert sent["text"] == (
         "Пропущенный звонок: +7 916 123-45-67 — Иванов Иван\n"
-        "Время: 27.11.2026 11:00\n"
+        f"Время: {START:%d.%m.%Y} 11:00\n"
         "Линия: 9001112201, 9001112202"
     )
     ((recipients, raw),) = inbox.messages

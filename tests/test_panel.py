@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Select, Static, TabbedContent, TextArea
 
 from beeline_missed import card, journal
+from beeline_missed.panel import call_list
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
@@ -582,6 +583,17 @@ async def test_subscriptions_tab_shows_the_daemons_upkeep_error(db_path: Path) -
 def test_panel_data_times_are_moscow() -> None:
     # The snapshot and flow tests read Moscow times: keep the fixture honest.
     assert panel_data.NOW.astimezone(panel_data.MOSCOW).hour == 15
+
+
+def test_a_hunt_group_of_2000_shows_two_abonents_and_the_count(db_path: Path) -> None:
+    reg = Register.open(db_path)
+    try:
+        hunt_group = ", ".join(f"90011{i:05d}" for i in range(2000))
+        add_call(reg, "hunt", "+74951112233", "2026-11-27T08:30:00Z", line=hunt_group)
+        listing = call_list.load(reg, panel_data.MOSCOW)
+    finally:
+        reg.close()
+    assert listing.entries[0].cells[4] == "9001100000, 9001100001 +1998"
 
 
 def test_panel_command_runs_in_a_terminal_and_quits_with_ctrl_q(

@@ -246,3 +246,18 @@ def test_daemon_down_then_restarted_calls_appear_once(home: Path, sim: Simulator
     phones = sorted(r["phone"] for r in rows(home))
     assert phones == ["+79160000001", "+79160000002", "+79160000003"]
     assert "reconciliation recovered 2 missed call(s)" in second.log()
+
+
+def test_catch_up_follows_the_hooks_rules_for_menus_and_pickups(
+    register: Register, sim: Simulator
+) -> None:
+    # Neither call reached the hook (the daemon was down): only the statistics know them.
+    sim.play(xsi_build.voice_menu_call(CALLER, T0), deliver=False)
+    sim.play(xsi_build.pickup_call(GROUP[0], GROUP[1], OTHER, T0 + 60_000), deliver=False)
+    summary = run(register, sim)
+    (call,) = register.list_calls(include_handled=True)
+    # The caller who gave up in the menu is missed (the menu's greeting is not an answer)...
+    assert call["phone"] == CALLER
+    assert call["source"] == "reconcile"
+    # ...the picked-up call is not: a person took the number's call moments later.
+    assert summary.registered == [call["id"]]

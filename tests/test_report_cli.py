@@ -203,3 +203,64 @@ def test_table_to_a_file_is_plain_text(tmp_path: Path) -> None:
     assert "\x1b[" not in text
     assert text.lstrip().startswith("Пропущенные звонки за 26.10.2026 – 08.11.2026")
     assert "26.10–01.11.2026" in text and "Итого" in text
+
+
+def test_fmt_github_is_a_markdown_table_of_the_same_lines() -> None:
+    assert report(*NESTED, "--fmt", "github") == (
+        "| Неделя           | Сотрудник   |   Звонков |   Абонентов |   Перезвонили |   Пропущены "
+        "|   Доля перезвонов |   Медиана до перезвона |   Макс. до перезвона |\n"
+        "|------------------|-------------|-----------|-------------|---------------|-------------"
+        "|-------------------|------------------------|----------------------|\n"
+        "| 26.10–01.11.2026 |             |         3 |           2 |             2 |           1 "
+        "|            66,7 % |                 35 мин |           1 ч 00 мин |\n"
+        "|                  | Иванов      |         1 |           1 |             1 |           0 "
+        "|           100,0 % |                 10 мин |               10 мин |\n"
+        "|                  | Петрова     |         1 |           1 |             1 |           0 "
+        "|           100,0 % |             1 ч 00 мин |           1 ч 00 мин |\n"
+        "|                  | —           |         1 |           1 |             0 |           1 "
+        "|             0,0 % |                      — |                    — |\n"
+        "| 02.11–08.11.2026 |             |         3 |           2 |             2 |           1 "
+        "|            66,7 % |             1 ч 15 мин |           2 ч 00 мин |\n"
+        "|                  | Иванов      |         1 |           1 |             1 |           0 "
+        "|           100,0 % |                 30 мин |               30 мин |\n"
+        "|                  | Петрова     |         1 |           0 |             1 |           0 "
+        "|           100,0 % |             2 ч 00 мин |           2 ч 00 мин |\n"
+        "|                  | —           |         1 |           1 |             0 |           1 "
+        "|             0,0 % |                      — |                    — |\n"
+        "| Итого            |             |         6 |           3 |             4 |           2 "
+        "|            66,7 % |                 45 мин |           2 ч 00 мин |\n"
+    )
+
+
+def test_fmt_to_a_file_and_in_other_styles(tmp_path: Path) -> None:
+    path = tmp_path / "weekly.txt"
+    report(*PERIOD, "--fmt", "plain", "--output", str(path))
+    assert path.read_text(encoding="utf-8") == (
+        "Период                     Звонков    Абонентов    Перезвонили    Пропущены"
+        "    Доля перезвонов    Медиана до перезвона    Макс. до перезвона\n"
+        "26.10.2026 – 08.11.2026          6            3              4            2"
+        "             66,7 %                  45 мин            2 ч 00 мин\n"
+    )
+    tsv = report(*PERIOD, "--group-by", "line", "--fmt", "tsv").splitlines()
+    assert [[cell.strip() for cell in row.split("\t")[:3]] for row in tsv] == [
+        ["Линия", "Звонков", "Абонентов"],
+        ["200", "5", "2"],
+        ["201", "1", "1"],
+        ["Итого", "6", "3"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fmt", "fancy"], "Unknown table style 'fancy'; use one of: asciidoc, "),
+        (["--fmt", "github", "--format", "csv"], "--fmt styles the table, not csv output."),
+        (["--fmt", "github", "--json"], "--fmt styles the table, not json output."),
+        (["--fmt", "github", "-o", "r.xlsx"], "--fmt styles the table, not xlsx output."),
+    ],
+)
+def test_bad_fmt_is_one_sentence(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["report", *PERIOD, *args])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}")
+    assert len(result.output.strip().splitlines()) == 1

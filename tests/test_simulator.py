@@ -257,3 +257,28 @@ def test_expiry_found_while_delivering_does_not_deadlock(
     done = sim.deliver(RECEPTION, xsi_build.event_document(step, subscription_id="x"))
     assert [d.url for d in done] == [receiver.url + "/long"]
     assert [e["subscriptionId"] for e in receiver.events("/short")] == [short["subscriptionId"]]
+
+
+def test_control_endpoint_plays_menus_queues_and_the_rest(
+    sim: Simulator, client: PbxClient, receiver: Receiver
+) -> None:
+    client.subscribe(None, 3600, "BASIC_CALL", receiver.url + "/c")
+    control = httpx.Client(base_url=sim.root_url)
+    calls = {
+        "voice_menu": {"targets": []},
+        "queue": {"targets": ["202", "203"], "answered_by": "203"},
+        "pickup": {"targets": ["201"], "answered_by": "202"},
+        "busy": {"targets": ["202"]},
+        "forwarded": {"targets": ["204"], "forward_to": "+79037654321"},
+    }
+    for kind, extra in calls.items():
+        answer = control.post(
+            "/_sim/call", json={"caller": "+79161234567", "kind": kind, **extra}
+        )
+        assert answer.status_code == 200, (kind, answer.text)
+    targets = {e["targetId"] for e in receiver.events()}
+    # The whole-PBX subscription sees the services' legs too.
+    assert {xsi_build.VOICE_MENU_ID, xsi_build.QUEUE_ID} <= targets
+    bad = control.post("/_sim/call", json={"caller": "+79161234567", "kind": "teleport"})
+    assert bad.status_code == 400 and "unknown kind" in bad.json()["description"]
+    control.close()

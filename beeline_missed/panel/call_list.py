@@ -11,7 +11,7 @@ from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
-from beeline_missed import phones, timefmt
+from beeline_missed import calls_view, phones, timefmt
 from beeline_missed.register import Register
 
 # Staff read these headers, so they are in Russian.
@@ -60,7 +60,7 @@ def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
             row.get("client") or "",
             _when(row.get("called_at"), zone),
             str(row.get("attempts") or 1),
-            row.get("line") or "",
+            calls_view.line_text(row.get("line")),  # a hunt group: two abonents and «+N»
         ),
         phone=row.get("phone"),
         client=row.get("client"),

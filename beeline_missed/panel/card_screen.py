@@ -62,6 +62,11 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                     yield Static(fields["Попыток"], id="card-attempts", classes="field-value")
                 yield Label("Линия", classes="field-label")
                 yield Static(fields["Линия"] or "—", id="card-line", classes="field-value")
+                for (label, value), key in zip(
+                    calls_view.where_lost_lines(self.row), ("lost-at", "forwarded"), strict=False
+                ):
+                    yield Label(label, classes="field-label")
+                    yield Static(value, id=f"card-{key}", classes="field-value")
                 yield Label("Статус", id="card-status-label", classes="field-label")
                 yield Select(
                     STATUS_OPTIONS, value=self.opened.status, allow_blank=False, id="card-status"
@@ -78,6 +83,10 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # One line a field, three for the status selector: as many rows as this card has fields.
+        fields = self.query_one("#card-fields", Grid)
+        before_status = len(fields.query(".field-label")) - 2
+        fields.styles.grid_rows = " ".join(["1"] * before_status + ["3", "1"])
         self.query_one("#card-result", TextArea).focus()
 
     # -- what the person chose ----------------------------------------------------------

@@ -83,7 +83,7 @@ class SubscriptionsPane(Vertical):
                 else STATE_LABELS[subscriptions.LIVE_EXPIRED]
             )
             table.add_row(
-                (row["pattern"] or "все абоненты").split("@", 1)[0],
+                (row["pattern"] or "вся АТС").split("@", 1)[0],
                 state,
                 left_text(left) if left > 0 else "",
                 timefmt.show_local(row["expires_at"], self.zone),

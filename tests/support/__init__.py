@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: the test clock, the daemon harness, factories."""
