@@ -127,10 +127,13 @@ LIMITS: dict[str, tuple[float, float]] = {
     # 0 would make a loop that asks the PBX or waits on a socket spin or give up at once.
     "check_interval": (1, MAX_SECONDS),
     "reconcile_interval": (1, MAX_SECONDS),
+    "abonents_refresh_interval": (1, MAX_SECONDS),
     "api_timeout": (0.1, 3600),
     "notify_timeout": (0.1, 3600),
     "smtp_port": (1, 65535),
 }
+# Text settings that take one of a few words; anything else is a typo, not a new meaning.
+CHOICES: dict[str, tuple[str, ...]] = {"unknown_targets": ("service", "person")}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -178,6 +181,8 @@ def expected(name: str) -> str:
         return "a table of texts"
     if kind.startswith("tuple"):
         return "a list of texts"
+    if name in CHOICES:
+        return "one of: " + ", ".join(CHOICES[name])
     return "text"
 
 
@@ -208,7 +213,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return tuple(_scalar_text(v) for v in value)
         if value is None:
             return None
-        return _scalar_text(value)
+        text = _scalar_text(value)
+        if name in CHOICES and text not in CHOICES[name]:
+            raise ValueError(text)
+        return text
     except (TypeError, ValueError):
         if source == COMMAND_LINE:
             option = "--" + name.replace("_", "-")

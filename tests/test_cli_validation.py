@@ -101,6 +101,9 @@ def test_settings_flags_are_checked_like_the_file() -> None:
         ("user = 1.5\n", "Setting 'user'"),
         ("mail_to = 5\n", "Setting 'mail_to'"),
         ("staff_names = 5\n", "Setting 'staff_names'"),
+        ("unknown_targets = 'servce'\n", "Setting 'unknown_targets' in {path} has a bad value: "
+                                          "'servce' (it takes one of: service, person)."),
+        ("abonents_refresh_interval = 0\n", "Setting 'abonents_refresh_interval'"),
     ],
 )  # fmt: skip
 def test_config_file_values_and_keys_are_checked(home: Path, text: str, said: str) -> None:
