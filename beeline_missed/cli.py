@@ -432,7 +432,7 @@ def list_calls(
 
     style = None if fmt is None else table_style(fmt)
     if style and json_:
-        raise UserError("Give --json or --fmt, not both.")
+        raise UserError("Укажите --json или --fmt, но не оба сразу.")
     zone = _zone(ctx)
     rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
     if json_:

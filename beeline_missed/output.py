@@ -57,7 +57,11 @@ def table_style(name: str) -> str:
     from beeline_missed.errors import UserError
 
     if name not in tabulate_formats:
-        raise UserError(f"Unknown table style {name!r}; use one of: {', '.join(tabulate_formats)}.")
+        known = ", ".join(tabulate_formats)
+        raise UserError(
+            f"Unknown table style {name!r}; use one of: {known}.",
+            ru=f"Неизвестный стиль таблицы {name!r}; возможные: {known}.",
+        )
     return name
 
 

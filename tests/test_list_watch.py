@@ -389,13 +389,13 @@ def test_list_fmt_github_prints_every_column_whatever_the_width(register: Regist
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--fmt", "markdown"], "Unknown table style 'markdown'; use one of: asciidoc, "),
-        (["--fmt", "github", "--json"], "Give --json or --fmt, not both."),
+        (["--fmt", "markdown"], "Неизвестный стиль таблицы 'markdown'; возможные: asciidoc, "),
+        (["--fmt", "github", "--json"], "Укажите --json или --fmt, но не оба сразу."),
     ],
 )
 def test_bad_fmt_is_one_sentence(register: Register, args: list[str], message: str) -> None:
     add_call(register, "a", called_at="2026-11-27T07:30:00Z")
     result = runner.invoke(app, ["list", *args])
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: {message}")
+    assert result.output.startswith(f"Ошибка: {message}")  # list is a staff command
     assert len(result.output.strip().splitlines()) == 1
