@@ -314,7 +314,7 @@ def clients_import(
     layout = clients.find_layout(rows, name_column, phone_column or ())
     # The bar goes to stderr and only to a terminal: scripts and pipes get the summary only.
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("Reading", total=max(len(rows) - layout.header_row - 1, 0))
+        task = bar.add_task("Чтение", total=max(len(rows) - layout.header_row - 1, 0))
         parsed = clients.parse(rows, layout, progress=lambda n: bar.advance(task, n))
     register = state(ctx).register(create=NEW_REGISTER_RU)
     counts = register.upsert_clients(clients.entries_for_register(parsed.entries))
