@@ -171,16 +171,12 @@ class AutoCloser:
 
     def __call__(self, call: AnsweredCall) -> list[int]:
         return close_resolved(
-            self.register, call, names=self.names(), zone=self.zone, now_ms=_now_ms()
+            self.register, call, names=self.names(), zone=self.zone, now_ms=timefmt.now_ms()
         )
 
     def check_row(self, call_row: Mapping[str, Any]) -> list[int]:
         return close_if_reached(
-            self.register, call_row, names=self.names(), zone=self.zone, now_ms=_now_ms()
+            self.register, call_row, names=self.names(), zone=self.zone, now_ms=timefmt.now_ms()
         )
 
 
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)

@@ -743,15 +743,9 @@ def _subscription_json(row: dict[str, Any], zone: Any) -> dict[str, Any]:
 
 
 def _duration(seconds: int) -> str:
-    if seconds <= 0:
-        return "0 s"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours >= 24:
-        return f"{hours // 24} d {hours % 24} h"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min" if minutes else f"{secs} s"
+    from beeline_missed.timefmt import duration
+
+    return duration(seconds, "en")
 
 
 @app.command("subscribe")

@@ -20,7 +20,6 @@ import random
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -30,6 +29,7 @@ from typing import Any
 from beeline_missed import config, xsi_build
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
+from beeline_missed.timefmt import now_ms
 
 MARKER = ".beeline-missed-demo"
 DEFAULT_HOME = Path("demo-home")
@@ -151,10 +151,6 @@ LIVE: list[Call] = [
     Call("not missed: the manager answered", STRANGER_3, (RECEPTION, MANAGER), answered_by=MANAGER),
     Call("missed: a company rang the hunt group", ROMASHKA, tuple(HUNT_GROUP)),
 ]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Traffic(threading.Thread):

@@ -14,6 +14,7 @@ from beeline_missed import detection, phones, timefmt, xsi
 from beeline_missed.detection import AnsweredCall, LegState
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
+from beeline_missed.timefmt import now_ms
 
 log = logging.getLogger("beeline_missed.processing")
 
@@ -34,10 +35,6 @@ LEG_FIELDS = (
 DEDUPE_WINDOW_MS = 7 * DAY_MS
 # How long a cached view of the PBX's people is used before the register is read again.
 TARGETS_TTL = 30.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _leg_from_row(row: dict[str, Any]) -> LegState:

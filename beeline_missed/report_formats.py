@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beeline_missed import timefmt
 from beeline_missed.reports import MEASURE_LABELS, Group, Measures, Report
 
 FORMATS = ("table", "csv", "json", "xlsx", "html")
@@ -53,19 +54,7 @@ def key_headers(report: Report) -> list[str]:
 
 def duration(seconds: float | None) -> str:
     """'45 с', '42 мин', '2 ч 05 мин', '3 д 4 ч' — how long until the callback."""
-    if seconds is None:
-        return "—"
-    total = round(seconds)
-    if total < 60:
-        return f"{total} с"
-    minutes, _ = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes} мин"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} ч {minutes:02d} мин"
-    days, hours = divmod(hours, 24)
-    return f"{days} д {hours} ч"
+    return timefmt.duration(seconds)
 
 
 def clock(seconds: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +23,36 @@ def check_year(moment: date, text: str) -> None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds (the unit of the PBX's times)."""
+    return int(time.time() * 1000)
+
+
+# Units of `duration`: staff and managers read Russian, admins' commands speak English.
+DURATION_UNITS = {
+    "ru": ("с", "мин", "ч", "д"),
+    "en": ("s", "min", "h", "d"),
+}
+
+
+def duration(seconds: float | None, language: str = "ru") -> str:
+    """'45 с', '42 мин', '2 ч 05 мин', '3 д 4 ч' (or in English for admins); '—' when unknown."""
+    if seconds is None:
+        return "—"
+    sec, minute, hour, day = DURATION_UNITS[language]
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} {sec}"
+    minutes = total // 60
+    if minutes < 60:
+        return f"{minutes} {minute}"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} {hour} {minutes:02d} {minute}"
+    days, hours = divmod(hours, 24)
+    return f"{days} {day} {hours} {hour}"
 
 
 def to_stored(moment: datetime) -> str:

@@ -4,11 +4,8 @@ fields, the report's table, and export. The report itself is reports.py's (the s
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -40,19 +37,6 @@ OPERATOR_LABELS = {
     "<=": "не позже / не больше",
 }
 GROUP_LEVELS = 3
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Whole file or nothing: a half-written report must never be mailed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ReportsPane(Vertical):
@@ -267,9 +251,13 @@ class ReportsPane(Vertical):
         name = f"report-{period.first:%Y-%m-%d}-{period.last:%Y-%m-%d}.{fmt}"
         path = self.settings.home / "reports" / name
         try:
-            write_atomically(path, rf.render(self.report, fmt))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rf.write_atomic(path, rf.render(self.report, fmt))
         except OSError as exc:
             self.show_error(f"Не удалось записать {path}: {exc.strerror or exc}.")
+            return
+        except UserError as exc:
+            self.show_error(str(exc))
             return
         self.show_error("")
         self.notify(f"Отчёт выгружен: {path}", title="Выгрузка", timeout=10)
