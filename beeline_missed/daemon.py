@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -568,9 +569,6 @@ def _hook_server_class() -> type:
     return HookServer
 
 
-REQUEST_TIMEOUT_MESSAGE = b"The request headers did not arrive in time."
-
-
 def _hook_protocol_class(header_timeout: float) -> type:
     """uvicorn's httptools protocol, plus the two limits it lacks for a port on the internet.
 
@@ -579,6 +577,7 @@ def _hook_protocol_class(header_timeout: float) -> type:
       nothing at all after connecting) holds its socket for ever. Here the headers must be
       complete within `header_timeout` seconds of the connection opening, or of the first
       byte after the previous answer; else the client gets 408 and the socket is closed.
+    - A header size limit while headers arrive (httptools has none): 431, and closed.
     - An answer given before the request's body was read (404, 431, an early 4xx) closes the
       connection: otherwise it stays open for as long as the client trickles that body.
     """
@@ -586,6 +585,7 @@ def _hook_protocol_class(header_timeout: float) -> type:
 
     class HookProtocol(HttpToolsProtocol):
         header_timer: asyncio.TimerHandle | None = None
+        header_bytes = 0  # received since the current request began, while its headers arrive
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -596,7 +596,15 @@ def _hook_protocol_class(header_timeout: float) -> type:
             # later bytes do not restart it (a trickle must not keep a request alive).
             if self.cycle is None or self.cycle.response_complete:
                 self._start_header_timer()
+            if self.header_timer is not None:
+                self.header_bytes += len(data)
             super().data_received(data)
+            # Headers still incomplete after all these bytes: httptools would keep collecting
+            # them (it has no limit), so a megabyte header costs a megabyte per connection.
+            # A block completed within one read is checked by endpoint() instead.
+            if self.header_timer is not None and self.header_bytes > MAX_HEADER_BYTES:
+                self._stop_header_timer()
+                self._refuse(431, b"Request Header Fields Too Large")
 
         def on_headers_complete(self) -> None:
             self._stop_header_timer()
@@ -613,6 +621,7 @@ def _hook_protocol_class(header_timeout: float) -> type:
 
         def _start_header_timer(self) -> None:
             if self.header_timer is None:
+                self.header_bytes = 0
                 self.header_timer = self.loop.call_later(header_timeout, self._header_timed_out)
 
         def _stop_header_timer(self) -> None:
@@ -626,12 +635,18 @@ def _hook_protocol_class(header_timeout: float) -> type:
                 return
             # One log line per stalled socket would let anyone flood the log: debug only.
             log.debug("closed a connection whose request headers took over %g s", header_timeout)
+            self._refuse(408, b"The request headers did not arrive in time.")
+
+        def _refuse(self, status: int, message: bytes) -> None:
+            """Answer before the request reached the app (as uvicorn's own 400 does), and close."""
+            if self.transport.is_closing():
+                return
             self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\n"
+                b"HTTP/1.1 %d %s\r\n"
                 b"content-type: text/plain; charset=utf-8\r\n"
                 b"content-length: %d\r\n"
                 b"connection: close\r\n\r\n%s"
-                % (len(REQUEST_TIMEOUT_MESSAGE), REQUEST_TIMEOUT_MESSAGE)
+                % (status, HTTPStatus(status).phrase.encode(), len(message), message)
             )
             self.transport.close()
 

@@ -237,6 +237,27 @@ def test_header_timeout_closes_silent_and_trickling_connections(
         assert daemon.stop() == 0
 
 
+def test_header_block_past_16_kib_is_refused_while_it_arrives(
+    home: Path, sockets: list[socket.socket]
+) -> None:
+    """A header block that never ends is not collected without limit: 431 once it passes
+    16 KiB, and the connection is closed."""
+    daemon = Daemon(home).start()
+    try:
+        sock = connect(daemon, PARTIAL_REQUEST + b"X-Big: ")
+        sockets.append(sock)
+        for _ in range(40):  # up to 40 KiB, in pieces the daemon reads one by one
+            sock.sendall(b"a" * 1024)
+            time.sleep(0.02)
+            if not still_open(sock):  # answered: stop before the daemon would reset
+                break
+        answer = read_until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer
+        assert daemon.healthy()
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_body_timeout_answers_408_and_keeps_it_aside(
     home: Path, sockets: list[socket.socket]
 ) -> None:
