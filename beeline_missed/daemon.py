@@ -611,7 +611,8 @@ def _hook_protocol_class(header_timeout: float) -> type:
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
-            if self.cycle.more_body and not self.transport.is_closing():
+            # With no pipelined request queued, self.cycle is the request just answered.
+            if not self.pipeline and self.cycle.more_body and not self.transport.is_closing():
                 self.transport.close()  # answered before the body came: do not wait for it
             super().on_response_complete()
 
@@ -653,6 +654,13 @@ def _hook_protocol_class(header_timeout: float) -> type:
     return HookProtocol
 
 
+def check_limits(settings: Settings) -> None:
+    """A zero timeout or limit would refuse every request: say so at start instead."""
+    for name in ("header_timeout", "body_timeout", "max_events_in_flight"):
+        if not getattr(settings, name) > 0:
+            raise UserError(f"Setting {name!r} must be more than 0.")
+
+
 def raise_open_files_limit() -> tuple[int, int]:
     """Raise the soft limit on open files towards the hard one; returns (before, now).
 
@@ -683,6 +691,7 @@ class RunningDaemon:
 
         self.settings = settings
         secret_path = hook_path(settings.public_url)
+        check_limits(settings)
         self.host, self.port = parse_listen(settings.listen)
         self.workers = Workers(settings)
         self.intake = Intake(

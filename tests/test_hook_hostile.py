@@ -368,3 +368,11 @@ def test_compressed_body_is_refused_with_415_and_kept(
         assert post_encoded(daemon, SAMPLE, "identity").status_code == 200
     finally:
         assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("name", ["header_timeout", "body_timeout", "max_events_in_flight"])
+def test_zero_timeout_or_limit_is_refused_at_start(home: Path, name: str) -> None:
+    """Zero would refuse every request; the daemon says so in one sentence and does not start."""
+    daemon = Daemon(with_config(home, **{name: 0}))
+    with pytest.raises(AssertionError, match=f"Setting '{name}' must be more than 0"):
+        daemon.start()
