@@ -570,7 +570,7 @@ def _hook_server_class() -> type:
 
 
 def _hook_protocol_class(header_timeout: float) -> type:
-    """uvicorn's httptools protocol, plus the two limits it lacks for a port on the internet.
+    """uvicorn's httptools protocol, plus what it lacks for a port on the internet.
 
     - A header timeout: uvicorn times out idle keep-alive connections, but nothing while a
       request's headers arrive, so a client trickling a header byte now and then (or sending
@@ -662,7 +662,8 @@ def check_limits(settings: Settings) -> None:
 
 
 def raise_open_files_limit() -> tuple[int, int]:
-    """Raise the soft limit on open files towards the hard one; returns (before, now).
+    """Raise the soft limit on open files towards the hard one; returns (before, now), now
+    being 0 when unknown and -1 (RLIM_INFINITY) when unlimited.
 
     Each connection is an open file: with the common soft limit of 1024, about a thousand
     sockets (idle, stalled or real) would make the daemon refuse every new connection."""
@@ -717,18 +718,17 @@ class RunningDaemon:
         )
         self.server = _hook_server_class()(config)
         self.thread: threading.Thread | None = None
-        self.watching = threading.Event()  # cleared to stop the register watch
+        self.stopping = threading.Event()  # ends the register watch
 
     def _watch_register(self) -> None:
         """Check the register's file now and then, so a lost register is logged (and /healthz
         fails) even while no event arrives."""
-        while self.watching.is_set():
+        while not self.stopping.wait(REGISTER_CHECK_INTERVAL):
             self.intake.watch.check()
-            time.sleep(REGISTER_CHECK_INTERVAL)
 
     def run(self) -> None:
         before, limit = raise_open_files_limit()
-        if limit:
+        if limit > 0:
             raised = f" (raised from {before})" if limit != before else ""
             log.info(
                 "open files limit %s%s: room for about %s connections at once",
@@ -737,7 +737,6 @@ class RunningDaemon:
                 max(0, limit - RESERVED_OPEN_FILES),
             )
         self.workers.start()
-        self.watching.set()
         watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)
         watcher.start()
         log.info(
@@ -753,7 +752,7 @@ class RunningDaemon:
             if self.server.started:
                 raise
         finally:
-            self.watching.clear()
+            self.stopping.set()
             self.workers.shutdown()
             self.intake.close()
             log.info("stopped")
