@@ -302,7 +302,7 @@ def test_events_limit_counts_posts_being_handled_not_connections(
         with_config(home, max_events_in_flight=3, header_timeout=300, body_timeout=300)
     ).start()
     try:
-        bodies = iter(events(3, "+7916600"))
+        bodies = iter(events(20, "+7916600"))
         # Connections still sending headers take no place.
         sockets.extend(connect(daemon, PARTIAL_REQUEST) for _ in range(50))
         assert daemon.post(next(bodies)).status_code == 200
