@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -250,10 +251,10 @@ class Intake:
             await self._store_rejected(b"", reason)
             log.warning("rejected an event: %s", reason)
             return PlainTextResponse(reason, status_code=413)
-        encoding = unsupported_encoding(request.headers.getlist("content-encoding"))
-        if encoding:
+        coding = unsupported_coding(request.headers)
+        if coding:
             # Compressed XML would only fail later as "not well-formed"; say what is wrong.
-            reason = f"Content-Encoding {encoding!r} is not accepted; send the XML uncompressed."
+            reason = f"{coding[0]} {coding[1]!r} is not accepted; send the XML uncompressed."
             await self._store_rejected(body, reason)
             log.warning("rejected an event: %s", reason)
             return PlainTextResponse(reason, status_code=415)
@@ -285,13 +286,21 @@ class Intake:
             log.error("cannot keep a rejected event aside: %s", exc)
 
 
-def unsupported_encoding(values: list[str]) -> str | None:
-    """The first content coding other than identity among Content-Encoding header values."""
-    for value in values:
-        for coding in value.split(","):
-            coding = coding.strip()
-            if coding and coding.lower() != "identity":
-                return coding[:40]  # the reason is logged: a posted value stays short
+# The body codings the hook takes; the HTTP parser undoes chunked, nothing decompresses.
+ACCEPTED_CODINGS = {
+    "Content-Encoding": {"identity"},
+    "Transfer-Encoding": {"identity", "chunked"},
+}
+
+
+def unsupported_coding(headers: Headers) -> tuple[str, str] | None:
+    """(header, coding) for the first body coding the hook does not take, e.g. gzip."""
+    for header, accepted in ACCEPTED_CODINGS.items():
+        for value in headers.getlist(header):
+            for coding in value.split(","):
+                coding = coding.strip()
+                if coding and coding.lower() not in accepted:
+                    return header, coding[:40]  # the reason is logged: keep a posted value short
     return None
 
 

@@ -347,6 +347,31 @@ def test_low_open_files_limit_is_raised_and_logged(
 # -- compressed bodies -------------------------------------------------------------------------
 
 
+def test_gzip_transfer_coding_is_refused_with_415_and_kept(
+    home: Path, sockets: list[socket.socket]
+) -> None:
+    """The parser undoes `chunked` but leaves `gzip, chunked` compressed: refused the same."""
+    daemon = Daemon(home).start()
+    try:
+        body = gzip.compress(SAMPLE)
+        sock = connect(
+            daemon,
+            PARTIAL_REQUEST
+            + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+        )
+        sockets.append(sock)
+        sock.settimeout(10)
+        reason = "Transfer-Encoding 'gzip' is not accepted; send the XML uncompressed."
+        answer = b""
+        while not answer.endswith(reason.encode()) and (chunk := sock.recv(4096)):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 415 "), answer
+        assert [row["reason"] for row in rejected(daemon)] == [reason]
+    finally:
+        assert daemon.stop() == 0
+
+
 @pytest.mark.parametrize(
     ("encoding", "coding"),
     [("gzip", "gzip"), ("GZIP", "GZIP"), ("br", "br"), ("deflate", "deflate"),
