@@ -36,6 +36,11 @@ class Settings:
     # A session still ringing with no event for this long lost its release: declare it missed.
     stale_after: float = 3600.0
     max_body_bytes: int = 256 * 1024
+    # The hook on the internet: seconds a client has to send a request's headers, then its
+    # body, and how many posts may be handled at once (more get 503; idle sockets do not count).
+    header_timeout: float = 10.0
+    body_timeout: float = 20.0
+    max_events_in_flight: int = 200
     subscription_expires: int = 3600
     subscription_type: str = "BASIC_CALL"
     # Renew when less than this share of the granted lifetime is left.
@@ -360,6 +365,15 @@ CONFIG_TEMPLATE = """\
 # unanswered call is declared missed.
 # listen = "127.0.0.1:8088"
 # settle = 10
+
+# The hook's limits against slow or hostile clients: seconds to send a request's
+# headers and then its body (else 408 and the connection is closed), the largest
+# body in bytes (else 413), and how many posts are handled at once (else 503;
+# idle or stalled connections do not count).
+# header_timeout = 10
+# body_timeout = 20
+# max_body_bytes = 262144
+# max_events_in_flight = 200
 
 # Subscription lifetime asked of the PBX (it may grant less) and type.
 # subscription_expires = 3600

@@ -20,11 +20,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -42,6 +44,12 @@ NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
 MAX_HEADER_BYTES = 16 * 1024
 TOO_LARGE_HEADERS = PlainTextResponse("Request Header Fields Too Large", status_code=431)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+# How often the daemon checks, with nobody asking, that its register is still where it was.
+REGISTER_CHECK_INTERVAL = 1.0
+# Open files the daemon asks for at start (up to the hard limit), and what it keeps for itself
+# (SQLite files of each thread, the log, PBX and notification sockets).
+WANTED_OPEN_FILES = 65536
+RESERVED_OPEN_FILES = 64
 
 
 def hook_path(public_url: str | None) -> str:
@@ -68,6 +76,46 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class RegisterWatch:
+    """Notices the register file being moved, deleted or replaced under the running daemon.
+
+    SQLite keeps writing to the file it opened, even once no path leads to it any more: events
+    acknowledged then would be lost with that file. The identity (device, inode) of the file at
+    the register's path is compared with the one the daemon opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        opened = os.stat(path)  # right after the intake opened it: the file the daemon writes
+        self.identity = (opened.st_dev, opened.st_ino)
+        self.lock = threading.Lock()
+        self.problem: str | None = None
+
+    def check(self) -> str | None:
+        """None while the path still leads to the open register, else what happened to it."""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            problem: str | None = "the register file was moved or deleted"
+        except OSError as exc:  # e.g. the folder's permissions changed
+            problem = f"the register file cannot be checked ({exc.strerror})"
+        else:
+            same = (now.st_dev, now.st_ino) == self.identity
+            problem = None if same else "the register file was replaced by another file"
+        with self.lock:  # one log line per change, whichever thread notices it first
+            if problem != self.problem:
+                if problem:
+                    log.error(
+                        "%s (%s) while the daemon runs: refusing events with 503 until it is "
+                        "back or the daemon is restarted",
+                        problem,
+                        self.path,
+                    )
+                else:
+                    log.info("the register file %s is back; accepting events again", self.path)
+                self.problem = problem
+        return problem
+
+
 class DaemonRegister(Register):
     """The daemon's threads (intake, processor, keeper...) each have a connection; for writing
     they queue on one in-process lock. Without it they meet only in SQLite's busy handler,
@@ -92,10 +140,24 @@ class Intake:
 
     MAX_BATCH = 500
 
-    def __init__(self, db_path: Path, max_body_bytes: int, wake: threading.Event) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        max_body_bytes: int,
+        wake: threading.Event,
+        *,
+        body_timeout: float = 20.0,
+        max_in_flight: int = 200,
+    ) -> None:
         self.register = DaemonRegister.open(db_path)
         self.register.manual_checkpoints()  # the processor checkpoints, outside answers
+        self.watch = RegisterWatch(db_path)
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        # Posts being read or stored right now; only these count against the limit, so idle
+        # or stalled connections never take a place from a real event.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self.wake = wake
         self.lock = threading.Lock()
         self.pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -162,15 +224,43 @@ class Intake:
         return b"".join(chunks)
 
     async def handle(self, request: Request) -> Response:
+        problem = self.watch.check()
+        if problem:  # nothing may be acknowledged into a file nobody will find again
+            return PlainTextResponse(f"The event could not be stored: {problem}.", status_code=503)
+        if self.in_flight >= self.max_in_flight:
+            return PlainTextResponse(
+                "Too many events at once; retry.", status_code=503, headers={"Retry-After": "1"}
+            )
+        self.in_flight += 1
         try:
-            body = await self.read_body(request)
+            return await self._handle(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, request: Request) -> Response:
+        try:
+            # A body trickled byte by byte would hold its place (and memory) for ever.
+            async with asyncio.timeout(self.body_timeout):
+                body = await self.read_body(request)
         except ClientDisconnect:
             return Response(status_code=400)
+        except TimeoutError:
+            reason = f"The body did not arrive within {self.body_timeout:g} s."
+            await self._store_rejected(b"", reason)
+            log.warning("rejected an event: %s", reason)
+            return PlainTextResponse(reason, status_code=408, headers={"Connection": "close"})
         if body is None:
             reason = f"The body is larger than {self.max_body_bytes} bytes."
             await self._store_rejected(b"", reason)
             log.warning("rejected an event: %s", reason)
             return PlainTextResponse(reason, status_code=413)
+        coding = unsupported_coding(request.headers)
+        if coding:
+            # Compressed XML would only fail later as "not well-formed"; say what is wrong.
+            reason = f"{coding[0]} {coding[1]!r} is not accepted; send the XML uncompressed."
+            await self._store_rejected(body, reason)
+            log.warning("rejected an event: %s", reason)
+            return PlainTextResponse(reason, status_code=415)
         try:
             event = xsi.parse_event(body)
         except xsi.BadDocument as exc:
@@ -197,6 +287,24 @@ class Intake:
             await self.store_async(body, state="rejected", reason=reason)
         except Exception as exc:
             log.error("cannot keep a rejected event aside: %s", exc)
+
+
+# The body codings the hook takes; the HTTP parser undoes chunked, nothing decompresses.
+ACCEPTED_CODINGS = {
+    "Content-Encoding": {"identity"},
+    "Transfer-Encoding": {"identity", "chunked"},
+}
+
+
+def unsupported_coding(headers: Headers) -> tuple[str, str] | None:
+    """(header, coding) for the first body coding the hook does not take, e.g. gzip."""
+    for header, accepted in ACCEPTED_CODINGS.items():
+        for value in headers.getlist(header):
+            for coding in value.split(","):
+                coding = coding.strip()
+                if coding and coding.lower() not in accepted:
+                    return header, coding[:40]  # the reason is logged: keep a posted value short
+    return None
 
 
 @dataclass
@@ -237,6 +345,9 @@ def build_app(intake: Intake, secret_path: str) -> Starlette:
             return TOO_LARGE_HEADERS
         path = request.url.path.rstrip("/").encode()
         if request.method == "GET" and path == b"/healthz":
+            problem = intake.watch.check()
+            if problem:
+                return PlainTextResponse(problem, status_code=503)
             return PlainTextResponse("ok")
         # Constant time, and the same 404 for a wrong path and a wrong method.
         if hmac.compare_digest(path, secret) and request.method == "POST":
@@ -519,6 +630,120 @@ def _hook_server_class() -> type:
     return HookServer
 
 
+def _hook_protocol_class(header_timeout: float) -> type:
+    """uvicorn's httptools protocol, plus what it lacks for a port on the internet.
+
+    - A header timeout: uvicorn times out idle keep-alive connections, but nothing while a
+      request's headers arrive, so a client trickling a header byte now and then (or sending
+      nothing at all after connecting) holds its socket for ever. Here the headers must be
+      complete within `header_timeout` seconds of the connection opening, or of the first
+      byte after the previous answer; else the client gets 408 and the socket is closed.
+    - A header size limit while headers arrive (httptools has none): 431, and closed.
+    - An answer given before the request's body was read (404, 431, an early 4xx) closes the
+      connection: otherwise it stays open for as long as the client trickles that body.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HookProtocol(HttpToolsProtocol):
+        header_timer: asyncio.TimerHandle | None = None
+        header_bytes = 0  # received since the current request began, while its headers arrive
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._start_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            # The first byte of a next request on a kept-alive connection starts the clock;
+            # later bytes do not restart it (a trickle must not keep a request alive).
+            if self.cycle is None or self.cycle.response_complete:
+                self._start_header_timer()
+            if self.header_timer is not None:
+                self.header_bytes += len(data)
+            super().data_received(data)
+            # Headers still incomplete after all these bytes: httptools would keep collecting
+            # them (it has no limit), so a megabyte header costs a megabyte per connection.
+            # A block completed within one read is checked by endpoint() instead.
+            if self.header_timer is not None and self.header_bytes > MAX_HEADER_BYTES:
+                self._stop_header_timer()
+                self._refuse(431, b"Request Header Fields Too Large")
+
+        def on_headers_complete(self) -> None:
+            self._stop_header_timer()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            # With no pipelined request queued, self.cycle is the request just answered.
+            if not self.pipeline and self.cycle.more_body and not self.transport.is_closing():
+                self.transport.close()  # answered before the body came: do not wait for it
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_header_timer()
+            super().connection_lost(exc)
+
+        def _start_header_timer(self) -> None:
+            if self.header_timer is None:
+                self.header_bytes = 0
+                self.header_timer = self.loop.call_later(header_timeout, self._header_timed_out)
+
+        def _stop_header_timer(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def _header_timed_out(self) -> None:
+            self.header_timer = None
+            if self.transport.is_closing():
+                return
+            # One log line per stalled socket would let anyone flood the log: debug only.
+            log.debug("closed a connection whose request headers took over %g s", header_timeout)
+            self._refuse(408, b"The request headers did not arrive in time.")
+
+        def _refuse(self, status: int, message: bytes) -> None:
+            """Answer before the request reached the app (as uvicorn's own 400 does), and close."""
+            if self.transport.is_closing():
+                return
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\n"
+                b"content-type: text/plain; charset=utf-8\r\n"
+                b"content-length: %d\r\n"
+                b"connection: close\r\n\r\n%s"
+                % (status, HTTPStatus(status).phrase.encode(), len(message), message)
+            )
+            self.transport.close()
+
+    return HookProtocol
+
+
+def check_limits(settings: Settings) -> None:
+    """A zero timeout or limit would refuse every request: say so at start instead."""
+    for name in ("header_timeout", "body_timeout", "max_events_in_flight"):
+        if not getattr(settings, name) > 0:
+            raise UserError(f"Setting {name!r} must be more than 0.")
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files towards the hard one; returns (before, now), now
+    being 0 when unknown and -1 (RLIM_INFINITY) when unlimited.
+
+    Each connection is an open file: with the common soft limit of 1024, about a thousand
+    sockets (idle, stalled or real) would make the daemon refuse every new connection."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: nothing to raise
+        return (0, 0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, WANTED_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %s: %s", soft, exc)
+            return (soft, soft)
+        return (soft, wanted)
+    return (soft, soft)
+
+
 class RunningDaemon:
     """One daemon: hook server plus worker threads. `run()` blocks (the CLI); `start()` serves in
     a background thread (the demo, which keeps the main thread for the panel)."""
@@ -528,26 +753,53 @@ class RunningDaemon:
 
         self.settings = settings
         secret_path = hook_path(settings.public_url)
+        check_limits(settings)
         self.host, self.port = parse_listen(settings.listen)
         self.workers = Workers(settings)
-        self.intake = Intake(settings.db, settings.max_body_bytes, self.workers.wake)
+        self.intake = Intake(
+            settings.db,
+            settings.max_body_bytes,
+            self.workers.wake,
+            body_timeout=settings.body_timeout,
+            max_in_flight=settings.max_events_in_flight,
+        )
         config = uvicorn.Config(
             build_app(self.intake, secret_path),
             host=self.host,
             port=self.port,
+            # httptools with a header timeout; uvicorn's limit_concurrency is not used: it
+            # counts open connections, so a few hundred stalled sockets would make every real
+            # event get 503. The intake limits the posts being handled instead.
+            http=_hook_protocol_class(settings.header_timeout),
             access_log=False,  # the access log would write the secret path
             log_config=None,
             server_header=False,
-            h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # see also endpoint()
-            limit_concurrency=200,
             timeout_keep_alive=30,
             timeout_graceful_shutdown=10,
         )
         self.server = _hook_server_class()(config)
         self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()  # ends the register watch
+
+    def _watch_register(self) -> None:
+        """Check the register's file now and then, so a lost register is logged (and /healthz
+        fails) even while no event arrives."""
+        while not self.stopping.wait(REGISTER_CHECK_INTERVAL):
+            self.intake.watch.check()
 
     def run(self) -> None:
+        before, limit = raise_open_files_limit()
+        if limit > 0:
+            raised = f" (raised from {before})" if limit != before else ""
+            log.info(
+                "open files limit %s%s: room for about %s connections at once",
+                limit,
+                raised,
+                max(0, limit - RESERVED_OPEN_FILES),
+            )
         self.workers.start()
+        watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)
+        watcher.start()
         log.info(
             "starting on http://%s:%s (hook path hidden), register %s",
             self.host,
@@ -561,6 +813,7 @@ class RunningDaemon:
             if self.server.started:
                 raise
         finally:
+            self.stopping.set()
             self.workers.shutdown()
             self.intake.close()
             log.info("stopped")
