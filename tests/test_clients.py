@@ -257,5 +257,5 @@ def test_cli_add_list_and_bad_number(register: Register) -> None:
     ]
     bad = runner.invoke(app, ["clients", "add", "Петров", "позвонить"])
     assert bad.exit_code == 1
-    assert "«позвонить» is not a phone number" in bad.output
+    assert "«позвонить» — не номер телефона" in bad.output
     assert register.count_clients() == 1
