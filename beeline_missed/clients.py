@@ -206,7 +206,7 @@ class Table:
     def _csv_rows(self) -> Iterator[list[str]]:
         with self.path.open(encoding=self.encoding, newline="") as handle:
             for row in csv.reader(handle, delimiter=self.delimiter):
-                yield [_cell(value) for value in row]
+                yield [value.strip() for value in row]
 
 
 def _fill_merges(rows: Iterable[list[str]], merges: Sequence[Merge]) -> Iterator[list[str]]:
@@ -430,6 +430,8 @@ def _stacked_headers(rows: Sequence[Sequence[str]]) -> list[str]:
 # -- parsing --------------------------------------------------------------------------------
 
 MAX_EXAMPLES = 10
+PROGRESS_EVERY = 1000
+split_cell, directory_number = phones.split_cell, phones.directory_number  # hot loop
 
 
 def parse_rows(
@@ -442,41 +444,45 @@ def parse_rows(
     (code, name, [(E.164, as written), ...]); what is skipped and why is counted in `out`
     as the rows go by. `rows` is the whole table, header included."""
     first_data = layout.first_data
+    name_at, code_at = layout.name, layout.code
+    unread = 0  # rows not yet told to `progress`: it is told every PROGRESS_EVERY rows
     for index, row in enumerate(rows):
         if index < first_data:
             continue
-        if progress is not None:
-            progress(1)
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines between blocks are not data
+        unread += 1
+        if progress is not None and unread == PROGRESS_EVERY:
+            progress(unread)
+            unread = 0
+        if not any(row):
+            continue  # blank lines between blocks are not data (cells come stripped)
         out.rows_read += 1
-        line_no = index + 1
-
-        def cell(i: int | None, row: Sequence[str] = row) -> str:
-            return row[i].strip() if i is not None and i < len(row) else ""
-
-        name = " ".join(cell(layout.name).split())
+        width = len(row)
+        name = " ".join(row[name_at].split()) if name_at < width else ""
         if not name:
             out.skipped[NO_NAME] += 1
             continue
         numbers: dict[str, str] = {}
-        texts = [part for col in layout.phones for part in phones.split_cell(cell(col))]
+        texts = [part for col in layout.phones if col < width for part in split_cell(row[col])]
         bad = []
         for text in texts:
-            e164 = phones.directory_number(text)
+            e164 = directory_number(text)
             if e164 is None:
                 bad.append(text)
             else:
                 numbers.setdefault(e164, text)
-        out.unrecognised_count += len(bad)
-        for text in bad:
-            if len(out.unrecognised) < MAX_EXAMPLES:
-                out.unrecognised.append((line_no, text))
+        if bad:
+            out.unrecognised_count += len(bad)
+            for text in bad:
+                if len(out.unrecognised) < MAX_EXAMPLES:
+                    out.unrecognised.append((index + 1, text))
         if not numbers:
             out.skipped[BAD_NUMBER if texts else NO_NUMBER] += 1
             continue
         out.numbers_recognised += len(numbers)
-        yield cell(layout.code) or None, name, list(numbers.items())
+        code = row[code_at] if code_at is not None and code_at < width else ""
+        yield code or None, name, list(numbers.items())
+    if progress is not None and unread:
+        progress(unread)
 
 
 def parse(

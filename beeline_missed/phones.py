@@ -39,8 +39,9 @@ def normalise(raw: str | None, region: str = REGION) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-# Characters a number is written with in a directory; anything else goes to the full parser.
-_PLAIN = re.compile(r"\+?[\d\s().\-]+")
+# Punctuation a number is written with in a directory («8 (916) 123-45-67», a no-break space
+# from Excel); with it gone, a number in the common forms is digits only.
+_PUNCTUATION = str.maketrans("", "", " \t\xa0()-.")
 # How staff write a Russian number, said when one is refused.
 RUSSIAN_FORM = "10 цифр после +7 или 8, например 8 916 123-45-67"
 
@@ -56,9 +57,10 @@ def directory_number(raw: str | None) -> str | None:
     if not raw:
         return None
     text = raw.strip()
-    if text.lower().startswith(("tel:", "sip:")):
+    if ":" in text and text.lower().startswith(("tel:", "sip:")):
         text = text[4:]
-    text = text.split("@", 1)[0].strip()
+    if "@" in text:
+        text = text.split("@", 1)[0].strip()
     national = _russian_national(text)
     if national is not None:
         # The common case, a +7 number of 10 digits, skips phonenumbers.parse (~40 µs, the
@@ -79,10 +81,11 @@ def _russian_national(text: str) -> str | None:
     """The 10 national digits of «+7 …», «8 …», «7 …» (11 digits) or a bare 10-digit number,
     written with digits, spaces, brackets, dots and dashes only; else None (the full parser
     decides). These are the readings phonenumbers gives with region RU."""
-    if not _PLAIN.fullmatch(text):
+    plus = text.startswith("+")
+    digits = (text[1:] if plus else text).translate(_PUNCTUATION)
+    if not (digits.isascii() and digits.isdigit()):
         return None
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("+"):
+    if plus:
         national = digits[1:] if len(digits) == 11 and digits[0] == "7" else None
     elif len(digits) == 11 and digits[0] in "78":
         national = digits[1:]
@@ -115,7 +118,11 @@ def split_cell(cell: str | None) -> list[str]:
     """A directory cell may hold several numbers separated by ',' or ';'."""
     if not cell:
         return []
-    return [part.strip() for part in _SPLIT.split(str(cell)) if part.strip()]
+    cell = str(cell)
+    if "," not in cell and ";" not in cell and "\n" not in cell:  # one number: most cells
+        cell = cell.strip()
+        return [cell] if cell else []
+    return [part.strip() for part in _SPLIT.split(cell) if part.strip()]
 
 
 def display(e164: str | None) -> str:

@@ -27,9 +27,8 @@ IMPORT_TABLES = (
     "imp_phone",
     "imp_client",
     "imp_won",
-    "imp_relink",
+    "imp_taken",
     "imp_moved",
-    "imp_shared",
 )
 
 MISSED = "missed"
@@ -372,6 +371,18 @@ class Register:
         """
         now = timefmt.to_stored(timefmt.now_utc())
         conn = self.conn
+        synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+        # The directory is rebuilt by importing again, so its commits need not wait for the
+        # disk (the daemon's own connections keep synchronous=FULL): WAL keeps each batch
+        # atomic, and a power cut can only lose the last batches.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Room for the staging tables' sorts and the batches' lookups: a bounded 32 MB each.
+        conn.execute("PRAGMA cache_size = -64000")
+        conn.execute("PRAGMA temp.cache_size = -32000")
+        # A checkpoint after every batch (the default: at 1,000 pages of WAL) syncs the
+        # database file each time, twice the import's own work; every 16,000 pages is enough.
+        autocheckpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        conn.execute("PRAGMA wal_autocheckpoint = 16000")
         try:
             self._stage_clients(entries)
             self._match_clients(replace_phones)
@@ -393,6 +404,8 @@ class Register:
                 conn.rollback()
             for table in IMPORT_TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
 
     def _stage_clients(
         self, entries: Iterable[tuple[str | None, str, Sequence[tuple[str, str]]]]
@@ -430,35 +443,50 @@ class Register:
             if len(rows) >= STAGE_CHUNK:
                 flush()
         flush()
-        conn.executescript(
+        conn.execute("BEGIN")
+        # One line per client of the file, in the order they first appear; the name is the
+        # last row's.
+        conn.execute(
+            "CREATE TEMP TABLE imp_client (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, "
+            "code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, "
+            "client_id INTEGER, how INTEGER, state TEXT)"
+        )
+        conn.execute(
             """
-            BEGIN;
-            -- One line per client of the file, in the order they first appear; the name
-            -- is the last row's.
-            CREATE TEMP TABLE imp_client (
-                id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, code TEXT,
-                name TEXT NOT NULL, name_key TEXT NOT NULL,
-                client_id INTEGER, how INTEGER, state TEXT);
             INSERT INTO imp_client (ident, code, name, name_key)
                 SELECT g.ident, r.code, r.name, r.name_key
                 FROM (SELECT ident, min(row_no) AS first, max(row_no) AS last
                       FROM imp_row GROUP BY ident) AS g
                 JOIN imp_row r ON r.row_no = g.last
-                ORDER BY g.first;
-            CREATE INDEX imp_client_client ON imp_client(client_id);
-            -- Each number goes to the client of the last row listing it.
-            CREATE TEMP TABLE imp_won (
-                phone TEXT PRIMARY KEY, cid INTEGER NOT NULL, raw TEXT NOT NULL) WITHOUT ROWID;
-            INSERT INTO imp_won
-                SELECT w.phone, c.id, w.raw
-                FROM (SELECT phone, ident, raw, max(row_no) FROM imp_phone GROUP BY phone) AS w
-                JOIN imp_client c ON c.ident = w.ident;
-            CREATE INDEX imp_won_cid ON imp_won(cid);
-            CREATE TEMP TABLE imp_relink (phone TEXT PRIMARY KEY) WITHOUT ROWID;
-            CREATE TEMP TABLE imp_moved (phone TEXT NOT NULL, holder TEXT NOT NULL);
-            COMMIT;
+                ORDER BY g.first
             """
         )
+        conn.execute("CREATE INDEX imp_client_client ON imp_client(client_id)")
+        # Each number goes to the client of the last row listing it; `shared` when rows of
+        # other clients list it too.
+        conn.execute(
+            "CREATE TEMP TABLE imp_won (phone TEXT PRIMARY KEY, cid INTEGER NOT NULL, "
+            "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        conn.execute(
+            """
+            INSERT INTO imp_won
+                SELECT w.phone, c.id, w.raw, w.last_row, w.shared
+                FROM (SELECT phone, ident, raw, max(row_no) AS last_row,
+                             count(DISTINCT ident) > 1 AS shared
+                      FROM imp_phone GROUP BY phone) AS w
+                JOIN imp_client c ON c.ident = w.ident
+            """
+        )
+        conn.execute("CREATE INDEX imp_won_cid ON imp_won(cid)")
+        # Per batch: the directory's numbers about to leave their client (taken by another,
+        # or gone from the file's row), by rowid in client_phones.
+        conn.execute(
+            "CREATE TEMP TABLE imp_taken (cp_rowid INTEGER NOT NULL, phone TEXT NOT NULL, "
+            "holder INTEGER NOT NULL)"
+        )
+        conn.execute("CREATE TEMP TABLE imp_moved (phone TEXT NOT NULL, holder TEXT NOT NULL)")
+        conn.execute("COMMIT")
 
     def _match_clients(self, replace_phones: bool) -> None:
         """Find each client of the file in the directory: by code, then by name, then (an
@@ -560,28 +588,29 @@ class Register:
             span,
         )
         changed = "i.id BETWEEN :low AND :high AND i.state IN ('added', 'updated')"
-        # Numbers whose owner may change: calls from them are re-linked at the end.
+        # Numbers another client held, taken by the file's client of this batch...
         conn.execute(
-            "INSERT OR IGNORE INTO imp_relink SELECT w.phone FROM imp_client AS i "
-            f"JOIN imp_won AS w ON w.cid = i.id WHERE {changed}",
-            span,
-        )
-        conn.execute(
-            "INSERT OR IGNORE INTO imp_relink SELECT cp.phone FROM imp_client AS i "
-            "JOIN client_phones AS cp ON cp.client_id = i.client_id "
-            "WHERE i.id BETWEEN :low AND :high AND i.state = 'updated' AND :replace",
-            span,
-        )
-        # Numbers taken from a directory client that is not in this import: reported.
-        conn.execute(
-            "INSERT INTO imp_moved SELECT w.phone, c.name FROM imp_client AS i "
+            "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM imp_client AS i "
             "JOIN imp_won AS w ON w.cid = i.id "
             "JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.client_id "
-            "JOIN clients AS c ON c.id = cp.client_id "
-            f"WHERE {changed} AND NOT EXISTS "
-            "(SELECT 1 FROM imp_client AS o WHERE o.client_id = cp.client_id)",
+            f"WHERE {changed}",
             span,
         )
+        # ...reported when that client is not in the file (the file's own lose them anyway)...
+        conn.execute(
+            "INSERT INTO imp_moved SELECT t.phone, c.name FROM imp_taken AS t "
+            "JOIN clients AS c ON c.id = t.holder "
+            "WHERE NOT EXISTS (SELECT 1 FROM imp_client AS o WHERE o.client_id = t.holder)"
+        )
+        if replace_phones:
+            # ...and, on import, numbers no longer in the client's row.
+            conn.execute(
+                "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id "
+                "FROM imp_client AS i JOIN client_phones AS cp ON cp.client_id = i.client_id "
+                "WHERE i.id BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
+                "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.cid = i.id)",
+                span,
+            )
         conn.execute(
             """
             UPDATE clients SET
@@ -594,49 +623,38 @@ class Register:
             """,
             span,
         )
-        conn.execute(
-            "DELETE FROM client_phones WHERE rowid IN (SELECT cp.rowid FROM imp_client AS i "
-            "JOIN imp_won AS w ON w.cid = i.id JOIN client_phones AS cp ON cp.phone = w.phone "
-            f"WHERE {changed} AND cp.client_id != i.client_id)",
-            span,
-        )
-        if replace_phones:
-            conn.execute(
-                "DELETE FROM client_phones WHERE rowid IN (SELECT cp.rowid FROM imp_client AS i "
-                "JOIN client_phones AS cp ON cp.client_id = i.client_id "
-                "WHERE i.id BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
-                "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.cid = i.id))",
-                span,
-            )
+        conn.execute("DELETE FROM client_phones WHERE rowid IN (SELECT cp_rowid FROM imp_taken)")
         conn.execute(
             "INSERT OR IGNORE INTO client_phones (client_id, phone, raw) "
             "SELECT i.client_id, w.phone, w.raw FROM imp_client AS i "
             f"JOIN imp_won AS w ON w.cid = i.id WHERE {changed}",
             span,
         )
+        # Calls from every number whose owner may have changed show the owner now.
         relinked = conn.execute(
-            """
+            f"""
             UPDATE calls SET client_id = (
                 SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
                 ORDER BY client_id LIMIT 1)
-            WHERE phone IN (SELECT phone FROM imp_relink) AND client_id IS NOT (
+            WHERE phone IN (SELECT phone FROM imp_taken UNION ALL
+                            SELECT w.phone FROM imp_client AS i
+                            JOIN imp_won AS w ON w.cid = i.id WHERE {changed})
+              AND client_id IS NOT (
                 SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
                 ORDER BY client_id LIMIT 1)
-            """
+            """,
+            span,
         ).rowcount
-        conn.execute("DELETE FROM imp_relink")
+        conn.execute("DELETE FROM imp_taken")
         return relinked
 
     def _shared_numbers(self) -> dict[str, Any]:
         """The numbers claimed by several clients: within the file, or by a client of the
         file and one of the directory that is not in it."""
         conn = self.conn
-        conn.execute(
-            "CREATE TEMP TABLE imp_shared AS SELECT phone, min(row_no) AS first FROM imp_phone "
-            "GROUP BY phone HAVING count(DISTINCT ident) > 1"
-        )
         count = conn.execute(
-            "SELECT count(*) FROM (SELECT phone FROM imp_shared UNION SELECT phone FROM imp_moved)"
+            "SELECT count(*) FROM (SELECT phone FROM imp_won WHERE shared "
+            "UNION SELECT phone FROM imp_moved)"
         ).fetchone()[0]
         shown: dict[str, list[str]] = {}
         for phone, holder in conn.execute(
@@ -646,7 +664,7 @@ class Register:
         for phone, name in conn.execute(
             """
             SELECT p.phone, c.name FROM imp_phone AS p JOIN imp_client AS c ON c.ident = p.ident
-            WHERE p.phone IN (SELECT phone FROM imp_shared ORDER BY first LIMIT ?)
+            WHERE p.phone IN (SELECT phone FROM imp_won WHERE shared ORDER BY last_row LIMIT ?)
             GROUP BY p.phone, c.id ORDER BY min(p.row_no)
             """,
             [SHARED_SHOWN],
