@@ -6,6 +6,7 @@ The CLI, the daemon and the panel call these methods; they never write SQL.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,13 @@ from beeline_missed.errors import ConflictError, UserError
 if TYPE_CHECKING:
     import sqlite_utils
 
-# Clients written per transaction on import: each commit is short enough (~20 ms) that the
-# daemon's hook, waiting for the write lock, stays within its usual latency.
-IMPORT_BATCH = 2000
+# Clients written per transaction on import, at first: the size then adapts so that each
+# transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
+# without it, so that the daemon's hook waits at most about their sum for the register.
+IMPORT_BATCH = 1000
+IMPORT_MIN_BATCH = 50
+IMPORT_LOCK = 0.030
+IMPORT_PAUSE = 0.030
 STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
 IMPORT_TABLES = (
@@ -387,10 +392,23 @@ class Register:
             self._stage_clients(entries)
             self._match_clients(replace_phones)
             total = conn.execute("SELECT coalesce(max(id), 0) FROM temp.imp_client").fetchone()[0]
-            relinked = 0
-            for low in range(1, total + 1, batch_size):
+            relinked, low, size = 0, 1, batch_size
+            while low <= total:
+                if low > 1:
+                    # Another process waiting for the lock (the daemon's hook) polls in
+                    # SQLite's busy handler every 25 ms or less for its first 100 ms: a pause
+                    # longer than that lets it in, where back-to-back batches starve it.
+                    time.sleep(IMPORT_PAUSE)
+                started = time.perf_counter()
                 with self.transaction():
-                    relinked += self._apply_clients(low, low + batch_size - 1, replace_phones, now)
+                    relinked += self._apply_clients(low, low + size - 1, replace_phones, now)
+                low += size
+                # Keep each transaction near IMPORT_LOCK seconds, whatever the machine.
+                took = time.perf_counter() - started
+                if took > IMPORT_LOCK:
+                    size = max(IMPORT_MIN_BATCH, size // 2)
+                elif took < IMPORT_LOCK / 2:
+                    size = min(batch_size * 8, size * 3 // 2)
             counts: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0}
             for state, n in conn.execute(
                 "SELECT state, count(*) FROM temp.imp_client GROUP BY state"
