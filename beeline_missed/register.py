@@ -604,7 +604,8 @@ class Register:
         span = {"low": low, "high": high, "now": now, "replace": int(replace_phones)}
         base = conn.execute("SELECT coalesce(max(id), 0) FROM clients").fetchone()[0]
         conn.execute(
-            "UPDATE imp_client SET client_id = :base + batch_no - :low + 1, state = 'added' "
+            "UPDATE imp_client INDEXED BY imp_client_batch "
+            "SET client_id = :base + batch_no - :low + 1, state = 'added' "
             "WHERE batch_no BETWEEN :low AND :high AND client_id IS NULL",
             {**span, "base": base},
         )
@@ -614,26 +615,28 @@ class Register:
             "WHERE batch_no BETWEEN :low AND :high AND state = 'added'",
             span,
         )
+        # CROSS JOIN fixes the join order at the batch's few clients: the temporary tables
+        # have no statistics, and a plan starting at a big table scanned it every batch.
         changed = "i.batch_no BETWEEN :low AND :high AND i.state IN ('added', 'updated')"
         # Numbers another client held, taken by the file's client of this batch...
         conn.execute(
             "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM imp_client AS i "
-            "JOIN imp_won AS w ON w.cid = i.id "
-            "JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.client_id "
+            "CROSS JOIN imp_won AS w ON w.cid = i.id "
+            "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.client_id "
             f"WHERE {changed}",
             span,
         )
         # ...reported when that client is not in the file (the file's own lose them anyway)...
         conn.execute(
             "INSERT INTO imp_moved SELECT t.phone, c.name FROM imp_taken AS t "
-            "JOIN clients AS c ON c.id = t.holder "
+            "CROSS JOIN clients AS c ON c.id = t.holder "
             "WHERE NOT EXISTS (SELECT 1 FROM imp_client AS o WHERE o.client_id = t.holder)"
         )
         if replace_phones:
             # ...and, on import, numbers no longer in the client's row.
             conn.execute(
                 "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id "
-                "FROM imp_client AS i JOIN client_phones AS cp ON cp.client_id = i.client_id "
+                "FROM imp_client AS i CROSS JOIN client_phones AS cp ON cp.client_id = i.client_id "
                 "WHERE i.batch_no BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
                 "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.cid = i.id)",
                 span,
@@ -644,9 +647,9 @@ class Register:
                 name = CASE WHEN :replace THEN i.name ELSE clients.name END,
                 name_key = CASE WHEN :replace THEN i.name_key ELSE clients.name_key END,
                 external_id = coalesce(i.code, clients.external_id), updated_at = :now
-            FROM imp_client AS i
-            WHERE i.client_id = clients.id AND i.batch_no BETWEEN :low AND :high
-              AND i.state = 'updated'
+            FROM (SELECT * FROM imp_client
+                  WHERE batch_no BETWEEN :low AND :high AND state = 'updated') AS i
+            WHERE i.client_id = clients.id
             """,
             span,
         )
@@ -654,7 +657,7 @@ class Register:
         conn.execute(
             "INSERT OR IGNORE INTO client_phones (client_id, phone, raw) "
             "SELECT i.client_id, w.phone, w.raw FROM imp_client AS i "
-            f"JOIN imp_won AS w ON w.cid = i.id WHERE {changed}",
+            f"CROSS JOIN imp_won AS w ON w.cid = i.id WHERE {changed}",
             span,
         )
         # Calls from every number whose owner may have changed show the owner now.
@@ -665,7 +668,7 @@ class Register:
                 ORDER BY client_id LIMIT 1)
             WHERE phone IN (SELECT phone FROM imp_taken UNION ALL
                             SELECT w.phone FROM imp_client AS i
-                            JOIN imp_won AS w ON w.cid = i.id WHERE {changed})
+                            CROSS JOIN imp_won AS w ON w.cid = i.id WHERE {changed})
               AND client_id IS NOT (
                 SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
                 ORDER BY client_id LIMIT 1)

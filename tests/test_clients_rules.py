@@ -105,7 +105,8 @@ def test_a_number_the_directory_gave_another_client_moves_and_is_reported(
     register: Register, tmp_path: Path
 ) -> None:
     register.upsert_clients([("77", "Петров", [("+79165550001", "")])])
-    data = import_cli(write_csv(tmp_path / "c.csv", "Код;Наименование;Телефон\n1;Козлов;+79165550001\n"))
+    path = write_csv(tmp_path / "c.csv", "Код;Наименование;Телефон\n1;Козлов;+79165550001\n")
+    data = import_cli(path)
     assert data["shared_numbers"] == [
         {"phone": "+79165550001", "clients": ["Петров", "Козлов"], "kept_by": "Козлов"}
     ]
@@ -277,7 +278,10 @@ def test_pbx_numbers_are_still_read_as_before() -> None:
 
 
 def _full_parse(text: str) -> str | None:
-    number = phonenumbers.parse(text, "RU")
+    try:
+        number = phonenumbers.parse(text, "RU")
+    except phonenumbers.NumberParseException:  # «8 10 …»: an international call prefix
+        return None
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
