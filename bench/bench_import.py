@@ -64,8 +64,9 @@ def write_export(path: Path, rows: int, seed: int = 1) -> int:
     return path.stat().st_size
 
 
-def peak_rss_import(env: dict[str, str], path: Path) -> tuple[float, float, dict]:
-    """Wall seconds, peak RSS (MiB, from wait4) and the JSON summary of one import."""
+def peak_rss_import(env: dict[str, str], path: Path) -> tuple[float, float, float, dict]:
+    """Wall seconds, CPU seconds (user + system: steadier than wall time on a shared
+    machine), peak RSS (MiB, from wait4) and the JSON summary of one import."""
     command = [PYTHON, "-m", "beeline_missed", "clients", "import", str(path), "--json"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -77,7 +78,8 @@ def peak_rss_import(env: dict[str, str], path: Path) -> tuple[float, float, dict
         err.seek(0)
         if proc.returncode != 0:
             raise SystemExit(f"import failed: {err.read().decode()}")
-        return wall, usage.ru_maxrss / 1024, json.loads(out.read())
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, cpu, usage.ru_maxrss / 1024, json.loads(out.read())
 
 
 class Poster(threading.Thread):
@@ -136,6 +138,7 @@ def main() -> dict:
     parser.add_argument("--rate", type=float, default=50.0, help="Hook events per second.")
     args = parser.parse_args()
     info = machine()
+    print(f"command:  {' '.join([Path(PYTHON).name, *sys.argv])}")
     print(
         f"machine:  {info['nproc']} cores, {info['cpu']}, {info['memory']}, "
         f"Python {info['python']}; load average {info['load']}"
@@ -156,9 +159,9 @@ def main() -> dict:
             results = []
             for label in ("first", "again"):
                 t0 = time.perf_counter()
-                wall, rss, summary = peak_rss_import(daemon.env, export)
+                wall, cpu, rss, summary = peak_rss_import(daemon.env, export)
                 hook = poster.between(t0, time.perf_counter())
-                results.append((label, wall, rss, summary, hook))
+                results.append((label, wall, cpu, rss, summary, hook))
         finally:
             poster.stop()
             daemon.stop()
@@ -168,9 +171,10 @@ def main() -> dict:
     )
     goal_s = GOAL_SECONDS_PER_600K * args.rows / 600_000
     met = True
-    for label, wall, rss, summary, h in results:
+    for label, wall, cpu, rss, summary, h in results:
         print(
-            f"{label:9} {wall:.1f} s, peak RSS {rss:.0f} MiB; added {summary['clients_added']:,}, "
+            f"{label:9} {wall:.1f} s ({cpu:.1f} s CPU), peak RSS {rss:.0f} MiB; "
+            f"added {summary['clients_added']:,}, "
             f"updated {summary['clients_updated']:,}, unchanged {summary['clients_unchanged']:,}, "
             f"shared numbers {summary['numbers_shared']:,}, not numbers "
             f"{summary['numbers_not_recognised']:,}"
