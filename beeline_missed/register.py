@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # without it, so that the daemon's hook waits at most about their sum for the register.
 IMPORT_BATCH = 1000
 IMPORT_MIN_BATCH = 50
-IMPORT_LOCK = 0.030
+IMPORT_LOCK = 0.015
 IMPORT_PAUSE = 0.030
 STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
@@ -408,7 +408,7 @@ class Register:
                 if took > IMPORT_LOCK:
                     size = max(IMPORT_MIN_BATCH, size // 2)
                 elif took < IMPORT_LOCK / 2:
-                    size = min(batch_size * 8, size * 3 // 2)
+                    size = min(batch_size * 8, size * 5 // 4)
             counts: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0}
             for state, n in conn.execute(
                 "SELECT state, count(*) FROM temp.imp_client GROUP BY state"
