@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("list", [], ["--rows", "100000", "--db", "/tmp/bench-list-quick.sqlite", "--runs", "3"]),
     ("rss", [], ["--events", "5000"]),
     ("report", [], ["--rows", "100000", "--db", "/tmp/bench-report-quick.sqlite", "--runs", "3"]),
+    ("import", [], ["--rows", "50000"]),
 ]
 
 
