@@ -310,19 +310,24 @@ def clients_import(
     from beeline_missed import clients
     from beeline_missed.output import err_console, print_json, print_table, say
 
-    rows = clients.read_table(file)
-    layout = clients.find_layout(rows, name_column, phone_column or ())
     # The bar goes to stderr and only to a terminal: scripts and pipes get the summary only.
+    # The file is streamed, so its length is not known in advance: the bar counts rows.
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("Чтение", total=max(len(rows) - layout.header_row - 1, 0))
-        parsed = clients.parse(rows, layout, progress=lambda n: bar.advance(task, n))
-    register = state(ctx).register(create=NEW_REGISTER_RU)
-    counts = register.upsert_clients(clients.entries_for_register(parsed.entries))
+        task = bar.add_task("Чтение", total=None)
+        layout, parsed, counts = clients.import_file(
+            state(ctx).register(create=NEW_REGISTER_RU),
+            file,
+            name_column,
+            phone_column or (),
+            progress=lambda n: bar.advance(task, n),
+        )
 
     def header(i: int | None) -> str | None:
         if i is None:
             return None
-        return layout.headers[i] if i < len(layout.headers) else f"столбец {i + 1}"
+        # An unnamed column under a merged phone header is named by its number.
+        named = i < len(layout.headers) and layout.headers[i]
+        return layout.headers[i] if named else f"столбец {i + 1}"
 
     columns = {
         "name": header(layout.name),
@@ -337,6 +342,7 @@ def clients_import(
                 **clients.summary(parsed, counts),
                 "skipped": dict(parsed.skipped),
                 "unrecognised": [{"row": n, "text": t} for n, t in parsed.unrecognised],
+                "shared_numbers": counts["shared"],
             }
         )
         return
@@ -352,6 +358,8 @@ def clients_import(
         say(escape(f"Строка {line_no}: «{text}» — не номер телефона."))
     if parsed.unrecognised_count > len(parsed.unrecognised):
         say(f"… и ещё {parsed.unrecognised_count - len(parsed.unrecognised)}.")
+    for line in clients.shared_lines(counts):
+        say(escape(line))
 
 
 @clients_app.command("list")
@@ -410,6 +418,8 @@ def clients_add(
     relinked = counts["calls_relinked"]
     linked = f"; звонков с этим именем теперь: {relinked}" if relinked else ""
     say(escape(f"{verb} «{name}» ({numbers_text}){linked}."))
+    for line in clients.shared_lines(counts):
+        say(escape(line))
 
 
 @app.command("list")

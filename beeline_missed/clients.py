@@ -1,22 +1,36 @@
 """The clients directory («Контрагенты») as exported from 1C: CSV or XLSX into the register.
 
-Reading is split from writing so each step can be tested: `read_table` gives rows of text
-(CSV `;`/`,`/tab, UTF-8 or Windows-1251, or the first sheet of an XLSX), `find_layout` finds
-the header row and the name / phone / code columns, `parse` turns rows into clients and
-counts what it skipped and why, and `Register.upsert_clients` writes them in one transaction.
+Reading is split from writing so each step can be tested: `open_table` reads a file lazily
+(CSV `;`/`,`/tab, UTF-8 or Windows-1251, or the first sheet of an XLSX, merged cells filled
+in), `find_layout` finds the header row and the name / phone / code columns, `parse_rows`
+turns rows into clients one by one and counts what it skipped and why, and
+`Register.upsert_clients` stages and writes them in short transactions. `import_file` does
+all four with memory that stays flat whatever the file's size.
+
+Rules: importing again updates, never duplicates — a client is found by its code, else its
+name (case, spacing and ё ignored), else its numbers. A number belongs to one client: when
+several rows of the file list it, the last row wins (and the import says so); a number the
+directory gave someone not in the file moves to the file's client.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed import phones
 from beeline_missed.errors import UserError
+
+if TYPE_CHECKING:
+    from beeline_missed.register import Register
 
 # Header words, compared with case and spacing ignored. Order matters: the first match wins.
 NAME_HEADERS = (
@@ -59,6 +73,13 @@ class Layout:
     phones: tuple[int, ...]
     code: int | None = None
     headers: tuple[str, ...] = ()
+    header_end: int | None = None  # last row of a header spread over rows by merged cells
+
+    @property
+    def first_data(self) -> int:
+        """0-based index of the first row under the header."""
+        end = self.header_row if self.header_end is None else self.header_end
+        return end + 1
 
 
 @dataclass(frozen=True)
@@ -95,24 +116,32 @@ def _cell(value: object) -> str:
 # -- reading --------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> str:
+NOT_A_TABLE = "Файл не похож ни на таблицу CSV в UTF-8 или Windows-1251, ни на книгу XLSX."
+
+
+def _encoding(path: Path) -> str:
     """UTF-8 (with or without BOM), else Windows-1251, as 1C writes either; UTF-16 with its
-    BOM, as Excel's «Unicode text» export writes."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass
+    BOM, as Excel's «Unicode text» export writes. The whole file is checked, a megabyte at a
+    time, so a wrong guess cannot surface half-way through an import."""
+    candidates = ["utf-8-sig", "cp1251"]
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1251")
-    except UnicodeDecodeError:  # bytes Windows-1251 leaves undefined: not a text table
-        raise UserError(
-            "Файл не похож ни на таблицу CSV в UTF-8 или Windows-1251, ни на книгу XLSX."
-        ) from None
+        with path.open("rb") as handle:
+            if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                candidates.insert(0, "utf-16")
+            for encoding in candidates:
+                handle.seek(0)
+                decoder = codecs.getincrementaldecoder(encoding)()
+                try:
+                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                        decoder.decode(chunk)
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    continue
+                return encoding
+    except OSError as exc:
+        raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
+    # Bytes Windows-1251 leaves undefined: not a text table.
+    raise UserError(NOT_A_TABLE)
 
 
 def _split(text: str, delimiter: str) -> list[list[str]]:
@@ -130,20 +159,81 @@ def _score(rows: list[list[str]]) -> tuple[bool, int]:
     return header, count if width > 1 else 0
 
 
-def read_csv_text(text: str) -> list[list[str]]:
-    """Rows split by ';', ',' or tab, whichever splits this file best.
+def _delimiter(sample: str) -> str:
+    """';', ',' or tab, whichever splits the file's first lines best.
 
     The first line alone misleads: 1C puts a title line («Контрагенты») above the header,
     and phone cells hold commas inside ';' files.
     """
-    candidates = {d: _split(text, d) for d in (";", ",", "\t")}
-    best = max(candidates, key=lambda d: _score(candidates[d]))
-    return candidates[best]
+    candidates = {d: _split(sample, d) for d in (";", ",", "\t")}
+    return max(candidates, key=lambda d: _score(candidates[d]))
 
 
-def read_xlsx(path: Path) -> list[list[str]]:
-    """The first (active) sheet. Opened from a handle: openpyxl judges a path by its suffix,
-    and a workbook saved as «clients.csv» is still a workbook."""
+# A merged range of cells, 0-based and inclusive: (first row, first column, last row, last
+# column). Only the first cell holds the value; the table fills it into the others.
+Merge = tuple[int, int, int, int]
+
+
+class Table:
+    """A file's rows as text cells, read lazily: `head` (the first rows, where the header
+    is), `merges`, and `rows()`, which reads the whole file again from the start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.merges: list[Merge] = []
+        if not path.is_file():
+            raise UserError(f"Файла {path} нет.")
+        suffix = path.suffix.lower()
+        if suffix == ".xls":
+            raise UserError(f"{path} — старая книга .xls; сохраните её в 1С как .xlsx или CSV.")
+        try:
+            with path.open("rb") as handle:
+                magic = handle.read(4)
+        except OSError as exc:
+            raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
+        # An XLSX under another name (a workbook saved as «clients.csv») is still one.
+        self.kind = "xlsx" if suffix in {".xlsx", ".xlsm"} or magic == b"PK\x03\x04" else "csv"
+        if self.kind == "csv":
+            self.encoding = _encoding(path)
+            with path.open(encoding=self.encoding, newline="") as handle:
+                sample = "".join(itertools.islice(handle, 200))
+            self.delimiter = _delimiter(sample)
+        else:
+            self.merges = _xlsx_merges(path)
+        self.head = list(itertools.islice(self.rows(), HEADER_SEARCH_ROWS))
+
+    def rows(self) -> Iterator[list[str]]:
+        raw = self._csv_rows() if self.kind == "csv" else _xlsx_rows(self.path)
+        return _fill_merges(raw, self.merges) if self.merges else raw
+
+    def _csv_rows(self) -> Iterator[list[str]]:
+        with self.path.open(encoding=self.encoding, newline="") as handle:
+            for row in csv.reader(handle, delimiter=self.delimiter):
+                yield [value.strip() for value in row]
+
+
+def _fill_merges(rows: Iterable[list[str]], merges: Sequence[Merge]) -> Iterator[list[str]]:
+    """Each merged range's value in all its cells: a header «Телефоны» merged over two
+    columns names both, a name merged over two rows belongs to both."""
+    by_first_row: dict[int, list[Merge]] = {}
+    for merge in merges:
+        by_first_row.setdefault(merge[0], []).append(merge)
+    active: list[tuple[Merge, str]] = []
+    for index, row in enumerate(rows):
+        for merge in by_first_row.pop(index, []):
+            active.append((merge, row[merge[1]] if merge[1] < len(row) else ""))
+        if active:
+            active = [(m, value) for m, value in active if m[2] >= index]
+            for (_, first_col, _, last_col), value in active:
+                if len(row) <= last_col:
+                    row.extend([""] * (last_col + 1 - len(row)))
+                row[first_col : last_col + 1] = [value] * (last_col + 1 - first_col)
+        yield row
+
+
+@contextmanager
+def _open_xlsx(path: Path) -> Iterator[Any]:
+    """The workbook, read-only. Opened from a handle: openpyxl judges a path by its suffix."""
     import zipfile
 
     import openpyxl
@@ -151,33 +241,70 @@ def read_xlsx(path: Path) -> list[list[str]]:
 
     try:
         with path.open("rb") as handle:
-            book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
             try:
-                sheet = book.active if book.active is not None else book.worksheets[0]
-                return [[_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+                book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+            except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
+                raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
+            try:
+                yield book
             finally:
                 book.close()
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
     except OSError as exc:
         raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
+
+
+def _sheet(book: Any) -> Any:
+    return book.active if book.active is not None else book.worksheets[0]
+
+
+def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+    """The first (active) sheet's rows, streamed."""
+    import zipfile
+
+    with _open_xlsx(path) as book:
+        try:
+            for row in _sheet(book).iter_rows(values_only=True):
+                yield [_cell(v) for v in row]
+        except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
+            raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
+
+
+def _xlsx_merges(path: Path) -> list[Merge]:
+    """The merged ranges of the first sheet. openpyxl's read-only mode does not give them,
+    so the sheet's XML is scanned for its <mergeCell ref="C1:D1"/> elements, streamed."""
+    import zipfile
+    from xml.etree.ElementTree import ParseError, iterparse
+
+    from openpyxl.utils.cell import range_boundaries
+
+    merges: list[Merge] = []
+    with _open_xlsx(path) as book:
+        # A private method, but the one way to the sheet's XML in read-only mode; without
+        # it, a merged header still works for a phone column with an empty neighbour.
+        source = getattr(_sheet(book), "_get_source", None)
+        if source is None:
+            return merges
+        try:
+            with source() as xml:
+                for _, element in iterparse(xml):
+                    ref = element.get("ref")
+                    if element.tag.endswith("}mergeCell") and ref:
+                        first_col, first_row, last_col, last_row = range_boundaries(ref)
+                        merges.append((first_row - 1, first_col - 1, last_row - 1, last_col - 1))
+                    element.clear()
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, ParseError, EOFError) as exc:
+            raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
+    return merges
+
+
+def open_table(path: Path) -> Table:
+    """The file, ready to be read row by row."""
+    return Table(path)
 
 
 def read_table(path: Path) -> list[list[str]]:
-    """The file's rows as text cells."""
-    if not path.is_file():
-        raise UserError(f"Файла {path} нет.")
-    if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        return read_xlsx(path)
-    if path.suffix.lower() == ".xls":
-        raise UserError(f"{path} — старая книга .xls; сохраните её в 1С как .xlsx или CSV.")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
-    if data.startswith(b"PK\x03\x04"):  # an XLSX under another name
-        return read_xlsx(path)
-    return read_csv_text(decode(data))
+    """All the file's rows as text cells (small files; an import streams `open_table`)."""
+    return list(open_table(path).rows())
 
 
 # -- columns --------------------------------------------------------------------------------
@@ -198,7 +325,7 @@ def _pick(headers: Sequence[str], wanted: str, what: str) -> int:
     keys = [_key(h) for h in headers]
     if _key(wanted) in keys:
         return keys.index(_key(wanted))
-    shown = ", ".join(f"«{h}»" for h in headers if h) or "никаких"
+    shown = ", ".join(f"«{h}»" for h in headers if h) or "нет"
     raise UserError(f"Столбца {what} «{wanted}» нет; столбцы в файле: {shown}.")
 
 
@@ -210,17 +337,34 @@ def _detect(headers: Sequence[str]) -> tuple[int | None, list[int], int | None]:
             (i for i, k in enumerate(keys) if any(w.startswith(NAME_STEMS) for w in k.split())),
             None,
         )
-    phone_cols = [i for i, h in enumerate(headers) if h and _is_phone_header(h)]
     code = next((keys.index(word) for word in CODE_HEADERS if word in keys), None)
-    return name, [i for i in phone_cols if i != name], code
+    phone_cols: list[int] = []
+    for i, h in enumerate(headers):
+        if i == name or i in phone_cols:
+            continue
+        if h and _is_phone_header(h):
+            phone_cols.append(i)
+            # Unnamed columns right after a phone header are under it: a header merged over
+            # them in Excel, or the same saved as CSV (where the merge is lost).
+            j = i + 1
+            while j < len(headers) and not keys[j] and j not in (name, code):
+                phone_cols.append(j)
+                j += 1
+    return name, phone_cols, code
 
 
 def find_layout(
     rows: Sequence[Sequence[str]],
     name_column: str | None = None,
     phone_columns: Sequence[str] = (),
+    merges: Sequence[Merge] = (),
 ) -> Layout:
-    """Find the header row (1C exports may start with a title) and the columns."""
+    """Find the header row (1C exports may start with a title) and the columns.
+
+    A header may span rows by merged cells («Наименование» merged down over two rows,
+    «Телефоны» across two columns with «Мобильный» and «Домашний» under it): the rows its
+    merges reach are header too, and each column is named by all of them.
+    """
     explicit_numbers = (name_column is None or name_column.strip().isdigit()) and all(
         p.strip().isdigit() for p in phone_columns
     )
@@ -229,16 +373,16 @@ def find_layout(
         name, phone_cols, code = _detect(headers)
         try:
             if name_column is not None:
-                name = _pick(headers, name_column, NAME)
+                name = _pick(headers, name_column, "name")
             if phone_columns:
-                phone_cols = [_pick(headers, p, PHONE) for p in phone_columns]
+                phone_cols = [_pick(headers, p, "phone") for p in phone_columns]
         except UserError:
             continue
         if explicit_numbers and name_column is not None and phone_columns:
             # Columns given by number: the first row with a number in them is data, and
             # the row above it (if any) is the header.
             if any(
-                phones.normalise(part)
+                phones.directory_number(part)
                 for i in phone_cols
                 if i < len(row)
                 for part in phones.split_cell(row[i])
@@ -247,7 +391,12 @@ def find_layout(
                 return Layout(index - 1, name, tuple(phone_cols), None, above)
             continue
         if name is not None and phone_cols:
-            return Layout(index, name, tuple(phone_cols), code, tuple(headers))
+            end = max((m[2] for m in merges if m[0] <= index <= m[2]), default=index)
+            if end > index:
+                headers = _stacked_headers(rows[index : end + 1])
+                if name_column is None and not phone_columns:
+                    name, phone_cols, code = _detect(headers)
+            return Layout(index, name, tuple(phone_cols), code, tuple(headers), end)
     first = next((row for row in rows if any(row)), [])
     if name_column is not None or phone_columns:
         # Say which given column is not there, judged by the first row (the usual header).
@@ -267,9 +416,76 @@ def find_layout(
     )
 
 
+def _stacked_headers(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A header over several rows, one name per column: its distinct texts, top down."""
+    width = max(len(row) for row in rows)
+    headers = []
+    for i in range(width):
+        texts: list[str] = []
+        for row in rows:
+            text = str(row[i]).strip() if i < len(row) else ""
+            if text and text not in texts:
+                texts.append(text)
+        headers.append(" / ".join(texts))
+    return headers
+
+
 # -- parsing --------------------------------------------------------------------------------
 
 MAX_EXAMPLES = 10
+PROGRESS_EVERY = 1000
+split_cell, directory_number = phones.split_cell, phones.directory_number  # hot loop
+
+
+def parse_rows(
+    rows: Iterable[Sequence[str]],
+    layout: Layout,
+    out: Parsed,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[str | None, str, list[tuple[str, str]]]]:
+    """Clients from the rows under the header, one per row in file order, as
+    (code, name, [(E.164, as written), ...]); what is skipped and why is counted in `out`
+    as the rows go by. `rows` is the whole table, header included."""
+    first_data = layout.first_data
+    name_at, code_at = layout.name, layout.code
+    unread = 0  # rows not yet told to `progress`: it is told every PROGRESS_EVERY rows
+    for index, row in enumerate(rows):
+        if index < first_data:
+            continue
+        unread += 1
+        if progress is not None and unread == PROGRESS_EVERY:
+            progress(unread)
+            unread = 0
+        if not any(row):
+            continue  # blank lines between blocks are not data (cells come stripped)
+        out.rows_read += 1
+        width = len(row)
+        name = " ".join(row[name_at].split()) if name_at < width else ""
+        if not name:
+            out.skipped[NO_NAME] += 1
+            continue
+        numbers: dict[str, str] = {}
+        texts = [part for col in layout.phones if col < width for part in split_cell(row[col])]
+        bad = []
+        for text in texts:
+            e164 = directory_number(text)
+            if e164 is None:
+                bad.append(text)
+            else:
+                numbers.setdefault(e164, text)
+        if bad:
+            out.unrecognised_count += len(bad)
+            for text in bad:
+                if len(out.unrecognised) < MAX_EXAMPLES:
+                    out.unrecognised.append((index + 1, text))
+        if not numbers:
+            out.skipped[BAD_NUMBER if texts else NO_NUMBER] += 1
+            continue
+        out.numbers_recognised += len(numbers)
+        code = row[code_at] if code_at is not None and code_at < width else ""
+        yield code or None, name, list(numbers.items())
+    if progress is not None and unread:
+        progress(unread)
 
 
 def parse(
@@ -277,50 +493,33 @@ def parse(
     layout: Layout,
     progress: Callable[[int], None] | None = None,
 ) -> Parsed:
-    """Clients from the rows under the header; rows with one code or name are merged."""
+    """Clients from the rows under the header, in memory (small files: the demo's); rows
+    with one code or name are merged."""
     out = Parsed()
     merged: dict[str, Entry] = {}
-    first_data = layout.header_row + 1
-    for offset, row in enumerate(rows[first_data:]):
-        if progress is not None:
-            progress(1)
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines between blocks are not data
-        out.rows_read += 1
-        line_no = first_data + offset + 1
-
-        def cell(i: int | None, row: Sequence[str] = row) -> str:
-            return row[i].strip() if i is not None and i < len(row) else ""
-
-        name = " ".join(cell(layout.name).split())
-        if not name:
-            out.skipped[NO_NAME] += 1
-            continue
-        numbers: dict[str, str] = {}
-        texts = [part for col in layout.phones for part in phones.split_cell(cell(col))]
-        bad = []
-        for text in texts:
-            e164 = phones.normalise(text)
-            if e164 is None:
-                bad.append(text)
-            else:
-                numbers.setdefault(e164, text)
-        out.unrecognised_count += len(bad)
-        for text in bad:
-            if len(out.unrecognised) < MAX_EXAMPLES:
-                out.unrecognised.append((line_no, text))
-        if not numbers:
-            out.skipped[BAD_NUMBER if texts else NO_NUMBER] += 1
-            continue
-        out.numbers_recognised += len(numbers)
-        code = cell(layout.code) or None
+    for code, name, numbers in parse_rows(rows, layout, out, progress):
         key = f"code:{code}" if code else f"name:{_key(name)}"
         if key in merged:
-            before = merged[key]
-            numbers = {**dict(before.numbers), **numbers}
-        merged[key] = Entry(code, name, tuple(numbers.items()))
+            numbers = [*merged.pop(key).numbers, *numbers]
+        merged[key] = Entry(code, name, tuple(dict(numbers).items()))
     out.entries = list(merged.values())
     return out
+
+
+def import_file(
+    register: Register,
+    path: Path,
+    name_column: str | None = None,
+    phone_columns: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Layout, Parsed, dict[str, Any]]:
+    """Read and import a file, streamed: the layout, what was read, and the register's
+    counts (see `Register.upsert_clients`)."""
+    table = open_table(path)
+    layout = find_layout(table.head, name_column, phone_columns, table.merges)
+    parsed = Parsed()
+    counts = register.upsert_clients(parse_rows(table.rows(), layout, parsed, progress))
+    return layout, parsed, counts
 
 
 def entries_for_register(
@@ -334,16 +533,17 @@ def parse_numbers(texts: Iterable[str]) -> list[tuple[str, str]]:
     numbers: dict[str, str] = {}
     for text in texts:
         for part in phones.split_cell(text):
-            e164 = phones.normalise(part)
+            e164 = phones.directory_number(part)
             if e164 is None:
-                raise UserError(f"«{part}» — не номер телефона.")
+                raise UserError(
+                    f"«{part}» — не номер телефона: российский номер — {phones.RUSSIAN_FORM}."
+                )
             numbers.setdefault(e164, part)
     if not numbers:
         raise UserError("Укажите хотя бы один номер телефона.")
     return list(numbers.items())
 
 
-# Staff read the summary: Russian labels (the --json keys stay as they are).
 SUMMARY_LABELS = {
     "rows_read": "строк прочитано",
     "numbers_recognised": "номеров распознано",
@@ -352,6 +552,7 @@ SUMMARY_LABELS = {
     "clients_updated": "клиентов обновлено",
     "clients_unchanged": "клиентов без изменений",
     "calls_relinked": "звонков теперь с другим клиентом",
+    "numbers_shared": "номеров у нескольких клиентов",
     "rows_skipped": "строк пропущено",
 }
 SKIP_LABELS = {
@@ -361,7 +562,7 @@ SKIP_LABELS = {
 }
 
 
-def summary(parsed: Parsed, counts: dict[str, int]) -> dict[str, int]:
+def summary(parsed: Parsed, counts: dict[str, Any]) -> dict[str, int]:
     """The import's figures, keyed as `--json` prints them (labels in SUMMARY_LABELS)."""
     return {
         "rows_read": parsed.rows_read,
@@ -371,11 +572,12 @@ def summary(parsed: Parsed, counts: dict[str, int]) -> dict[str, int]:
         "clients_updated": counts.get("updated", 0),
         "clients_unchanged": counts.get("unchanged", 0),
         "calls_relinked": counts.get("calls_relinked", 0),
+        "numbers_shared": counts.get("shared_count", 0),
         "rows_skipped": sum(parsed.skipped.values()),
     }
 
 
-def summary_rows(parsed: Parsed, counts: dict[str, int]) -> list[tuple[str, int]]:
+def summary_rows(parsed: Parsed, counts: dict[str, Any]) -> list[tuple[str, int]]:
     """The summary as table rows, each skip reason under «rows skipped»."""
     rows = [(SUMMARY_LABELS[key], value) for key, value in summary(parsed, counts).items()]
     rows += [
@@ -383,3 +585,18 @@ def summary_rows(parsed: Parsed, counts: dict[str, int]) -> list[tuple[str, int]
         for reason, n in sorted(parsed.skipped.items())
     ]
     return rows
+
+
+def shared_lines(counts: dict[str, Any], shown: int = MAX_EXAMPLES) -> list[str]:
+    """The numbers claimed by several clients, one sentence each, for staff."""
+    lines = []
+    for item in counts.get("shared", [])[:shown]:
+        names = ", ".join(f"«{name}»" for name in item["clients"])
+        lines.append(
+            f"Номер {phones.display(item['phone'])} указан у нескольких клиентов ({names}): "
+            f"оставлен у «{item['kept_by']}»."
+        )
+    more = counts.get("shared_count", 0) - len(lines)
+    if more > 0:
+        lines.append(f"… и ещё {more} таких номеров.")
+    return lines

@@ -302,3 +302,17 @@ def m070_people_services_and_where_lost(db: sqlite_utils.Database) -> None:
         CREATE INDEX seen_leg_events_seen ON seen_leg_events(seen_ms);
         """,
     )
+
+
+@migration
+def m080_client_name_key(db: sqlite_utils.Database) -> None:
+    # A client's name as matched and searched (case, spacing and ё folded), stored so that
+    # re-import and `clients find` use an index instead of folding every name in Python.
+    # (Register.name_key as of this migration, copied: a migration must not change later.)
+    db.conn.execute("ALTER TABLE clients ADD COLUMN name_key TEXT")
+    rows = db.conn.execute("SELECT id, name FROM clients").fetchall()
+    db.conn.executemany(
+        "UPDATE clients SET name_key = ? WHERE id = ?",
+        [(" ".join(str(name).split()).casefold().replace("ё", "е"), id_) for id_, name in rows],
+    )
+    db.conn.execute("CREATE INDEX clients_name_key ON clients(name_key)")

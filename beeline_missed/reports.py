@@ -430,17 +430,24 @@ def make_filter(name: str, op: str, value: str) -> Filter:
     return Filter(fld, op, value)
 
 
+def _fold(text: Any) -> str:
+    """Russian search folding, as the clients directory's: case, and ё read as е
+    («елкин» finds «Ёлкин»)."""
+    return str(text).casefold().replace("ё", "е")
+
+
 def _icontains(haystack: Any, needle: Any) -> int | None:
     if haystack is None or needle is None:
         return None
-    return int(str(needle).casefold() in str(haystack).casefold())
+    return int(_fold(needle) in _fold(haystack))
 
 
 def _filter_sql(flt: Filter, column: str) -> tuple[str, list[Any]]:
     op, raw = flt.op, flt.value
     if op in ("~", "!~"):
         if raw.isascii():
-            # SQLite's lower() folds ASCII only, which is exact for an ASCII needle.
+            # SQLite's lower() folds ASCII only, which is exact for an ASCII needle (and an
+            # ASCII needle cannot hold ё).
             test = f"instr(lower({column}), lower(?)) > 0"
         else:
             test = f"bm_icontains({column}, ?)"

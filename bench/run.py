@@ -31,6 +31,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("rss", [], ["--events", "5000"]),
     ("stalled", [], ["--stalled", "250", "--events", "50"]),
     ("report", [], ["--rows", "100000", "--db", "/tmp/bench-report-quick.sqlite", "--runs", "3"]),
+    ("import", [], ["--rows", "50000"]),
 ]
 
 

@@ -1,0 +1,346 @@
+"""The clients directory against careless and hostile files: one number claimed by two
+clients, renamed clients without codes, merged XLSX headers, numbers that cannot be numbers,
+ё and е, and imports written in many short transactions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import openpyxl
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from beeline_missed import clients, phones
+from beeline_missed.cli import app
+from beeline_missed.errors import UserError
+from beeline_missed.register import Register
+from tests.factories import add_call
+
+runner = CliRunner()
+
+
+def directory(reg: Register) -> dict[str, set[str]]:
+    return {row["name"]: set(row["phones"]) for row in reg.list_clients()}
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def import_cli(path: Path) -> dict:
+    result = runner.invoke(app, ["clients", "import", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# -- one number, two clients ----------------------------------------------------------------
+
+SHARED = "Наименование;Телефон\nСидоров;+79165550001\nКозлов;8 916 555-00-01\n"
+
+
+def test_number_of_two_clients_goes_to_the_last_row_and_is_reported(
+    register: Register, tmp_path: Path
+) -> None:
+    call = add_call(register, "s", "+79165550001")
+    data = import_cli(write_csv(tmp_path / "c.csv", SHARED))
+    assert data["numbers_shared"] == 1
+    assert data["shared_numbers"] == [
+        {"phone": "+79165550001", "clients": ["Сидоров", "Козлов"], "kept_by": "Козлов"}
+    ]
+    assert directory(register) == {"Сидоров": set(), "Козлов": {"+79165550001"}}
+    assert register.get_call(call)["client"] == "Козлов"
+    text = runner.invoke(app, ["clients", "import", str(tmp_path / "c.csv")]).output
+    assert "указан у нескольких клиентов («Сидоров», «Козлов»): оставлен у «Козлов»" in text
+
+
+def test_reimport_of_a_file_with_a_shared_number_changes_nothing(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", SHARED)
+    import_cli(path)
+    again = import_cli(path)
+    assert (again["clients_added"], again["clients_updated"], again["clients_unchanged"]) == (
+        0,
+        0,
+        2,
+    )
+    assert again["calls_relinked"] == 0
+    assert directory(register) == {"Сидоров": set(), "Козлов": {"+79165550001"}}
+
+
+def test_reimport_with_a_corrected_name_and_no_code_updates_by_number(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", "Наименование;Телефон\nСидоров;+79165550001\n")
+    import_cli(path)
+    write_csv(path, "Наименование;Телефон\nСидоров Иван Петрович;8 916 555-00-01\n")
+    data = import_cli(path)
+    assert (data["clients_added"], data["clients_updated"]) == (0, 1)
+    assert directory(register) == {"Сидоров Иван Петрович": {"+79165550001"}}
+
+
+def test_a_namesake_in_the_file_is_not_taken_over_by_number(
+    register: Register, tmp_path: Path
+) -> None:
+    """Козлов lists Сидоров's old number, but Сидоров is in the file by name: Козлов is a
+    new client and takes the number; Сидоров keeps his name and his other number."""
+    path = write_csv(tmp_path / "c.csv", "Наименование;Телефон\nСидоров;+79165550001\n")
+    import_cli(path)
+    write_csv(
+        path,
+        "Наименование;Телефон\nКозлов;+79165550001\nСидоров;+79165550002\n",
+    )
+    data = import_cli(path)
+    assert (data["clients_added"], data["clients_updated"]) == (1, 1)
+    assert directory(register) == {"Сидоров": {"+79165550002"}, "Козлов": {"+79165550001"}}
+
+
+def test_a_number_the_directory_gave_another_client_moves_and_is_reported(
+    register: Register, tmp_path: Path
+) -> None:
+    register.upsert_clients([("77", "Петров", [("+79165550001", "")])])
+    path = write_csv(tmp_path / "c.csv", "Код;Наименование;Телефон\n1;Козлов;+79165550001\n")
+    data = import_cli(path)
+    assert data["shared_numbers"] == [
+        {"phone": "+79165550001", "clients": ["Петров", "Козлов"], "kept_by": "Козлов"}
+    ]
+    assert directory(register) == {"Петров": set(), "Козлов": {"+79165550001"}}
+
+
+def test_clients_add_takes_the_number_and_says_from_whom(register: Register) -> None:
+    register.upsert_clients([(None, "Сидоров", [("+79165550001", "")])])
+    result = runner.invoke(app, ["clients", "add", "Козлов", "8 916 555-00-01"])
+    assert result.exit_code == 0, result.output
+    assert "оставлен у «Козлов»" in result.output and "«Сидоров»" in result.output
+    assert directory(register) == {"Сидоров": set(), "Козлов": {"+79165550001"}}
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 1000])
+def test_batches_give_the_same_directory_as_one_transaction(
+    register: Register, batch_size: int
+) -> None:
+    """Numbers moving between clients of different batches end where one transaction puts
+    them, and re-importing changes nothing."""
+    register.upsert_clients(
+        [("1", "Сидоров", [("+79165550001", "")]), ("2", "Петров", [("+79165550002", "")])]
+    )
+    calls = {p: add_call(register, p, p) for p in ("+79165550001", "+79165550002")}
+    entries = [
+        ("2", "Петров", [("+79165550001", "")]),
+        ("3", "Козлов", [("+79165550002", "")]),
+        ("1", "Сидоров", [("+79165550003", "")]),
+        ("3", "Козлов", [("+79165550004", "")]),
+        ("4", "Орлов", [("+79165550001", "")]),
+    ]
+    counts = register.upsert_clients(entries, batch_size=batch_size)
+    assert directory(register) == {
+        "Сидоров": {"+79165550003"},
+        "Петров": set(),
+        "Козлов": {"+79165550002", "+79165550004"},
+        "Орлов": {"+79165550001"},
+    }
+    assert (counts["added"], counts["updated"], counts["shared_count"]) == (2, 2, 1)
+    assert register.get_call(calls["+79165550001"])["client"] == "Орлов"
+    assert register.get_call(calls["+79165550002"])["client"] == "Козлов"
+    again = register.upsert_clients(entries, batch_size=batch_size)
+    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 4)
+
+
+def test_a_file_that_breaks_half_way_writes_nothing(register: Register) -> None:
+    register.upsert_clients([(None, "Сидоров", [("+79165550001", "")])])
+
+    def rows():
+        yield (None, "Козлов", [("+79165550001", "")])
+        raise UserError("Cannot read the file half-way.")
+
+    with pytest.raises(UserError):
+        register.upsert_clients(rows(), batch_size=1)
+    assert directory(register) == {"Сидоров": {"+79165550001"}}
+    # The staging tables are gone: the next import starts clean.
+    register.upsert_clients([(None, "Орлов", [("+79165550009", "")])])
+    assert set(directory(register)) == {"Сидоров", "Орлов"}
+
+
+# -- merged XLSX headers --------------------------------------------------------------------
+
+
+def test_xlsx_merged_phone_header_reads_every_column_under_it(
+    register: Register, tmp_path: Path
+) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Контрагенты"])
+    sheet.append(["Код", "Наименование", "Телефоны", None])
+    sheet.merge_cells("C2:D2")
+    sheet.append(["1", "Иванов", "+79161234567", "8 903 111-22-33"])
+    sheet.append(["2", "Петров", None, "89035550011"])  # only in the second column
+    book.save(tmp_path / "merged.xlsx")
+    data = import_cli(tmp_path / "merged.xlsx")
+    assert data["columns"]["phones"] == ["Телефоны", "Телефоны"]
+    assert directory(register) == {
+        "Иванов": {"+79161234567", "+79031112233"},
+        "Петров": {"+79035550011"},
+    }
+
+
+def test_xlsx_header_over_two_rows_by_merged_cells(register: Register, tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Наименование", "Телефоны", None])
+    sheet.append([None, "Мобильный", "Домашний"])
+    sheet.merge_cells("A1:A2")
+    sheet.merge_cells("B1:C1")
+    sheet.append(["Иванов", "+79161234567", "8 495 123-45-67"])
+    # A client on two rows, the name merged down over both.
+    sheet.append(["Петров", "89035550011", None])
+    sheet.append([None, None, "8 495 765-43-21"])
+    sheet.merge_cells("A4:A5")
+    book.save(tmp_path / "two-rows.xlsx")
+    data = import_cli(tmp_path / "two-rows.xlsx")
+    assert data["columns"]["phones"] == ["Телефоны / Мобильный", "Телефоны / Домашний"]
+    assert data["rows_read"] == 3 and data["rows_skipped"] == 0
+    assert directory(register) == {
+        "Иванов": {"+79161234567", "+74951234567"},
+        "Петров": {"+79035550011", "+74957654321"},
+    }
+
+
+def test_csv_of_a_merged_header_reads_the_unnamed_column_after_phones(
+    register: Register, tmp_path: Path
+) -> None:
+    """Excel saves a merged «Телефоны» as the header and an empty cell after it."""
+    path = write_csv(
+        tmp_path / "c.csv",
+        "Наименование;Телефоны;;Адрес\nИванов;+79161234567;89031112233;Москва\n"
+        "Петров;;89035550011;Тула\n",
+    )
+    data = import_cli(path)
+    assert data["columns"]["phones"] == ["Телефоны", "column 3"]
+    assert directory(register) == {
+        "Иванов": {"+79161234567", "+79031112233"},
+        "Петров": {"+79035550011"},
+    }
+
+
+# -- numbers that cannot be numbers ---------------------------------------------------------
+
+IMPOSSIBLE = ["123-45-67", "8 916 123 45 6", "+7 891 612 34 56", "12345678901234"]
+
+
+@pytest.mark.parametrize("text", IMPOSSIBLE)
+def test_clients_add_refuses_a_number_that_cannot_be_one(register: Register, text: str) -> None:
+    result = runner.invoke(app, ["clients", "add", "Тест", text])
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert f"«{text}» — не номер телефона" in message
+    assert "\n" not in message and "Traceback" not in message
+    assert register.count_clients() == 0
+
+
+def test_import_counts_impossible_numbers_as_unrecognised(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "c.csv",
+        "Наименование;Телефон\nТест;123-45-67\nКороткий;8 916 123 45 6, 89161234567\n",
+    )
+    data = import_cli(path)
+    assert data["numbers_not_recognised"] == 2
+    assert data["unrecognised"] == [
+        {"row": 2, "text": "123-45-67"},
+        {"row": 3, "text": "8 916 123 45 6"},
+    ]
+    assert data["skipped"] == {clients.BAD_NUMBER: 1}
+    assert directory(register) == {"Короткий": {"+79161234567"}}
+
+
+def test_numbers_given_by_column_number_must_be_real_ones(tmp_path: Path) -> None:
+    """Without a header the first row with a real number is data; «123-45-67» is not one."""
+    rows = [["Иванов", "123-45-67"], ["Петров", "89161234567"]]
+    layout = clients.find_layout(rows, name_column="1", phone_columns=["2"])
+    assert layout.first_data == 1
+
+
+def test_pbx_numbers_are_still_read_as_before() -> None:
+    """The lenient reading stays for callers' numbers from the PBX."""
+    assert phones.normalise("+79161234567") == "+79161234567"
+    assert phones.normalise("tel:+375291234567") == "+375291234567"
+    assert phones.normalise("123-45-67") == "+71234567"
+    assert phones.directory_number("+375 29 123-45-67") == "+375291234567"
+    assert phones.directory_number("+7 701 234 56 78") == "+77012345678"  # Kazakhstan
+    assert phones.directory_number("8 (3412) 12-34-56") == "+73412123456"
+
+
+def _full_parse(text: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, "RU")
+    except phonenumbers.NumberParseException:  # «8 10 …»: an international call prefix
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    # Prefixes where the metadata looks deepest (9300xx mobiles, Kazakh 7xxxx) and any.
+    prefix=st.sampled_from(["", "9", "93", "930", "9300", "93000", "3", "49", "7", "71", "8"]),
+    digits=st.text("0123456789", min_size=10, max_size=10),
+    form=st.sampled_from(["+7 {}", "8{}", "7{}", "{}", "8 ({}) ", "+7-{}"]),
+)
+def test_directory_number_agrees_with_phonenumbers(prefix: str, digits: str, form: str) -> None:
+    """The shortcut for +7 numbers (no parse, validity remembered per 6-digit prefix) gives
+    exactly phonenumbers' own answer."""
+    text = form.format((prefix + digits)[:10])
+    assert phones.directory_number(text) == _full_parse(text)
+
+
+# -- ё and е --------------------------------------------------------------------------------
+
+
+def test_find_folds_yo(register: Register) -> None:
+    register.upsert_clients([(None, "Ёлкин Пётр", [("+79161234567", "")])])
+    for text in ("елкин", "ЁЛКИН", "петр", "Пётр"):
+        result = runner.invoke(app, ["clients", "find", text, "--json"])
+        assert result.exit_code == 0, result.output
+        assert [r["name"] for r in json.loads(result.stdout)] == ["Ёлкин Пётр"], text
+
+
+def test_reimport_matches_a_name_spelt_with_e(register: Register) -> None:
+    register.upsert_clients([(None, "Ёлкин Пётр", [("+79161234567", "")])])
+    counts = register.upsert_clients([(None, "Елкин Петр", [("+79031112233", "")])])
+    assert (counts["added"], counts["updated"]) == (0, 1)
+    assert directory(register) == {"Елкин Петр": {"+79031112233"}}
+
+
+def test_report_contains_operator_folds_yo(register: Register) -> None:
+    register.upsert_clients([(None, "Ёлкин Пётр", [("+79161234567", "")])])
+    add_call(register, "s1", "+79161234567")
+    add_call(register, "s2", "+79031112233")
+    day = ["--from", "2026-11-27", "--to", "2026-11-27", "--format", "json"]
+    for where, calls in (["client ~ елкин", 1], ["client ~ ПЁТР", 1], ["client !~ елкин", 1]):
+        result = runner.invoke(app, ["report", *day, "--where", where])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["total"]["calls"] == calls, where
+
+
+def test_migration_fills_the_search_key_of_existing_clients(db_path: Path) -> None:
+    register = Register.open(db_path)
+    register.upsert_clients([(None, "Ёлкин  Пётр", [("+79161234567", "")])])
+    register.close()
+    # The register as it was before the migration: no name_key column.
+    conn = sqlite3.connect(db_path)
+    conn.execute("DROP INDEX clients_name_key")
+    conn.execute("ALTER TABLE clients DROP COLUMN name_key")
+    conn.execute("DELETE FROM _migrations WHERE name = 'm080_client_name_key'")
+    conn.commit()
+    conn.close()
+    register = Register.open(db_path)
+    assert [r["name"] for r in register.find_clients("елкин петр")] == ["Ёлкин  Пётр"]
+    register.close()
