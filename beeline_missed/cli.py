@@ -315,7 +315,7 @@ def clients_import(
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("Чтение", total=None)
         layout, parsed, counts = clients.import_file(
-            state(ctx).register(create=NEW_REGISTER_RU),
+            lambda: state(ctx).register(create=NEW_REGISTER_RU),
             file,
             name_column,
             phone_column or (),

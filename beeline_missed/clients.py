@@ -507,17 +507,21 @@ def parse(
 
 
 def import_file(
-    register: Register,
+    register: Register | Callable[[], Register],
     path: Path,
     name_column: str | None = None,
     phone_columns: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Layout, Parsed, dict[str, Any]]:
     """Read and import a file, streamed: the layout, what was read, and the register's
-    counts (see `Register.upsert_clients`)."""
+    counts (see `Register.upsert_clients`). `register` may be a function that opens it: it is
+    called only once the file is known to be a clients table, so a wrong file creates no
+    register."""
     table = open_table(path)
     layout = find_layout(table.head, name_column, phone_columns, table.merges)
     parsed = Parsed()
+    if callable(register):
+        register = register()
     counts = register.upsert_clients(parse_rows(table.rows(), layout, parsed, progress))
     return layout, parsed, counts
 

@@ -201,7 +201,10 @@ def test_staff_commands_speak_russian(register: Register) -> None:
     found = runner.invoke(app, ["clients", "find", "Сидоров"])
     assert found.stdout.strip() == "Клиентов по запросу «Сидоров» не найдено."
     bad = runner.invoke(app, ["clients", "add", "Петров", "позвонить"])
-    assert error_line(bad, prefix="Ошибка: ") == "Ошибка: «позвонить» — не номер телефона."
+    assert error_line(bad, prefix="Ошибка: ") == (
+        "Ошибка: «позвонить» — не номер телефона: российский номер — 10 цифр после +7 или 8, "
+        "например 8 916 123-45-67."
+    )
     nothing = runner.invoke(app, ["clients", "find", "  "])
     said = error_line(nothing, prefix="Ошибка: ")
     assert said == "Ошибка: Укажите часть имени или номер телефона."

@@ -221,7 +221,7 @@ def test_csv_of_a_merged_header_reads_the_unnamed_column_after_phones(
         "Петров;;89035550011;Тула\n",
     )
     data = import_cli(path)
-    assert data["columns"]["phones"] == ["Телефоны", "column 3"]
+    assert data["columns"]["phones"] == ["Телефоны", "столбец 3"]
     assert directory(register) == {
         "Иванов": {"+79161234567", "+79031112233"},
         "Петров": {"+79035550011"},
