@@ -60,6 +60,7 @@ def daemon(home: Path, sim: Simulator) -> Iterator[Daemon]:
     proc.stop()
 
 
+@pytest.mark.e2e
 def test_caller_gets_through_later_closes_the_missed_call(daemon: Daemon, sim: Simulator) -> None:
     base = now_ms() - 300_000
     sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, base))
@@ -80,6 +81,7 @@ def test_caller_gets_through_later_closes_the_missed_call(daemon: Daemon, sim: S
     assert (shown["status_label"], shown["closed_by"]) == ("Перезвонили", "auto")
 
 
+@pytest.mark.e2e
 def test_staff_call_back_answered_closes_unanswered_leaves_open(
     daemon: Daemon, sim: Simulator
 ) -> None:
@@ -103,6 +105,7 @@ def test_staff_call_back_answered_closes_unanswered_leaves_open(
     assert row_of(daemon.home, OTHER)["status"] == "missed"
 
 
+@pytest.mark.e2e
 def test_auto_close_off_and_staff_names_from_config(home: Path, sim: Simulator) -> None:
     write_config(home, 'auto_close = false\nstaff_names."202" = "Игорь"\n')
     proc = ready(start_daemon(home, sim))

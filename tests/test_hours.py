@@ -93,6 +93,7 @@ def test_bad_tables_are_one_sentence(table: dict, holidays: list, message: str) 
         hours.parse(table, holidays, MOSCOW)
 
 
+@pytest.mark.e2e
 def test_daemon_refuses_to_start_with_bad_hours(home: Path) -> None:
     write_config(home, 'working_hours.mon = "all day"\n')
     env = {
@@ -113,6 +114,7 @@ def test_daemon_refuses_to_start_with_bad_hours(home: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_daemon_marks_calls_outside_hours(home: Path, sim: Simulator) -> None:
     write_config(home, CONFIG)
     proc = start_daemon(home, sim, token=False)

@@ -208,6 +208,7 @@ def test_cli_reconcile_errors_are_one_sentence(register: Register, pbx_env: Simu
     assert "--from must be before --to" in empty.output
 
 
+@pytest.mark.e2e
 def test_daemon_down_then_restarted_calls_appear_once(home: Path, sim: Simulator) -> None:
     first = start_daemon(home, sim)
     try:

@@ -1,0 +1,129 @@
+"""Mutation testing of the rule modules, one module at a time against its own fast tests.
+
+    .venv/bin/python tools/mutation.py                 # every module in MODULES
+    .venv/bin/python tools/mutation.py card hours      # some of them
+    .venv/bin/python tools/mutation.py --show card     # list the survivors of the last run
+
+For each module it builds a workspace `build/mutation/<module>/` (a copy of the package and the
+tests, and a pyproject.toml whose [tool.mutmut] is the project's with only that module to mutate
+and only its test files to run), runs `mutmut run` there under `nice -n 19` and a time limit,
+and prints killed/total. End-to-end tests (marked `e2e`: they start the daemon or a
+subprocess) never run. `make mutation` runs this; it is not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "mutation"
+
+# module -> its fast test files
+MODULES: dict[str, list[str]] = {
+    "card": ["tests/test_card.py"],
+    "hours": ["tests/test_hours.py"],
+    "timefmt": ["tests/test_timefmt.py"],
+    "reports": ["tests/test_reports.py"],
+    "autoclose": ["tests/test_autoclose.py"],
+    "reconcile": ["tests/test_reconcile.py"],
+}
+KILLED = "killed"
+
+
+def _toml_value(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def workspace(module: str) -> Path:
+    """A fresh copy of the package and tests with a config for this module alone."""
+    folder = WORK / module
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "__snapshots__")
+    shutil.copytree(ROOT / "beeline_missed", folder / "beeline_missed", ignore=ignore)
+    shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    settings = dict(project["tool"]["mutmut"])
+    settings["only_mutate"] = [f"beeline_missed/{module}.py"]
+    settings["pytest_add_cli_args_test_selection"] = MODULES[module]
+    pytest_ini = dict(project["tool"]["pytest"]["ini_options"])
+    pytest_ini.pop("testpaths", None)
+    lines = ["[tool.mutmut]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in settings.items()]
+    lines += ["", "[tool.pytest.ini_options]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in pytest_ini.items()]
+    (folder / "pyproject.toml").write_text("\n".join(lines) + "\n", "utf-8")
+    return folder
+
+
+def results(folder: Path) -> dict[str, str]:
+    """mutant name -> status, as `mutmut results --all true` prints them."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "mutmut"), "results", "--all", "true"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name.startswith("beeline_missed."):
+            found[name] = status.strip()
+    return found
+
+
+def run(module: str, limit: int, children: int) -> tuple[int, int, list[str]]:
+    folder = workspace(module)
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    command = ["nice", "-n", "19", "timeout", str(limit), mutmut, "run"]
+    command += ["--max-children", str(children)]
+    env = {**os.environ, "TZ": "Europe/Moscow"}
+    with (folder / "mutmut.log").open("w") as log:
+        done = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=log, check=False)
+    if done.returncode == 124:
+        print(f"{module}: stopped after {limit} s; the figures below are partial", flush=True)
+    found = results(folder)
+    killed = sum(1 for status in found.values() if status == KILLED)
+    survivors = sorted(name for name, status in found.items() if status != KILLED)
+    return killed, len(found), survivors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"default: {' '.join(MODULES)}")
+    parser.add_argument("--limit", type=int, default=1800, help="seconds per module")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--show", action="store_true", help="print the last run's survivors")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(unknown)}; known: {', '.join(MODULES)}")
+    scores = []
+    for module in args.modules or list(MODULES):
+        if args.show:
+            found = results(WORK / module)
+            for name, status in sorted(found.items()):
+                if status != KILLED:
+                    print(f"{status:12} {name}")
+            continue
+        killed, total, survivors = run(module, args.limit, args.children)
+        scores.append((module, killed, total, survivors))
+    for module, killed, total, survivors in scores:
+        share = f"{100 * killed / total:.1f} %" if total else "-"
+        print(f"{module:10} {killed}/{total} killed ({share}); not killed: {len(survivors)}")
+        for name in survivors:
+            print(f"    {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
