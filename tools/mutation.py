@@ -28,10 +28,10 @@ WORK = ROOT / "build" / "mutation"
 # module -> its fast test files
 MODULES: dict[str, list[str]] = {
     "card": ["tests/test_card.py"],
-    "hours": ["tests/test_hours.py"],
-    "timefmt": ["tests/test_timefmt.py"],
-    "reports": ["tests/test_reports.py"],
-    "autoclose": ["tests/test_autoclose.py"],
+    "hours": ["tests/test_hours.py", "tests/test_timezones.py"],
+    "timefmt": ["tests/test_timefmt.py", "tests/test_timezones.py"],
+    "reports": ["tests/test_reports.py", "tests/test_timezones.py"],
+    "autoclose": ["tests/test_autoclose.py", "tests/test_timezones.py"],
     "reconcile": ["tests/test_reconcile.py"],
 }
 KILLED = "killed"
