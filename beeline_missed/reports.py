@@ -280,7 +280,7 @@ def _parse_month(text: str) -> str:
 
 
 def _parse_hour(text: str) -> int:
-    value = text.strip().split(":", 1)[0]
+    value = text.strip().partition(":")[0]
     if value.isdigit() and 0 <= int(value) <= 23:
         return int(value)
     raise UserError(f"Bad hour {text!r}: use a number from 0 to 23.")
@@ -444,12 +444,10 @@ def _filter_sql(flt: Filter, column: str) -> tuple[str, list[Any]]:
         if op == "!=":
             return f"{column} IS NOT NULL", []
         raise UserError(f"Operator {op} does not apply to hidden numbers.")
-    if op == "=":
-        return f"{column} = ?", [value]
     if op == "!=":
         # Rows with no value at all (no client, not handled) are "not equal" too.
         return f"{column} IS NOT ?", [value]
-    return f"{column} {op} ?", [value]
+    return f"{column} {op} ?", [value]  # =, <, <=, >, >=
 
 
 # -- measures and groups ----------------------------------------------------------------
@@ -532,7 +530,9 @@ class Report:
         return visit(self.groups)
 
     def key_dict(self, group: Group) -> dict[str, Any]:
-        return {f.name: _json_value(f, v) for f, v in zip(self.group_by, group.keys, strict=False)}
+        # A subtotal's keys are the first fields' values only.
+        fields_ = self.group_by
+        return {fields_[i].name: _json_value(fields_[i], v) for i, v in enumerate(group.keys)}
 
     def as_json(self) -> dict[str, Any]:
         depth = len(self.group_by)

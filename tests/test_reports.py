@@ -379,3 +379,276 @@ def test_a_register_still_being_created_reads_as_empty(tmp_path: Path) -> None:
     report = run(path, "2026-11-01", "2026-11-30", ["user"])
     assert report.groups == []
     assert figures(report.total) == (0, 0, 0, 0, None, None)
+
+
+# -- each rule, checked so that a wrong value fails ------------------------------------------
+
+
+def test_without_a_setting_the_report_zone_is_the_machines_real_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", ":Asia/Vladivostok")
+    assert reports.report_zone(None) == ZoneInfo("Asia/Vladivostok")
+    monkeypatch.setenv("TZ", "Asia/Vladivostok")
+    assert reports.report_zone("") == ZoneInfo("Asia/Vladivostok")
+    for tz in ("Not/AZone", None):
+        if tz is None:
+            monkeypatch.delenv("TZ")
+        else:
+            monkeypatch.setenv("TZ", tz)
+        zone = reports.report_zone(None)
+        if Path("/etc/localtime").exists():
+            # A real zone read from the file (its offsets may change), not a fixed offset.
+            assert getattr(zone, "key", None) == "localtime"
+            with open("/etc/localtime", "rb") as handle:
+                machine = ZoneInfo.from_file(handle)
+            moment = datetime(2026, 7, 1, tzinfo=UTC)
+            assert zone.utcoffset(moment) == machine.utcoffset(moment)
+
+
+def test_period_labels() -> None:
+    one = reports.Period(date(2026, 11, 1), date(2026, 11, 1), MOSCOW)
+    assert one.label() == "01.11.2026"
+    two = reports.Period(date(2026, 11, 1), date(2026, 11, 30), MOSCOW)
+    assert two.label() == "01.11.2026 – 30.11.2026"
+
+
+@pytest.mark.parametrize("name", [None, "today", "yesterday", "week", "last-week", "month"])
+def test_every_named_period_keeps_its_zone(name: str | None) -> None:
+    zone = ZoneInfo("Asia/Vladivostok")
+    period = reports.resolve_period(name, None, None, zone, date(2026, 1, 14))
+    assert period.zone is zone
+    if name is None:
+        assert (period.first, period.last) == (date(2026, 1, 14), date(2026, 1, 14))
+    assert reports.resolve_period("last-month", None, None, zone, date(2026, 1, 14)).zone is zone
+    assert reports.resolve_period(None, "2026-01-01", None, zone, date(2026, 1, 14)).zone is zone
+
+
+def test_today_is_the_date_in_the_reports_zone() -> None:
+    # UTC+14 and UTC-12 never share a date: at least one differs from the machine's.
+    for name in ("Etc/GMT-14", "Etc/GMT+12"):
+        zone = ZoneInfo(name)
+        assert reports.resolve_period(None, None, None, zone).first == datetime.now(zone).date()
+
+
+def test_a_one_day_range_and_the_sentences_of_bad_ranges() -> None:
+    today = date(2026, 11, 27)
+    day = reports.resolve_period(None, "27.11.2026", "2026-11-27", MOSCOW, today)
+    assert (day.first, day.last) == (today, today)
+    cases = [
+        (("week", "2026-11-01", None), "Give either --period or --from/--to, not both."),
+        ((None, None, "2026-11-01"), "--to needs --from."),
+        ((None, "2026-11-01", "2026-13-01"),
+         "Bad --to date '2026-13-01': use YYYY-MM-DD or DD.MM.YYYY."),
+        (("fortnight", None, None), "Unknown period 'fortnight'; use one of: today, yesterday, "
+         "week, last-week, month, last-month."),
+        ((None, "2026-11-28", "2026-11-27"),
+         "The period is empty: --from 2026-11-28 is after --to 2026-11-27."),
+    ]  # fmt: skip
+    for args, message in cases:
+        with pytest.raises(UserError) as caught:
+            reports.resolve_period(*args, MOSCOW, today)
+        assert str(caught.value) == message
+
+
+def test_values_as_people_read_them() -> None:
+    fields = reports.FIELDS
+    assert fields["day"].display("2026-11-01") == "01.11.2026"
+    assert fields["handled"].display(None) == "—"
+    assert fields["day"].display("") == "—"
+    assert fields["hour"].display(None) == "—"
+    assert fields["hour"].display(0) == "00:00–01:00"
+    assert fields["weekday"].display(None) == "—"
+    assert fields["weekday"].display(1) == "Пн"
+    assert fields["phone"].display(A) == "+7 916 123-45-67"
+    assert fields["line"].display("") == "—"
+    assert fields["line"].display(0) == "0"
+    assert fields["user"].display("Анна") == "Анна"
+    assert fields["closed_by"].display("auto") == "автоматически"
+    assert fields["closed_by"].display(None) == "—"
+    assert fields["outside_hours"].display(1) == "да"
+    assert fields["outside_hours"].display(0) == "нет"
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "stored"),
+    [
+        ("month", "2026-11", "2026-11"),
+        ("month", " 11.2026 ", "2026-11"),
+        ("day", "01.11.2026", "2026-11-01"),
+        ("week", "2026-11-08", "2026-11-02"),
+        ("hour", "0", 0),
+        ("hour", "23", 23),
+        ("hour", "10:30", 10),
+        ("hour", "10:30:00", 10),
+        ("weekday", "1", 1),
+        ("weekday", "7", 7),
+        ("weekday", "3", 3),
+        ("weekday", "ПН", 1),
+        ("weekday", "sunday", 7),
+        ("status", "  Called_Back ", "called_back"),
+        ("status", "ПЕРЕЗВОНИЛИ", "called_back"),
+        ("closed_by", "Вручную", "staff"),
+        ("source", "hook", "hook"),
+        ("phone", "скрыт", None),
+        ("phone", " Номер скрыт ", None),
+        ("phone", "HIDDEN", None),
+        ("phone", "8 916 123 45 67", A),
+        *[("outside_hours", word, 1) for word in ("1", "yes", "TRUE", "Да")],
+        *[("outside_hours", word, 0) for word in ("0", "No", "false", "НЕТ")],
+    ],
+)
+def test_filter_values_are_read_into_stored_values(field: str, text: str, stored: object) -> None:
+    parse = reports.FIELDS[field].parse
+    assert parse is not None
+    assert parse(text) == stored
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        ("hour", "24", "Bad hour '24': use a number from 0 to 23."),
+        ("hour", "-1", "Bad hour '-1': use a number from 0 to 23."),
+        ("weekday", "0", "Bad weekday '0': use 1 (Monday) to 7, or Пн … Вс."),
+        ("weekday", "8", "Bad weekday '8': use 1 (Monday) to 7, or Пн … Вс."),
+        ("month", "2026/11", "Bad month '2026/11': use YYYY-MM or MM.YYYY."),
+        ("status", "lost",
+         "Bad status 'lost': use one of missed (Пропущен), called_back (Перезвонили)."),
+        ("outside_hours", "maybe", "Bad yes/no value 'maybe': use yes or no (да/нет, 1/0)."),
+        ("phone", "nope", "'nope' is not a phone number (use 'hidden' for hidden numbers)."),
+    ],
+)  # fmt: skip
+def test_bad_filter_values_are_exact_sentences(field: str, text: str, message: str) -> None:
+    parse = reports.FIELDS[field].parse
+    assert parse is not None
+    with pytest.raises(UserError) as caught:
+        parse(text)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('user = "Иванов"', "Иванов"),
+        ("user = 'Иванов'", "Иванов"),
+        ("user = ''", ""),
+        ("user = 'a\"", "'a\""),
+        ("user = XИвановX", "XИвановX"),
+        ("user = 'Иванов", "'Иванов"),
+        ("user = '", "'"),
+        ("result ~ «Записан»", "«Записан»"),
+    ],
+)
+def test_only_matching_quotes_around_a_value_are_removed(text: str, value: str) -> None:
+    assert reports.parse_where(text).value == value
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("user", "==", "x"), "Unknown operator '=='; use one of != !~ <= >= = ~ < >."),
+        (("status", "~", "x"),
+         "Operator ~ works on text fields only (phone, client, line, result, user)."),
+        (("hour", "!~", "1"),
+         "Operator !~ works on text fields only (phone, client, line, result, user)."),
+        *[(("closed_by", op, "auto"), f"Operator {op} does not apply to closed_by; use = or !=.")
+          for op in ("<", "<=", ">", ">=")],
+    ],
+)  # fmt: skip
+def test_operators_that_do_not_apply_are_exact_sentences(args: tuple, message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        reports.make_filter(*args)
+    assert str(caught.value) == message
+    with pytest.raises(UserError) as caught:
+        reports.parse_where("user ^ x")
+    assert str(caught.value) == (
+        "Bad filter 'user ^ x': use FIELD OP VALUE with OP one of != !~ <= >= = ~ < >."
+    )
+
+
+def test_values_are_checked_only_where_they_are_parsed() -> None:
+    assert reports.make_filter("hour", "=", "").value == ""  # empty: not parsed
+    assert reports.make_filter("phone", "!~", "abc").value == "abc"  # contains: raw text
+    assert reports.make_filter("phone", "~", "abc").value == "abc"
+
+
+def test_contains_is_unknown_when_either_side_is_missing() -> None:
+    assert reports._icontains(None, "x") is None
+    assert reports._icontains("x", None) is None
+    assert reports._icontains("Ромашка", "РОМ") == 1
+    assert reports._icontains("Ромашка", "лютик") == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "calls"),
+    [
+        (["user != ''"], 4),
+        (["phone != hidden"], 5),
+        (["hour > 12"], 2),
+        (["hour >= 12"], 3),
+        (["hour < 10"], 2),
+        (["hour <= 10"], 3),
+        (["day = 01.11.2026"], 2),
+    ],
+)
+def test_more_filters(filled: Path, where: list[str], calls: int) -> None:
+    assert run(filled, "2026-10-01", "2026-11-30", where=where).total.calls == calls
+
+
+def test_hidden_numbers_take_only_equal_or_not(filled: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        run(filled, "2026-10-01", "2026-11-30", where=["phone < hidden"])
+    assert str(caught.value) == "Operator < does not apply to hidden numbers."
+
+
+def test_empty_measures_and_leaves_and_title(filled: Path) -> None:
+    assert reports.Measures().as_dict() == {
+        "calls": 0,
+        "callers": 0,
+        "called_back": 0,
+        "missed": 0,
+        "share_called_back": None,
+        "callback_median_seconds": None,
+        "callback_max_seconds": None,
+    }
+    report = run(filled, "2026-10-26", "2026-11-08", ["week", "user"], ["line = 200"])
+    assert [g.keys for g in report.leaves()] == [
+        ("2026-10-26", "Иванов"),
+        ("2026-10-26", "Петрова"),
+        ("2026-10-26", None),
+        ("2026-11-02", "Иванов"),
+        ("2026-11-02", "Петрова"),
+    ]
+    assert report.title() == "Пропущенные звонки за 26.10.2026 – 08.11.2026 (line = 200)"
+    both = run(filled, "2026-11-01", "2026-11-01", where=["line = 200", "user ~ ива"])
+    assert both.title() == "Пропущенные звонки за 01.11.2026 (line = 200; user ~ ива)"
+    assert run(filled, "2026-11-01", "2026-11-01").title() == "Пропущенные звонки за 01.11.2026"
+    data = report.as_json()
+    assert data["filters"] == ["line = 200"]
+    assert [(s["level"], s["week"]) for s in data["subtotals"]] == [
+        (1, "2026-10-26"),
+        (1, "2026-11-02"),
+    ]
+    assert "user" not in data["subtotals"][0]
+
+
+def test_outside_hours_is_true_or_false_in_json(filled: Path) -> None:
+    data = run(filled, "2026-10-01", "2026-11-30", ["outside_hours", "user"]).as_json()
+    assert [(r["outside_hours"], r["user"], r["calls"]) for r in data["rows"]] == [
+        (False, "Петрова", 1),
+        (False, None, 1),
+        (True, "Иванов", 2),
+        (True, "Петрова", 1),
+        (True, None, 1),
+    ]
+    assert [s["outside_hours"] for s in data["subtotals"]] == [False, True]
+    handled = run(filled, "2026-10-01", "2026-11-30", ["handled"]).as_json()
+    assert handled["rows"][-1]["handled"] is None
+
+
+def test_rolled_up_groups_keep_no_working_sets(filled: Path) -> None:
+    report = run(filled, "2026-10-01", "2026-11-30", ["month", "phone"])
+    groups = list(report.walk())
+    assert groups
+    for group in groups:
+        assert (group._phones, group._times, group._runs) == (set(), [], [])

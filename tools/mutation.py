@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/mutation.py                 # every module in MODULES
     .venv/bin/python tools/mutation.py card hours      # some of them
-    .venv/bin/python tools/mutation.py --show card     # list the survivors of the last run
+    .venv/bin/python tools/mutation.py --show card     # the last run's figures and survivors
 
 For each module it builds a workspace `build/mutation/<module>/` (a copy of the package and the
 tests, and a pyproject.toml whose [tool.mutmut] is the project's with only that module to mutate
@@ -34,7 +34,6 @@ MODULES: dict[str, list[str]] = {
     "autoclose": ["tests/test_autoclose.py", "tests/test_timezones.py"],
     "reconcile": ["tests/test_reconcile.py"],
 }
-KILLED = "killed"
 
 
 def _toml_value(value: object) -> str:
@@ -81,7 +80,14 @@ def results(folder: Path) -> dict[str, str]:
     return found
 
 
-def run(module: str, limit: int, children: int) -> tuple[int, int, list[str]]:
+# mutmut's verdicts: a timeout means the tests never finished with the mutant (an endless
+# loop), which is a detection too; survivors, mutants no test reaches and mutants left
+# unchecked by the time limit are the ones to look at.
+DETECTED = ("killed", "timeout")
+NOT_KILLED = ("survived", "no tests", "suspicious", "skipped")
+
+
+def run(module: str, limit: int, children: int) -> dict[str, list[str]]:
     folder = workspace(module)
     mutmut = str(Path(sys.executable).parent / "mutmut")
     command = ["nice", "-n", "19", "timeout", str(limit), mutmut, "run"]
@@ -91,10 +97,21 @@ def run(module: str, limit: int, children: int) -> tuple[int, int, list[str]]:
         done = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=log, check=False)
     if done.returncode == 124:
         print(f"{module}: stopped after {limit} s; the figures below are partial", flush=True)
-    found = results(folder)
-    killed = sum(1 for status in found.values() if status == KILLED)
-    survivors = sorted(name for name, status in found.items() if status != KILLED)
-    return killed, len(found), survivors
+    by_status: dict[str, list[str]] = {}
+    for name, status in sorted(results(folder).items()):
+        by_status.setdefault(status, []).append(name)
+    return by_status
+
+
+def summary(module: str, by_status: dict[str, list[str]]) -> None:
+    total = sum(map(len, by_status.values()))
+    detected = sum(len(by_status.get(status, [])) for status in DETECTED)
+    share = f"{100 * detected / total:.1f} %" if total else "-"
+    counts = ", ".join(f"{status} {len(names)}" for status, names in sorted(by_status.items()))
+    print(f"{module:10} {detected}/{total} killed ({share}): {counts}")
+    for status in NOT_KILLED:
+        for name in by_status.get(status, []):
+            print(f"    {status:10} {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"default: {' '.join(MODULES)}")
     parser.add_argument("--limit", type=int, default=1800, help="seconds per module")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
-    parser.add_argument("--show", action="store_true", help="print the last run's survivors")
+    parser.add_argument("--show", action="store_true", help="the last run's figures, no new run")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -110,18 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     scores = []
     for module in args.modules or list(MODULES):
         if args.show:
-            found = results(WORK / module)
-            for name, status in sorted(found.items()):
-                if status != KILLED:
-                    print(f"{status:12} {name}")
+            by_status: dict[str, list[str]] = {}
+            for name, status in sorted(results(WORK / module).items()):
+                by_status.setdefault(status, []).append(name)
+            scores.append((module, by_status))
             continue
-        killed, total, survivors = run(module, args.limit, args.children)
-        scores.append((module, killed, total, survivors))
-    for module, killed, total, survivors in scores:
-        share = f"{100 * killed / total:.1f} %" if total else "-"
-        print(f"{module:10} {killed}/{total} killed ({share}); not killed: {len(survivors)}")
-        for name in survivors:
-            print(f"    {name}")
+        scores.append((module, run(module, args.limit, args.children)))
+    for module, by_status in scores:
+        summary(module, by_status)
     return 0
 
 
