@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beeline_missed import autoclose, config, timefmt, xsi_build
+from beeline_missed import autoclose, card, config, timefmt, xsi_build
 from beeline_missed.detection import AnsweredCall
 from beeline_missed.processing import Processor
 from beeline_missed.register import Register
@@ -223,3 +223,64 @@ def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
     assert first["status"] == "called_back"
     assert first["result"] == "Клиент дозвонился сам 27.11 11:10, ответил Петров"
     assert first["closed_by"] == "auto"
+
+
+def test_a_card_staff_saved_between_the_read_and_the_write_is_left_as_saved(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register.replace_abonents(DEFAULT_ABONENTS)
+    call_id = add_missed(register, "a", CALLER, T0)
+    read_open_calls = register.open_calls_of
+
+    def staff_save_right_after_the_read(phone: str, until: str) -> list[dict]:
+        rows = read_open_calls(phone, until)
+        opened = card.Card.from_row(register.get_call(call_id))
+        edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
+        card.store(register, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
+        return rows
+
+    monkeypatch.setattr(register, "open_calls_of", staff_save_right_after_the_read)
+    call = AnsweredCall("s1", CALLER, "incoming", "9001112202", T0 + 300_000)
+    names = autoclose.StaffNames.load(register)
+    closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
+    assert closed == []
+    row = register.get_call(call_id)
+    assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
+        "called_back",
+        "Записан на пятницу",
+        "Анна",
+        "staff",
+        "2026-11-27T08:04:00Z",
+    )
+
+
+def test_a_late_answer_leaves_a_card_staff_already_saved(register: Register) -> None:
+    register.replace_abonents(DEFAULT_ABONENTS)
+    processor = Processor(register, settle=1.0)
+    processor.on_answered.append(autoclose.AutoCloser(register, config.load()))
+
+    def hear(steps: list[xsi_build.Step], at_ms: int) -> None:
+        for step in steps:
+            body = xsi_build.event_document(step, subscription_id="s", sequence=1)
+            register.add_inbox(body, step.leg.start_ms)
+        processor.run_once(at_ms=at_ms)
+
+    hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
+    hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 60_000), T0 + 3_600_000)
+    saved_id, open_id = sorted(c["id"] for c in register.list_calls(include_handled=True))
+    opened = card.Card.from_row(register.get_call(saved_id))
+    edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
+    card.store(register, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
+    # The client calls again and gets through: the call nobody handled is closed, Анна's
+    # card stays as she saved it.
+    answered = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000, answered_by=GROUP[1])
+    hear(answered, T0 + 3_700_000)
+    assert register.get_call(open_id)["closed_by"] == "auto"
+    row = register.get_call(saved_id)
+    assert (row["status"], row["result"], row["user"], row["closed_by"], row["version"]) == (
+        "called_back",
+        "Записан на пятницу",
+        "Анна",
+        "staff",
+        2,
+    )
