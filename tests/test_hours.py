@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, time
 from pathlib import Path
 from types import SimpleNamespace
@@ -231,6 +232,9 @@ def test_no_hours_at_all_in_the_settings_is_not_configured() -> None:
     assert shop.configured and shop.zone == ZoneInfo("UTC")
     assert shop.is_outside(ms(2026, 11, 29, 12, 0))
     assert not shop.is_outside(ms(2026, 11, 30, 12, 0))
+    # Settings without any of the three (an older object): no hours, the machine's zone.
+    bare = hours.from_settings(SimpleNamespace())
+    assert not bare.configured and bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
 
 
 def test_describe_lists_every_day_and_the_holidays() -> None:
@@ -241,3 +245,6 @@ def test_describe_lists_every_day_and_the_holidays() -> None:
     )
     only = hours.parse({}, ["2026-12-31", "2027-01-01"], MOSCOW)
     assert hours.describe(only).endswith("sun 00:00-24:00; 2 holiday(s)")
+    # A table that is not one entry per weekday is a bug, not something to describe in part.
+    with pytest.raises(ValueError):
+        hours.describe(replace(shop, days=shop.days[:6]))
