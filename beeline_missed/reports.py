@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 from bisect import bisect_right
+from calendar import monthrange
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ def resolve_period(
                 f"The period is empty: --from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}."
             )
         return Period(first, last, zone)
-    name = (period or "today").strip().lower()
+    name = period.strip().lower() if period else "today"
     monday = today - timedelta(days=today.weekday())
     month_start = today.replace(day=1)
     if name == "today":
@@ -168,8 +169,8 @@ def resolve_period(
     if name == "last-week":
         return Period(monday - timedelta(days=7), monday - timedelta(days=1), zone)
     if name == "month":
-        next_month = (month_start + timedelta(days=32)).replace(day=1)
-        return Period(month_start, next_month - timedelta(days=1), zone)
+        days_in_month = monthrange(today.year, today.month)[1]
+        return Period(month_start, today.replace(day=days_in_month), zone)
     if name == "last-month":
         last = month_start - timedelta(days=1)
         return Period(last.replace(day=1), last, zone)
@@ -778,7 +779,8 @@ def _range_size(conn: sqlite3.Connection, start: str, end: str) -> tuple[int, in
     lo = max(timefmt.parse_stored(first), timefmt.parse_stored(start))
     hi = min(timefmt.parse_stored(last) + timedelta(seconds=1), timefmt.parse_stored(end))
     covered = max(0.0, (hi - lo).total_seconds())
-    return int(rows * min(1.0, covered / span)), int(low), int(high)
+    # covered <= span: the period's part of the table is at most all of it.
+    return int(rows * covered / span), int(low), int(high)
 
 
 class _Leaves:
@@ -849,5 +851,6 @@ class _Leaves:
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    # None (no client, not handled) after every value; values of one field share a type.
-    return tuple((value is None, "" if value is None else value) for value in key)
+    # None (no client, not handled) after every value; values of one field share a type, and
+    # two Nones are equal, so None itself is never compared with a value.
+    return tuple((value is None, value) for value in key)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from beeline_missed import reports
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
+from tests.factories import add_call
 from tests.report_data import A, B, C, fill
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -202,6 +203,13 @@ def fill_evenly(register: Register, count: int = BIG) -> dict[str, int]:
             )
             day = moment.astimezone(MOSCOW).date().isoformat()
             per_day[day] = per_day.get(day, 0) + 1
+        # Every fifth call was called back, i * 10 s after it came in.
+        conn.execute(
+            "UPDATE calls SET status = 'called_back', result = 'ok', user = 'Анна', "
+            "closed_by = 'staff', "
+            "handled_at = strftime('%Y-%m-%dT%H:%M:%SZ', called_at, (rowid * 10) || ' seconds') "
+            "WHERE rowid % 5 = 0"
+        )
     return per_day
 
 
@@ -227,6 +235,7 @@ def test_parallel_slices_lose_no_call_not_even_the_newest(
     for report in (serial, sliced):
         assert report.total.calls == BIG
         assert report.total.callers == 97
+        assert (report.total.called_back, report.total.missed) == (BIG // 5, BIG - BIG // 5)
         assert {g.keys[0]: g.measures.calls for g in report.groups} == per_day
     assert sliced.groups[-1].keys == (max(per_day),)
     assert sliced.as_json() == serial.as_json()
@@ -642,6 +651,8 @@ def test_outside_hours_is_true_or_false_in_json(filled: Path) -> None:
         (True, None, 1),
     ]
     assert [s["outside_hours"] for s in data["subtotals"]] == [False, True]
+    # JSON true/false, not 1/0 (which compare equal to True/False in Python).
+    assert {type(r["outside_hours"]) for r in data["rows"] + data["subtotals"]} == {bool}
     handled = run(filled, "2026-10-01", "2026-11-30", ["handled"]).as_json()
     assert handled["rows"][-1]["handled"] is None
 
@@ -652,3 +663,58 @@ def test_rolled_up_groups_keep_no_working_sets(filled: Path) -> None:
     assert groups
     for group in groups:
         assert (group._phones, group._times, group._runs) == (set(), [], [])
+
+
+def test_a_choice_parser_takes_the_stored_value_or_the_label_in_any_case() -> None:
+    parse = reports._parse_choice({"staff": "Вручную", "auto": "автоматически"}, "closed_by")
+    assert parse("  STAFF ") == "staff"
+    assert parse("вручную") == "staff"
+    assert parse("Автоматически") == "auto"
+    with pytest.raises(UserError) as caught:
+        parse("robot")
+    assert str(caught.value) == (
+        "Bad closed_by 'robot': use one of staff (Вручную), auto (автоматически)."
+    )
+
+
+def test_field_names_aliases_and_dashes() -> None:
+    assert reports.get_field(" Outside-Hours ").name == "outside_hours"
+    assert reports.get_field("date").name == "day"
+    assert reports.get_field("handled-date").name == "handled"
+    assert reports.get_field("closed").name == "closed_by"
+    with pytest.raises(UserError) as caught:
+        reports.get_field("colour")
+    assert str(caught.value) == (
+        "Unknown field 'colour'; fields are: day, week, month, hour, weekday, phone, client, "
+        "line, status, result, user, handled, closed_by, source, outside_hours."
+    )
+
+
+def test_the_period_size_estimate(register: Register, db_path: Path) -> None:
+    # Three calls at 0 s, 1 s and 3 s: the table spans 4 s (the last second counts).
+    for i, second in enumerate((0, 1, 3)):
+        add_call(register, f"e{i}", A, f"2026-11-27T08:00:0{second}Z")
+    conn = reports._open(db_path)
+    try:
+        def size(start: str, end: str) -> tuple[int, int, int]:
+            return reports._range_size(conn, f"2026-11-27T{start}Z", f"2026-11-27T{end}Z")
+
+        assert size("00:00:00", "23:59:59") == (3, 1, 3)  # all of it
+        assert size("08:00:00", "08:00:02") == (1, 1, 3)  # 2 s of 4: half of 3 rows
+        assert size("08:00:02", "08:00:10") == (1, 1, 3)  # from 2 s to the end: half again
+        assert size("09:00:00", "10:00:00") == (0, 1, 3)  # after the last call
+        assert size("07:00:00", "08:00:00") == (0, 1, 3)  # before the first
+    finally:
+        conn.close()
+
+
+def test_an_empty_register_is_one_scan_whatever_the_threshold(
+    register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reports, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(reports.os, "cpu_count", lambda: 4)
+    opened: list[Path] = []
+    real_open = reports._open
+    monkeypatch.setattr(reports, "_open", lambda path: opened.append(path) or real_open(path))
+    assert run(db_path, "2026-11-01", "2026-11-30").total.calls == 0
+    assert len(opened) == 1
