@@ -838,7 +838,9 @@ class _Leaves:
                     parent._runs = child._runs
                 _finish(child)
             level_groups = list(parents.values())
-        root = level_groups[0] if level_groups else Group(0, ())
+        if not level_groups:
+            return [], Measures()
+        root = level_groups[0]
         _finish(root)
         for group in [root, *self._walk(root)]:
             group.children.sort(key=lambda g: _sort_key(g.keys))

@@ -213,9 +213,9 @@ def fill_evenly(register: Register, count: int = BIG) -> dict[str, int]:
     return per_day
 
 
-@pytest.mark.parametrize("cpus", [2, 3, 4, 64])
+@pytest.mark.parametrize("cpus", [None, 1, 2, 3, 4, 64])
 def test_parallel_slices_lose_no_call_not_even_the_newest(
-    register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int
+    register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int | None
 ) -> None:
     per_day = fill_evenly(register)
     serial = run(db_path, "2026-11-01", "2026-12-31", ["day", "line"])
@@ -239,7 +239,9 @@ def test_parallel_slices_lose_no_call_not_even_the_newest(
         assert {g.keys[0]: g.measures.calls for g in report.groups} == per_day
     assert sliced.groups[-1].keys == (max(per_day),)
     assert sliced.as_json() == serial.as_json()
-    assert len(opened) == 1 + 3 * min(cpus, 4)  # the slices really ran, each on its own
+    threads = min(cpus or 1, 4)  # cpu_count() may not know: then one thread
+    # The slices really ran, each on its own connection (one thread: one scan, no slices).
+    assert len(opened) == (1 if threads == 1 else 1 + 3 * threads)
 
 
 def test_below_the_threshold_one_scan_reads_everything(
@@ -385,9 +387,45 @@ def test_median_across_sorted_runs_equals_the_merged_median(runs: list[list[int]
 def test_a_register_still_being_created_reads_as_empty(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     sqlite3.connect(path).close()  # the file exists, the migrations have not run yet
-    report = run(path, "2026-11-01", "2026-11-30", ["user"])
+    report = run(path, "2026-11-01", "2026-11-30", ["user"], ["line = 200"])
     assert report.groups == []
     assert figures(report.total) == (0, 0, 0, 0, None, None)
+    # Still a whole report of its period, fields and filters, only empty.
+    assert (report.period.first, report.period.last) == (date(2026, 11, 1), date(2026, 11, 30))
+    assert [f.name for f in report.group_by] == ["user"]
+    assert [f.describe() for f in report.filters] == ["line = 200"]
+    assert report.zone_name == "test"
+
+
+def test_a_register_that_cannot_be_opened_is_one_sentence(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(UserError) as caught:
+        run(folder, "2026-11-01", "2026-11-30")
+    assert str(caught.value).startswith(f"Cannot open the register {folder}: ")
+
+
+def test_two_changes_of_offset_in_one_period(register: Register, db_path: Path) -> None:
+    """New York: summer time from 8 March 07:00 UTC to 1 November 06:00 UTC (2026)."""
+    zone = ZoneInfo("America/New_York")
+    calls = {
+        "2026-03-07T04:30:00Z": "2026-03-06",  # 23:30 EST
+        "2026-03-09T04:30:00Z": "2026-03-09",  # 00:30 EDT; EST would say the 8th
+        "2026-10-31T04:30:00Z": "2026-10-31",  # 00:30 EDT; EST would say the 30th
+        "2026-11-02T04:30:00Z": "2026-11-01",  # 23:30 EST; EDT would say the 2nd
+    }
+    for i, called_at in enumerate(calls):
+        row = add_call(register, f"ny{i}", A, called_at)
+        handled = datetime.fromisoformat(called_at) + timedelta(minutes=10)
+        register.save_call(
+            row, 1, status="called_back", result="ok", user="Анна",
+            handled_at=handled.strftime("%Y-%m-%dT%H:%M:%SZ"), closed_by="staff",
+        )  # fmt: skip
+    by_day = run(db_path, "2026-03-01", "2026-11-30", ["day"], zone=zone)
+    assert [g.keys[0] for g in by_day.groups] == list(calls.values())
+    # The callback times (10 minutes later) fall on the same local days.
+    by_handled = run(db_path, "2026-03-01", "2026-11-30", ["handled"], zone=zone)
+    assert [g.keys[0] for g in by_handled.groups] == list(calls.values())
 
 
 # -- each rule, checked so that a wrong value fails ------------------------------------------
