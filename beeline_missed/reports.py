@@ -193,7 +193,7 @@ def offset_segments(zone: tzinfo, start: datetime, end: datetime) -> list[tuple[
     segments = [(start, offset(start))]
     cursor = start
     while cursor < end:
-        step = min(cursor + timedelta(days=1), end + timedelta(days=1))
+        step = cursor + timedelta(days=1)  # cursor < end: never past end + 1 day
         if offset(step) != segments[-1][1]:
             low, high = cursor, step  # offset(low) is the old one, offset(high) the new
             while (high - low) > timedelta(seconds=1):
@@ -202,7 +202,7 @@ def offset_segments(zone: tzinfo, start: datetime, end: datetime) -> list[tuple[
                     low = middle
                 else:
                     high = middle
-            segments.append((high.replace(microsecond=0), offset(high)))
+            segments.append((high, offset(high)))  # to_stored drops the fraction
         cursor = step
     return [(timefmt.to_stored(moment), f"{minutes:+d} minutes") for moment, minutes in segments]
 

@@ -756,3 +756,43 @@ def test_an_empty_register_is_one_scan_whatever_the_threshold(
     monkeypatch.setattr(reports, "_open", lambda path: opened.append(path) or real_open(path))
     assert run(db_path, "2026-11-01", "2026-11-30").total.calls == 0
     assert len(opened) == 1
+
+
+def test_offset_segments_in_utc_and_at_the_edges_of_a_period() -> None:
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    assert reports.offset_segments(UTC, start, datetime(2026, 12, 1, tzinfo=UTC)) == [
+        ("2026-02-28T08:00:00Z", "+0 minutes")
+    ]
+    # A change 24 hours after the end (8 March 07:00 UTC) is not the period's.
+    york = ZoneInfo("America/New_York")
+    end = datetime(2026, 3, 7, 8, tzinfo=UTC)
+    assert reports.offset_segments(york, start, end) == [("2026-02-28T08:00:00Z", "-300 minutes")]
+
+
+def test_every_change_of_offset_is_found_to_the_second() -> None:
+    zone = ZoneInfo("America/New_York")
+    start = datetime(2020, 1, 1, 5, tzinfo=UTC)
+    end = datetime(2027, 1, 1, 5, tzinfo=UTC)
+    # An independent count: New York changes on the hour, so try every hour.
+    expected = []
+    hour = start - timedelta(days=1)
+    previous = None
+    while hour < end:
+        minutes = int(hour.astimezone(zone).utcoffset().total_seconds() // 60)
+        if minutes != previous:
+            expected.append((hour.strftime("%Y-%m-%dT%H:%M:%SZ"), f"{minutes:+d} minutes"))
+            previous = minutes
+        hour += timedelta(hours=1)
+    assert len(expected) == 15  # the first, then two changes a year for seven years
+    assert reports.offset_segments(zone, start, end) == expected
+    # Wherever the day-long steps start, each change is pinned to its exact second.
+    for shift in (timedelta(minutes=17, seconds=23), timedelta(hours=5, seconds=59),
+                  timedelta(hours=11, minutes=1, seconds=1), timedelta(hours=19, seconds=31)):
+        assert reports.offset_segments(zone, start + shift, end)[1:] == expected[1:], shift
+
+
+def test_a_period_covers_utc_instants() -> None:
+    period = reports.Period(date(2026, 11, 1), date(2026, 11, 30), MOSCOW)
+    assert period.start_utc.utcoffset() == timedelta(0)
+    assert period.end_utc.utcoffset() == timedelta(0)
+    assert period.start_utc.isoformat() == "2026-10-31T21:00:00+00:00"
