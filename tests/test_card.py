@@ -163,7 +163,10 @@ def test_store_writes_and_second_saver_gets_a_conflict(register: Register) -> No
     with pytest.raises(ConflictError) as caught:
         card.store(register, [late])
     assert caught.value.exit_code == 3
-    assert "Анна" in str(caught.value) and "откройте карточку заново" in str(caught.value)
+    assert str(caught.value) == (
+        f"Карточку звонка {call_id} уже сохранили (Анна, статус «Перезвонили»), пока вы её "
+        "редактировали: ваши изменения не записаны, откройте карточку заново."
+    )
     row = register.get_call(call_id)
     assert (row["result"], row["user"], row["version"]) == ("A", "Анна", 2)
 
