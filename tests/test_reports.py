@@ -729,19 +729,19 @@ def test_field_names_aliases_and_dashes() -> None:
 
 
 def test_the_period_size_estimate(register: Register, db_path: Path) -> None:
-    # Three calls at 0 s, 1 s and 3 s: the table spans 4 s (the last second counts).
-    for i, second in enumerate((0, 1, 3)):
-        add_call(register, f"e{i}", A, f"2026-11-27T08:00:0{second}Z")
+    # Four calls at 0, 1, 2 and 3 s: the table spans 4 s (the last second counts).
+    for second in range(4):
+        add_call(register, f"e{second}", A, f"2026-11-27T08:00:0{second}Z")
     conn = reports._open(db_path)
     try:
         def size(start: str, end: str) -> tuple[int, int, int]:
             return reports._range_size(conn, f"2026-11-27T{start}Z", f"2026-11-27T{end}Z")
 
-        assert size("00:00:00", "23:59:59") == (3, 1, 3)  # all of it
-        assert size("08:00:00", "08:00:02") == (1, 1, 3)  # 2 s of 4: half of 3 rows
-        assert size("08:00:02", "08:00:10") == (1, 1, 3)  # from 2 s to the end: half again
-        assert size("09:00:00", "10:00:00") == (0, 1, 3)  # after the last call
-        assert size("07:00:00", "08:00:00") == (0, 1, 3)  # before the first
+        assert size("00:00:00", "23:59:59") == (4, 1, 4)  # all of it
+        assert size("08:00:00", "08:00:02") == (2, 1, 4)  # 2 s of 4: half of the rows
+        assert size("08:00:02", "08:00:10") == (2, 1, 4)  # from 2 s to the end: half again
+        assert size("09:00:00", "10:00:00") == (0, 1, 4)  # after the last call: none
+        assert size("07:00:00", "08:00:00") == (0, 1, 4)  # before the first: none
     finally:
         conn.close()
 
