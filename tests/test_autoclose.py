@@ -315,6 +315,7 @@ ABONENTS = [
         ("207", {"SIP00ABC@ip.beeline.ru": "Аня"}, "Аня"),  # configured by id
         ("SIP00ABC", {"9001112207": "Аня"}, "Аня"),  # configured by number
         ("9001112207", {"207": "Аня"}, "Аня"),  # configured by extension
+        ("SIP00ABC@ip.beeline.ru", {"SIP00ABC": "Аня"}, "Аня"),  # by the id as the PBX says it
         ("207", {"207": ""}, "Смирнова"),  # an empty configured name is no name
     ],
 )
