@@ -433,3 +433,22 @@ def test_counts_tracking_ids_and_hidden_numbers(register: Register) -> None:
     assert len(summary.registered) == 2
     keys = {register.get_call(i)["session_key"] for i in summary.registered}
     assert keys == {f"stat:{OTHER}:{T0 + 20_000}", f"stat:hidden:{T0 + 30_000}"}
+
+
+def test_last_run_is_none_before_any_run_and_shows_a_failure_alone(register: Register) -> None:
+    assert reconcile.last_run(register) is None
+    register.set_meta(reconcile.META_ERROR, "the PBX did not answer")
+    assert reconcile.last_run(register) == {
+        "recovered_total": 0,
+        "reconciled_to": None,
+        "error": "the PBX did not answer",
+    }
+
+
+def test_a_moment_without_an_offset_is_in_the_given_zone() -> None:
+    vladivostok = ZoneInfo("Asia/Vladivostok")
+    moment = reconcile.parse_moment("2026-11-27 14:05", vladivostok)
+    assert moment == datetime(2026, 11, 27, 4, 5, tzinfo=UTC)
+    assert reconcile.parse_moment("2026-11-27", vladivostok, end_of_day=True) == datetime(
+        2026, 11, 27, 14, tzinfo=UTC
+    )
