@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint man bench clean snapshots
+.PHONY: demo test lint man bench clean snapshots mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,15 @@ man: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Mutation testing of the rule modules, each against its fast tests (docs/mutation.md); not
+# part of `make test`. MODULES=card hours ... runs some of them.
+MODULES ?=
+$(VENV)/.mutation: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
+	touch $@
+
+mutation: $(VENV)/.mutation
+	$(BIN)/python tools/mutation.py $(MODULES)
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) build/mutation

@@ -162,7 +162,7 @@ class AutoCloser:
 
     def __init__(self, register: Register, settings: Any) -> None:
         self.register = register
-        self.mapping = dict(getattr(settings, "staff_names", {}) or {})
+        self.mapping = dict(getattr(settings, "staff_names", None) or {})
         self.zone = timefmt.local_zone(getattr(settings, "timezone", None))
 
     def names(self) -> StaffNames:

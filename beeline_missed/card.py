@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,7 +46,7 @@ NEED_RESULT = "«Перезвонили» нельзя сохранить без
 
 def parse_status(text: str) -> str:
     """'missed' | 'called_back' from missed, called_back, Пропущен or Перезвонили (any case)."""
-    key = " ".join(str(text).split()).casefold()
+    key = str(text).strip().casefold()
     if key in _STATUS_WORDS:
         return _STATUS_WORDS[key]
     raise UserError(
@@ -62,13 +63,10 @@ def current_user(flag: str | None = None, configured: str | None = None) -> str:
     for name in (flag, configured):
         if name and name.strip():
             return name.strip()
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        login = ""
-    if not login:
-        raise UserError("Не удалось узнать, кто вы: укажите --user или user в config.toml.")
-    return login
+    with suppress(KeyError, OSError):  # no login name in some containers
+        if login := getpass.getuser():
+            return login
+    raise UserError("Не удалось узнать, кто вы: укажите --user или user в config.toml.")
 
 
 def add_booking(result: str) -> str:
@@ -161,15 +159,13 @@ Decision = Save | Discard
 
 def decide(card: Card, edit: Edit, now: str) -> Decision:
     """Apply the card's rules to one edit; raises UserError when the edit cannot be saved."""
-    if edit.book:
-        status = CALLED_BACK
+    if edit.book:  # «Записаться» always means «Перезвонили»
         base = edit.result if edit.result is not None else card.result
         result = add_booking(base)
-    else:
-        status = edit.status or card.status
-        result = (edit.result if edit.result is not None else card.result).strip()
-    if status == MISSED:
+    elif (edit.status or card.status) == MISSED:
         return Discard(card.id, NOT_SAVED_MISSED)
+    else:
+        result = (edit.result if edit.result is not None else card.result).strip()
     if not result.strip():
         raise UserError(NEED_RESULT)
     # Re-saving a handled card as it was is not an edit: the user who called back stays.

@@ -71,7 +71,7 @@ def parse_day(text: str, where: str) -> tuple[tuple[time, time | None], ...]:
                 f"Working hours for {where} must look like 09:00-19:00 (several comma-separated, "
                 f'"" for a day off), not {text!r}.'
             )
-        start = _parse_time(match[1], match[2], where) or time(0, 0)
+        start = _parse_time(match[1], match[2], where) or time.min
         end = _parse_time(match[3], match[4], where)
         if end is not None and end <= start:
             raise UserError(f"Working hours for {where}: {part.strip()} ends before it starts.")
@@ -82,7 +82,7 @@ def parse_day(text: str, where: str) -> tuple[tuple[time, time | None], ...]:
 def parse(working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinfo) -> WorkingHours:
     """Build from the settings' `working_hours` table and `holidays` list."""
     # Days not listed are days off; with holidays only, every other day is open all day.
-    whole_day: tuple[tuple[time, time | None], ...] = ((time(0, 0), None),)
+    whole_day: tuple[tuple[time, time | None], ...] = ((time.min, None),)
     days: list[tuple[tuple[time, time | None], ...]] = [() if working_hours else whole_day] * 7
     for key, value in working_hours.items():
         index = _DAY_WORDS.get(str(key).strip().casefold())
@@ -107,8 +107,8 @@ def parse(working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinf
 
 def from_settings(settings: object) -> WorkingHours:
     return parse(
-        getattr(settings, "working_hours", {}) or {},
-        getattr(settings, "holidays", ()) or (),
+        getattr(settings, "working_hours", None) or {},
+        getattr(settings, "holidays", None) or (),
         timefmt.local_zone(getattr(settings, "timezone", None)),
     )
 

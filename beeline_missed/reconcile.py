@@ -68,7 +68,7 @@ def start_ms(item: dict[str, Any]) -> int | None:
         number = int(value.strip())
     elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value.strip())  # 3.11 reads a trailing Z
         except ValueError:
             return None
         if moment.tzinfo is None:
@@ -273,7 +273,7 @@ def parse_moment(text: str, zone: tzinfo, *, end_of_day: bool = False) -> dateti
     """A local date ('2026-11-27'), date and time ('2026-11-27 14:05') or ISO with an offset."""
     value = text.strip()
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value)  # 3.11 reads a trailing Z
     except ValueError:
         raise UserError(
             f"{text!r} is not a date or time; use 2026-11-27 or '2026-11-27 14:05'."

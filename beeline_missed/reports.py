@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 from bisect import bisect_right
+from calendar import monthrange
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def resolve_period(
                 f"The period is empty: --from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}."
             )
         return Period(first, last, zone)
-    name = (period or "today").strip().lower()
+    name = period.strip().lower() if period else "today"
     monday = today - timedelta(days=today.weekday())
     month_start = today.replace(day=1)
     if name == "today":
@@ -171,8 +172,8 @@ def resolve_period(
     if name == "last-week":
         return Period(monday - timedelta(days=7), monday - timedelta(days=1), zone)
     if name == "month":
-        next_month = (month_start + timedelta(days=32)).replace(day=1)
-        return Period(month_start, next_month - timedelta(days=1), zone)
+        days_in_month = monthrange(today.year, today.month)[1]
+        return Period(month_start, today.replace(day=days_in_month), zone)
     if name == "last-month":
         last = month_start - timedelta(days=1)
         return Period(last.replace(day=1), last, zone)
@@ -195,7 +196,7 @@ def offset_segments(zone: tzinfo, start: datetime, end: datetime) -> list[tuple[
     segments = [(start, offset(start))]
     cursor = start
     while cursor < end:
-        step = min(cursor + timedelta(days=1), end + timedelta(days=1))
+        step = cursor + timedelta(days=1)  # cursor < end: never past end + 1 day
         if offset(step) != segments[-1][1]:
             low, high = cursor, step  # offset(low) is the old one, offset(high) the new
             while (high - low) > timedelta(seconds=1):
@@ -204,7 +205,7 @@ def offset_segments(zone: tzinfo, start: datetime, end: datetime) -> list[tuple[
                     low = middle
                 else:
                     high = middle
-            segments.append((high.replace(microsecond=0), offset(high)))
+            segments.append((high, offset(high)))  # to_stored drops the fraction
         cursor = step
     return [(timefmt.to_stored(moment), f"{minutes:+d} minutes") for moment, minutes in segments]
 
@@ -283,7 +284,7 @@ def _parse_month(text: str) -> str:
 
 
 def _parse_hour(text: str) -> int:
-    value = text.strip().split(":", 1)[0]
+    value = text.strip().partition(":")[0]
     if value.isdigit() and 0 <= int(value) <= 23:
         return int(value)
     raise UserError(f"Bad hour {text!r}: use a number from 0 to 23.")
@@ -466,12 +467,10 @@ def _filter_sql(flt: Filter, column: str) -> tuple[str, list[Any]]:
         if op == "!=":
             return f"{column} IS NOT NULL", []
         raise UserError(f"Operator {op} does not apply to hidden numbers.")
-    if op == "=":
-        return f"{column} = ?", [value]
     if op == "!=":
         # Rows with no value at all (no client, not handled) are "not equal" too.
         return f"{column} IS NOT ?", [value]
-    return f"{column} {op} ?", [value]
+    return f"{column} {op} ?", [value]  # =, <, <=, >, >=
 
 
 # -- measures and groups ----------------------------------------------------------------
@@ -554,7 +553,9 @@ class Report:
         return visit(self.groups)
 
     def key_dict(self, group: Group) -> dict[str, Any]:
-        return {f.name: _json_value(f, v) for f, v in zip(self.group_by, group.keys, strict=False)}
+        # A subtotal's keys are the first fields' values only.
+        fields_ = self.group_by
+        return {fields_[i].name: _json_value(fields_[i], v) for i, v in enumerate(group.keys)}
 
     def as_json(self) -> dict[str, Any]:
         depth = len(self.group_by)
@@ -802,7 +803,8 @@ def _range_size(conn: sqlite3.Connection, start: str, end: str) -> tuple[int, in
     lo = max(timefmt.parse_stored(first), timefmt.parse_stored(start))
     hi = min(timefmt.parse_stored(last) + timedelta(seconds=1), timefmt.parse_stored(end))
     covered = max(0.0, (hi - lo).total_seconds())
-    return int(rows * min(1.0, covered / span)), int(low), int(high)
+    # covered <= span: the period's part of the table is at most all of it.
+    return int(rows * covered / span), int(low), int(high)
 
 
 class _Leaves:
@@ -860,7 +862,9 @@ class _Leaves:
                     parent._runs = child._runs
                 _finish(child)
             level_groups = list(parents.values())
-        root = level_groups[0] if level_groups else Group(0, ())
+        if not level_groups:
+            return [], Measures()
+        root = level_groups[0]
         _finish(root)
         for group in [root, *self._walk(root)]:
             group.children.sort(key=lambda g: _sort_key(g.keys))
@@ -873,5 +877,6 @@ class _Leaves:
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
-    # None (no client, not handled) after every value; values of one field share a type.
-    return tuple((value is None, "" if value is None else value) for value in key)
+    # None (no client, not handled) after every value; values of one field share a type, and
+    # two Nones are equal, so None itself is never compared with a value.
+    return tuple((value is None, value) for value in key)

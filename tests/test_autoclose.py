@@ -3,15 +3,18 @@ real register file."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from beeline_missed import autoclose, config, timefmt, xsi_build
+from beeline_missed import autoclose, card, config, timefmt, xsi_build
 from beeline_missed.detection import AnsweredCall
 from beeline_missed.processing import Processor
 from beeline_missed.register import Register
@@ -60,6 +63,7 @@ def daemon(home: Path, sim: Simulator) -> Iterator[Daemon]:
     proc.stop()
 
 
+@pytest.mark.e2e
 def test_caller_gets_through_later_closes_the_missed_call(daemon: Daemon, sim: Simulator) -> None:
     base = now_ms() - 300_000
     sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, base))
@@ -80,6 +84,7 @@ def test_caller_gets_through_later_closes_the_missed_call(daemon: Daemon, sim: S
     assert (shown["status_label"], shown["closed_by"]) == ("Перезвонили", "auto")
 
 
+@pytest.mark.e2e
 def test_staff_call_back_answered_closes_unanswered_leaves_open(
     daemon: Daemon, sim: Simulator
 ) -> None:
@@ -103,6 +108,7 @@ def test_staff_call_back_answered_closes_unanswered_leaves_open(
     assert row_of(daemon.home, OTHER)["status"] == "missed"
 
 
+@pytest.mark.e2e
 def test_auto_close_off_and_staff_names_from_config(home: Path, sim: Simulator) -> None:
     write_config(home, 'auto_close = false\nstaff_names."202" = "Игорь"\n')
     proc = ready(start_daemon(home, sim))
@@ -220,3 +226,240 @@ def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
     assert first["status"] == "called_back"
     assert first["result"] == "Клиент дозвонился сам 27.11 11:10, ответил Петров"
     assert first["closed_by"] == "auto"
+
+
+def test_a_card_staff_saved_between_the_read_and_the_write_is_left_as_saved(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register.replace_abonents(DEFAULT_ABONENTS)
+    call_id = add_missed(register, "a", CALLER, T0)
+    read_open_calls = register.open_calls_of
+
+    def staff_save_right_after_the_read(phone: str, until: str) -> list[dict]:
+        rows = read_open_calls(phone, until)
+        opened = card.Card.from_row(register.get_call(call_id))
+        edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
+        card.store(register, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
+        return rows
+
+    monkeypatch.setattr(register, "open_calls_of", staff_save_right_after_the_read)
+    call = AnsweredCall("s1", CALLER, "incoming", "9001112202", T0 + 300_000)
+    names = autoclose.StaffNames.load(register)
+    closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
+    assert closed == []
+    row = register.get_call(call_id)
+    assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
+        "called_back",
+        "Записан на пятницу",
+        "Анна",
+        "staff",
+        "2026-11-27T08:04:00Z",
+    )
+
+
+def test_a_late_answer_leaves_a_card_staff_already_saved(register: Register) -> None:
+    register.replace_abonents(DEFAULT_ABONENTS)
+    processor = Processor(register, settle=1.0)
+    processor.on_answered.append(autoclose.AutoCloser(register, config.load()))
+
+    def hear(steps: list[xsi_build.Step], at_ms: int) -> None:
+        for step in steps:
+            body = xsi_build.event_document(step, subscription_id="s", sequence=1)
+            register.add_inbox(body, step.leg.start_ms)
+        processor.run_once(at_ms=at_ms)
+
+    hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
+    hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 60_000), T0 + 3_600_000)
+    saved_id, open_id = sorted(c["id"] for c in register.list_calls(include_handled=True))
+    opened = card.Card.from_row(register.get_call(saved_id))
+    edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
+    card.store(register, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
+    # The client calls again and gets through: the call nobody handled is closed, Анна's
+    # card stays as she saved it.
+    answered = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000, answered_by=GROUP[1])
+    hear(answered, T0 + 3_700_000)
+    assert register.get_call(open_id)["closed_by"] == "auto"
+    row = register.get_call(saved_id)
+    assert (row["status"], row["result"], row["user"], row["closed_by"], row["version"]) == (
+        "called_back",
+        "Записан на пятницу",
+        "Анна",
+        "staff",
+        2,
+    )
+
+
+# -- names, legs and the log, one rule at a time ------------------------------------------
+
+ABONENTS = [
+    {"user_id": "SIP00ABC@ip.beeline.ru", "phone": "9001112207", "extension": "207",
+     "last_name": "Смирнова", "first_name": "Анна"},
+    {"user_id": None, "phone": "9001112205", "extension": "205",
+     "last_name": "", "first_name": "Ольга"},
+    {"user_id": "9001112206@ip.beeline.ru", "phone": None, "extension": None,
+     "last_name": None, "first_name": None},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("who", "mapping", "name"),
+    [
+        ("SIP00ABC@ip.beeline.ru", {}, "Смирнова"),  # by the PBX id
+        ("SIP00ABC", {}, "Смирнова"),  # the id without its domain
+        ("9001112207", {}, "Смирнова"),  # by the number
+        ("207", {}, "Смирнова"),  # by the extension
+        ("9001112205", {}, "Ольга"),  # no last name: the first name
+        ("205", {}, "Ольга"),
+        ("9001112206@ip.beeline.ru", {}, "9001112206"),  # no names at all: the id
+        ("9001112299", {}, "9001112299"),  # unknown abonent
+        ("207", {"SIP00ABC@ip.beeline.ru": "Аня"}, "Аня"),  # configured by id
+        ("SIP00ABC", {"9001112207": "Аня"}, "Аня"),  # configured by number
+        ("9001112207", {"207": "Аня"}, "Аня"),  # configured by extension
+        ("SIP00ABC@ip.beeline.ru", {"SIP00ABC": "Аня"}, "Аня"),  # by the id as the PBX says it
+        ("207", {"207": ""}, "Смирнова"),  # an empty configured name is no name
+    ],
+)
+def test_staff_names_by_id_number_extension_then_the_pbx_list(
+    who: str, mapping: dict, name: str
+) -> None:
+    assert autoclose.StaffNames(mapping, ABONENTS).name(who) == name
+
+
+@pytest.mark.parametrize(
+    ("personality", "direction"), [("Terminator", "incoming"), ("Originator", "outgoing")]
+)
+def test_an_answered_leg_is_the_answered_call_it_was(personality: str, direction: str) -> None:
+    leg = {
+        "remote_phone": CALLER,
+        "personality": personality,
+        "ext_tracking_id": 1234,
+        "target_id": "9001112202@ip.beeline.ru",
+        "answer_ms": T0,
+    }
+    expected = AnsweredCall("1234", CALLER, direction, "9001112202", T0)
+    assert autoclose.answered_from_leg(leg) == expected
+    assert autoclose.answered_from_leg({**leg, "remote_phone": None}) is None
+
+
+def test_without_an_answer_time_the_moment_now_is_used(register: Register) -> None:
+    call_id = add_missed(register, "a", CALLER, T0)
+    call = AnsweredCall("s1", CALLER, "outgoing", "9001112204", None)
+    names = autoclose.StaffNames({}, [])
+    now_ms = T0 + 360_000
+    assert autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=now_ms) == [
+        call_id
+    ]
+    row = register.get_call(call_id)
+    assert (row["result"], row["handled_at"], row["closed_by"], row["user"]) == (
+        "Перезвонили 27.11 11:06",
+        timefmt.ms_to_stored(now_ms),
+        "auto",
+        "9001112204",
+    )
+
+
+def test_notes_keep_their_text_but_not_their_trailing_blanks(register: Register) -> None:
+    call_id = add_missed(register, "a", CALLER, T0)
+    notes = "  просил после обеда  \n"
+    register.conn.execute("UPDATE calls SET result = ? WHERE id = ?", [notes, call_id])
+    call = AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000)
+    autoclose.close_resolved(
+        register, call, names=autoclose.StaffNames({}, []), zone=MOSCOW, now_ms=T0 + 360_000
+    )
+    assert register.get_call(call_id)["result"] == "просил после обеда\nПерезвонили 27.11 11:05"
+
+
+def test_a_handled_row_and_a_lost_race_do_not_stop_the_others(
+    register: Register, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    handled = add_missed(register, "a", CALLER, T0)
+    raced = add_missed(register, "b", CALLER, T0 + 1000)
+    last = add_missed(register, "c", CALLER, T0 + 2000)
+    register.save_call(
+        handled, 1, status="called_back", result="Записан", user="Анна",
+        handled_at="2026-11-27T08:01:00Z", closed_by="staff",
+    )  # fmt: skip
+    rows_then = [register.get_call(i) for i in (raced, last)]
+
+    def read(phone: str, until: str) -> list[dict]:
+        rows = [register.get_call(handled), *rows_then]  # as a stale read would see them
+        register.save_call(
+            raced, 1, status="called_back", result="Перезвонили сами", user="Борис",
+            handled_at="2026-11-27T08:02:00Z", closed_by="staff",
+        )  # fmt: skip
+        return rows
+
+    monkeypatch.setattr(register, "open_calls_of", read)
+    call = AnsweredCall("s1", CALLER, "incoming", "9001112202", T0 + 300_000)
+    names = autoclose.StaffNames({"9001112202": "Петров"}, [])
+    with caplog.at_level(logging.INFO, logger="beeline_missed.autoclose"):
+        closed = autoclose.close_resolved(
+            register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000
+        )
+    assert closed == [last]
+    assert register.get_call(handled)["result"] == "Записан"
+    assert register.get_call(raced)["user"] == "Борис"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"call {raced} was saved by someone meanwhile; not auto-closed",
+        f"auto-closed {last}: Клиент дозвонился сам 27.11 11:05, ответил Петров "
+        "(incoming call answered by Петров)",
+    ]
+
+
+def test_two_closed_calls_are_logged_in_one_line(
+    register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = [add_missed(register, key, CALLER, T0 + i * 1000) for i, key in enumerate("ab")]
+    call = AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000)
+    with caplog.at_level(logging.INFO, logger="beeline_missed.autoclose"):
+        autoclose.close_resolved(
+            register, call, names=autoclose.StaffNames({}, []), zone=MOSCOW, now_ms=T0 + 360_000
+        )
+    assert [r.getMessage() for r in caplog.records] == [
+        f"auto-closed {ids[0]}, {ids[1]}: Перезвонили 27.11 11:05 (outgoing call answered by "
+        "9001112204)"
+    ]
+
+
+def test_a_late_row_is_closed_only_by_an_answer_after_it(register: Register) -> None:
+    # Staff reached the client at 10:50, before the 11:00 call: that call stays open.
+    steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 - 600_000)
+    for seq, step in enumerate(steps, 1):
+        body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
+        register.add_inbox(body, step.leg.start_ms)
+    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+    late = add_missed(register, "stat:x", CALLER, T0)
+    vladivostok = SimpleNamespace(staff_names={}, timezone="Asia/Vladivostok")
+    closer = autoclose.AutoCloser(register, vladivostok)
+    assert closer.check_row(register.get_call(late)) == []
+    # Reached again at 11:10: now it is closed, the time told in the configured zone.
+    steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
+    for seq, step in enumerate(steps, 1):
+        body = xsi_build.event_document(step, subscription_id="t", sequence=seq)
+        register.add_inbox(body, step.leg.start_ms)
+    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+    assert closer.check_row(register.get_call(late)) == [late]
+    assert register.get_call(late)["result"] == "Перезвонили 27.11 18:10"
+    direct = add_missed(register, "stat:y", CALLER, T0 + 1000)
+    assert autoclose.close_if_reached(
+        register, register.get_call(direct), names=autoclose.StaffNames({}, []),
+        zone=ZoneInfo("Asia/Vladivostok"), now_ms=T0 + 3_600_000,
+    ) == [direct]  # fmt: skip
+    assert register.get_call(direct)["result"] == "Перезвонили 27.11 18:10"
+
+
+def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Register) -> None:
+    settings = SimpleNamespace(staff_names={"9001112204": "Игорь"}, timezone="Asia/Vladivostok")
+    closer = autoclose.AutoCloser(register, settings)
+    assert closer.mapping == {"9001112204": "Игорь"}
+    assert closer.zone == ZoneInfo("Asia/Vladivostok")
+    call_id = add_missed(register, "a", CALLER, T0)
+    assert closer(AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000)) == [call_id]
+    assert register.get_call(call_id)["user"] == "Игорь"
+    bare = autoclose.AutoCloser(register, SimpleNamespace())  # an older settings object
+    assert bare.mapping == {}
+    assert bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
+
+
+def test_now_is_epoch_milliseconds() -> None:
+    assert abs(timefmt.now_ms() - time.time() * 1000) < 5_000

@@ -163,6 +163,228 @@ def test_store_writes_and_second_saver_gets_a_conflict(register: Register) -> No
     with pytest.raises(ConflictError) as caught:
         card.store(register, [late])
     assert caught.value.exit_code == 3
-    assert "Анна" in str(caught.value) and "откройте карточку заново" in str(caught.value)
+    assert str(caught.value) == (
+        f"Карточку звонка {call_id} уже сохранили (Анна, статус «Перезвонили»), пока вы её "
+        "редактировали: ваши изменения не записаны, откройте карточку заново."
+    )
     row = register.get_call(call_id)
     assert (row["result"], row["user"], row["version"]) == ("A", "Анна", 2)
+
+
+# -- each rule, checked so that a wrong value fails ------------------------------------------
+
+
+def test_status_words_are_matched_whole_after_trimming() -> None:
+    assert card.parse_status("\tcalled-back\n") == "called_back"
+    assert card.parse_status("CalledBack") == "called_back"
+    for text in ("called back", "пере звонили", "miss", ""):
+        with pytest.raises(UserError) as caught:
+            card.parse_status(text)
+        assert str(caught.value) == (
+            f"Неизвестный статус «{text}»: укажите Пропущен или Перезвонили "
+            "(missed или called_back)."
+        )
+
+
+def test_status_label_names_known_statuses_and_passes_others_through() -> None:
+    assert card.status_label("missed") == "Пропущен"
+    assert card.status_label("called_back") == "Перезвонили"
+    assert card.status_label("archived") == "archived"
+
+
+def test_no_login_name_anywhere_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = "Не удалось узнать, кто вы: укажите --user или user в config.toml."
+    for failure in (KeyError("uid"), OSError("no tty")):
+
+        def getuser(failure: Exception = failure) -> str:
+            raise failure
+
+        monkeypatch.setattr(card.getpass, "getuser", getuser)
+        with pytest.raises(UserError) as caught:
+            card.current_user(None, None)
+        assert str(caught.value) == message
+    monkeypatch.setattr(card.getpass, "getuser", lambda: "")
+    with pytest.raises(UserError) as caught:
+        card.current_user("  ", "")
+    assert str(caught.value) == message
+
+
+def test_booking_keeps_leading_text_and_drops_trailing_blank_lines() -> None:
+    assert card.add_booking("  Звонил\n\n") == "  Звонил\nЗаписался на ремонт"
+    assert card.add_booking("Звонил\n  Записался на ремонт  \n") == (
+        "Звонил\n  Записался на ремонт"
+    )
+    assert card.add_booking("Записался на ремонт, но передумал") == (
+        "Записался на ремонт, но передумал\nЗаписался на ремонт"
+    )
+
+
+def test_a_card_is_read_from_every_column_of_its_row() -> None:
+    row = {
+        "id": "12",
+        "version": "5",
+        "status": "called_back",
+        "result": "Приедет",
+        "user": "Анна",
+        "handled_at": NOW,
+        "phone": "+79161234567",
+        "client": "Иванов Иван",
+        "called_at": "2026-11-27T09:00:00Z",
+        "line": 200,
+    }
+    assert card.Card.from_row(row) == card.Card(
+        id=12,
+        version=5,
+        status="called_back",
+        result="Приедет",
+        user="Анна",
+        handled_at=NOW,
+        phone="+79161234567",
+        client="Иванов Иван",
+        called_at="2026-11-27T09:00:00Z",
+        line="200",
+    )
+    bare = card.Card.from_row({"id": 3, "version": 1, "status": "missed", "result": None})
+    assert bare == card.Card(
+        id=3, version=1, status="missed", result="", user=None, handled_at=None, line=""
+    )
+    assert (bare.phone, bare.client, bare.called_at) == (None, None, None)
+
+
+def test_edit_parse_keeps_an_absent_status_absent_and_the_booking_flag() -> None:
+    assert card.Edit.parse("Анна", result="x") == card.Edit(user="Анна", result="x")
+    booked = card.Edit.parse("Анна", status="перезвонили", result="y", book=True)
+    assert booked == card.Edit(user="Анна", status="called_back", result="y", book=True)
+    with pytest.raises(UserError) as caught:
+        card.Edit.parse("Анна", status="Пропущен", book=True)
+    assert str(caught.value) == (
+        "«Записаться» ставит статус «Перезвонили»; не указывайте «Пропущен»."
+    )
+
+
+def test_booking_saves_even_when_the_edit_names_no_status() -> None:
+    decision = card.decide(MISSED_CARD, card.Edit(user="Анна", status="missed", book=True), NOW)
+    assert decision == card.Save(
+        call_id=7,
+        expected_version=4,
+        status="called_back",
+        result="Записался на ремонт",
+        user="Анна",
+        handled_at=NOW,
+        closed_by="staff",
+        booked=True,
+    )
+
+
+def test_a_missed_card_never_keeps_an_old_handled_time() -> None:
+    # Only a card already «Перезвонили» keeps the moment the client was first reached.
+    stale = replace(MISSED_CARD, handled_at="2026-11-01T08:00:00Z")
+    decision = card.decide(stale, card.Edit(user="Анна", status="called_back", result="x"), NOW)
+    assert isinstance(decision, card.Save) and decision.handled_at == NOW
+    handled = replace(MISSED_CARD, status="called_back", result="a", handled_at=None)
+    decision = card.decide(handled, card.Edit(user="Анна", result="b"), LATER)
+    assert isinstance(decision, card.Save) and decision.handled_at == LATER
+
+
+def test_decide_many_saves_each_call_at_now() -> None:
+    cards = [replace(MISSED_CARD, id=i, version=i) for i in (1, 2)]
+    edit = card.Edit(user="Анна", status="called_back", result="x")
+    decisions = card.decide_many(cards, edit, NOW)
+    assert [d.handled_at for d in decisions if isinstance(d, card.Save)] == [NOW, NOW]
+
+
+def test_auto_close_saves_exactly_the_reason_and_never_a_handled_card() -> None:
+    decision = card.auto_close(MISSED_CARD, "  Клиент дозвонился сам  ", NOW)
+    assert decision == card.Save(
+        call_id=7,
+        expected_version=4,
+        status="called_back",
+        result="Клиент дозвонился сам",
+        user=None,
+        handled_at=NOW,
+        closed_by="auto",
+        booked=False,
+    )
+    saved_by_staff = replace(
+        MISSED_CARD, status="called_back", result="Записан на пятницу", user="Анна", handled_at=NOW
+    )
+    assert card.auto_close(saved_by_staff, "Клиент дозвонился сам", LATER) == card.Discard(
+        7, "Звонок уже обработан.", refused=False
+    )
+    with pytest.raises(UserError) as caught:
+        card.auto_close(MISSED_CARD, " \n", NOW)
+    assert str(caught.value) == card.NEED_RESULT
+
+
+def test_auto_close_does_not_overwrite_what_staff_saved(register: Register) -> None:
+    call_id = add_call(register)
+    opened = card.Card.from_row(register.get_call(call_id))
+    staff = card.decide(opened, card.Edit(user="Анна", status="called_back", result="Записан"), NOW)
+    card.store(register, [staff])
+    # The daemon's late answer: once from the row as it is now, once from a row read before.
+    now_row = card.Card.from_row(register.get_call(call_id))
+    assert isinstance(card.auto_close(now_row, "Клиент дозвонился сам", LATER), card.Discard)
+    stale = card.auto_close(opened, "Клиент дозвонился сам", LATER)
+    assert isinstance(stale, card.Save)
+    with pytest.raises(ConflictError):
+        card.store(register, [stale])
+    row = register.get_call(call_id)
+    assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
+        "called_back",
+        "Записан",
+        "Анна",
+        "staff",
+        NOW,
+    )
+
+
+class _ConflictingStore:
+    """A register whose save always loses to someone, naming the call or not."""
+
+    def __init__(self, call_id: int | None) -> None:
+        self.call_id = call_id
+        self.asked: list[int] = []
+
+    def save_calls(self, saves: list[dict]) -> list[dict]:
+        conflict = ConflictError("changed")
+        conflict.call_id = self.call_id
+        raise conflict
+
+    def get_call(self, call_id: int) -> dict:
+        self.asked.append(call_id)
+        return {"id": call_id, "status": "called_back", "user": None, "closed_by": "auto"}
+
+
+def test_a_conflict_names_the_call_the_register_names_else_the_first() -> None:
+    saves = [
+        card.Save(call_id=i, expected_version=1, status="called_back", result="x", user="Анна",
+                  handled_at=NOW, closed_by="staff")
+        for i in (5, 6)
+    ]  # fmt: skip
+    named = _ConflictingStore(6)
+    with pytest.raises(ConflictError) as caught:
+        card.store(named, saves)
+    assert named.asked == [6]
+    assert str(caught.value).startswith("Карточку звонка 6 уже сохранили (автоматически,")
+    unnamed = _ConflictingStore(None)
+    with pytest.raises(ConflictError):
+        card.store(unnamed, saves)
+    assert unnamed.asked == [5]
+
+
+@pytest.mark.parametrize(
+    ("row", "who"),
+    [
+        ({"user": "Анна", "closed_by": "staff", "status": "called_back"}, "Анна"),
+        ({"user": None, "closed_by": "auto", "status": "called_back"}, "автоматически"),
+        ({"user": "", "closed_by": "staff", "status": "called_back"}, "кто-то другой"),
+        ({"user": None, "closed_by": None, "status": "called_back"}, "кто-то другой"),
+    ],
+)
+def test_conflict_message_says_who_saved_and_the_status_now(row: dict, who: str) -> None:
+    assert card.conflict_message({"id": 9, **row}) == (
+        f"Карточку звонка 9 уже сохранили ({who}, статус «Перезвонили»), пока вы её "
+        "редактировали: ваши изменения не записаны, откройте карточку заново."
+    )
+    missed = card.conflict_message({"id": 9, **row, "status": "missed"})
+    assert "статус «Пропущен»" in missed

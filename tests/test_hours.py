@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -94,6 +96,7 @@ def test_bad_tables_are_one_sentence(table: dict, holidays: list, message: str) 
         hours.parse(table, holidays, MOSCOW)
 
 
+@pytest.mark.e2e
 def test_daemon_refuses_to_start_with_bad_hours(home: Path) -> None:
     write_config(home, 'working_hours.mon = "all day"\n')
     env = {
@@ -114,6 +117,7 @@ def test_daemon_refuses_to_start_with_bad_hours(home: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_daemon_marks_calls_outside_hours(home: Path, sim: Simulator) -> None:
     # The daemon judges start times against its clock: the week is a recent one, not a fixed date.
     friday = clock.last_weekday(4)
@@ -181,3 +185,74 @@ def test_config_show_lists_the_hours(home: Path) -> None:
     shown = json.loads(CliRunner().invoke(app, ["config", "show", "--json"]).output)
     assert shown["working_hours"]["fri"] == "09:00-13:00, 14:00-18:00"
     assert shown["holidays"] == ["2026-11-20"]
+
+
+# -- the boundaries of each rule ------------------------------------------------------------
+
+
+def test_a_range_includes_its_first_minute_and_excludes_its_end() -> None:
+    shop = hours.parse({"mon": "09:30-18:15", "tue": "23:00-24:00"}, [], MOSCOW)
+    assert shop.is_outside(ms(2026, 11, 30, 9, 29, 59))
+    assert not shop.is_outside(ms(2026, 11, 30, 9, 30))
+    assert not shop.is_outside(ms(2026, 11, 30, 18, 14, 59))
+    assert shop.is_outside(ms(2026, 11, 30, 18, 15))
+    assert shop.is_outside(ms(2026, 12, 1, 22, 59, 59))
+    assert not shop.is_outside(ms(2026, 12, 1, 23, 0))
+    assert not shop.is_outside(ms(2026, 12, 1, 23, 59, 59))
+    assert shop.is_outside(ms(2026, 12, 2, 0, 0))  # Wednesday: not listed
+
+
+def test_times_of_day_at_the_edges() -> None:
+    assert hours.parse_day("00:00-09:59", "mon") == ((time(0, 0), time(9, 59)),)
+    assert hours.parse_day("23:00-24:00", "mon") == ((time(23, 0), None),)
+    # 24:00 as a start is midnight too.
+    assert hours.parse_day("24:00-06:00", "mon") == ((time(0, 0), time(6, 0)),)
+    assert hours.parse_day(" Выходной ", "sun") == ()
+    assert hours.parse_day("", "sun") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("09:00-24:30", "Working hours for tue: 24:30 is not a time of day."),
+        ("09:60-18:00", "Working hours for tue: 09:60 is not a time of day."),
+        ("09:00-09:00", "Working hours for tue: 09:00-09:00 ends before it starts."),
+        (
+            "9-18",
+            'Working hours for tue must look like 09:00-19:00 (several comma-separated, "" '
+            "for a day off), not '9-18'.",
+        ),
+    ],
+)
+def test_a_bad_range_names_the_day_and_the_reason(text: str, message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        hours.parse({"вт": text}, [], MOSCOW)
+    assert str(caught.value) == message
+
+
+def test_no_hours_at_all_in_the_settings_is_not_configured() -> None:
+    shop = hours.from_settings(SimpleNamespace(timezone="Europe/Moscow"))
+    assert not shop.configured and shop.zone == MOSCOW
+    assert not shop.is_outside(ms(2026, 11, 29, 3, 0))
+    shop = hours.from_settings(
+        SimpleNamespace(working_hours=None, holidays=["2026-11-29"], timezone="UTC")
+    )
+    assert shop.configured and shop.zone == ZoneInfo("UTC")
+    assert shop.is_outside(ms(2026, 11, 29, 12, 0))
+    assert not shop.is_outside(ms(2026, 11, 30, 12, 0))
+    # Settings without any of the three (an older object): no hours, the machine's zone.
+    bare = hours.from_settings(SimpleNamespace())
+    assert not bare.configured and bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
+
+
+def test_describe_lists_every_day_and_the_holidays() -> None:
+    shop = hours.parse({"mon": "09:00-13:00, 14:00-18:00", "sat": "10:00-24:00"}, [], MOSCOW)
+    assert hours.describe(shop) == (
+        "mon 09:00-13:00, 14:00-18:00; tue closed; wed closed; thu closed; fri closed; "
+        "sat 10:00-24:00; sun closed; 0 holiday(s)"
+    )
+    only = hours.parse({}, ["2026-12-31", "2027-01-01"], MOSCOW)
+    assert hours.describe(only).endswith("sun 00:00-24:00; 2 holiday(s)")
+    # A table that is not one entry per weekday is a bug, not something to describe in part.
+    with pytest.raises(ValueError):
+        hours.describe(replace(shop, days=shop.days[:6]))

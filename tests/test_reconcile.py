@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
 from beeline_missed import config, reconcile, xsi_build
 from beeline_missed.cli import app
+from beeline_missed.errors import UserError
 from beeline_missed.pbx import PbxClient
 from beeline_missed.processing import Processor
 from beeline_missed.register import Register
@@ -208,6 +211,7 @@ def test_cli_reconcile_errors_are_one_sentence(register: Register, pbx_env: Simu
     assert "--from must be before --to" in empty.output
 
 
+@pytest.mark.e2e
 def test_daemon_down_then_restarted_calls_appear_once(home: Path, sim: Simulator) -> None:
     first = start_daemon(home, sim)
     try:
@@ -261,3 +265,205 @@ def test_catch_up_follows_the_hooks_rules_for_menus_and_pickups(
     assert call["source"] == "reconcile"
     # ...the picked-up call is not: a person took the number's call moments later.
     assert summary.registered == [call["id"]]
+
+
+# -- the rules without the simulator ----------------------------------------------------------
+
+
+class FakeStatistics:
+    """A PBX client whose statistics are a list; it remembers the windows asked for."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = records
+        self.asked: list[tuple[datetime, datetime]] = []
+
+    def iter_statistics(self, start: datetime, end: datetime) -> Iterator[list[dict]]:
+        self.asked.append((start, end))
+        low, high = start.timestamp() * 1000, end.timestamp() * 1000
+        yield [r for r in self.records if low <= r["startDate"] < high]
+
+
+def rule_settings(**changes: Any) -> SimpleNamespace:
+    values = {
+        "statistics_missed_statuses": ("MISSED",),
+        "reconcile_tolerance": 120.0,
+        "reconcile_lookback": 3600.0,
+        "reconcile_overlap": 300.0,
+        "settle": 10.0,
+    }
+    return SimpleNamespace(**{**values, **changes})
+
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def test_the_scheduled_window_without_and_with_a_last_run(register: Register) -> None:
+    settings = rule_settings()
+    # First run: the lookback and the overlap back from now, to now less settle + 1 s.
+    assert reconcile.scheduled_window(register, settings, NOW) == (
+        datetime(2026, 11, 27, 10, 55, tzinfo=UTC),
+        datetime(2026, 11, 27, 11, 59, 49, tzinfo=UTC),
+    )
+    # A short settle still leaves the hook 2 s.
+    assert reconcile.scheduled_window(register, rule_settings(settle=0.5), NOW)[1] == datetime(
+        2026, 11, 27, 11, 59, 58, tzinfo=UTC
+    )
+    register.set_meta(reconcile.META_TO, "2026-11-27T11:30:00Z")
+    assert reconcile.scheduled_window(register, settings, NOW) == (
+        datetime(2026, 11, 27, 11, 25, tzinfo=UTC),
+        datetime(2026, 11, 27, 11, 59, 49, tzinfo=UTC),
+    )
+    # Reconciled up to a moment ago: the window is one second, never empty or backwards.
+    register.set_meta(reconcile.META_TO, "2026-11-27T11:59:59Z")
+    assert reconcile.scheduled_window(register, rule_settings(reconcile_overlap=0.0), NOW) == (
+        datetime(2026, 11, 27, 11, 59, 59, tzinfo=UTC),
+        datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC),
+    )
+
+
+def test_a_scheduled_run_reads_its_window_and_records_it(register: Register) -> None:
+    register.set_meta(reconcile.META_ERROR, "the PBX was down")
+    start = int(datetime(2026, 11, 27, 11, 30, tzinfo=UTC).timestamp() * 1000)
+    client = FakeStatistics([stat_record(start, "79161234567")])
+    summary = reconcile.run_scheduled(
+        register, client, rule_settings(), now=NOW, outside_hours=lambda ms: ms == start
+    )
+    assert client.asked == [
+        (datetime(2026, 11, 27, 10, 55, tzinfo=UTC), datetime(2026, 11, 27, 11, 59, 49, tzinfo=UTC))
+    ]
+    assert (summary.date_from, summary.date_to, summary.at) == (
+        "2026-11-27T10:55:00Z",
+        "2026-11-27T11:59:49Z",
+        "2026-11-27T12:00:00Z",
+    )
+    (row_id,) = summary.registered
+    assert register.get_call(row_id)["outside_hours"] == 1
+    assert register.get_meta(reconcile.META_ERROR) is None
+    assert register.get_meta(reconcile.META_TO) == "2026-11-27T11:59:49Z"
+    last = reconcile.last_run(register)
+    assert last is not None
+    assert (last["recovered"], last["recovered_total"], last["error"]) == (1, 1, None)
+    register.set_meta(reconcile.META_ERROR, "timeout")
+    assert reconcile.last_run(register)["error"] == "timeout"  # type: ignore[index]
+
+
+def test_a_run_goes_day_by_day_and_refuses_an_empty_window(register: Register) -> None:
+    client = FakeStatistics([stat_record(T0, "79161234567")])
+    steps: list[tuple[int, int, int]] = []
+
+    def progress(done: int, total: int, summary: reconcile.Summary) -> None:
+        steps.append((done, total, summary.records))
+
+    end = datetime(2026, 11, 29, tzinfo=UTC)
+    reconcile.run(register, client, rule_settings(), DAY_FROM, end, progress=progress, now=NOW)
+    assert steps == [(1, 2, 1), (2, 2, 1)]
+    assert [c["outside_hours"] for c in register.list_calls()] == [0]
+    with pytest.raises(UserError) as caught:
+        reconcile.run(register, client, rule_settings(), DAY_FROM, DAY_FROM)
+    assert str(caught.value) == "The reconciliation window is empty: --from must be before --to."
+
+
+@pytest.mark.parametrize(
+    ("previous", "moves"),
+    [
+        (None, True),
+        ("2026-11-27T00:00:00Z", True),  # the window starts where the last one ended
+        ("2026-11-27T12:00:00Z", True),  # overlapping
+        ("2026-11-28T00:00:00Z", False),  # already reconciled up to this window's end
+        ("2026-11-26T00:00:00Z", False),  # a gap before the window: not joined
+    ],
+)
+def test_the_reconciled_moment_moves_only_over_a_joined_window(
+    register: Register, previous: str | None, moves: bool
+) -> None:
+    if previous:
+        register.set_meta(reconcile.META_TO, previous)
+    reconcile.run(register, FakeStatistics([]), rule_settings(), DAY_FROM, DAY_TO, now=NOW)
+    expected = "2026-11-28T00:00:00Z" if moves else previous
+    assert register.get_meta(reconcile.META_TO) == expected
+
+
+@pytest.mark.parametrize(
+    ("item", "line"),
+    [
+        ({"abonent": {"userId": "9001112202@ip.beeline.ru", "phone": "x"}}, "9001112202"),
+        ({"abonent": {"phone": "9001112205", "extension": "205"}}, "9001112205"),
+        ({"abonent": {"extension": "205"}}, "205"),
+        ({"abonent": {}}, ""),
+        ({"abonent": "?", "phone_to": "9001112207"}, "9001112207"),
+        ({}, ""),
+    ],
+)
+def test_the_line_of_a_record(item: dict, line: str) -> None:
+    assert reconcile._line(item) == line
+
+
+def test_more_start_date_shapes() -> None:
+    assert reconcile.start_ms({"startDate": "-5"}) == -5000
+    assert reconcile.start_ms({"startDate": "X5"}) is None
+    assert reconcile.start_ms({"startDate": "2026-11-27T08:00:00"}) == T0  # naive: UTC
+    assert reconcile.start_ms({"startDate": "2026-11-27T11:00:00+03:00"}) == T0
+    assert reconcile.start_ms({"startDate": 99_999_999_999}) == 99_999_999_999_000  # seconds
+    assert reconcile.start_ms({"startDate": 100_000_000_000}) == 100_000_000_000  # ms
+    assert reconcile.start_ms({"startDate": 1.5e12}) == 1_500_000_000_000
+    assert reconcile.start_ms({"startDate": [T0]}) is None
+
+
+def test_moments_typed_by_hand() -> None:
+    moscow = ZoneInfo("Europe/Moscow")
+    for text, end_of_day, expected in [
+        ("2026-11-27", False, datetime(2026, 11, 26, 21, tzinfo=UTC)),
+        ("2026-11-27", True, datetime(2026, 11, 27, 21, tzinfo=UTC)),
+        ("2026-11-27 14:05", True, datetime(2026, 11, 27, 11, 5, tzinfo=UTC)),
+        ("2026-11-27T14:05+05:00", False, datetime(2026, 11, 27, 9, 5, tzinfo=UTC)),
+        ("2026-11-27T09:05Z", False, datetime(2026, 11, 27, 9, 5, tzinfo=UTC)),
+    ]:
+        moment = reconcile.parse_moment(text, moscow, end_of_day=end_of_day)
+        assert (moment, moment.utcoffset()) == (expected, timedelta(0)), text
+    with pytest.raises(UserError) as caught:
+        reconcile.parse_moment("27/11", moscow)
+    assert str(caught.value) == (
+        "'27/11' is not a date or time; use 2026-11-27 or '2026-11-27 14:05'."
+    )
+
+
+def test_counts_tracking_ids_and_hidden_numbers(register: Register) -> None:
+    with register.transaction() as conn:
+        register.insert_call(
+            conn, session_key="track-known", phone=OTHER, phone_raw=OTHER,
+            called_at="2026-11-26T08:00:00Z", line="1",
+        )  # fmt: skip
+    items = [
+        {**stat_record(T0, "79161234567"), "startDate": "soon"},
+        {**stat_record(T0, "79161234567"), "startDate": None},
+        {**stat_record(T0 + 10_000, "79031112233"), "extTrackingId": "track-known"},
+        {**stat_record(T0 + 20_000, "79031112233"), "trackingId": "track-new"},
+        stat_record(T0 + 30_000, ""),
+    ]
+    summary = reconcile.Summary("", "")
+    reconcile.apply_records(
+        register, items, summary, statuses=("MISSED",), tolerance=1, outside_hours=None
+    )
+    assert (summary.records, summary.missed, summary.unusable, summary.known) == (5, 5, 2, 1)
+    assert len(summary.registered) == 2
+    keys = {register.get_call(i)["session_key"] for i in summary.registered}
+    assert keys == {f"stat:{OTHER}:{T0 + 20_000}", f"stat:hidden:{T0 + 30_000}"}
+
+
+def test_last_run_is_none_before_any_run_and_shows_a_failure_alone(register: Register) -> None:
+    assert reconcile.last_run(register) is None
+    register.set_meta(reconcile.META_ERROR, "the PBX did not answer")
+    assert reconcile.last_run(register) == {
+        "recovered_total": 0,
+        "reconciled_to": None,
+        "error": "the PBX did not answer",
+    }
+
+
+def test_a_moment_without_an_offset_is_in_the_given_zone() -> None:
+    vladivostok = ZoneInfo("Asia/Vladivostok")
+    moment = reconcile.parse_moment("2026-11-27 14:05", vladivostok)
+    assert moment == datetime(2026, 11, 27, 4, 5, tzinfo=UTC)
+    assert reconcile.parse_moment("2026-11-27", vladivostok, end_of_day=True) == datetime(
+        2026, 11, 27, 14, tzinfo=UTC
+    )

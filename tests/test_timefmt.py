@@ -1,0 +1,90 @@
+"""Times: stored UTC text, epoch milliseconds, local display, and which zone wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from beeline_missed import timefmt
+from beeline_missed.errors import UserError
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+# 27.11.2026 11:00:05 in Moscow, 08:00:05 UTC.
+MS = 1795766405000
+
+
+def test_to_stored_converts_any_offset_to_utc_text() -> None:
+    moment = datetime(2026, 11, 27, 11, 0, 5, tzinfo=MOSCOW)
+    assert timefmt.to_stored(moment) == "2026-11-27T08:00:05Z"
+    plus5 = datetime(2026, 11, 27, 13, 0, 5, tzinfo=timezone(timedelta(hours=5)))
+    assert timefmt.to_stored(plus5) == "2026-11-27T08:00:05Z"
+
+
+def test_to_stored_refuses_a_naive_time() -> None:
+    with pytest.raises(ValueError) as caught:
+        timefmt.to_stored(datetime(2026, 11, 27, 11, 0))
+    assert str(caught.value) == "naive datetime"
+
+
+def test_milliseconds_round_trip_through_stored_text() -> None:
+    assert timefmt.from_ms(MS) == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC)
+    assert timefmt.from_ms(MS + 999).microsecond == 999_000
+    assert timefmt.ms_to_stored(MS) == "2026-11-27T08:00:05Z"
+    parsed = timefmt.parse_stored("2026-11-27T08:00:05Z")
+    assert parsed == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC)
+    assert parsed.utcoffset() == timedelta(0)
+    assert int(parsed.timestamp() * 1000) == MS
+
+
+def test_now_is_aware_and_utc() -> None:
+    before = datetime.now(UTC)
+    now = timefmt.now_utc()
+    assert now.utcoffset() == timedelta(0)
+    assert before <= now <= datetime.now(UTC)
+
+
+def test_local_display_in_the_given_zone() -> None:
+    stored = "2026-11-27T21:30:00Z"  # 28.11 00:30 in Moscow: another day
+    assert timefmt.show_local(stored, MOSCOW) == "28.11.2026 00:30"
+    assert timefmt.show_local(stored, UTC) == "27.11.2026 21:30"
+    assert timefmt.iso_local(stored, MOSCOW) == "2026-11-28T00:30:00+03:00"
+    assert timefmt.to_local(stored, MOSCOW) == datetime(2026, 11, 28, 0, 30, tzinfo=MOSCOW)
+    assert (timefmt.show_local(None, MOSCOW), timefmt.iso_local(None, MOSCOW)) == ("", None)
+    assert timefmt.to_local("", MOSCOW) is None
+    # A zone other than the machine's (TZ=Europe/Moscow in the tests) must be the one used.
+    vladivostok = ZoneInfo("Asia/Vladivostok")
+    assert timefmt.iso_local(stored, vladivostok) == "2026-11-28T07:30:00+10:00"
+    assert timefmt.show_local(stored, vladivostok) == "28.11.2026 07:30"
+    assert timefmt.iso_local(stored, UTC) == "2026-11-27T21:30:00+00:00"
+
+
+def test_configured_zone_wins_over_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    assert timefmt.local_zone("Europe/Moscow") == MOSCOW
+    monkeypatch.setenv("TZ", "Europe/Moscow")
+    assert timefmt.local_zone("UTC") == ZoneInfo("UTC")
+
+
+def test_without_a_setting_the_machines_tz_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", ":Asia/Yekaterinburg")
+    assert timefmt.local_zone(None) == ZoneInfo("Asia/Yekaterinburg")
+    monkeypatch.setenv("TZ", "UTC")
+    assert timefmt.local_zone("") == ZoneInfo("UTC")
+
+
+def test_an_unknown_tz_falls_back_to_the_system_offset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Not/AZone")
+    zone = timefmt.local_zone(None)
+    expected = datetime.now().astimezone().utcoffset()
+    assert datetime.now(zone).utcoffset() == expected
+    monkeypatch.delenv("TZ")
+    zone = timefmt.local_zone(None)
+    assert datetime.now(zone).utcoffset() == datetime.now().astimezone().utcoffset()
+
+
+@pytest.mark.parametrize("name", ["Moscow", "Europe/Nowhere", "../etc/passwd"])
+def test_an_unknown_configured_zone_is_one_sentence(name: str) -> None:
+    with pytest.raises(UserError, match=f"Unknown time zone '{name}'; use a name like"):
+        timefmt.local_zone(name)
