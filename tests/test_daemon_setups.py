@@ -20,6 +20,8 @@ from tests.daemon_harness import Daemon, wait_for
 from tests.issue8_helpers import session_state
 from tests.support import clock
 
+pytestmark = pytest.mark.e2e
+
 START = clock.yesterday_at(11)
 T0 = clock.ms(START)
 AGENTS = ["9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
