@@ -3,7 +3,7 @@
 A CSV of --rows clients (600,000 rows ≈ 50 MB: code, name, two phone columns, address,
 comment; 1 % of numbers also listed by another client, 0.5 % not numbers) is imported by
 `beeline-missed clients import` as its own process, into the register of a running daemon
-(started as a subprocess, tests/daemon_harness.py) while a second process
+(started as a subprocess, tests/support/daemon.py) while a second process
 (bench_loadgen.py) posts events to the hook at --rate per second. Measured: the import's wall
 time and peak RSS (the process's own maximum resident set, from wait4), and the hook's answer
 latency during the import. Then the same file again (every client unchanged). Baseline: the
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from bench_common import PYTHON, event_bodies, machine, percentile, verdict
 
-from tests.daemon_harness import Daemon
+from tests.support.daemon import Daemon
 
 GOAL_SECONDS_PER_600K = 15.0
 GOAL_RSS_MB = 150.0

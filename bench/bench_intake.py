@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import PYTHON, ROOT, event_bodies, machine, verdict
 
-from tests.daemon_harness import Daemon
+from tests.support.daemon import Daemon
 
 GOAL = 1000.0
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import PYTHON, ROOT, verdict
 
-from tests.daemon_harness import Daemon
+from tests.support.daemon import Daemon
 
 GOAL_P99_MS = 20.0
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import PYTHON, ROOT, rss_mb, verdict
 
-from tests.daemon_harness import Daemon
+from tests.support.daemon import Daemon
 
 GOAL_MB = 80.0
 

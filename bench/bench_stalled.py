@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from bench_common import event_bodies, percentile, rss_mb, verdict
 
-from tests.daemon_harness import SECRET_PATH, Daemon, wait_for
+from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
 PARTIAL = f"POST {SECRET_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".encode()
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import GROUP, verdict
 
 from beeline_missed import xsi_build
-from tests.daemon_harness import Daemon
+from tests.support.daemon import Daemon
 
 SLACK = 0.5
 

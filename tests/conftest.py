@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from beeline_missed.register import Register
+from beeline_missed.simulator import Simulator
 from tests.support import clock
 
 if os.environ.get(clock.ENV):
@@ -40,6 +41,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BEELINE_MISSED_HOME", str(folder))
     monkeypatch.setenv("TZ", "Europe/Moscow")
     return folder
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """The project's PBX simulator on a free loopback port, always stopped; a test file that
+    needs other grants or tokens defines its own."""
+    with Simulator() as simulator:
+        yield simulator
 
 
 @pytest.fixture

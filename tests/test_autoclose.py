@@ -19,12 +19,11 @@ from beeline_missed.detection import AnsweredCall
 from beeline_missed.processing import Processor
 from beeline_missed.register import Register
 from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
-from tests.daemon_harness import Daemon, wait_for
-from tests.issue8_helpers import (
+from tests.support.daemon import Daemon, wait_for
+from tests.support.e2e import (
     GROUP,
     now_ms,
     rows,
-    running_simulator,
     settle_after,
     sqlite_count,
     start_daemon,
@@ -34,11 +33,6 @@ from tests.issue8_helpers import (
 CALLER = "+79161234567"
 OTHER = "+79031112233"
 MOSCOW = ZoneInfo("Europe/Moscow")
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    yield from running_simulator()
 
 
 def when(epoch_ms: int) -> str:

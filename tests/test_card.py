@@ -10,7 +10,7 @@ from beeline_missed import card
 from beeline_missed import register as register_module
 from beeline_missed.errors import ConflictError, UserError
 from beeline_missed.register import Register
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 NOW = "2026-11-27T12:00:00Z"
 LATER = "2026-11-27T15:00:00Z"

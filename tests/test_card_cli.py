@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from beeline_missed import journal
 from beeline_missed.cli import app
 from beeline_missed.register import Register
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 runner = CliRunner()
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from beeline_missed import config
 from beeline_missed.cli import app
 from beeline_missed.register import Register
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 runner = CliRunner()
 

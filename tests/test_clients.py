@@ -16,7 +16,7 @@ from beeline_missed import clients
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from beeline_missed import xsi_build
-from tests.daemon_harness import Daemon, wait_for
+from tests.support.daemon import Daemon, wait_for
 
 CORPUS = Path(__file__).parent / "corpus"
 DOCUMENTS = sorted(p for p in CORPUS.iterdir() if p.name[:3].isdigit())

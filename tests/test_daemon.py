@@ -17,22 +17,14 @@ import pytest
 
 from beeline_missed import xsi_build
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import SECRET_PATH, Daemon, wait_for
 from tests.support import clock
+from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
 # Call starts are judged against the daemon's clock, so the test calls happened yesterday.
 START = clock.yesterday_at(11)
 T0 = clock.ms(START)
 GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
 CALLER = "+79161234567"
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator()
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture

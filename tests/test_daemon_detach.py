@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.daemon_harness import SECRET_PATH, free_port, wait_for
+from tests.support.daemon import SECRET_PATH, free_port, wait_for
 
 
 def daemon(cwd: Path, *args: str, port: int | None = None) -> subprocess.CompletedProcess[str]:

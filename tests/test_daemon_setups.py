@@ -16,9 +16,9 @@ import pytest
 
 from beeline_missed import xsi_build
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import Daemon, wait_for
-from tests.issue8_helpers import session_state
 from tests.support import clock
+from tests.support.daemon import Daemon, wait_for
+from tests.support.e2e import session_state
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +28,6 @@ AGENTS = ["9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
 GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru"]
 CALLER = "+79161234567"
 MARKER = "+70000000001"
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator()
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 def enterprise_daemon(home: Path, sim: Simulator) -> Daemon:

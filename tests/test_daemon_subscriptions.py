@@ -11,7 +11,7 @@ import pytest
 
 from beeline_missed import xsi_build
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import Daemon, wait_for
+from tests.support.daemon import Daemon, wait_for
 
 PATTERN = "201"
 TARGET = "9001112201@ip.beeline.ru"

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -26,18 +25,10 @@ from beeline_missed import xsi_build
 from beeline_missed.processing import Processor
 from beeline_missed.register import Register
 from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
-from tests.daemon_harness import Daemon, wait_for
+from tests.support.daemon import Daemon, wait_for
 
 GROUP = ["9001112201@ip.beeline.ru"]
 T0 = 1795766400000
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator()
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 def bodies_for(calls: int, prefix: str = "+7916100") -> tuple[list[tuple[str, bytes]], list]:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from beeline_missed import xsi_build
-from tests.daemon_harness import SECRET_PATH, Daemon, wait_for
+from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
 GROUP = ["9001112201@ip.beeline.ru"]
 SAMPLE = (Path(__file__).parent / "data" / "beeline-samples" / "missed-1-received.xml").read_bytes()

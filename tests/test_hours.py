@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -20,9 +19,9 @@ from beeline_missed.cli import app
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import free_port, wait_for
-from tests.issue8_helpers import GROUP, rows, running_simulator, start_daemon, write_config
 from tests.support import clock
+from tests.support.daemon import free_port, wait_for
+from tests.support.e2e import GROUP, rows, start_daemon, write_config
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 SHOP = {
@@ -45,11 +44,6 @@ working_hours.fri = "09:00-13:00, 14:00-18:00"
 
 def ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=MOSCOW).timestamp() * 1000)
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    yield from running_simulator()
 
 
 def test_weekdays_breaks_weekends_and_holidays() -> None:

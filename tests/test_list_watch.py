@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from beeline_missed.cli import app
 from beeline_missed.register import Register
 from beeline_missed.watch import Watcher, run_live
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 runner = CliRunner()
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -17,9 +17,9 @@ from aiosmtpd.controller import Controller
 
 from beeline_missed import notify, xsi_build
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import free_port, wait_for
-from tests.issue8_helpers import GROUP, now_ms, rows, running_simulator, start_daemon, write_config
 from tests.support import clock
+from tests.support.daemon import free_port, wait_for
+from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config
 
 CALLER = "+79161234567"
 # Call starts are judged against the daemon's clock, so the test calls happened yesterday.
@@ -77,11 +77,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    yield from running_simulator()
 
 
 @pytest.fixture

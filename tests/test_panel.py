@@ -22,8 +22,8 @@ from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
-from tests import panel_data
-from tests.panel_data import USER, add_call, make_app, seed
+from tests.support import panel_data
+from tests.support.panel_data import USER, add_call, make_app, seed
 
 SIZE = (110, 34)
 pytestmark = pytest.mark.anyio

@@ -1,6 +1,6 @@
 """Snapshots of the panel's main screens (pytest-textual-snapshot).
 
-Stable by construction: a fixed register (tests/panel_data.py), a fixed terminal size, the
+Stable by construction: a fixed register (tests/support/panel_data.py), a fixed terminal size, the
 panel's clock fixed, TZ=Europe/Moscow from conftest, and no clock-dependent text on screen.
 Update them on purpose with `make snapshots` and look at the SVGs before committing.
 """
@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Select
 
 from beeline_missed.register import Register
-from tests.panel_data import make_app, seed
+from tests.support.panel_data import make_app, seed
 
 SIZE = (110, 34)
 

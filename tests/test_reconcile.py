@@ -21,8 +21,8 @@ from beeline_missed.pbx import PbxClient
 from beeline_missed.processing import Processor
 from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import Daemon, wait_for
-from tests.issue8_helpers import GROUP, now_ms, rows, running_simulator, start_daemon
+from tests.support.daemon import Daemon, wait_for
+from tests.support.e2e import GROUP, now_ms, rows, start_daemon
 
 T0 = 1795766400000  # 2026-11-27 08:00 UTC, 11:00 in Moscow
 CALLER = "+79161234567"
@@ -30,11 +30,6 @@ OTHER = "+79031112233"
 DAY_FROM = datetime(2026, 11, 27, tzinfo=UTC)
 DAY_TO = datetime(2026, 11, 28, tzinfo=UTC)
 runner = CliRunner()
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    yield from running_simulator()
 
 
 def settings_for(sim: Simulator, **changes: Any) -> config.Settings:

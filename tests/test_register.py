@@ -8,7 +8,7 @@ import sqlite_utils
 from beeline_missed.errors import ConflictError
 from beeline_missed.migrations import MIGRATIONS, migrate, pending
 from beeline_missed.register import Register, connect
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 
 def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from beeline_missed.cli import app
 from beeline_missed.register import Register
-from tests.report_data import fill
+from tests.support.report_data import fill
 
 runner = CliRunner()
 PERIOD = ["--from", "2026-10-26", "--to", "2026-11-08"]

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from beeline_missed import reports
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
-from tests.factories import add_call
-from tests.report_data import A, B, C, fill
+from tests.support.factories import add_call
+from tests.support.report_data import A, B, C, fill
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

@@ -18,7 +18,7 @@ from beeline_missed import xsi_build
 from beeline_missed.cli import app
 from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import SECRET_PATH, Daemon, wait_for
+from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
 TOKEN = "tok-5e1f0c9a7d3b4e2f8a6c1d0e9b7a5c3f"
 SAMPLE = (Path(__file__).parent / "data" / "beeline-samples" / "missed-1-received.xml").read_bytes()

@@ -20,7 +20,7 @@ from beeline_missed import autoclose, config, hours, reports, timefmt
 from beeline_missed.cli import app
 from beeline_missed.detection import AnsweredCall
 from beeline_missed.register import Register
-from tests.report_data import A, B, fill
+from tests.support.report_data import A, B, fill
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 # (machine TZ, configured timezone, the zone that must win)

@@ -15,7 +15,7 @@ local time; in UTC they would fall on the other side.
 from __future__ import annotations
 
 from beeline_missed.register import Register
-from tests.factories import add_call
+from tests.support.factories import add_call
 
 A = "+79161234567"
 B = "+79162223344"

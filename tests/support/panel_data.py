@@ -10,7 +10,7 @@ from beeline_missed import config
 from beeline_missed.config import Settings
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.register import Register
-from tests import factories
+from tests.support import factories
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 # The panel's clock in tests: reports' «today» and subscriptions' «time left» hang on it.

@@ -1,31 +1,21 @@
-"""Shared by the issue-8 tests (reconcile, auto-close, hours, notifications)."""
+"""For end-to-end tests of the daemon with the simulator: the register as stored, the daemon
+subscribed to the whole simulated PBX, waiting until a call is decided."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from beeline_missed import xsi_build
+from beeline_missed import timefmt, xsi_build
 from beeline_missed.simulator import Simulator
-from tests.daemon_harness import Daemon, wait_for
+from tests.support.daemon import Daemon, wait_for
 
 GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
 MARKER = "+70000000001"
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def running_simulator() -> Iterator[Simulator]:
-    """For each test file's `sim` fixture: a simulator on a free loopback port, always stopped."""
-    simulator = Simulator()
-    simulator.start()
-    yield simulator
-    simulator.stop()
+now_ms = timefmt.now_ms
 
 
 def write_config(home: Path, text: str) -> None:
