@@ -25,9 +25,11 @@ SAMPLE = (Path(__file__).parent / "data" / "beeline-samples" / "missed-1-receive
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def hook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    proc = Daemon(tmp_path_factory.mktemp("security-home")).start()
+@pytest.fixture
+def hook(home: Path) -> Iterator[Daemon]:
+    """A daemon of the test's own: what one test posts never shows in another's inbox, so the
+    tests hold in any order and alone."""
+    proc = Daemon(home).start()
     yield proc
     proc.stop()
 
