@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from beeline_missed import phones
 from beeline_missed.errors import UserError
@@ -97,6 +97,10 @@ def merge(leg: LegState, update: LegState) -> LegState:
         known = [x for x in (a, b) if x is not None]
         return min(known) if known else None
 
+    def latest(a: int | None, b: int | None) -> int | None:
+        known = [x for x in (a, b) if x is not None]
+        return max(known) if known else None
+
     def known(a: str | None, b: str | None) -> str | None:
         # Two events never disagree in practice; min() keeps the merge order-free if they do.
         values = [x for x in (a, b) if x]
@@ -109,7 +113,7 @@ def merge(leg: LegState, update: LegState) -> LegState:
         remote_raw=known(leg.remote_raw, update.remote_raw),
         start_ms=earliest(leg.start_ms, update.start_ms),
         answer_ms=earliest(leg.answer_ms, update.answer_ms),
-        release_ms=max(leg.release_ms or 0, update.release_ms or 0) or None,
+        release_ms=latest(leg.release_ms, update.release_ms),
         answered=leg.answered or update.answered,
         released=leg.released or update.released,
         huntgroup=known(leg.huntgroup, update.huntgroup),
@@ -121,7 +125,7 @@ def merge(leg: LegState, update: LegState) -> LegState:
 
 def abonent_name(target_id: str) -> str:
     """'9001112201@ip.beeline.ru' → '9001112201'."""
-    return target_id.split("@", 1)[0]
+    return target_id.partition("@")[0]
 
 
 def _compile(patterns: Iterable[str], what: str) -> tuple[re.Pattern[str], ...]:
@@ -155,7 +159,6 @@ class Targets:
     # E.164 numbers of the abonents: a redirect to one of them is not "forwarded outside".
     abonent_phones: frozenset[str] = frozenset()
     unknown_is_person: bool = False
-    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -176,11 +179,13 @@ class Targets:
         keys: set[str] = set()
         numbers: set[str] = set()
         for row in abonents:
+            # The PBX's abonent list says userId; the register's cache of it says user_id.
             for name in ("userId", "user_id", "phone", "extension"):
                 value = row.get(name)
                 if value:
                     keys.update(_keys(str(value)))
-            number = phones.normalise(str(row.get("phone") or ""))
+            phone = row.get("phone")
+            number = phones.normalise(str(phone)) if phone else None
             if number:
                 numbers.add(number)
         return cls(
@@ -192,14 +197,6 @@ class Targets:
         )
 
     def kind(self, target_id: str) -> str:
-        cached = self._cache.get(target_id)
-        if cached is None:
-            cached = self._kind(target_id)
-            if len(self._cache) < 100_000:
-                self._cache[target_id] = cached
-        return cached
-
-    def _kind(self, target_id: str) -> str:
         for kind, pattern in self.services:
             if pattern.search(target_id):
                 return kind
@@ -221,8 +218,9 @@ class Targets:
 
 
 def _keys(identifier: str) -> set[str]:
+    """An id as compared: lower-case, whole and before its '@' ('201@ip…' is also '201')."""
     text = identifier.strip().lower()
-    return {text, text.split("@", 1)[0]} if text else set()
+    return {text, text.partition("@")[0]}
 
 
 DEFAULT_SERVICE_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -298,7 +296,8 @@ def decide(
     incoming = [leg for leg in legs if leg.is_incoming_external]
     if not incoming:
         return Decision(IGNORED)
-    raw = next((leg.remote_raw for leg in sorted(incoming, key=_order) if leg.remote_raw), None)
+    # Legs of one session carry the same caller; min() keeps the choice order-free if not.
+    raw = min((leg.remote_raw for leg in incoming if leg.remote_raw), default=None)
     starts = [leg.start_ms for leg in legs if leg.start_ms is not None]
     people = [leg for leg in incoming if targets.is_person(leg)]
     # The line is who should have answered: the people rung; else the service that took it.
@@ -314,10 +313,6 @@ def decide(
         lost_at=lost_at,
         forwarded_to=forwarded_to,
     )
-
-
-def _order(leg: LegState) -> tuple[int, str, str]:
-    return (leg.start_ms or 0, leg.target_id, leg.call_id)
 
 
 def lost_where(legs: Iterable[LegState], targets: Targets) -> tuple[str, str | None]:

@@ -15,7 +15,9 @@ class UserError(Exception):
         self.ru = ru
 
     def text(self, russian: bool = False) -> str:
-        return self.ru if russian and self.ru else str(self)
+        message = self.ru if russian and self.ru else str(self)
+        # One line whatever the user typed into it (a line break, NEL, a line separator...).
+        return " ".join(message.splitlines())
 
 
 class ConflictError(UserError):

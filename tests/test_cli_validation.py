@@ -227,3 +227,12 @@ def test_card_answer_that_is_not_utf8_is_one_sentence(one_call: int, register: R
     assert b"Traceback" not in result.stderr
     assert result.stderr.decode().startswith("Ошибка: Ответ — не текст в UTF-8")
     assert register.get_call(one_call)["status"] == "missed"
+
+
+@pytest.mark.parametrize("brk", ["\r", "\x85", "\u2028"])  # "\n" separates numbers
+def test_a_line_break_typed_into_an_argument_keeps_the_error_one_line(brk: str) -> None:
+    result = runner.invoke(app, ["clients", "add", "Тест", f"0{brk}0"])
+    assert error_line(result, prefix="Ошибка: ") == (
+        "Ошибка: «0 0» — не номер телефона: российский номер — 10 цифр после +7 или 8, "
+        "например 8 916 123-45-67."
+    )

@@ -27,7 +27,11 @@ WORK = ROOT / "build" / "mutation"
 
 # module -> its fast test files
 MODULES: dict[str, list[str]] = {
-    "detection": ["tests/test_detection.py", "tests/test_detection_setups.py"],
+    "detection": [
+        "tests/test_detection_rules.py",
+        "tests/test_detection.py",
+        "tests/test_detection_setups.py",
+    ],
     "card": ["tests/test_card.py"],
     "hours": ["tests/test_hours.py", "tests/test_timezones.py"],
     "timefmt": ["tests/test_timefmt.py", "tests/test_timezones.py"],
