@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from beeline_missed import detection, phones, timefmt, xsi
@@ -283,24 +284,20 @@ class Processor:
             if session is None or session["state"] != detection.PENDING:
                 return None, None
             legs = [_leg_from_row(row) for row in reg.session_legs(conn, tracking_id)]
-            decision = detection.decide(
+            decide = partial(
+                detection.decide,
                 legs,
                 seconds_since_last_event=since,
                 settle=self.settle,
                 stale_after=self.stale_after,
                 targets=targets,
             )
+            decision = decide()
             if decision.state == detection.MISSED:
+                # Only a call that would be missed needs the look for a pickup elsewhere.
                 picked_up = self._answered_elsewhere(conn, tracking_id, legs, decision, targets)
                 if picked_up is not None:
-                    decision = detection.decide(
-                        legs,
-                        seconds_since_last_event=since,
-                        settle=self.settle,
-                        stale_after=self.stale_after,
-                        targets=targets,
-                        answered_elsewhere=picked_up,
-                    )
+                    decision = decide(answered_elsewhere=picked_up)
             if decision.state == detection.PENDING:
                 return None, None
             row = None
