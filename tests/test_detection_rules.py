@@ -121,6 +121,7 @@ def test_services_are_told_by_their_ids_in_any_case() -> None:
         {"phone": "9001112201"},
         {"extension": "9001112201"},
         {"userId": "9001112201@other.host"},  # the part before '@' is the abonent
+        {"userId": "9001112201@odd@host"},  # before the first '@'
     ],
 )
 def test_a_person_is_found_on_the_list_by_any_of_its_ids(abonent: dict) -> None:
@@ -206,6 +207,12 @@ def test_the_first_person_to_answer_is_who_answered() -> None:
         assert decide(legs).answered_by == "9001112201"
     assert detection.person_answer([second, flag_only], detection.PLAIN) == second
     assert detection.person_answer([flag_only], detection.PLAIN) == flag_only
+
+
+def test_the_earliest_answer_wins_over_the_smaller_id() -> None:
+    early = leg(COLLEAGUE, answer_ms=5_000)
+    late = leg(PERSON, call_id="callhalf-2:0", answer_ms=9_000)
+    assert detection.person_answer([late, early], detection.PLAIN) == early
 
 
 def test_same_answer_time_is_settled_by_target() -> None:
@@ -335,8 +342,13 @@ def test_an_outgoing_call_that_was_answered() -> None:
     [
         [leg(remote_raw="tel:+79161234567")],  # nobody answered
         [leg(MENU, remote_raw="tel:+79161234567", answer_ms=1)],  # only the menu
-        [leg(personality="Originator", call_type="Group", remote_raw="tel:201", answer_ms=1)],
-        [leg(personality="Terminator", call_type="Group", remote_raw="tel:201", answer_ms=1)],
+        # Internal calls, even with a full number, and a leg of no known call type.
+        [leg(personality="Originator", call_type="Group", remote_raw="tel:+79161234567",
+             answer_ms=1)],
+        [leg(personality="Terminator", call_type="Group", remote_raw="tel:+79161234567",
+             answer_ms=1)],
+        [leg(personality="Terminator", call_type=None, remote_raw="tel:+79161234567",
+             answer_ms=1)],
         [leg(answer_ms=1)],  # hidden number
     ],
 )
