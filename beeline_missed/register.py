@@ -914,16 +914,24 @@ class Register:
         with the same content, or every leg update it carries seen already, as overlapping
         subscriptions deliver), or 'conflict' (an eventID seen before with other content: kept
         and processed, never dropped)."""
-        row = conn.execute(
-            "SELECT digest FROM seen_events WHERE event_id = ?", [event_id]
-        ).fetchone()
-        if row is not None and row[0] == digest:
-            return "duplicate"
-        verdict = "new" if row is None else "conflict"
-        conn.execute(
-            "INSERT OR REPLACE INTO seen_events (event_id, digest, seen_ms) VALUES (?, ?, ?)",
+        # The common case, a new event, costs one statement; a seen eventID is looked at.
+        cursor = conn.execute(
+            "INSERT INTO seen_events (event_id, digest, seen_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [event_id, digest, now_ms],
         )
+        verdict = "new"
+        if cursor.rowcount == 0:
+            row = conn.execute(
+                "SELECT digest FROM seen_events WHERE event_id = ?", [event_id]
+            ).fetchone()
+            if row[0] == digest:
+                return "duplicate"
+            verdict = "conflict"
+            conn.execute(
+                "UPDATE seen_events SET digest = ?, seen_ms = ? WHERE event_id = ?",
+                [digest, now_ms, event_id],
+            )
         if not leg_digests:
             return verdict
         fresh = 0
