@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("visible", [], ["--calls", "3"]),
     ("list", [], ["--rows", "100000", "--db", "/tmp/bench-list-quick.sqlite", "--runs", "3"]),
     ("rss", [], ["--events", "5000"]),
+    ("processor", [], ["--calls", "300"]),
     ("stalled", [], ["--stalled", "250", "--events", "50"]),
     ("report", [], ["--rows", "100000", "--db", "/tmp/bench-report-quick.sqlite", "--runs", "3"]),
     ("import", [], ["--rows", "50000"]),
