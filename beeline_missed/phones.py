@@ -9,6 +9,9 @@ REGION = "RU"
 _SPLIT = re.compile(r"[;,\n]+")
 
 
+# Each leg's events carry the caller's number again and again: parse each text once
+# (phonenumbers' parse is the processor's largest cost after SQLite's commits).
+@functools.lru_cache(maxsize=4096)
 def normalise(raw: str | None, region: str = REGION) -> str | None:
     """E.164 for anything that looks like a phone number, else None.
 
