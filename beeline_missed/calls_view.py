@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from beeline_missed import phones, timefmt
 from beeline_missed.card import status_label
-from beeline_missed.detection import LOST_AT_LABELS
+from beeline_missed.vocabulary import LOST_AT_LABELS
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions

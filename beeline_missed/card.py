@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from beeline_missed.errors import ConflictError, UserError
+from beeline_missed.vocabulary import STATUS_LABELS, CallStatus
 
-MISSED = "missed"
-CALLED_BACK = "called_back"
-STATUS_LABELS = {MISSED: "Пропущен", CALLED_BACK: "Перезвонили"}
+MISSED = CallStatus.MISSED
+CALLED_BACK = CallStatus.CALLED_BACK
 BOOKED = "Записался на ремонт"
 
 # What people type for a status: stored values, labels, and short forms for the prompt.

@@ -30,6 +30,7 @@ from beeline_missed import config, xsi_build
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.timefmt import now_ms
+from beeline_missed.vocabulary import CallStatus
 
 MARKER = ".beeline-missed-demo"
 DEFAULT_HOME = Path("demo-home")
@@ -377,7 +378,7 @@ def summary(settings: Settings) -> dict[str, int]:
     try:
         return {
             "calls": register.count_calls(),
-            "missed": register.count_calls("missed"),
+            "missed": register.count_calls(CallStatus.MISSED),
             "clients": register.count_clients(),
         }
     finally:

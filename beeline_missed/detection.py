@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 
 from beeline_missed import phones
 from beeline_missed.errors import UserError
+from beeline_missed.vocabulary import LostAt, SessionState
 
-PENDING = "pending"
-MISSED = "missed"
-ANSWERED = "answered"
-IGNORED = "ignored"
+PENDING = SessionState.PENDING
+MISSED = SessionState.MISSED
+ANSWERED = SessionState.ANSWERED
+IGNORED = SessionState.IGNORED
 
 HIDDEN = "номер скрыт"
 
@@ -34,18 +35,11 @@ UNKNOWN = "unknown"  # not a service by its id, but not on the PBX's abonent lis
 SERVICE_KINDS = (VOICE_MENU, QUEUE, HUNT_GROUP, VOICEMAIL)
 
 # Where a missed call was lost: the furthest the caller got, as managers need to fix it.
-LOST_FORWARDED = "forwarded"
-LOST_QUEUE = "queue"
-LOST_RINGING = "ringing"
-LOST_BUSY = "busy"
-LOST_VOICE_MENU = "voice_menu"
-LOST_AT_LABELS = {
-    LOST_VOICE_MENU: "голосовое меню",
-    LOST_QUEUE: "очередь",
-    LOST_RINGING: "не ответили",
-    LOST_BUSY: "занято",
-    LOST_FORWARDED: "переадресован",
-}
+LOST_FORWARDED = LostAt.FORWARDED
+LOST_QUEUE = LostAt.QUEUE
+LOST_RINGING = LostAt.RINGING
+LOST_BUSY = LostAt.BUSY
+LOST_VOICE_MENU = LostAt.VOICE_MENU
 
 # releaseCause/internalReleaseCause values that mean the person could not take the call at all
 # (compared lower-case, by substring: 'Busy', 'User Busy', 'Do Not Disturb', 'DND' …).

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from beeline_missed import phones, timefmt
+from beeline_missed.vocabulary import CallStatus
 
 log = logging.getLogger("beeline_missed.notify")
 
@@ -215,7 +216,7 @@ class Notifier:
         except Exception:
             log.exception("cannot read call %s for its notification", call_id)
             return
-        if row["status"] != "missed":
+        if row["status"] != CallStatus.MISSED:
             return  # closed already (auto-closed, or a colleague was quick)
         text = message(row, self.zone)
         pending = list(self.channels)

@@ -16,6 +16,7 @@ from beeline_missed.detection import AnsweredCall, LegState
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
 from beeline_missed.timefmt import now_ms
+from beeline_missed.vocabulary import CallStatus
 
 log = logging.getLogger("beeline_missed.processing")
 
@@ -225,7 +226,7 @@ class Processor:
         reg = self.register
         call = reg.call_by_session(conn, leg.ext_tracking_id)
         reg.decide_session(conn, leg.ext_tracking_id, detection.ANSWERED, None)
-        if call and call["status"] == "missed":
+        if call and call["status"] == CallStatus.MISSED:
             who = detection.abonent_name(leg.target_id)
             reg.close_call_automatically(
                 conn,
@@ -368,7 +369,7 @@ class Processor:
         """A session registered under an older rule turned out answered (a replay): its row, if
         nobody has handled it yet, is closed as answered; what staff recorded stays."""
         call = self.register.call_by_session(conn, tracking_id)
-        if call and call["status"] == "missed":
+        if call and call["status"] == CallStatus.MISSED:
             who = decision.answered_by or ""
             self.register.close_call_automatically(
                 conn, int(call["id"]), result=f"Звонок был принят (ответил {who})", user=who
@@ -424,7 +425,7 @@ def replay(
     """Rebuild every call decision from the inbox under the current rules; staff's handling of
     existing rows is kept (rows now judged answered and still untouched are closed as such)."""
     before = register.count_calls()
-    open_before = register.count_calls(status="missed")
+    open_before = register.count_calls(status=CallStatus.MISSED)
     requeued = register.reset_decisions()
     processor = Processor(
         register, settle=settle, stale_after=stale_after, targets_from=targets_from
@@ -433,10 +434,11 @@ def replay(
         pass
     processor.decide_due()
     after = register.count_calls()
+    open_after = register.count_calls(status=CallStatus.MISSED)
     return {
         "events": requeued,
         "calls_before": before,
         "calls_after": after,
         "added": after - before,
-        "closed": max(0, open_before + (after - before) - register.count_calls(status="missed")),
+        "closed": max(0, open_before + (after - before) - open_after),
     }

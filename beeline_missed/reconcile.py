@@ -26,10 +26,11 @@ from beeline_missed import phones, timefmt
 from beeline_missed.detection import HIDDEN, abonent_name
 from beeline_missed.errors import UserError
 from beeline_missed.register import Register
+from beeline_missed.vocabulary import Source
 
 log = logging.getLogger("beeline_missed.reconcile")
 
-SOURCE = "reconcile"
+SOURCE = Source.RECONCILE
 META_TO = "reconcile_to"  # the last reconciled moment (stored UTC)
 META_LAST = "reconcile_last"  # JSON: the last run's summary
 META_TOTAL = "reconcile_recovered_total"  # calls recovered by every run so far

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from beeline_missed import migrations, timefmt
 from beeline_missed.errors import ConflictError, UserError
+from beeline_missed.vocabulary import CallStatus
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -36,9 +37,6 @@ IMPORT_TABLES = (
     "imp_moved",
 )
 
-MISSED = "missed"
-CALLED_BACK = "called_back"
-STATUS_LABELS = {MISSED: "Пропущен", CALLED_BACK: "Перезвонили"}
 
 # Columns a call row carries when read: the register's own plus the client's name.
 CALL_SELECT = """
@@ -282,7 +280,7 @@ class Register:
         """The open calls handled together with `call_id`: all open calls from the same
         number (just the call itself when the number is hidden or the call is handled)."""
         call = self.get_call(call_id)
-        if call["status"] != MISSED or not call["phone"]:
+        if call["status"] != CallStatus.MISSED or not call["phone"]:
             return [call]
         sql = (
             CALL_SELECT + " WHERE calls.status = 'missed' AND calls.phone = ?"

@@ -26,8 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from beeline_missed import timefmt
-from beeline_missed.detection import LOST_AT_LABELS
 from beeline_missed.errors import UserError
+from beeline_missed.vocabulary import (
+    CLOSED_BY_LABELS,
+    LOST_AT_LABELS,
+    SOURCE_LABELS,
+    STATUS_LABELS,
+)
 
 PERIODS = ("today", "yesterday", "week", "last-week", "month", "last-month")
 OPERATORS = ("!=", "!~", "<=", ">=", "=", "~", "<", ">")
@@ -69,9 +74,6 @@ _WEEKDAY_NAMES = {
         for name in names
     },
 }
-STATUS_LABELS = {"missed": "Пропущен", "called_back": "Перезвонили"}
-CLOSED_BY_LABELS = {"staff": "вручную", "auto": "автоматически"}
-SOURCE_LABELS = {"hook": "веб-хук", "reconcile": "сверка статистики"}
 EMPTY = "—"
 
 

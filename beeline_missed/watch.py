@@ -19,7 +19,8 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from beeline_missed import calls_view
-from beeline_missed.register import MISSED, Register
+from beeline_missed.register import Register
+from beeline_missed.vocabulary import CallStatus
 
 
 class Watcher:
@@ -54,7 +55,7 @@ class Watcher:
             return False
         self._version = version
         self.rows = self.register.list_calls(self.include_handled, self.limit)
-        self.open_count = self.register.count_calls(MISSED)
+        self.open_count = self.register.count_calls(CallStatus.MISSED)
         self.new_ids = {r["id"] for r in self.rows if r["id"] > self.baseline_id}
         self.loads += 1
         return True

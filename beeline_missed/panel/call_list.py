@@ -13,6 +13,7 @@ from typing import Any
 
 from beeline_missed import calls_view, phones, timefmt
 from beeline_missed.register import Register
+from beeline_missed.vocabulary import CallStatus
 
 # Staff read these headers, so they are in Russian.
 COLUMNS: tuple[str, ...] = ("Номер", "Клиент", "Дата и время", "Попыток", "Линия")
@@ -82,4 +83,4 @@ def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) ->
     # Counted from the same read unless capped: a second query could see a call the first
     # did not (the daemon writes in between) and the summary would disagree with the list.
     capped = limit is not None and len(rows) >= limit
-    return Listing(entries, register.count_calls("missed") if capped else shown, capped)
+    return Listing(entries, register.count_calls(CallStatus.MISSED) if capped else shown, capped)
