@@ -22,7 +22,7 @@ from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
-from tests.support import panel_data
+from tests.support import factories, panel_data
 from tests.support.panel_data import USER, add_call, make_app, seed
 
 SIZE = (110, 34)
@@ -238,6 +238,40 @@ async def test_card_shows_client_name_with_number(db_path: Path, call_ids: list[
         await pilot.press("enter")
         number = str(card_screen(app).query_one("#card-number", Static).render())
         assert number == "+7 903 555-00-11 — Петрова Мария Сергеевна"
+
+
+async def test_card_shows_where_the_call_was_lost_and_where_it_went(db_path: Path) -> None:
+    reg = Register.open(db_path)
+    try:
+        factories.add_call(
+            reg, "fwd", "+79161234567", "2026-11-27T09:00:00Z", "9001112204",
+            lost_at="forwarded", forwarded_to="+79037654321",
+        )  # fmt: skip
+    finally:
+        reg.close()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        screen = card_screen(app)
+        lost = screen.query_one("#card-lost-at", Static)
+        forwarded = screen.query_one("#card-forwarded", Static)
+        assert str(lost.render()) == "переадресован"
+        assert str(forwarded.render()) == "+7 903 765-43-21"
+        # Each field keeps its own line; the status selector below them still has its three.
+        assert (lost.region.height, forwarded.region.height) == (1, 1)
+        assert forwarded.region.y > lost.region.y
+        assert screen.query_one("#card-status").region.height == 3
+
+
+async def test_card_without_a_known_place_shows_no_such_lines(
+    db_path: Path, call_ids: list[int]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        assert not card_screen(app).query("#card-lost-at, #card-forwarded")
 
 
 # -- the card's rules ---------------------------------------------------------------------

@@ -12,6 +12,8 @@ def add_call(
     called_at: str = "2026-11-27T10:00:00Z",
     line: str = "200",
     outside_hours: bool = False,
+    lost_at: str | None = None,
+    forwarded_to: str | None = None,
 ) -> int:
     """Register one missed call as the daemon would; returns its id."""
     with reg.transaction() as conn:
@@ -23,6 +25,8 @@ def add_call(
             called_at=called_at,
             line=line,
             outside_hours=outside_hours,
+            lost_at=lost_at,
+            forwarded_to=forwarded_to,
         )
     assert row is not None
     return row
