@@ -11,13 +11,13 @@ meanwhile is left as they saved it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
 from beeline_missed import card, timefmt
-from beeline_missed.detection import AnsweredCall, abonent_name
+from beeline_missed.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
 from beeline_missed.errors import ConflictError
 from beeline_missed.register import Register
 
@@ -142,19 +142,37 @@ def answered_from_leg(leg: Mapping[str, Any]) -> AnsweredCall | None:
 
 
 def close_if_reached(
-    register: Register, call_row: Mapping[str, Any], *, names: StaffNames, zone: tzinfo, now_ms: int
+    register: Register,
+    call_row: Mapping[str, Any],
+    *,
+    names: StaffNames,
+    zone: tzinfo,
+    now_ms: int,
+    targets: Targets = PLAIN,
 ) -> list[int]:
-    """For a call registered late (by reconciliation): if the number was answered after it
-    already, close it now; the answered call came before the row existed."""
+    """For a call registered late (by reconciliation, or after its settle period): if a person
+    took the number's call after it already, close it now; the answered call came before the
+    row existed. A voice menu's or queue's answer, or one of the call's own legs, does not."""
     phone = call_row.get("phone")
     if not phone:
         return []
     since = int(timefmt.parse_stored(str(call_row["called_at"])).timestamp() * 1000)
-    leg = register.answered_after(str(phone), since)
-    answered = answered_from_leg(leg) if leg else None
+    legs = register.answered_after(str(phone), since, other_than=str(call_row["session_key"]))
+    person = next((leg for leg in legs if targets.is_person(_leg_state(leg))), None)
+    answered = answered_from_leg(person) if person else None
     if answered is None:
         return []
     return close_resolved(register, answered, names=names, zone=zone, now_ms=now_ms)
+
+
+def _leg_state(row: Mapping[str, Any]) -> LegState:
+    """What telling a person from a service needs of a stored leg."""
+    return LegState(
+        target_id=str(row["target_id"]),
+        call_id=str(row["call_id"]),
+        ext_tracking_id=str(row["ext_tracking_id"]),
+        member=bool(row.get("member")),
+    )
 
 
 class AutoCloser:
@@ -164,6 +182,19 @@ class AutoCloser:
         self.register = register
         self.mapping = dict(getattr(settings, "staff_names", None) or {})
         self.zone = timefmt.local_zone(getattr(settings, "timezone", None))
+        # Who is a person: the configured patterns over the cached abonent list (settings
+        # without the patterns, as some tests pass, get the defaults).
+        self.targets_from: Callable[[list[dict[str, Any]]], Targets] | None = None
+        if hasattr(settings, "voice_menu_targets"):
+            from beeline_missed.processing import targets_from_settings
+
+            self.targets_from = targets_from_settings(settings)
+
+    def targets(self) -> Targets:
+        abonents = self.register.cached_abonents()
+        if self.targets_from is None:
+            return Targets.build(abonents=abonents)
+        return self.targets_from(abonents)
 
     def names(self) -> StaffNames:
         # Re-read each time: the keeper refreshes the abonents cache in another thread.
@@ -176,7 +207,12 @@ class AutoCloser:
 
     def check_row(self, call_row: Mapping[str, Any]) -> list[int]:
         return close_if_reached(
-            self.register, call_row, names=self.names(), zone=self.zone, now_ms=timefmt.now_ms()
+            self.register,
+            call_row,
+            names=self.names(),
+            zone=self.zone,
+            now_ms=timefmt.now_ms(),
+            targets=self.targets(),
         )
 
 

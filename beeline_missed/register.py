@@ -1215,19 +1215,23 @@ class Register:
         )
         return [dict(row) for row in rows]
 
-    def answered_after(self, phone: str, since_ms: int) -> dict[str, Any] | None:
-        """The first answered external call with `phone` (either way) that started after a moment:
-        the leg that was answered, or None."""
-        row = self.conn.execute(
+    def answered_after(
+        self, phone: str, since_ms: int, *, other_than: str = "", limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The answered external legs with `phone` (either way) that started after a moment,
+        earliest answer first, outside the session `other_than` (the call's own): the caller
+        decides which of them a person answered."""
+        rows = self.conn.execute(
             """
             SELECT * FROM legs
             WHERE remote_phone = ? AND start_ms > ? AND answered = 1
               AND call_type = 'Network' AND personality IN ('Terminator', 'Originator')
-            ORDER BY coalesce(answer_ms, start_ms) LIMIT 1
+              AND ext_tracking_id != ?
+            ORDER BY coalesce(answer_ms, start_ms), target_id LIMIT ?
             """,
-            [phone, since_ms],
-        ).fetchone()
-        return dict(row) if row else None
+            [phone, since_ms, other_than, limit],
+        )
+        return [dict(row) for row in rows]
 
     def set_outside_hours(self, call_id: int, outside: bool) -> None:
         with self.transaction() as conn:

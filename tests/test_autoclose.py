@@ -457,3 +457,34 @@ def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Regis
 
 def test_now_is_epoch_milliseconds() -> None:
     assert abs(timefmt.now_ms() - time.time() * 1000) < 5_000
+
+
+def hear_all(register: Register, *calls: list[xsi_build.Step]) -> None:
+    for steps in calls:
+        for seq, step in enumerate(steps, 1):
+            body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
+            register.add_inbox(body, step.leg.start_ms)
+    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+
+
+def test_a_voice_menu_callers_row_is_not_closed_by_a_service_answering(
+    register: Register,
+) -> None:
+    # Start times carry milliseconds, as the PBX's do: the menu's own leg starts "after" the
+    # row's called_at (stored to the second) and must still not count.
+    menu = xsi_build.voice_menu_call(CALLER, T0 + 456)
+    queue_only = xsi_build.queue_call(["9001112202@ip.beeline.ru"], CALLER, T0 + 600_456)
+    hear_all(register, menu, queue_only)
+    calls = register.list_calls(include_handled=True)
+    assert [c["status"] for c in calls] == ["missed", "missed"]
+    closer = autoclose.AutoCloser(register, config.load())
+    for call in calls:
+        assert closer.check_row(register.get_call(call["id"])) == []
+    # A person who takes the number's next call does close them.
+    answered = xsi_build.incoming_call(
+        ["9001112203@ip.beeline.ru"], CALLER, T0 + 1_200_456, answered_by="9001112203@ip.beeline.ru"
+    )
+    hear_all(register, answered)
+    first = min(calls, key=lambda c: c["called_at"])
+    assert closer.check_row(register.get_call(first["id"])) == [c["id"] for c in sorted(
+        calls, key=lambda c: c["id"])]  # fmt: skip
