@@ -11,7 +11,7 @@ people from the services by the target ids events carry (docs: "Who is a person"
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from beeline_missed import phones
@@ -372,5 +372,3 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         answer_ms=leg.answer_ms,
     )
 
-
-TargetsSource = Callable[[], Targets]

@@ -130,6 +130,15 @@ def test_auto_close_off_and_staff_names_from_config(home: Path, sim: Simulator) 
 T0 = 1795766400000  # 27.11.2026 11:00 in Moscow
 
 
+def hear_all(register: Register, *calls: list[xsi_build.Step]) -> None:
+    """The hook heard these calls: the real processor applies and decides them."""
+    for steps in calls:
+        for seq, step in enumerate(steps, 1):
+            body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
+            register.add_inbox(body, step.leg.start_ms)
+    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+
+
 def add_missed(register: Register, key: str, phone: str, at_ms: int) -> int:
     with register.transaction() as conn:
         row = register.insert_call(
@@ -179,10 +188,7 @@ def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
 ) -> None:
     # The hook heard staff reach the client at 11:10; reconciliation then finds the 11:00 call.
     steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
-    for seq, step in enumerate(steps, 1):
-        body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
-        register.add_inbox(body, step.leg.start_ms)
-    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+    hear_all(register, steps)
     late = add_missed(register, "stat:x", CALLER, T0)
     closer = autoclose.AutoCloser(register, config.load())
     assert closer.check_row(register.get_call(late)) == [late]
@@ -418,20 +424,14 @@ def test_two_closed_calls_are_logged_in_one_line(
 def test_a_late_row_is_closed_only_by_an_answer_after_it(register: Register) -> None:
     # Staff reached the client at 10:50, before the 11:00 call: that call stays open.
     steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 - 600_000)
-    for seq, step in enumerate(steps, 1):
-        body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
-        register.add_inbox(body, step.leg.start_ms)
-    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+    hear_all(register, steps)
     late = add_missed(register, "stat:x", CALLER, T0)
     vladivostok = SimpleNamespace(staff_names={}, timezone="Asia/Vladivostok")
     closer = autoclose.AutoCloser(register, vladivostok)
     assert closer.check_row(register.get_call(late)) == []
     # Reached again at 11:10: now it is closed, the time told in the configured zone.
     steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
-    for seq, step in enumerate(steps, 1):
-        body = xsi_build.event_document(step, subscription_id="t", sequence=seq)
-        register.add_inbox(body, step.leg.start_ms)
-    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
+    hear_all(register, steps)
     assert closer.check_row(register.get_call(late)) == [late]
     assert register.get_call(late)["result"] == "Перезвонили 27.11 18:10"
     direct = add_missed(register, "stat:y", CALLER, T0 + 1000)
@@ -457,14 +457,6 @@ def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Regis
 
 def test_now_is_epoch_milliseconds() -> None:
     assert abs(timefmt.now_ms() - time.time() * 1000) < 5_000
-
-
-def hear_all(register: Register, *calls: list[xsi_build.Step]) -> None:
-    for steps in calls:
-        for seq, step in enumerate(steps, 1):
-            body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
-            register.add_inbox(body, step.leg.start_ms)
-    Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
 
 
 def test_a_voice_menu_callers_row_is_not_closed_by_a_service_answering(
