@@ -19,7 +19,7 @@ from typing import Any
 from beeline_missed import card, timefmt
 from beeline_missed.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
 from beeline_missed.errors import ConflictError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 log = logging.getLogger("beeline_missed.autoclose")
 
@@ -37,7 +37,7 @@ class StaffNames:
 
     @classmethod
     def load(cls, register: Register, mapping: Mapping[str, str] | None = None) -> StaffNames:
-        return cls(dict(mapping or {}), register.cached_abonents())
+        return cls(dict(mapping or {}), register.abonents.rows())
 
     def _abonent(self, who: str) -> dict[str, Any] | None:
         for row in self.abonents:
@@ -86,7 +86,7 @@ def close_resolved(
 
     Returns the ids closed. A card changed since it was read is skipped (a person won)."""
     until = timefmt.ms_to_stored(call.answer_ms or now_ms)
-    rows = register.open_calls_of(call.phone, until)
+    rows = register.calls.open_of(call.phone, until)
     if not rows:
         return []
     who = names.name(call.answered_by)
@@ -102,7 +102,7 @@ def close_resolved(
             continue
         save = replace(decision, user=who)
         try:
-            register.save_call(
+            register.calls.save(
                 save.call_id,
                 save.expected_version,
                 status=save.status,
@@ -157,7 +157,9 @@ def close_if_reached(
     if not phone:
         return []
     since = int(timefmt.parse_stored(str(call_row["called_at"])).timestamp() * 1000)
-    legs = register.answered_after(str(phone), since, other_than=str(call_row["session_key"]))
+    legs = register.sessions.answered_after(
+        str(phone), since, other_than=str(call_row["session_key"])
+    )
     person = next((leg for leg in legs if targets.is_person(_leg_state(leg))), None)
     answered = answered_from_leg(person) if person else None
     if answered is None:
@@ -191,7 +193,7 @@ class AutoCloser:
             self.targets_from = targets_from_settings(settings)
 
     def targets(self) -> Targets:
-        abonents = self.register.cached_abonents()
+        abonents = self.register.abonents.rows()
         if self.targets_from is None:
             return Targets.build(abonents=abonents)
         return self.targets_from(abonents)
@@ -214,5 +216,3 @@ class AutoCloser:
             now_ms=timefmt.now_ms(),
             targets=self.targets(),
         )
-
-

@@ -209,19 +209,19 @@ def auto_close(card: Card, reason: str, now: str) -> Decision:
 
 
 class CardStore(Protocol):
-    """What `store` needs of the register (Register satisfies it)."""
+    """What `store` needs of the register (its `calls` part satisfies it)."""
 
-    def save_calls(self, saves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def save_many(self, saves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
 
-    def get_call(self, call_id: int) -> dict[str, Any]: ...
+    def get(self, call_id: int) -> dict[str, Any]: ...
 
 
-def store(register: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
+def store(calls: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
     """Write saves together, all or nothing (one caller's open calls are one case); a conflict
     becomes a sentence naming who saved first (exit 3). Rows come back in the order given."""
     saves = list(saves)
     try:
-        written = register.save_calls(
+        written = calls.save_many(
             [
                 {
                     "call_id": save.call_id,
@@ -237,7 +237,7 @@ def store(register: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
         )
     except ConflictError as exc:
         call_id = exc.call_id if exc.call_id is not None else saves[0].call_id
-        raise ConflictError(conflict_message(register.get_call(call_id))) from None
+        raise ConflictError(conflict_message(calls.get(call_id))) from None
     by_id = {int(row["id"]): row for row in written}
     return [by_id[save.call_id] for save in saves]
 

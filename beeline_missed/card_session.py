@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from beeline_missed import calls_view, card, journal, timefmt
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 BOOK = "book"  # the third choice of the status prompt
 _CHOICES = {
@@ -40,7 +40,7 @@ class Outcome:
 
 def open_card(register: Register, call_id: int, expect_version: int | None = None) -> card.Card:
     """The card as read now; `expect_version` makes the save check an older read instead."""
-    opened = card.Card.from_row(register.get_call(call_id))
+    opened = card.Card.from_row(register.calls.get(call_id))
     if expect_version is not None:
         opened = replace(opened, version=expect_version)
     return opened
@@ -62,7 +62,7 @@ def apply(
     others = (
         [
             card.Card.from_row(row)
-            for row in register.case_calls(opened.id)
+            for row in register.calls.case(opened.id)
             if row["id"] != opened.id
         ]
         if opened.status == card.MISSED
@@ -71,7 +71,7 @@ def apply(
     saves = [decision] + [
         other for other in card.decide_many(others, edit, now) if isinstance(other, card.Save)
     ]
-    saved = card.store(register, saves)[0]
+    saved = card.store(register.calls, saves)[0]
     who = f", {saved['user']}" if saved.get("user") else ""
     also = f" (и ещё {len(saves) - 1} звонка этого номера)" if len(saves) > 1 else ""
     message = (
@@ -91,8 +91,8 @@ def apply(
 
 def case_row(register: Register, call_id: int) -> dict[str, Any]:
     """The call with its caller's open attempts, as the card shows it."""
-    row = register.get_call(call_id)
-    case = register.case_calls(call_id)
+    row = register.calls.get(call_id)
+    case = register.calls.case(call_id)
     row["attempts"] = len(case)
     row["first_called_at"] = min(c["called_at"] for c in case)
     row["call_ids"] = sorted(c["id"] for c in case)

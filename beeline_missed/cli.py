@@ -15,7 +15,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from beeline_missed.config import MAX_SECONDS, show_number
 from beeline_missed.errors import UserError
-from beeline_missed.register import INBOX_STATES, MAX_ROWID
+from beeline_missed.store import INBOX_STATES, MAX_ROWID
 
 # Commands staff use: they speak Russian, errors included. The others are for admins.
 STAFF_COMMANDS = {"list", "watch", "card", "clients", "panel"}
@@ -98,7 +98,7 @@ class State:
         in --db or BEELINE_MISSED_HOME would otherwise read as "no missed calls"."""
         path = self.settings().db
         if not path.exists():
-            from beeline_missed.register import missing
+            from beeline_missed.store import missing
 
             raise missing(path)
         return path
@@ -107,7 +107,7 @@ class State:
         """Open the register. Only commands that are meant to start one pass `create`: the
         notice said when they do, so that the new file's place is never a surprise."""
         from beeline_missed.output import notice
-        from beeline_missed.register import Register
+        from beeline_missed.store import Register
 
         if create is None:
             return Register.open(self.existing_db())
@@ -365,7 +365,7 @@ def clients_import(
 @clients_app.command("list")
 def clients_list(ctx: typer.Context, limit: LimitOption = None, json_: JsonOption = False) -> None:
     """The clients directory by name, with their numbers."""
-    rows = state(ctx).register().list_clients(limit)
+    rows = state(ctx).register().clients.rows(limit)
     empty = "Справочник клиентов пуст; загрузите его командой `clients import`."
     _print_clients(rows, json_, empty)
 
@@ -383,7 +383,7 @@ def clients_find(
 
     if not text.strip():
         raise UserError("Укажите часть имени или номер телефона.")
-    rows = state(ctx).register().find_clients(text, phones.normalise(text))
+    rows = state(ctx).register().clients.find(text, phones.normalise(text))
     _print_clients(rows, json_, f"Клиентов по запросу «{text}» не найдено.")
 
 
@@ -407,9 +407,9 @@ def clients_add(
         raise UserError("Имя клиента пустое.")
     numbers = clients.parse_numbers(phone)
     register = state(ctx).register(create=NEW_REGISTER_RU)
-    counts = register.upsert_clients([(None, name, numbers)], replace_phones=False)
-    key = register.name_key(name)
-    found = [r for r in register.find_clients(name) if register.name_key(r["name"]) == key]
+    counts = register.clients.upsert([(None, name, numbers)], replace_phones=False)
+    key = register.clients.name_key(name)
+    found = [r for r in register.clients.find(name) if register.clients.name_key(r["name"]) == key]
     if json_:
         print_json({"client": found[0] if found else None, **counts})
         return
@@ -444,7 +444,7 @@ def list_calls(
     if style and json_:
         raise UserError("Укажите --json или --fmt, но не оба сразу.")
     zone = _zone(ctx)
-    rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
+    rows = state(ctx).register().calls.rows(include_handled=all_, limit=limit)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -547,7 +547,7 @@ def call_card(
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
     if not editing and json_:
-        print_json(calls_view.call_json(register.get_call(call_id), zone))
+        print_json(calls_view.call_json(register.calls.get(call_id), zone))
         return
     who = card.current_user(user, settings.user)
     if not editing:
@@ -580,7 +580,7 @@ def call_card(
     if outcome.refused:
         raise UserError(outcome.message)
     if json_:
-        row = outcome.saved or register.get_call(call_id)
+        row = outcome.saved or register.calls.get(call_id)
         print_json(
             {
                 "saved": outcome.saved is not None,
@@ -691,15 +691,15 @@ def inbox_command(
 
     register = state(ctx).register()
     if show is not None:
-        sys.stdout.buffer.write(register.inbox_body(show))
+        sys.stdout.buffer.write(register.inbox.body(show))
         return
-    rows = register.list_inbox(state_, limit)
+    rows = register.inbox.rows(state_, limit)
     if json_:
         print_json(rows)
         return
     columns = ["id", "received_at", "state", "event_type", "target_id", "reason"]
     print_table(columns, [[row[c] for c in columns] for row in rows])
-    counts = register.inbox_counts()
+    counts = register.inbox.counts()
     print_table(["state", "events"], sorted(counts.items()), title="Inbox")
 
 
@@ -868,7 +868,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     register = state(ctx).register()
     zone = _zone(ctx)
     rows: list[dict[str, Any]] = []
-    if register.list_subscriptions(("active",)):
+    if register.subscriptions.rows(("active",)):
         with _pbx(ctx) as pbx:
             rows = subscriptions.status(register, pbx)
     last_event = subscriptions.last_event_at(register)
@@ -957,7 +957,7 @@ def unsubscribe_command(
     if bool(ids) == all_:
         raise UserError("Give subscription ids or --all (not both).")
     register = state(ctx).register()
-    if all_ and not register.list_subscriptions(("active",)):
+    if all_ and not register.subscriptions.rows(("active",)):
         results: list[dict[str, Any]] = []
     else:
         with _pbx(ctx) as pbx:
@@ -1284,7 +1284,7 @@ def reconcile_command(
     if from_:
         start = reconcile.parse_moment(from_, zone)
     else:
-        last = register.get_meta(reconcile.META_TO)
+        last = register.meta.get(reconcile.META_TO)
         start = timefmt.parse_stored(last) if last else end - timedelta(days=1)
     working = hours.from_settings(settings)
     with _pbx(ctx) as pbx:
@@ -1322,7 +1322,7 @@ def reconcile_command(
     if settings.auto_close:
         closer = AutoCloser(register, settings)
         for call_id in summary.registered:
-            closed += closer.check_row(register.get_call(call_id))
+            closed += closer.check_row(register.calls.get(call_id))
     data = summary.as_dict()
     data["auto_closed"] = closed
     if json_:

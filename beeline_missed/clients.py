@@ -4,7 +4,7 @@ Reading is split from writing so each step can be tested: `open_table` reads a f
 (CSV `;`/`,`/tab, UTF-8 or Windows-1251, or the first sheet of an XLSX, merged cells filled
 in), `find_layout` finds the header row and the name / phone / code columns, `parse_rows`
 turns rows into clients one by one and counts what it skipped and why, and
-`Register.upsert_clients` stages and writes them in short transactions. `import_file` does
+`register.clients.upsert` stages and writes them in short transactions. `import_file` does
 all four with memory that stays flat whatever the file's size.
 
 Rules: importing again updates, never duplicates — a client is found by its code, else its
@@ -30,7 +30,7 @@ from beeline_missed import phones
 from beeline_missed.errors import UserError
 
 if TYPE_CHECKING:
-    from beeline_missed.register import Register
+    from beeline_missed.store import Register
 
 # Header words, compared with case and spacing ignored. Order matters: the first match wins.
 NAME_HEADERS = (
@@ -514,7 +514,7 @@ def import_file(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Layout, Parsed, dict[str, Any]]:
     """Read and import a file, streamed: the layout, what was read, and the register's
-    counts (see `Register.upsert_clients`). `register` may be a function that opens it: it is
+    counts (see `register.clients.upsert`). `register` may be a function that opens it: it is
     called only once the file is known to be a clients table, so a wrong file creates no
     register."""
     table = open_table(path)
@@ -522,7 +522,7 @@ def import_file(
     parsed = Parsed()
     if callable(register):
         register = register()
-    counts = register.upsert_clients(parse_rows(table.rows(), layout, parsed, progress))
+    counts = register.clients.upsert(parse_rows(table.rows(), layout, parsed, progress))
     return layout, parsed, counts
 
 

@@ -36,7 +36,7 @@ from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.processing import Processor, now_ms
 from beeline_missed.processing import targets_from_settings as processing_targets
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 log = logging.getLogger("beeline_missed.daemon")
 
@@ -167,7 +167,7 @@ class Intake:
     def store(self, body: bytes, **fields: Any) -> int:
         """Commit one body now, from any thread (bypasses the batching)."""
         with self.lock:
-            return self.register.add_inbox(body, now_ms(), **fields)
+            return self.register.inbox.add(body, now_ms(), **fields)
 
     async def store_async(self, body: bytes, **fields: Any) -> int:
         """Commit one body with whatever else is waiting; returns once it is durable."""
@@ -193,7 +193,7 @@ class Intake:
                 batch.append(item)
             try:
                 with self.lock:
-                    ids = self.register.add_inbox_many(
+                    ids = self.register.inbox.add_many(
                         [(item.body, item.received_ms, item.fields) for item in batch]
                     )
             except Exception as exc:  # disk full, read-only file...: every waiter hears it
@@ -424,7 +424,7 @@ class Workers:
         closer = AutoCloser(register, self.settings) if self.settings.auto_close else None
 
         def hook(call_id: int) -> None:
-            if closer is not None and closer.check_row(register.get_call(call_id)):
+            if closer is not None and closer.check_row(register.calls.get(call_id)):
                 return
             if self.notifier is not None:
                 self.notifier.submit(call_id)
@@ -521,17 +521,16 @@ class Workers:
                             log.info("%s", action)
                         next_check = now + self.settings.check_interval
                     backoff.succeeded()
-                    register.set_meta("keeper_error", None)
+                    register.meta.set("keeper_error", None)
                     wait = 1.0
                 except Exception as exc:  # PBX down, slow, 5xx, 401: keep serving, try later
                     wait = backoff.failed()
                     log.error("subscription upkeep failed (retry in %.0f s): %s", wait, exc)
-                    register.set_meta("keeper_error", str(exc))
+                    register.meta.set("keeper_error", str(exc))
                 self.stop.wait(wait)
         finally:
             client.close()
             register.close()
-
 
     def _on_unknown_target(self, target_id: str) -> None:
         # Each unknown target asks for one refresh; one still unknown after it is not a person.
@@ -557,7 +556,7 @@ class Workers:
                 now = time.monotonic()
                 if now >= next_refresh or self.unknown_target.is_set():
                     try:
-                        count = register.replace_abonents(client.abonents())
+                        count = register.abonents.replace(client.abonents())
                         self.abonents_changed.set()
                         self.wake.set()
                         backoff.succeeded()
@@ -609,7 +608,7 @@ class Workers:
                 except Exception as exc:  # PBX down or slow: the next run covers the gap
                     wait = min(float(self.settings.reconcile_interval), backoff.failed())
                     log.error("reconciliation failed (retry in %.0f s): %s", wait, exc)
-                    register.set_meta(reconcile.META_ERROR, str(exc))
+                    register.meta.set(reconcile.META_ERROR, str(exc))
                 self.stop.wait(wait)
         finally:
             client.close()

@@ -123,12 +123,28 @@ HISTORY: list[tuple[int, Call]] = [
     (80, Call("answered in the hunt group", PETROVA, tuple(HUNT_GROUP), answered_by=MASTER_1)),
     (62, Call("missed: hidden number, hunt group", None, tuple(HUNT_GROUP))),
     (40, Call("missed: unknown number, manager", STRANGER_1, (MANAGER,))),
-    (33, Call("not missed: the queue put them through", VOLKOV, (MASTER_1, MASTER_2),
-              answered_by=MASTER_2, kind="queue")),
+    (
+        33,
+        Call(
+            "not missed: the queue put them through",
+            VOLKOV,
+            (MASTER_1, MASTER_2),
+            answered_by=MASTER_2,
+            kind="queue",
+        ),
+    ),
     (25, Call("answered by reception", KUZNETSOV, (RECEPTION,), answered_by=RECEPTION)),
     (18, Call("missed: gave up in the voice menu", LEBEDEVA, (), kind="voice_menu")),
-    (12, Call("missed: the manager forwarded it to his mobile", STRANGER_4, (MANAGER,),
-              kind="forwarded", forward_to=OWNER_MOBILE)),
+    (
+        12,
+        Call(
+            "missed: the manager forwarded it to his mobile",
+            STRANGER_4,
+            (MANAGER,),
+            kind="forwarded",
+            forward_to=OWNER_MOBILE,
+        ),
+    ),
 ]
 
 # Then, live, one call every few seconds (the script repeats, so callers call again).
@@ -141,12 +157,26 @@ LIVE: list[Call] = [
     Call("missed: unknown number, hunt group", STRANGER_2, tuple(HUNT_GROUP)),
     Call("staff call a client back", IVANOV, (RECEPTION,), kind="outgoing"),
     Call("missed: gave up waiting in the queue", KUZNETSOV, (MASTER_1, MASTER_2), kind="queue"),
-    Call("not missed: the queue put them through", PETROVA, (MASTER_1, MASTER_2),
-         answered_by=MASTER_2, kind="queue"),
-    Call("not missed: a colleague picked up", VOLKOV, (MANAGER,), answered_by=RECEPTION,
-         kind="pickup"),
-    Call("missed: the voice menu sent them on, nobody answered", SOKOLOVA, tuple(HUNT_GROUP),
-         kind="voice_menu"),
+    Call(
+        "not missed: the queue put them through",
+        PETROVA,
+        (MASTER_1, MASTER_2),
+        answered_by=MASTER_2,
+        kind="queue",
+    ),
+    Call(
+        "not missed: a colleague picked up",
+        VOLKOV,
+        (MANAGER,),
+        answered_by=RECEPTION,
+        kind="pickup",
+    ),
+    Call(
+        "missed: the voice menu sent them on, nobody answered",
+        SOKOLOVA,
+        tuple(HUNT_GROUP),
+        kind="voice_menu",
+    ),
     Call("missed: everyone was busy", MOROZOV, (MASTER_1, MASTER_2), kind="busy"),
     Call("missed: a client rang the manager", MOROZOV, (MANAGER,)),
     Call("not missed: the manager answered", STRANGER_3, (RECEPTION, MANAGER), answered_by=MANAGER),
@@ -255,7 +285,7 @@ def demo_settings(home: Path, sim_url: str, token: str, port: int, settle: float
 def import_clients(settings: Settings) -> dict[str, int]:
     """The demo directory, read from a 1C-style CSV with the same code as `clients import`."""
     from beeline_missed import clients
-    from beeline_missed.register import Register
+    from beeline_missed.store import Register
 
     source = resources.files("beeline_missed") / "demo_data" / "clients.csv"
     with resources.as_file(source) as path:
@@ -263,7 +293,7 @@ def import_clients(settings: Settings) -> dict[str, int]:
     parsed = clients.parse(rows, clients.find_layout(rows))
     register = Register.open(settings.db)
     try:
-        return register.upsert_clients(clients.entries_for_register(parsed.entries))
+        return register.clients.upsert(clients.entries_for_register(parsed.entries))
     finally:
         register.close()
 
@@ -273,7 +303,7 @@ def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
     the voice menu and the queue too."""
     from beeline_missed import subscriptions
     from beeline_missed.pbx import PbxClient
-    from beeline_missed.register import Register
+    from beeline_missed.store import Register
 
     register = Register.open(settings.db)
     try:
@@ -372,14 +402,14 @@ def running_demo(
 
 
 def summary(settings: Settings) -> dict[str, int]:
-    from beeline_missed.register import Register
+    from beeline_missed.store import Register
 
     register = Register.open(settings.db)
     try:
         return {
-            "calls": register.count_calls(),
-            "missed": register.count_calls(CallStatus.MISSED),
-            "clients": register.count_clients(),
+            "calls": register.calls.count(),
+            "missed": register.calls.count(CallStatus.MISSED),
+            "clients": register.clients.count(),
         }
     finally:
         register.close()

@@ -196,7 +196,7 @@ class Notifier:
         return self.thread
 
     def _loop(self) -> None:
-        from beeline_missed.register import Register
+        from beeline_missed.store import Register
 
         register = Register.open(self.db_path)
         try:
@@ -212,7 +212,7 @@ class Notifier:
     def _notify(self, register: Any, call_id: int) -> None:
         wait: Callable[[float], bool] = self.stop.wait
         try:
-            row = register.get_call(call_id)
+            row = register.calls.get(call_id)
         except Exception:
             log.exception("cannot read call %s for its notification", call_id)
             return

@@ -14,7 +14,7 @@ from typing import Any
 from beeline_missed import detection, phones, timefmt, xsi
 from beeline_missed.detection import AnsweredCall, LegState
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus
 
@@ -142,7 +142,7 @@ class Processor:
         if self.targets_from is None:
             return detection.PLAIN
         if self._targets is None or time.monotonic() - self._targets_at > TARGETS_TTL:
-            self._targets = self.targets_from(self.register.cached_abonents())
+            self._targets = self.targets_from(self.register.abonents.rows())
             self._targets_at = time.monotonic()
         return self._targets
 
@@ -152,13 +152,13 @@ class Processor:
 
     def process_inbox(self, limit: int = 500) -> int:
         """Apply up to `limit` new inbox rows, oldest first; returns how many were handled."""
-        rows = self.register.new_inbox(limit)
+        rows = self.register.inbox.new(limit)
         latest = 0
         for row in rows:
             self._apply(int(row["id"]), int(row["received_ms"]), bytes(row["body"]))
             latest = max(latest, int(row["received_ms"]))
         if latest:
-            self.register.set_meta("last_event_at", timefmt.ms_to_stored(latest))
+            self.register.meta.set("last_event_at", timefmt.ms_to_stored(latest))
         return len(rows)
 
     def _apply(self, inbox_id: int, received_ms: int, body: bytes) -> None:
@@ -166,24 +166,23 @@ class Processor:
         try:
             event = xsi.parse_event(body)
         except xsi.BadDocument as exc:
-            with reg.transaction() as conn:
-                reg.mark_inbox(conn, inbox_id, "rejected", exc.reason)
+            with reg.transaction():
+                reg.inbox.mark(inbox_id, "rejected", exc.reason)
             return
         terminated = None
         self._late = []
         targets = self.targets()
         updates = [(call, leg_update(event, call, targets)) for call in event.calls]
         unknown: set[str] = set()
-        with reg.transaction() as conn:
-            verdict = reg.claim_event(
-                conn,
+        with reg.transaction():
+            verdict = reg.sessions.claim_event(
                 event.event_id,
                 event_digest(body),
                 [update_digest(event.event_type, update) for _, update in updates],
                 received_ms,
             )
             if verdict == "duplicate":
-                reg.mark_inbox(conn, inbox_id, "duplicate")
+                reg.inbox.mark(inbox_id, "duplicate")
                 return
             if verdict == "conflict":
                 log.warning(
@@ -192,15 +191,15 @@ class Processor:
                 )
             if event.event_type == xsi.TERMINATED:
                 terminated = event.subscription_id
-                reg.mark_inbox(conn, inbox_id, "processed")
+                reg.inbox.mark(inbox_id, "processed")
             elif event.is_call_event:
                 for _, update in updates:
-                    self._apply_call(conn, update, received_ms, targets)
+                    self._apply_call(update, received_ms, targets)
                     if targets.kind(update.target_id) == detection.UNKNOWN:
                         unknown.add(update.target_id)
-                reg.mark_inbox(conn, inbox_id, "processed")
+                reg.inbox.mark(inbox_id, "processed")
             else:
-                reg.mark_inbox(conn, inbox_id, "ignored", f"event type {event.event_type}")
+                reg.inbox.mark(inbox_id, "ignored", f"event type {event.event_type}")
         for target in sorted(unknown):
             for callback in self.on_unknown_target:
                 callback(target)
@@ -210,26 +209,23 @@ class Processor:
         late, self._late = self._late, []
         self._run_answered(late)
 
-    def _apply_call(
-        self, conn: Any, update: LegState, received_ms: int, targets: detection.Targets
-    ) -> None:
+    def _apply_call(self, update: LegState, received_ms: int, targets: detection.Targets) -> None:
         reg = self.register
-        stored = reg.get_leg(conn, update.target_id, update.call_id, update.ext_tracking_id)
+        stored = reg.sessions.leg(update.target_id, update.call_id, update.ext_tracking_id)
         leg = detection.merge(_leg_from_row(stored), update) if stored else update
-        reg.put_leg(conn, _leg_to_row(leg))
-        state = reg.touch_session(conn, leg.ext_tracking_id, received_ms)
+        reg.sessions.put_leg(_leg_to_row(leg))
+        state = reg.sessions.touch(leg.ext_tracking_id, received_ms)
         if state == detection.MISSED and update.answered and targets.is_person(leg):
-            self._late_answer(conn, leg, targets)
+            self._late_answer(leg, targets)
 
-    def _late_answer(self, conn: Any, leg: LegState, targets: detection.Targets) -> None:
+    def _late_answer(self, leg: LegState, targets: detection.Targets) -> None:
         """An answer heard after the session was declared missed: the call was not missed."""
         reg = self.register
-        call = reg.call_by_session(conn, leg.ext_tracking_id)
-        reg.decide_session(conn, leg.ext_tracking_id, detection.ANSWERED, None)
+        call = reg.calls.by_session(leg.ext_tracking_id)
+        reg.sessions.decide(leg.ext_tracking_id, detection.ANSWERED, None)
         if call and call["status"] == CallStatus.MISSED:
             who = detection.abonent_name(leg.target_id)
-            reg.close_call_automatically(
-                conn,
+            reg.calls.close_automatically(
                 call["id"],
                 result=f"Звонок был принят (ответил {who}); событие пришло с опозданием",
                 user=who,
@@ -237,7 +233,7 @@ class Processor:
             log.warning("call %s was answered after it was registered as missed", call["id"])
         if self.on_answered:
             # The caller got through after all: their other open calls are resolved too.
-            legs = [_leg_from_row(row) for row in reg.session_legs(conn, leg.ext_tracking_id)]
+            legs = [_leg_from_row(row) for row in reg.sessions.legs(leg.ext_tracking_id)]
             answered = detection.answered_call(legs, targets)
             if answered is not None:
                 self._late.append(answered)
@@ -259,7 +255,7 @@ class Processor:
         self.forget_old_keys(at_ms)
         written = []
         answered: list[AnsweredCall] = []
-        for tracking_id, last_ms in self.register.pending_sessions(at_ms - int(self.settle * 1000)):
+        for tracking_id, last_ms in self.register.sessions.pending(at_ms - int(self.settle * 1000)):
             row, call = self._decide(tracking_id, (at_ms - last_ms) / 1000, last_ms)
             if row is not None:
                 written.append(row)
@@ -280,11 +276,11 @@ class Processor:
         """Returns the new register row (missed) and the answered call (answered), if any."""
         reg = self.register
         targets = self.targets()
-        with reg.transaction() as conn:
-            session = reg.session(conn, tracking_id)
+        with reg.transaction():
+            session = reg.sessions.get(tracking_id)
             if session is None or session["state"] != detection.PENDING:
                 return None, None
-            legs = [_leg_from_row(row) for row in reg.session_legs(conn, tracking_id)]
+            legs = [_leg_from_row(row) for row in reg.sessions.legs(tracking_id)]
             decide = partial(
                 detection.decide,
                 legs,
@@ -296,7 +292,7 @@ class Processor:
             decision = decide()
             if decision.state == detection.MISSED:
                 # Only a call that would be missed needs the look for a pickup elsewhere.
-                picked_up = self._answered_elsewhere(conn, tracking_id, legs, decision, targets)
+                picked_up = self._answered_elsewhere(tracking_id, legs, decision, targets)
                 if picked_up is not None:
                     decision = decide(answered_elsewhere=picked_up)
             if decision.state == detection.PENDING:
@@ -306,8 +302,7 @@ class Processor:
             if decision.state == detection.MISSED:
                 called_ms = sane_called_at(decision.start_ms, last_ms)
                 # Reconciliation may have registered this call first (events late): one row.
-                reconciled = reg.call_near(
-                    conn,
+                reconciled = reg.calls.near(
                     decision.phone,
                     called_ms,
                     int(self.merge_tolerance * 1000),
@@ -316,8 +311,7 @@ class Processor:
                 if reconciled is not None:
                     linked = int(reconciled["id"])
                 else:
-                    row = reg.insert_call(
-                        conn,
+                    row = reg.calls.insert(
                         session_key=tracking_id,
                         phone=decision.phone,
                         phone_raw=decision.phone_raw,
@@ -328,11 +322,11 @@ class Processor:
                         forwarded_to=decision.forwarded_to,
                     )
                     if row is None:  # registered before (a replay): keep the link
-                        existing = reg.call_by_session(conn, tracking_id)
+                        existing = reg.calls.by_session(tracking_id)
                         linked = int(existing["id"]) if existing else None
             elif decision.state == detection.ANSWERED:
-                self._close_if_registered(conn, tracking_id, decision)
-            reg.decide_session(conn, tracking_id, decision.state, row or linked)
+                self._close_if_registered(tracking_id, decision)
+            reg.sessions.decide(tracking_id, decision.state, row or linked)
             answered = None
             if decision.state == detection.ANSWERED and self.on_answered:
                 answered = detection.answered_call(legs, targets)
@@ -340,7 +334,6 @@ class Processor:
 
     def _answered_elsewhere(
         self,
-        conn: Any,
         tracking_id: str,
         legs: list[LegState],
         decision: detection.Decision,
@@ -355,24 +348,22 @@ class Processor:
             return None
         releases = [leg.release_ms for leg in legs if leg.release_ms is not None]
         end = max([decision.start_ms, *releases]) + int(self.settle * 1000)
-        for row in self.register.answered_legs_of(
-            conn, decision.phone, decision.start_ms, end, other_than=tracking_id
+        for row in self.register.sessions.answered_legs_of(
+            decision.phone, decision.start_ms, end, other_than=tracking_id
         ):
             leg = _leg_from_row(row)
             if targets.is_person(leg):
                 return detection.abonent_name(leg.target_id)
         return None
 
-    def _close_if_registered(
-        self, conn: Any, tracking_id: str, decision: detection.Decision
-    ) -> None:
+    def _close_if_registered(self, tracking_id: str, decision: detection.Decision) -> None:
         """A session registered under an older rule turned out answered (a replay): its row, if
         nobody has handled it yet, is closed as answered; what staff recorded stays."""
-        call = self.register.call_by_session(conn, tracking_id)
+        call = self.register.calls.by_session(tracking_id)
         if call and call["status"] == CallStatus.MISSED:
             who = decision.answered_by or ""
-            self.register.close_call_automatically(
-                conn, int(call["id"]), result=f"Звонок был принят (ответил {who})", user=who
+            self.register.calls.close_automatically(
+                int(call["id"]), result=f"Звонок был принят (ответил {who})", user=who
             )
 
     def forget_old_keys(self, at_ms: int) -> None:
@@ -380,8 +371,8 @@ class Processor:
         if time.monotonic() - self._pruned_at < 3600 and self._pruned_at:
             return
         self._pruned_at = time.monotonic()
-        with self.register.transaction() as conn:
-            self.register.forget_seen(conn, at_ms - DEDUPE_WINDOW_MS)
+        with self.register.transaction():
+            self.register.sessions.forget_seen(at_ms - DEDUPE_WINDOW_MS)
 
     def run_once(self, at_ms: int | None = None) -> list[int]:
         while self.process_inbox():
@@ -409,7 +400,7 @@ def targets_from_settings(settings: Any) -> Callable[[list[dict[str, Any]]], det
 
     if settings.unknown_targets not in ("service", "person"):
         raise UserError(
-            f"unknown_targets must be \"service\" or \"person\", not {settings.unknown_targets!r}."
+            f'unknown_targets must be "service" or "person", not {settings.unknown_targets!r}.'
         )
     build([])
     return build
@@ -424,17 +415,17 @@ def replay(
 ) -> dict[str, int]:
     """Rebuild every call decision from the inbox under the current rules; staff's handling of
     existing rows is kept (rows now judged answered and still untouched are closed as such)."""
-    before = register.count_calls()
-    open_before = register.count_calls(status=CallStatus.MISSED)
-    requeued = register.reset_decisions()
+    before = register.calls.count()
+    open_before = register.calls.count(status=CallStatus.MISSED)
+    requeued = register.sessions.reset_decisions()
     processor = Processor(
         register, settle=settle, stale_after=stale_after, targets_from=targets_from
     )
     while processor.process_inbox(1000):
         pass
     processor.decide_due()
-    after = register.count_calls()
-    open_after = register.count_calls(status=CallStatus.MISSED)
+    after = register.calls.count()
+    open_after = register.calls.count(status=CallStatus.MISSED)
     return {
         "events": requeued,
         "calls_before": before,

@@ -25,7 +25,7 @@ from typing import Any
 from beeline_missed import phones, timefmt
 from beeline_missed.detection import HIDDEN, abonent_name
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from beeline_missed.vocabulary import Source
 
 log = logging.getLogger("beeline_missed.reconcile")
@@ -133,7 +133,7 @@ def apply_records(
     answered = _answered_numbers(items)
     # One transaction per page: one fsync for up to 100 records, and the checks see the rows
     # registered just before them (a hunt group listed once per member is one call).
-    with register.transaction() as conn:
+    with register.transaction():
         for item in items:
             summary.records += 1
             if not is_missed_inbound(item, statuses):
@@ -152,14 +152,13 @@ def apply_records(
                 summary.known += 1  # picked up or put through: answered, as the hook decides
                 continue
             if (
-                (tracking and register.session_known(tracking))
-                or register.incoming_leg_near(phone, moment, tolerance_ms)
-                or register.call_near(conn, phone, moment, tolerance_ms) is not None
+                (tracking and register.sessions.known(tracking))
+                or register.sessions.incoming_leg_near(phone, moment, tolerance_ms)
+                or register.calls.near(phone, moment, tolerance_ms) is not None
             ):
                 summary.known += 1
                 continue
-            row = register.insert_call(
-                conn,
+            row = register.calls.insert(
                 session_key=f"stat:{phone or 'hidden'}:{moment}",
                 phone=phone,
                 phone_raw=raw or HIDDEN,
@@ -219,19 +218,19 @@ def run(
 
 
 def _remember(register: Register, summary: Summary, date_from: datetime, date_to: datetime) -> None:
-    previous = register.get_meta(META_TO)
+    previous = register.meta.get(META_TO)
     # The reconciled moment moves on only over a window that joins the reconciled past.
     if previous is None or date_from <= timefmt.parse_stored(previous) < date_to:
-        register.set_meta(META_TO, timefmt.to_stored(date_to))
-    register.set_meta(META_LAST, json.dumps(summary.as_dict(), ensure_ascii=False))
-    total = int(register.get_meta(META_TOTAL) or 0) + len(summary.registered)
-    register.set_meta(META_TOTAL, str(total))
+        register.meta.set(META_TO, timefmt.to_stored(date_to))
+    register.meta.set(META_LAST, json.dumps(summary.as_dict(), ensure_ascii=False))
+    total = int(register.meta.get(META_TOTAL) or 0) + len(summary.registered)
+    register.meta.set(META_TOTAL, str(total))
 
 
 def scheduled_window(register: Register, settings: Any, now: datetime) -> tuple[datetime, datetime]:
     """From the last reconciled moment (less the overlap) to now, less a short lag so that the
     hook's own events of calls ending right now are processed first."""
-    last = register.get_meta(META_TO)
+    last = register.meta.get(META_TO)
     start = (
         timefmt.parse_stored(last)
         if last
@@ -253,19 +252,19 @@ def run_scheduled(
     now = now or timefmt.now_utc()
     start, end = scheduled_window(register, settings, now)
     summary = run(register, client, settings, start, end, outside_hours=outside_hours, now=now)
-    register.set_meta(META_ERROR, None)
+    register.meta.set(META_ERROR, None)
     return summary
 
 
 def last_run(register: Register) -> dict[str, Any] | None:
     """What `status` shows: the last run's summary, the total recovered and the last error."""
-    text = register.get_meta(META_LAST)
-    error = register.get_meta(META_ERROR)
+    text = register.meta.get(META_LAST)
+    error = register.meta.get(META_ERROR)
     if text is None and error is None:
         return None
     data: dict[str, Any] = json.loads(text) if text else {}
-    data["recovered_total"] = int(register.get_meta(META_TOTAL) or 0)
-    data["reconciled_to"] = register.get_meta(META_TO)
+    data["recovered_total"] = int(register.meta.get(META_TOTAL) or 0)
+    data["reconciled_to"] = register.meta.get(META_TO)
     data["error"] = error
     return data
 

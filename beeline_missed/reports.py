@@ -775,7 +775,7 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
 def _open(db_path: Path | str) -> sqlite3.Connection:
     path = Path(db_path)
     if not path.exists():
-        from beeline_missed.register import missing
+        from beeline_missed.store import missing
 
         raise missing(path)
     try:

@@ -23,7 +23,7 @@ from beeline_missed.errors import UserError
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
     from beeline_missed.pbx import PbxClient
-    from beeline_missed.register import Register
+    from beeline_missed.store import Register
 
 ACTIVE = "active"
 REPLACED = "replaced"
@@ -134,7 +134,7 @@ def _retire(
     """Record `new_row` as the successor of `old`, then DELETE `old` at the PBX."""
     from beeline_missed.pbx import PbxError, PbxNotFound
 
-    if not register.replace_subscription(old["id"], new_row, old_state=state):
+    if not register.subscriptions.replace(old["id"], new_row, old_state=state):
         # Someone else (the daemon, another command) retired it first: do not keep a twin.
         with contextlib.suppress(PbxError):  # if this fails too, it expires by itself
             client.unsubscribe(new_row["id"])
@@ -146,7 +146,7 @@ def _retire(
             pass  # expired meanwhile: nothing to delete
         except PbxError as exc:
             # The successor is live; the old one ends by itself. keep_alive retries the DELETE.
-            register.update_subscription(old["id"], last_error=str(exc))
+            register.subscriptions.update(old["id"], last_error=str(exc))
     return f"{_label(old)}: {old['id']} → {new_row['id']} (granted {new_row['expires']} s)"
 
 
@@ -176,7 +176,7 @@ def subscribe(
     url = validate(expires, subscription_type, url)
     held = {
         (row["pattern"], row["url"], row["subscription_type"]): row
-        for row in register.list_subscriptions((ACTIVE,))
+        for row in register.subscriptions.rows((ACTIVE,))
     }
     made: list[dict[str, Any]] = []
     for pattern in dict.fromkeys(p or None for p in patterns):  # once each, in order
@@ -195,8 +195,8 @@ def subscribe(
         if old is not None:
             _retire(register, client, old, row, REPLACED)
         else:
-            register.insert_subscription(row)
-        made.append(register.get_subscription(row["id"]) or row)
+            register.subscriptions.insert(row)
+        made.append(register.subscriptions.get(row["id"]) or row)
     return made
 
 
@@ -212,14 +212,14 @@ def status(
 
     moment = _now(now)
     report = []
-    for row in register.list_subscriptions((ACTIVE,)):
+    for row in register.subscriptions.rows((ACTIVE,)):
         left = seconds_left(row, moment)
         try:
             client.get_subscription(row["id"])
             live = LIVE_ACTIVE  # whatever our clock says, the PBX still serves it
         except PbxNotFound:
             live = LIVE_EXPIRED if left <= 0 else LIVE_GONE
-        register.update_subscription(row["id"], last_checked_at=timefmt.to_stored(moment))
+        register.subscriptions.update(row["id"], last_checked_at=timefmt.to_stored(moment))
         report.append({**row, "live_state": live, "seconds_left": max(0, left)})
     return report
 
@@ -237,15 +237,15 @@ def unsubscribe(
     from beeline_missed.pbx import PbxError, PbxNotFound
 
     if ids is None:
-        targets = [row["id"] for row in register.list_subscriptions((ACTIVE,))]
+        targets = [row["id"] for row in register.subscriptions.rows((ACTIVE,))]
     else:
         targets = list(dict.fromkeys(ids))
     results = []
     for sub_id in targets:
-        row = register.get_subscription(sub_id)
+        row = register.subscriptions.get(sub_id)
         previous = row["state"] if row else None
         if row is not None:
-            register.update_subscription(sub_id, state=DELETED)
+            register.subscriptions.update(sub_id, state=DELETED)
         try:
             client.unsubscribe(sub_id)
             outcome = "deleted"
@@ -253,7 +253,7 @@ def unsubscribe(
             outcome = "already gone at the PBX"
         except PbxError as exc:
             if row is not None:
-                register.update_subscription(sub_id, state=previous, last_error=str(exc))
+                register.subscriptions.update(sub_id, state=previous, last_error=str(exc))
             raise
         if row is None:
             outcome += " (it was not in the register)"
@@ -291,7 +291,7 @@ def _run(
         try:
             done = action(row)
         except PbxError as exc:
-            register.update_subscription(row["id"], last_error=str(exc))
+            register.subscriptions.update(row["id"], last_error=str(exc))
             errors.append(exc)
             if isinstance(exc, PbxAuthError | PbxUnreachable | PbxTimeout):
                 break
@@ -315,7 +315,7 @@ def keep_alive(
 
     moment = _now(now)
     actions: list[str] = []
-    for old in register.list_subscriptions((REPLACED,)):
+    for old in register.subscriptions.rows((REPLACED,)):
         if not old["last_error"] or seconds_left(old, moment) <= 0:
             continue
         try:
@@ -324,7 +324,7 @@ def keep_alive(
             pass
         except PbxError:
             continue  # still failing; it expires by itself soon
-        register.update_subscription(old["id"], last_error=None)
+        register.subscriptions.update(old["id"], last_error=None)
         actions.append(f"deleted replaced subscription {old['id']}")
 
     def renew(row: dict[str, Any]) -> str | None:
@@ -333,7 +333,7 @@ def keep_alive(
         new_row = _successor(client, row, settings, moment)
         return "renewed " + _retire(register, client, row, new_row, REPLACED)
 
-    return actions + _run(register, register.list_subscriptions((ACTIVE,)), renew)
+    return actions + _run(register, register.subscriptions.rows((ACTIVE,)), renew)
 
 
 def check(
@@ -358,10 +358,10 @@ def check(
             new_row = _successor(client, row, settings or load(), moment)
             new_row["last_checked_at"] = stamp
             return "re-subscribed gone " + _retire(register, client, row, new_row, GONE)
-        register.update_subscription(row["id"], last_checked_at=stamp, last_error=None)
+        register.subscriptions.update(row["id"], last_checked_at=stamp, last_error=None)
         return None
 
-    return _run(register, register.list_subscriptions((ACTIVE,)), verify)
+    return _run(register, register.subscriptions.rows((ACTIVE,)), verify)
 
 
 def on_terminated(
@@ -378,7 +378,7 @@ def on_terminated(
     """
     from beeline_missed.config import load
 
-    row = register.get_subscription(subscription_id)
+    row = register.subscriptions.get(subscription_id)
     if row is None or row["state"] != ACTIVE:
         return None
     moment = _now(now)
@@ -393,9 +393,9 @@ def on_terminated(
 
 def last_event_at(register: Register) -> str | None:
     """When the daemon last received an event (stored UTC), as it records it."""
-    return register.get_meta("last_event_at")
+    return register.meta.get("last_event_at")
 
 
 def upkeep_error(register: Register) -> str | None:
     """The daemon's last failure keeping subscriptions alive; None once it succeeds again."""
-    return register.get_meta("keeper_error")
+    return register.meta.get("keeper_error")

@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from beeline_missed import calls_view
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
 
@@ -39,7 +39,7 @@ class Watcher:
         self.limit = limit
         self.started_at = datetime.now(zone)
         # Calls with a higher id arrived after we started watching.
-        self.baseline_id = register.max_call_id()
+        self.baseline_id = register.calls.max_id()
         self.rows: list[dict[str, Any]] = []
         self.open_count = 0
         self.new_ids: set[int] = set()
@@ -54,8 +54,8 @@ class Watcher:
         if version == self._version:
             return False
         self._version = version
-        self.rows = self.register.list_calls(self.include_handled, self.limit)
-        self.open_count = self.register.count_calls(CallStatus.MISSED)
+        self.rows = self.register.calls.rows(self.include_handled, self.limit)
+        self.open_count = self.register.calls.count(CallStatus.MISSED)
         self.new_ids = {r["id"] for r in self.rows if r["id"] > self.baseline_id}
         self.loads += 1
         return True

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import EXE, PYTHON, timed_cpu, verdict
 
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 GOAL_S = 0.150
 STORED = "%Y-%m-%dT%H:%M:%SZ"
@@ -87,7 +87,7 @@ def list_query(path: Path) -> str:
     reg = Register.open(path)
     seen: list[str] = []
     reg.conn.set_trace_callback(seen.append)
-    reg.list_calls()
+    reg.calls.rows()
     reg.close()
     selects = [s for s in seen if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     return selects[-1].strip().rstrip(";") + ";"

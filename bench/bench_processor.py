@@ -18,7 +18,7 @@ from pathlib import Path
 
 from beeline_missed import xsi, xsi_build
 from beeline_missed.processing import Processor
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 START_MS = 1_795_766_400_000
 GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru"]
@@ -36,7 +36,7 @@ def main() -> None:
             for step in xsi_build.incoming_call(GROUP, f"+7916{i:07d}", START_MS + i * 1000)
         ]
         for body in bodies:
-            register.add_inbox(body, START_MS)
+            register.inbox.add(body, START_MS)
         cpu = time.process_time()
         for body in bodies:
             xsi.parse_event(body)

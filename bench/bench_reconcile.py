@@ -25,8 +25,8 @@ from bench_common import ROOT, verdict  # noqa: F401  (ROOT puts the project on 
 
 from beeline_missed import config, reconcile, timefmt
 from beeline_missed.pbx import PbxClient
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 
 GOAL_S = 3.0
 DAY = datetime(2026, 11, 27, tzinfo=UTC)
@@ -38,14 +38,13 @@ def fill(register: Register, records: int, history: int, heard_share: float) -> 
     day_ms = int(DAY.timestamp() * 1000)
     step = 86_400_000 // records
     items = []
-    with register.transaction() as conn:
+    with register.transaction():
         for i in range(history):
             start = day_ms - 1_000 - i * 60_000
             phone = f"+7916{i % 9_000_000:07d}"
-            register.put_leg(conn, _leg(f"h{i}", phone, start))
+            register.sessions.put_leg(_leg(f"h{i}", phone, start))
             if i % 10 == 0:
-                register.insert_call(
-                    conn,
+                register.calls.insert(
                     session_key=f"h{i}",
                     phone=phone,
                     phone_raw=phone,
@@ -56,7 +55,7 @@ def fill(register: Register, records: int, history: int, heard_share: float) -> 
             start = day_ms + i * step
             phone = f"+7903{i:07d}"
             if i < records * heard_share:
-                register.put_leg(conn, _leg(f"d{i}", phone, start + 3_000))
+                register.sessions.put_leg(_leg(f"d{i}", phone, start + 3_000))
             items.append(
                 {
                     "startDate": start,

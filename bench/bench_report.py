@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from beeline_missed.register import Register  # noqa: E402
+from beeline_missed.store import Register  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = datetime(2026, 11, 27, tzinfo=UTC)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 from tests.support import clock
 
 if os.environ.get(clock.ENV):

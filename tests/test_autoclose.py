@@ -17,8 +17,8 @@ import pytest
 from beeline_missed import autoclose, card, config, timefmt, xsi_build
 from beeline_missed.detection import AnsweredCall
 from beeline_missed.processing import Processor
-from beeline_missed.register import Register
 from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
+from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import (
     GROUP,
@@ -135,14 +135,13 @@ def hear_all(register: Register, *calls: list[xsi_build.Step]) -> None:
     for steps in calls:
         for seq, step in enumerate(steps, 1):
             body = xsi_build.event_document(step, subscription_id="s", sequence=seq)
-            register.add_inbox(body, step.leg.start_ms)
+            register.inbox.add(body, step.leg.start_ms)
     Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
 
 
 def add_missed(register: Register, key: str, phone: str, at_ms: int) -> int:
-    with register.transaction() as conn:
-        row = register.insert_call(
-            conn,
+    with register.transaction():
+        row = register.calls.insert(
             session_key=key,
             phone=phone,
             phone_raw=phone,
@@ -156,14 +155,14 @@ def add_missed(register: Register, key: str, phone: str, at_ms: int) -> int:
 def test_only_earlier_open_calls_close_and_notes_and_staff_work_are_kept(
     register: Register,
 ) -> None:
-    register.replace_abonents(DEFAULT_ABONENTS)
+    register.abonents.replace(DEFAULT_ABONENTS)
     noted = add_missed(register, "a", CALLER, T0)
     handled = add_missed(register, "b", CALLER, T0 + 1000)
     after = add_missed(register, "c", CALLER, T0 + 600_000)
-    first = register.get_call(noted)
+    first = register.calls.get(noted)
     register.conn.execute("UPDATE calls SET result = 'просил после обеда' WHERE id = ?", [noted])
-    second = register.get_call(handled)
-    register.save_call(
+    second = register.calls.get(handled)
+    register.calls.save(
         handled,
         second["version"],
         status="called_back",
@@ -175,12 +174,12 @@ def test_only_earlier_open_calls_close_and_notes_and_staff_work_are_kept(
     names = autoclose.StaffNames.load(register)
     closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
     assert closed == [noted]
-    row = register.get_call(noted)
+    row = register.calls.get(noted)
     assert row["result"] == "просил после обеда\nКлиент дозвонился сам 27.11 11:05, ответил Петров"
     assert row["version"] == first["version"] + 1
-    assert register.get_call(handled)["result"] == "Записан"
-    assert register.get_call(handled)["user"] == "Иванов"
-    assert register.get_call(after)["status"] == "missed"
+    assert register.calls.get(handled)["result"] == "Записан"
+    assert register.calls.get(handled)["user"] == "Иванов"
+    assert register.calls.get(after)["status"] == "missed"
 
 
 def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
@@ -191,38 +190,38 @@ def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
     hear_all(register, steps)
     late = add_missed(register, "stat:x", CALLER, T0)
     closer = autoclose.AutoCloser(register, config.load())
-    assert closer.check_row(register.get_call(late)) == [late]
-    row = register.get_call(late)
+    assert closer.check_row(register.calls.get(late)) == [late]
+    row = register.calls.get(late)
     assert row["result"] == "Перезвонили 27.11 11:10"
     assert row["user"] == "9001112204"  # no abonent list cached: the PBX's id
     other = add_missed(register, "stat:y", OTHER, T0)
-    assert closer.check_row(register.get_call(other)) == []
+    assert closer.check_row(register.calls.get(other)) == []
 
 
 def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
     register: Register,
 ) -> None:
-    register.replace_abonents(DEFAULT_ABONENTS)
+    register.abonents.replace(DEFAULT_ABONENTS)
     processor = Processor(register, settle=1.0)
     processor.on_answered.append(autoclose.AutoCloser(register, config.load()))
 
     def hear(steps: list[xsi_build.Step], at_ms: int) -> None:
         for step in steps:
             body = xsi_build.event_document(step, subscription_id="s", sequence=1)
-            register.add_inbox(body, step.leg.start_ms)
+            register.inbox.add(body, step.leg.start_ms)
         processor.run_once(at_ms=at_ms)
 
     hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
     second = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000)
     hear(second, T0 + 3_600_000)
-    calls = sorted(register.list_calls(include_handled=True), key=lambda c: c["called_at"])
+    calls = sorted(register.calls.rows(include_handled=True), key=lambda c: c["called_at"])
     first_row, second_row = (c["id"] for c in calls)
     # The PBX's answer for the second call arrives after it was registered as missed.
     leg = second[0].leg
     answer = xsi_build.Step("CallAnsweredEvent", replace(leg, answer_ms=T0 + 605_000))
     hear([answer], T0 + 3_700_000)
-    assert register.get_call(second_row)["result"].startswith("Звонок был принят")
-    first = register.get_call(first_row)
+    assert register.calls.get(second_row)["result"].startswith("Звонок был принят")
+    first = register.calls.get(first_row)
     assert first["status"] == "called_back"
     assert first["result"] == "Клиент дозвонился сам 27.11 11:10, ответил Петров"
     assert first["closed_by"] == "auto"
@@ -231,23 +230,23 @@ def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
 def test_a_card_staff_saved_between_the_read_and_the_write_is_left_as_saved(
     register: Register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register.replace_abonents(DEFAULT_ABONENTS)
+    register.abonents.replace(DEFAULT_ABONENTS)
     call_id = add_missed(register, "a", CALLER, T0)
-    read_open_calls = register.open_calls_of
+    read_open_calls = register.calls.open_of
 
     def staff_save_right_after_the_read(phone: str, until: str) -> list[dict]:
         rows = read_open_calls(phone, until)
-        opened = card.Card.from_row(register.get_call(call_id))
+        opened = card.Card.from_row(register.calls.get(call_id))
         edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
-        card.store(register, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
+        card.store(register.calls, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
         return rows
 
-    monkeypatch.setattr(register, "open_calls_of", staff_save_right_after_the_read)
+    monkeypatch.setattr(register.calls, "open_of", staff_save_right_after_the_read)
     call = AnsweredCall("s1", CALLER, "incoming", "9001112202", T0 + 300_000)
     names = autoclose.StaffNames.load(register)
     closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
     assert closed == []
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
         "called_back",
         "Записан на пятницу",
@@ -258,28 +257,28 @@ def test_a_card_staff_saved_between_the_read_and_the_write_is_left_as_saved(
 
 
 def test_a_late_answer_leaves_a_card_staff_already_saved(register: Register) -> None:
-    register.replace_abonents(DEFAULT_ABONENTS)
+    register.abonents.replace(DEFAULT_ABONENTS)
     processor = Processor(register, settle=1.0)
     processor.on_answered.append(autoclose.AutoCloser(register, config.load()))
 
     def hear(steps: list[xsi_build.Step], at_ms: int) -> None:
         for step in steps:
             body = xsi_build.event_document(step, subscription_id="s", sequence=1)
-            register.add_inbox(body, step.leg.start_ms)
+            register.inbox.add(body, step.leg.start_ms)
         processor.run_once(at_ms=at_ms)
 
     hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
     hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 60_000), T0 + 3_600_000)
-    saved_id, open_id = sorted(c["id"] for c in register.list_calls(include_handled=True))
-    opened = card.Card.from_row(register.get_call(saved_id))
+    saved_id, open_id = sorted(c["id"] for c in register.calls.rows(include_handled=True))
+    opened = card.Card.from_row(register.calls.get(saved_id))
     edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
-    card.store(register, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
+    card.store(register.calls, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
     # The client calls again and gets through: the call nobody handled is closed, Анна's
     # card stays as she saved it.
     answered = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000, answered_by=GROUP[1])
     hear(answered, T0 + 3_700_000)
-    assert register.get_call(open_id)["closed_by"] == "auto"
-    row = register.get_call(saved_id)
+    assert register.calls.get(open_id)["closed_by"] == "auto"
+    row = register.calls.get(saved_id)
     assert (row["status"], row["result"], row["user"], row["closed_by"], row["version"]) == (
         "called_back",
         "Записан на пятницу",
@@ -349,7 +348,7 @@ def test_without_an_answer_time_the_moment_now_is_used(register: Register) -> No
     assert autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=now_ms) == [
         call_id
     ]
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["result"], row["handled_at"], row["closed_by"], row["user"]) == (
         "Перезвонили 27.11 11:06",
         timefmt.ms_to_stored(now_ms),
@@ -366,7 +365,7 @@ def test_notes_keep_their_text_but_not_their_trailing_blanks(register: Register)
     autoclose.close_resolved(
         register, call, names=autoclose.StaffNames({}, []), zone=MOSCOW, now_ms=T0 + 360_000
     )
-    assert register.get_call(call_id)["result"] == "просил после обеда\nПерезвонили 27.11 11:05"
+    assert register.calls.get(call_id)["result"] == "просил после обеда\nПерезвонили 27.11 11:05"
 
 
 def test_a_handled_row_and_a_lost_race_do_not_stop_the_others(
@@ -375,21 +374,21 @@ def test_a_handled_row_and_a_lost_race_do_not_stop_the_others(
     handled = add_missed(register, "a", CALLER, T0)
     raced = add_missed(register, "b", CALLER, T0 + 1000)
     last = add_missed(register, "c", CALLER, T0 + 2000)
-    register.save_call(
+    register.calls.save(
         handled, 1, status="called_back", result="Записан", user="Анна",
         handled_at="2026-11-27T08:01:00Z", closed_by="staff",
     )  # fmt: skip
-    rows_then = [register.get_call(i) for i in (raced, last)]
+    rows_then = [register.calls.get(i) for i in (raced, last)]
 
     def read(phone: str, until: str) -> list[dict]:
-        rows = [register.get_call(handled), *rows_then]  # as a stale read would see them
-        register.save_call(
+        rows = [register.calls.get(handled), *rows_then]  # as a stale read would see them
+        register.calls.save(
             raced, 1, status="called_back", result="Перезвонили сами", user="Борис",
             handled_at="2026-11-27T08:02:00Z", closed_by="staff",
         )  # fmt: skip
         return rows
 
-    monkeypatch.setattr(register, "open_calls_of", read)
+    monkeypatch.setattr(register.calls, "open_of", read)
     call = AnsweredCall("s1", CALLER, "incoming", "9001112202", T0 + 300_000)
     names = autoclose.StaffNames({"9001112202": "Петров"}, [])
     with caplog.at_level(logging.INFO, logger="beeline_missed.autoclose"):
@@ -397,8 +396,8 @@ def test_a_handled_row_and_a_lost_race_do_not_stop_the_others(
             register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000
         )
     assert closed == [last]
-    assert register.get_call(handled)["result"] == "Записан"
-    assert register.get_call(raced)["user"] == "Борис"
+    assert register.calls.get(handled)["result"] == "Записан"
+    assert register.calls.get(raced)["user"] == "Борис"
     assert [r.getMessage() for r in caplog.records] == [
         f"call {raced} was saved by someone meanwhile; not auto-closed",
         f"auto-closed {last}: Клиент дозвонился сам 27.11 11:05, ответил Петров "
@@ -428,18 +427,18 @@ def test_a_late_row_is_closed_only_by_an_answer_after_it(register: Register) -> 
     late = add_missed(register, "stat:x", CALLER, T0)
     vladivostok = SimpleNamespace(staff_names={}, timezone="Asia/Vladivostok")
     closer = autoclose.AutoCloser(register, vladivostok)
-    assert closer.check_row(register.get_call(late)) == []
+    assert closer.check_row(register.calls.get(late)) == []
     # Reached again at 11:10: now it is closed, the time told in the configured zone.
     steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
     hear_all(register, steps)
-    assert closer.check_row(register.get_call(late)) == [late]
-    assert register.get_call(late)["result"] == "Перезвонили 27.11 18:10"
+    assert closer.check_row(register.calls.get(late)) == [late]
+    assert register.calls.get(late)["result"] == "Перезвонили 27.11 18:10"
     direct = add_missed(register, "stat:y", CALLER, T0 + 1000)
     assert autoclose.close_if_reached(
-        register, register.get_call(direct), names=autoclose.StaffNames({}, []),
+        register, register.calls.get(direct), names=autoclose.StaffNames({}, []),
         zone=ZoneInfo("Asia/Vladivostok"), now_ms=T0 + 3_600_000,
     ) == [direct]  # fmt: skip
-    assert register.get_call(direct)["result"] == "Перезвонили 27.11 18:10"
+    assert register.calls.get(direct)["result"] == "Перезвонили 27.11 18:10"
 
 
 def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Register) -> None:
@@ -449,7 +448,7 @@ def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Regis
     assert closer.zone == ZoneInfo("Asia/Vladivostok")
     call_id = add_missed(register, "a", CALLER, T0)
     assert closer(AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000)) == [call_id]
-    assert register.get_call(call_id)["user"] == "Игорь"
+    assert register.calls.get(call_id)["user"] == "Игорь"
     bare = autoclose.AutoCloser(register, SimpleNamespace())  # an older settings object
     assert bare.mapping == {}
     assert bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
@@ -467,16 +466,16 @@ def test_a_voice_menu_callers_row_is_not_closed_by_a_service_answering(
     menu = xsi_build.voice_menu_call(CALLER, T0 + 456)
     queue_only = xsi_build.queue_call(["9001112202@ip.beeline.ru"], CALLER, T0 + 600_456)
     hear_all(register, menu, queue_only)
-    calls = register.list_calls(include_handled=True)
+    calls = register.calls.rows(include_handled=True)
     assert [c["status"] for c in calls] == ["missed", "missed"]
     closer = autoclose.AutoCloser(register, config.load())
     for call in calls:
-        assert closer.check_row(register.get_call(call["id"])) == []
+        assert closer.check_row(register.calls.get(call["id"])) == []
     # A person who takes the number's next call does close them.
     answered = xsi_build.incoming_call(
         ["9001112203@ip.beeline.ru"], CALLER, T0 + 1_200_456, answered_by="9001112203@ip.beeline.ru"
     )
     hear_all(register, answered)
     first = min(calls, key=lambda c: c["called_at"])
-    assert closer.check_row(register.get_call(first["id"])) == [c["id"] for c in sorted(
+    assert closer.check_row(register.calls.get(first["id"])) == [c["id"] for c in sorted(
         calls, key=lambda c: c["id"])]  # fmt: skip

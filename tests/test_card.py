@@ -8,7 +8,7 @@ import pytest
 
 from beeline_missed import card
 from beeline_missed.errors import ConflictError, UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 NOW = "2026-11-27T12:00:00Z"
@@ -151,23 +151,23 @@ def test_current_user_is_flag_then_setting_then_os_login(monkeypatch: pytest.Mon
 
 def test_store_writes_and_second_saver_gets_a_conflict(register: Register) -> None:
     call_id = add_call(register)
-    first_open = card.Card.from_row(register.get_call(call_id))
-    second_open = card.Card.from_row(register.get_call(call_id))
+    first_open = card.Card.from_row(register.calls.get(call_id))
+    second_open = card.Card.from_row(register.calls.get(call_id))
     saved = card.store(
-        register,
+        register.calls,
         [card.decide(first_open, card.Edit(user="Анна", status="called_back", result="A"), NOW)],
     )
     assert saved[0]["result"] == "A" and saved[0]["version"] == 2
 
     late = card.decide(second_open, card.Edit(user="Борис", status="called_back", result="B"), NOW)
     with pytest.raises(ConflictError) as caught:
-        card.store(register, [late])
+        card.store(register.calls, [late])
     assert caught.value.exit_code == 3
     assert str(caught.value) == (
         f"Карточку звонка {call_id} уже сохранили (Анна, статус «Перезвонили»), пока вы её "
         "редактировали: ваши изменения не записаны, откройте карточку заново."
     )
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["result"], row["user"], row["version"]) == ("A", "Анна", 2)
 
 
@@ -318,17 +318,17 @@ def test_auto_close_saves_exactly_the_reason_and_never_a_handled_card() -> None:
 
 def test_auto_close_does_not_overwrite_what_staff_saved(register: Register) -> None:
     call_id = add_call(register)
-    opened = card.Card.from_row(register.get_call(call_id))
+    opened = card.Card.from_row(register.calls.get(call_id))
     staff = card.decide(opened, card.Edit(user="Анна", status="called_back", result="Записан"), NOW)
-    card.store(register, [staff])
+    card.store(register.calls, [staff])
     # The daemon's late answer: once from the row as it is now, once from a row read before.
-    now_row = card.Card.from_row(register.get_call(call_id))
+    now_row = card.Card.from_row(register.calls.get(call_id))
     assert isinstance(card.auto_close(now_row, "Клиент дозвонился сам", LATER), card.Discard)
     stale = card.auto_close(opened, "Клиент дозвонился сам", LATER)
     assert isinstance(stale, card.Save)
     with pytest.raises(ConflictError):
-        card.store(register, [stale])
-    row = register.get_call(call_id)
+        card.store(register.calls, [stale])
+    row = register.calls.get(call_id)
     assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
         "called_back",
         "Записан",
@@ -345,12 +345,12 @@ class _ConflictingStore:
         self.call_id = call_id
         self.asked: list[int] = []
 
-    def save_calls(self, saves: list[dict]) -> list[dict]:
+    def save_many(self, saves: list[dict]) -> list[dict]:
         conflict = ConflictError("changed")
         conflict.call_id = self.call_id
         raise conflict
 
-    def get_call(self, call_id: int) -> dict:
+    def get(self, call_id: int) -> dict:
         self.asked.append(call_id)
         return {"id": call_id, "status": "called_back", "user": None, "closed_by": "auto"}
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from beeline_missed import journal
 from beeline_missed.cli import app
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 runner = CliRunner()
@@ -37,7 +37,7 @@ def moscow(home: Path) -> None:
 
 
 def unchanged(reg: Register, call_id: int) -> bool:
-    row = reg.get_call(call_id)
+    row = reg.calls.get(call_id)
     return (row["status"], row["result"], row["user"], row["version"]) == ("missed", "", None, 1)
 
 
@@ -91,13 +91,13 @@ def test_user_flag_beats_setting_and_os_login_is_last(
     configure(home, user="Анна")
     args = ["--status", "called_back", "--result", "ok"]
     assert runner.invoke(app, ["card", str(first), *args, "--user", "Борис"]).exit_code == 0
-    assert register.get_call(first)["user"] == "Борис"
+    assert register.calls.get(first)["user"] == "Борис"
     configure(home)
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOGNAME", "kassa2")
     assert runner.invoke(app, ["card", str(second), *args]).exit_code == 0
-    assert register.get_call(second)["user"] == "kassa2"
+    assert register.calls.get(second)["user"] == "kassa2"
 
 
 def test_book_without_journal_says_where_to_book(register: Register) -> None:
@@ -106,7 +106,7 @@ def test_book_without_journal_says_where_to_book(register: Register) -> None:
     assert result.exit_code == 0, result.output
     assert "Сохранено: звонок" in result.output
     assert "запишите клиента в журнал записи на ремонт в 1С вручную" in flat(result.output)
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["status"], row["result"], row["user"]) == (
         "called_back",
         "Записался на ремонт",
@@ -117,9 +117,9 @@ def test_book_without_journal_says_where_to_book(register: Register) -> None:
 def test_book_opens_the_journal_command_with_safe_arguments(
     register: Register, home: Path, tmp_path: Path
 ) -> None:
-    register.upsert_clients([(None, "ООО \"Ромашка\"; rm -rf ~ 'x'", [("+79161234567", "")])])
+    register.clients.upsert([(None, "ООО \"Ромашка\"; rm -rf ~ 'x'", [("+79161234567", "")])])
     call_id = add_call(register)
-    register.save_call(
+    register.calls.save(
         call_id, 1, status="missed", result="Спросил цену", user=None, handled_at=None
     )
     record = tmp_path / "argv.json"
@@ -186,7 +186,7 @@ def test_journal_that_cannot_start_does_not_hide_the_save(register: Register, ho
     result = runner.invoke(app, ["card", str(call_id), "--book", "--user", "A"])
     assert result.exit_code == 0
     assert "Карточка сохранена, но журнал записи не открылся" in flat(result.output)
-    assert register.get_call(call_id)["status"] == "called_back"
+    assert register.calls.get(call_id)["status"] == "called_back"
 
 
 def test_expect_version_conflict_exits_3_and_keeps_the_first_save(register: Register) -> None:
@@ -203,7 +203,7 @@ def test_expect_version_conflict_exits_3_and_keeps_the_first_save(register: Regi
     text = flat(second.output)
     assert "уже сохранили (Анна, статус «Перезвонили»)" in text
     assert "ваши изменения не записаны" in text
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["result"], row["user"], row["version"]) == ("A", "Анна", 2)
 
 
@@ -222,7 +222,7 @@ def test_bad_input_is_one_sentence(register: Register) -> None:
 
 
 def test_interactive_shows_the_card_and_saves_called_back(register: Register) -> None:
-    register.upsert_clients([(None, "Иванов Иван", [("+79161234567", "")])])
+    register.clients.upsert([(None, "Иванов Иван", [("+79161234567", "")])])
     call_id = add_call(register)
     result = runner.invoke(
         app, ["card", str(call_id), "--user", "Анна"], input="2\n\nПриедет в пятницу\n"
@@ -236,7 +236,7 @@ def test_interactive_shows_the_card_and_saves_called_back(register: Register) ->
     # The empty result was refused by the rule and asked again.
     assert "«Перезвонили» нельзя сохранить без результата" in flat(out)
     assert "Сохранено: звонок" in out
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["status"], row["result"], row["user"]) == (
         "called_back",
         "Приедет в пятницу",
@@ -261,7 +261,7 @@ def test_interactive_book_and_unknown_answer(register: Register) -> None:
     assert result.exit_code == 0, result.output
     assert "Неизвестный статус «может быть»" in flat(result.output)
     assert "журнал записи на ремонт в 1С" in flat(result.output)
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["status"], row["result"]) == ("called_back", "На 10:00\nЗаписался на ремонт")
 
 
@@ -303,12 +303,12 @@ def test_two_people_on_one_card_second_gets_conflict(register: Register, home: P
             anna.wait()
     assert anna.returncode == 3, (out, err)
     assert "уже сохранили (Борис" in flat(err)
-    row = register.get_call(call_id)
+    row = register.calls.get(call_id)
     assert (row["result"], row["user"]) == ("Б", "Борис")
 
 
 def test_names_that_look_like_markup_print_as_written(register: Register) -> None:
-    register.upsert_clients([(None, "[/b] ООО [red]Ромашка", [("+79161234567", "")])])
+    register.clients.upsert([(None, "[/b] ООО [red]Ромашка", [("+79161234567", "")])])
     call_id = add_call(register)
     shown = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
@@ -329,11 +329,11 @@ def test_handling_a_card_handles_all_open_calls_of_that_caller(register: Registe
     assert result.exit_code == 0, result.output
     assert "и ещё 2 звонка" in result.output
     for call_id in calls:
-        row = register.get_call(call_id)
+        row = register.calls.get(call_id)
         assert (row["status"], row["result"], row["user"]) == (
             "called_back",
             "договорились",
             "Анна",
         )
-    assert register.get_call(other)["status"] == "missed"
+    assert register.calls.get(other)["status"] == "missed"
     assert [c["id"] for c in json.loads(runner.invoke(app, ["list", "--json"]).output)] == [other]

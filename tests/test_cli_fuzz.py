@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from beeline_missed import config
 from beeline_missed.cli import app
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 runner = CliRunner()
@@ -81,7 +81,7 @@ def shop(register: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A register with calls and a client; the journal is off so «Записаться» opens nothing."""
     add_call(register, "s1", "+79161234567")
     add_call(register, "s2", None)
-    register.upsert_clients([(None, "Иванов", (("+79161234567", "8 916 123-45-67"),))])
+    register.clients.upsert([(None, "Иванов", (("+79161234567", "8 916 123-45-67"),))])
     monkeypatch.chdir(tmp_path)  # nothing a command might write lands in the project
     yield
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from beeline_missed import config
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 runner = CliRunner()
@@ -175,7 +175,7 @@ def test_text_that_is_not_utf8_from_a_real_shell(register: Register) -> None:
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
     assert result.stderr.startswith("Ошибка: An argument is not valid UTF-8 text".encode())
-    assert register.count_clients() == 0
+    assert register.clients.count() == 0
 
 
 # -- unknown values of an option ----------------------------------------------------------
@@ -226,7 +226,7 @@ def test_card_answer_that_is_not_utf8_is_one_sentence(one_call: int, register: R
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
     assert result.stderr.decode().startswith("Ошибка: Ответ — не текст в UTF-8")
-    assert register.get_call(one_call)["status"] == "missed"
+    assert register.calls.get(one_call)["status"] == "missed"
 
 
 @pytest.mark.parametrize("brk", ["\r", "\x85", "\u2028"])  # "\n" separates numbers

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from beeline_missed import clients
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 runner = CliRunner()
@@ -57,14 +57,14 @@ def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
 
 
 def directory(reg: Register) -> dict[str, set[str]]:
-    return {row["name"]: set(row["phones"]) for row in reg.list_clients()}
+    return {row["name"]: set(row["phones"]) for row in reg.clients.rows()}
 
 
 def import_file(reg: Register, path: Path, **columns) -> tuple[clients.Parsed, dict[str, int]]:
     rows = clients.read_table(path)
     layout = clients.find_layout(rows, **columns)
     parsed = clients.parse(rows, layout)
-    return parsed, reg.upsert_clients(clients.entries_for_register(parsed.entries))
+    return parsed, reg.clients.upsert(clients.entries_for_register(parsed.entries))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_reimport_updates_instead_of_duplicating(register: Register, tmp_path: P
     import_file(register, path)
     _, again = import_file(register, path)
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 2)
-    assert register.count_clients() == 2
+    assert register.clients.count() == 2
 
     changed = [list(r) for r in ROWS]
     changed[0][1] = "Иванов И. И."  # renamed in 1C, same code
@@ -134,8 +134,8 @@ def test_without_a_code_column_clients_match_by_name(register: Register, tmp_pat
     import_file(register, path)
     path.write_text("Name,Phone\n  ИВАНОВ   иван ,89161234567;89031112233\n", encoding="utf-8")
     _, counts = import_file(register, path)
-    assert counts["updated"] == 1 and register.count_clients() == 1
-    assert set(register.list_clients()[0]["phones"]) == {"+79161234567", "+79031112233"}
+    assert counts["updated"] == 1 and register.clients.count() == 1
+    assert set(register.clients.rows()[0]["phones"]) == {"+79161234567", "+79031112233"}
 
 
 def test_same_client_twice_in_a_file_is_merged(register: Register, tmp_path: Path) -> None:
@@ -176,37 +176,37 @@ def test_english_headers_are_detected(tmp_path: Path) -> None:
 def test_calls_show_the_client_and_follow_directory_changes(register: Register) -> None:
     early = add_call(register, "before", "+79161234567")
     hidden = add_call(register, "hidden", None)
-    assert register.get_call(early)["client"] is None
-    counts = register.upsert_clients(
+    assert register.calls.get(early)["client"] is None
+    counts = register.clients.upsert(
         [(None, "Иванов", [("+79161234567", "8 916 123-45-67")])], replace_phones=False
     )
     assert counts["calls_relinked"] == 1
-    assert register.get_call(early)["client"] == "Иванов"
-    assert register.get_call(hidden)["client"] is None
+    assert register.calls.get(early)["client"] == "Иванов"
+    assert register.calls.get(hidden)["client"] is None
     # A call arriving now is linked at insert.
     later = add_call(register, "after", "+79161234567")
-    assert register.get_call(later)["client"] == "Иванов"
+    assert register.calls.get(later)["client"] == "Иванов"
     # The number moves to another client on re-import: existing calls follow.
-    register.upsert_clients([(None, "Иванов", [("+79030000000", "")])])
-    register.upsert_clients([(None, "Петрова", [("+79161234567", "")])])
-    assert {register.get_call(i)["client"] for i in (early, later)} == {"Петрова"}
+    register.clients.upsert([(None, "Иванов", [("+79030000000", "")])])
+    register.clients.upsert([(None, "Петрова", [("+79161234567", "")])])
+    assert {register.calls.get(i)["client"] for i in (early, later)} == {"Петрова"}
     # Re-linking is not a card edit: the card's version stays.
-    assert register.get_call(early)["version"] == 1
+    assert register.calls.get(early)["version"] == 1
 
 
 def test_find_by_name_any_case_and_by_number_in_any_form(register: Register) -> None:
-    register.upsert_clients(
+    register.clients.upsert(
         [
             (None, "Иванов Иван", [("+79161234567", "")]),
             (None, "ООО Ромашка", [("+79035550011", "")]),
         ]
     )
-    assert [r["name"] for r in register.find_clients("иВАН")] == ["Иванов Иван"]
+    assert [r["name"] for r in register.clients.find("иВАН")] == ["Иванов Иван"]
     result = runner.invoke(app, ["clients", "find", "8 (916) 123-45-67", "--json"])
     assert result.exit_code == 0, result.output
     assert [r["name"] for r in json.loads(result.output)] == ["Иванов Иван"]
-    assert [r["name"] for r in register.find_clients("5550011")] == ["ООО Ромашка"]
-    assert register.find_clients("Сидоров") == []
+    assert [r["name"] for r in register.clients.find("5550011")] == ["ООО Ромашка"]
+    assert register.clients.find("Сидоров") == []
 
 
 def test_cli_import_prints_summary_and_json(register: Register, tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def test_cli_add_list_and_bad_number(register: Register) -> None:
     assert result.exit_code == 0, result.output
     assert "Добавлен «Иванов»" in result.output
     assert "звонков с этим именем теперь: 1" in result.output
-    assert register.get_call(call_id)["client"] == "Иванов"
+    assert register.calls.get(call_id)["client"] == "Иванов"
     again = runner.invoke(app, ["clients", "add", "иванов", "79031112233"])
     assert "Уже есть:" in again.output
     listed = json.loads(runner.invoke(app, ["clients", "list", "--json"]).output)
@@ -259,4 +259,4 @@ def test_cli_add_list_and_bad_number(register: Register) -> None:
     bad = runner.invoke(app, ["clients", "add", "Петров", "позвонить"])
     assert bad.exit_code == 1
     assert "«позвонить» — не номер телефона" in bad.output
-    assert register.count_clients() == 1
+    assert register.clients.count() == 1

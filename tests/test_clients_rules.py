@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 from beeline_missed import clients, phones
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 runner = CliRunner()
 
 
 def directory(reg: Register) -> dict[str, set[str]]:
-    return {row["name"]: set(row["phones"]) for row in reg.list_clients()}
+    return {row["name"]: set(row["phones"]) for row in reg.clients.rows()}
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -54,7 +54,7 @@ def test_number_of_two_clients_goes_to_the_last_row_and_is_reported(
         {"phone": "+79165550001", "clients": ["Сидоров", "Козлов"], "kept_by": "Козлов"}
     ]
     assert directory(register) == {"Сидоров": set(), "Козлов": {"+79165550001"}}
-    assert register.get_call(call)["client"] == "Козлов"
+    assert register.calls.get(call)["client"] == "Козлов"
     text = runner.invoke(app, ["clients", "import", str(tmp_path / "c.csv")]).output
     assert "указан у нескольких клиентов («Сидоров», «Козлов»): оставлен у «Козлов»" in text
 
@@ -104,7 +104,7 @@ def test_a_namesake_in_the_file_is_not_taken_over_by_number(
 def test_a_number_the_directory_gave_another_client_moves_and_is_reported(
     register: Register, tmp_path: Path
 ) -> None:
-    register.upsert_clients([("77", "Петров", [("+79165550001", "")])])
+    register.clients.upsert([("77", "Петров", [("+79165550001", "")])])
     path = write_csv(tmp_path / "c.csv", "Код;Наименование;Телефон\n1;Козлов;+79165550001\n")
     data = import_cli(path)
     assert data["shared_numbers"] == [
@@ -114,7 +114,7 @@ def test_a_number_the_directory_gave_another_client_moves_and_is_reported(
 
 
 def test_clients_add_takes_the_number_and_says_from_whom(register: Register) -> None:
-    register.upsert_clients([(None, "Сидоров", [("+79165550001", "")])])
+    register.clients.upsert([(None, "Сидоров", [("+79165550001", "")])])
     result = runner.invoke(app, ["clients", "add", "Козлов", "8 916 555-00-01"])
     assert result.exit_code == 0, result.output
     assert "оставлен у «Козлов»" in result.output and "«Сидоров»" in result.output
@@ -127,7 +127,7 @@ def test_batches_give_the_same_directory_as_one_transaction(
 ) -> None:
     """Numbers moving between clients of different batches end where one transaction puts
     them, and re-importing changes nothing."""
-    register.upsert_clients(
+    register.clients.upsert(
         [("1", "Сидоров", [("+79165550001", "")]), ("2", "Петров", [("+79165550002", "")])]
     )
     calls = {p: add_call(register, p, p) for p in ("+79165550001", "+79165550002")}
@@ -138,7 +138,7 @@ def test_batches_give_the_same_directory_as_one_transaction(
         ("3", "Козлов", [("+79165550004", "")]),
         ("4", "Орлов", [("+79165550001", "")]),
     ]
-    counts = register.upsert_clients(entries, batch_size=batch_size)
+    counts = register.clients.upsert(entries, batch_size=batch_size)
     assert directory(register) == {
         "Сидоров": {"+79165550003"},
         "Петров": set(),
@@ -146,24 +146,24 @@ def test_batches_give_the_same_directory_as_one_transaction(
         "Орлов": {"+79165550001"},
     }
     assert (counts["added"], counts["updated"], counts["shared_count"]) == (2, 2, 1)
-    assert register.get_call(calls["+79165550001"])["client"] == "Орлов"
-    assert register.get_call(calls["+79165550002"])["client"] == "Козлов"
-    again = register.upsert_clients(entries, batch_size=batch_size)
+    assert register.calls.get(calls["+79165550001"])["client"] == "Орлов"
+    assert register.calls.get(calls["+79165550002"])["client"] == "Козлов"
+    again = register.clients.upsert(entries, batch_size=batch_size)
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 4)
 
 
 def test_a_file_that_breaks_half_way_writes_nothing(register: Register) -> None:
-    register.upsert_clients([(None, "Сидоров", [("+79165550001", "")])])
+    register.clients.upsert([(None, "Сидоров", [("+79165550001", "")])])
 
     def rows():
         yield (None, "Козлов", [("+79165550001", "")])
         raise UserError("Cannot read the file half-way.")
 
     with pytest.raises(UserError):
-        register.upsert_clients(rows(), batch_size=1)
+        register.clients.upsert(rows(), batch_size=1)
     assert directory(register) == {"Сидоров": {"+79165550001"}}
     # The staging tables are gone: the next import starts clean.
-    register.upsert_clients([(None, "Орлов", [("+79165550009", "")])])
+    register.clients.upsert([(None, "Орлов", [("+79165550009", "")])])
     assert set(directory(register)) == {"Сидоров", "Орлов"}
 
 
@@ -240,7 +240,7 @@ def test_clients_add_refuses_a_number_that_cannot_be_one(register: Register, tex
     message = result.stderr.strip()
     assert f"«{text}» — не номер телефона" in message
     assert "\n" not in message and "Traceback" not in message
-    assert register.count_clients() == 0
+    assert register.clients.count() == 0
 
 
 def test_import_counts_impossible_numbers_as_unrecognised(
@@ -305,7 +305,7 @@ def test_directory_number_agrees_with_phonenumbers(prefix: str, digits: str, for
 
 
 def test_find_folds_yo(register: Register) -> None:
-    register.upsert_clients([(None, "Ёлкин Пётр", [("+79161234567", "")])])
+    register.clients.upsert([(None, "Ёлкин Пётр", [("+79161234567", "")])])
     for text in ("елкин", "ЁЛКИН", "петр", "Пётр"):
         result = runner.invoke(app, ["clients", "find", text, "--json"])
         assert result.exit_code == 0, result.output
@@ -313,14 +313,14 @@ def test_find_folds_yo(register: Register) -> None:
 
 
 def test_reimport_matches_a_name_spelt_with_e(register: Register) -> None:
-    register.upsert_clients([(None, "Ёлкин Пётр", [("+79161234567", "")])])
-    counts = register.upsert_clients([(None, "Елкин Петр", [("+79031112233", "")])])
+    register.clients.upsert([(None, "Ёлкин Пётр", [("+79161234567", "")])])
+    counts = register.clients.upsert([(None, "Елкин Петр", [("+79031112233", "")])])
     assert (counts["added"], counts["updated"]) == (0, 1)
     assert directory(register) == {"Елкин Петр": {"+79031112233"}}
 
 
 def test_report_contains_operator_folds_yo(register: Register) -> None:
-    register.upsert_clients([(None, "Ёлкин Пётр", [("+79161234567", "")])])
+    register.clients.upsert([(None, "Ёлкин Пётр", [("+79161234567", "")])])
     add_call(register, "s1", "+79161234567")
     add_call(register, "s2", "+79031112233")
     day = ["--from", "2026-11-27", "--to", "2026-11-27", "--format", "json"]
@@ -332,7 +332,7 @@ def test_report_contains_operator_folds_yo(register: Register) -> None:
 
 def test_migration_fills_the_search_key_of_existing_clients(db_path: Path) -> None:
     register = Register.open(db_path)
-    register.upsert_clients([(None, "Ёлкин  Пётр", [("+79161234567", "")])])
+    register.clients.upsert([(None, "Ёлкин  Пётр", [("+79161234567", "")])])
     register.close()
     # The register as it was before the migration: no name_key column.
     conn = sqlite3.connect(db_path)
@@ -342,5 +342,5 @@ def test_migration_fills_the_search_key_of_existing_clients(db_path: Path) -> No
     conn.commit()
     conn.close()
     register = Register.open(db_path)
-    assert [r["name"] for r in register.find_clients("елкин петр")] == ["Ёлкин  Пётр"]
+    assert [r["name"] for r in register.clients.find("елкин петр")] == ["Ёлкин  Пётр"]
     register.close()

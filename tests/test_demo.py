@@ -16,7 +16,7 @@ from beeline_missed import demo
 from beeline_missed.panel import call_list
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.panel.missed_calls import MissedCalls
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -65,9 +65,9 @@ def test_demo_registers_missed_calls_and_writes_only_its_folder(tmp_path: Path) 
 
     reg = Register.open(folder / "register.sqlite")
     try:
-        calls = reg.list_calls(include_handled=True)
-        subscriptions = reg.list_subscriptions(("active",))
-        clients = reg.count_clients()
+        calls = reg.calls.rows(include_handled=True)
+        subscriptions = reg.subscriptions.rows(("active",))
+        clients = reg.clients.count()
     finally:
         reg.close()
     phones = [row["phone"] for row in calls]
@@ -133,6 +133,7 @@ async def test_panel_shows_the_demo_calls_live(tmp_path: Path) -> None:
         app = PanelApp(d.settings, zone=MOSCOW, user="Оператор", interval=0.1)
         async with app.run_test(size=(110, 34)) as pilot:
             entries = app.query_one(MissedCalls)
+
             def toasted() -> bool:
                 return any("Новый пропущенный звонок" in n.message for n in app._notifications)
 
@@ -209,6 +210,6 @@ def test_demo_opens_the_panel_in_a_terminal_and_ends_by_itself(tmp_path: Path) -
     assert "Демо закончено".encode() in screen
     reg = Register.open(tmp_path / "demo-home" / "register.sqlite")
     try:
-        assert reg.count_calls("missed") >= 3
+        assert reg.calls.count("missed") >= 3
     finally:
         reg.close()

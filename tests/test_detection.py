@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from beeline_missed import xsi_build
 from beeline_missed.processing import Processor
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 T0 = 1795766400000
 GROUP = ["201@ip.beeline.ru", "202@ip.beeline.ru", "203@ip.beeline.ru"]
@@ -18,7 +18,7 @@ GROUP = ["201@ip.beeline.ru", "202@ip.beeline.ru", "203@ip.beeline.ru"]
 def deliver(register: Register, steps: list[xsi_build.Step], at_ms: int = T0, **kwargs) -> None:
     for seq, step in enumerate(steps, 1):
         body = xsi_build.event_document(step, subscription_id="sub-1", sequence=seq, **kwargs)
-        register.add_inbox(body, at_ms)
+        register.inbox.add(body, at_ms)
 
 
 def settle_all(register: Register, settle: float = 1.0) -> Processor:
@@ -30,7 +30,7 @@ def settle_all(register: Register, settle: float = 1.0) -> Processor:
 def test_single_missed_call_is_one_row(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79161234567", T0))
     settle_all(register)
-    (call,) = register.list_calls()
+    (call,) = register.calls.rows()
     assert call["phone"] == "+79161234567"
     assert call["phone_raw"] == "tel:+79161234567"
     assert call["called_at"] == "2026-11-27T08:00:00Z"
@@ -41,7 +41,7 @@ def test_single_missed_call_is_one_row(register: Register) -> None:
 def test_answered_call_is_not_missed(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79161234567", T0, answered_by=GROUP[0]))
     settle_all(register)
-    assert register.count_calls() == 0
+    assert register.calls.count() == 0
 
 
 def test_hunt_group_answered_with_releases_before_the_answer(register: Register) -> None:
@@ -49,13 +49,13 @@ def test_hunt_group_answered_with_releases_before_the_answer(register: Register)
     releases_first = sorted(steps, key=lambda s: s.event_type != "CallReleasedEvent")
     deliver(register, releases_first)
     settle_all(register)
-    assert register.count_calls() == 0
+    assert register.calls.count() == 0
 
 
 def test_hunt_group_nobody_answered_is_one_row(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP, "+79161234567", T0))
     settle_all(register)
-    (call,) = register.list_calls()
+    (call,) = register.calls.rows()
     assert call["line"] == "201, 202, 203"
 
 
@@ -89,26 +89,26 @@ def test_duplicates_by_event_id_and_by_leg_key(register: Register) -> None:
         same = xsi_build.event_document(
             step, subscription_id="a", event_id="fixed-" + step.event_type
         )
-        register.add_inbox(same, T0)
-        register.add_inbox(same, T0)
+        register.inbox.add(same, T0)
+        register.inbox.add(same, T0)
         # An overlapping subscription: same leg and type, another eventID.
-        register.add_inbox(xsi_build.event_document(step, subscription_id="b"), T0)
+        register.inbox.add(xsi_build.event_document(step, subscription_id="b"), T0)
     settle_all(register)
-    assert register.count_calls() == 1
-    assert register.inbox_counts() == {"processed": 2, "duplicate": 4}
+    assert register.calls.count() == 1
+    assert register.inbox.counts() == {"processed": 2, "duplicate": 4}
 
 
 def test_internal_and_outgoing_calls_are_not_missed(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79161234567", T0, call_type="Group"))
     deliver(register, xsi_build.outgoing_call(GROUP[0], "+79161234567", T0, answered=False))
     settle_all(register)
-    assert register.count_calls() == 0
+    assert register.calls.count() == 0
 
 
 def test_hidden_number_is_registered_as_hidden(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], None, T0))
     settle_all(register)
-    (call,) = register.list_calls()
+    (call,) = register.calls.rows()
     assert call["phone"] is None
     assert call["phone_raw"] == "номер скрыт"
 
@@ -121,11 +121,11 @@ def test_late_answer_closes_the_registered_call(register: Register) -> None:
     deliver(register, early)
     processor = Processor(register, settle=1.0, stale_after=5)
     processor.run_once(at_ms=T0 + 10_000_000)
-    assert register.count_calls("missed") == 1
+    assert register.calls.count("missed") == 1
     deliver(register, late)
     processor.run_once(at_ms=T0 + 10_000_000)
-    assert register.count_calls("missed") == 0
-    (call,) = register.list_calls(include_handled=True)
+    assert register.calls.count("missed") == 0
+    (call,) = register.calls.rows(include_handled=True)
     assert call["closed_by"] == "auto"
 
 
@@ -133,7 +133,7 @@ def test_absurd_pbx_clock_gives_a_sane_called_at(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79161234567", 1000), at_ms=T0)
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79031112233", 2**61), at_ms=T0)
     Processor(register, settle=1.0).run_once(at_ms=T0 + 5_000)
-    assert [c["called_at"] for c in register.list_calls()] == ["2026-11-27T08:00:00Z"] * 2
+    assert [c["called_at"] for c in register.calls.rows()] == ["2026-11-27T08:00:00Z"] * 2
 
 
 CALLS = st.lists(
@@ -152,11 +152,11 @@ def register_of(tmp_path, name: str, bodies: list[bytes]) -> list[tuple]:
     reg = Register.open(tmp_path / f"{name}.sqlite")
     try:
         for body in bodies:
-            reg.add_inbox(body, T0)
+            reg.inbox.add(body, T0)
         Processor(reg, settle=1.0).run_once(at_ms=T0 + 10_000_000)
         return sorted(
             (c["session_key"], c["phone"], c["line"], c["called_at"])
-            for c in reg.list_calls(include_handled=True)
+            for c in reg.calls.rows(include_handled=True)
         )
     finally:
         reg.close()
@@ -200,8 +200,8 @@ def test_a_recycled_call_half_id_on_a_new_session_is_a_new_call(register: Regist
     assert recycled[0].leg.ext_tracking_id != first[0].leg.ext_tracking_id
     deliver(register, first + recycled)
     settle_all(register)
-    assert sorted(c["phone"] for c in register.list_calls()) == ["+79031112233", "+79161234567"]
-    assert register.inbox_counts() == {"processed": 4}
+    assert sorted(c["phone"] for c in register.calls.rows()) == ["+79031112233", "+79161234567"]
+    assert register.inbox.counts() == {"processed": 4}
 
 
 def test_a_repeated_event_id_with_other_content_is_kept_not_dropped(register: Register) -> None:
@@ -209,11 +209,11 @@ def test_a_repeated_event_id_with_other_content_is_kept_not_dropped(register: Re
     other = xsi_build.incoming_call(GROUP[:1], "+79031112233", T0 + 600_000)
     for index, (a, b) in enumerate(zip(first, other, strict=True)):
         same_id = f"event-{index}"
-        register.add_inbox(xsi_build.event_document(a, subscription_id="s", event_id=same_id), T0)
-        register.add_inbox(xsi_build.event_document(b, subscription_id="s", event_id=same_id), T0)
+        register.inbox.add(xsi_build.event_document(a, subscription_id="s", event_id=same_id), T0)
+        register.inbox.add(xsi_build.event_document(b, subscription_id="s", event_id=same_id), T0)
     settle_all(register)
-    assert register.count_calls() == 2
-    assert register.inbox_counts() == {"processed": 4}
+    assert register.calls.count() == 2
+    assert register.inbox.counts() == {"processed": 4}
 
 
 def test_an_old_duplicate_key_is_forgotten_and_the_repeat_changes_nothing(
@@ -223,8 +223,8 @@ def test_an_old_duplicate_key_is_forgotten_and_the_repeat_changes_nothing(
     deliver(register, steps, at_ms=T0)
     processor = Processor(register, settle=1.0)
     processor.run_once(at_ms=T0 + 60_000)
-    with register.transaction() as conn:
-        assert register.forget_seen(conn, T0 + 1) == 4  # two event ids, two leg updates
+    with register.transaction():
+        assert register.sessions.forget_seen(T0 + 1) == 4  # two event ids, two leg updates
     deliver(register, steps, at_ms=T0 + 8 * 86_400_000)  # the same events, a week later
     processor.run_once(at_ms=T0 + 8 * 86_400_000 + 60_000)
-    assert register.count_calls() == 1
+    assert register.calls.count() == 1

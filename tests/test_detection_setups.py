@@ -12,7 +12,7 @@ import pytest
 
 from beeline_missed import detection, xsi_build
 from beeline_missed.processing import Processor, replay
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from beeline_missed.xsi_build import Step
 
 T0 = 1795766400000
@@ -29,7 +29,7 @@ ABONENTS = [
 def deliver(register: Register, steps: list[Step], at_ms: int = T0) -> None:
     for seq, step in enumerate(steps, 1):
         body = xsi_build.event_document(step, subscription_id="sub-1", sequence=seq)
-        register.add_inbox(body, at_ms)
+        register.inbox.add(body, at_ms)
 
 
 def known_people(abonents: list[dict]) -> detection.Targets:
@@ -45,7 +45,7 @@ def processor(register: Register, *, abonents: list[dict] | None = None, **kwarg
 
 def settle_all(register: Register, **kwargs) -> list[dict]:
     processor(register, **kwargs).run_once(at_ms=T0 + 10_000_000)
-    return register.list_calls(include_handled=True)
+    return register.calls.rows(include_handled=True)
 
 
 def test_caller_who_gave_up_in_the_voice_menu_is_missed_though_no_phone_rang(
@@ -94,7 +94,7 @@ def test_caller_waiting_in_the_queue_is_not_missed_however_long_the_silence(
     assert proc.run_once(at_ms=1_200_000) == []  # 20 minutes of quiet, settle is 1 s
     deliver(register, steps[-1:], at_ms=1_300_000)
     (row,) = proc.run_once(at_ms=1_302_000)
-    assert register.get_call(row)["lost_at"] == detection.LOST_QUEUE
+    assert register.calls.get(row)["lost_at"] == detection.LOST_QUEUE
 
 
 def test_sequential_hunt_group_with_gaps_waits_for_its_pilot(register: Register) -> None:
@@ -117,7 +117,7 @@ def test_sequential_hunt_group_with_gaps_waits_for_its_pilot(register: Register)
     answered = xsi_build.Step(xsi_build.ANSWERED, xsi_build.replace(second, answer_ms=T0 + 65_000))
     deliver(register, [answered, Step(xsi_build.RELEASED, pilot)], at_ms=65_000)
     assert proc.run_once(at_ms=200_000) == []
-    assert register.count_calls() == 0
+    assert register.calls.count() == 0
 
 
 def test_pickup_by_a_colleague_is_answered_and_never_registered(register: Register) -> None:
@@ -201,10 +201,8 @@ def test_unknown_target_answering_counts_only_when_configured_as_a_person(
     try:
         deliver(other, steps)
         lenient = detection.Targets.build(abonents=ABONENTS, unknown_is_person=True)
-        Processor(other, settle=1.0, targets_from=lambda _: lenient).run_once(
-            at_ms=T0 + 10_000_000
-        )
-        assert other.count_calls() == 0
+        Processor(other, settle=1.0, targets_from=lambda _: lenient).run_once(at_ms=T0 + 10_000_000)
+        assert other.calls.count() == 0
     finally:
         other.close()
 
@@ -240,12 +238,10 @@ def test_hunt_group_member_reached_through_redirections_is_a_person(register: Re
 
 def test_status_events_are_acknowledged_and_register_nothing(register: Register) -> None:
     for kind in ("CallSubscriptionEvent", "HookStatusEvent"):
-        register.add_inbox(
-            xsi_build.event_document(None, subscription_id="s", event_type=kind), T0
-        )
+        register.inbox.add(xsi_build.event_document(None, subscription_id="s", event_type=kind), T0)
     settle_all(register)
-    assert register.count_calls() == 0
-    assert register.inbox_counts() == {"ignored": 2}
+    assert register.calls.count() == 0
+    assert register.inbox.counts() == {"ignored": 2}
 
 
 SCENARIOS = {
@@ -288,11 +284,9 @@ def test_replay_rederives_under_the_new_rule_and_keeps_staffs_work(register: Reg
         deliver(register, steps)
     # The old rule: any answer, a voice menu's or a queue's too, made a call answered.
     old_rule = detection.Targets.build(service_patterns={})
-    Processor(register, settle=1.0, targets_from=lambda _: old_rule).run_once(
-        at_ms=T0 + 10_000_000
-    )
-    (before,) = register.list_calls(include_handled=True)
-    register.save_call(
+    Processor(register, settle=1.0, targets_from=lambda _: old_rule).run_once(at_ms=T0 + 10_000_000)
+    (before,) = register.calls.rows(include_handled=True)
+    register.calls.save(
         int(before["id"]),
         int(before["version"]),
         status="called_back",
@@ -303,7 +297,7 @@ def test_replay_rederives_under_the_new_rule_and_keeps_staffs_work(register: Reg
 
     summary = replay(register, settle=1.0, targets_from=lambda _: known_people(ABONENTS))
 
-    calls = {c["phone"]: c for c in register.list_calls(include_handled=True)}
+    calls = {c["phone"]: c for c in register.calls.rows(include_handled=True)}
     assert summary["added"] == 2
     assert calls[CALLER]["lost_at"] == "voice_menu"
     assert calls["+79031112233"]["lost_at"] == "queue"
@@ -316,9 +310,8 @@ def test_replay_closes_an_untouched_row_that_turned_out_answered(register: Regis
     steps = xsi_build.pickup_call(GROUP[0], GROUP[1], CALLER, T0)
     deliver(register, steps)
     # An old rule that knew nothing of pickups had registered the ringing leg's session.
-    with register.transaction() as conn:
-        register.insert_call(
-            conn,
+    with register.transaction():
+        register.calls.insert(
             session_key=steps[0].leg.ext_tracking_id,
             phone=CALLER,
             phone_raw=f"tel:{CALLER}",
@@ -328,7 +321,7 @@ def test_replay_closes_an_untouched_row_that_turned_out_answered(register: Regis
 
     summary = replay(register, settle=1.0, targets_from=lambda _: known_people(ABONENTS))
 
-    (call,) = register.list_calls(include_handled=True)
+    (call,) = register.calls.rows(include_handled=True)
     assert summary["closed"] == 1
     assert (call["status"], call["closed_by"]) == ("called_back", "auto")
     assert call["result"] == "Звонок был принят (ответил 9001112203)"

@@ -23,8 +23,8 @@ import pytest
 
 from beeline_missed import xsi_build
 from beeline_missed.processing import Processor
-from beeline_missed.register import Register
 from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
+from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
 
 GROUP = ["9001112201@ip.beeline.ru"]
@@ -377,19 +377,19 @@ def test_clock_jumps_back_and_forward(register: Register) -> None:
     now = 1_795_766_400_000
     steps = xsi_build.incoming_call(GROUP, "+79160000051", now - 20_000)
     for step in steps:
-        register.add_inbox(xsi_build.event_document(step, subscription_id="s"), now)
+        register.inbox.add(xsi_build.event_document(step, subscription_id="s"), now)
     # The clock jumps back an hour: the session cannot be quiet long enough yet.
     assert processor.run_once(at_ms=now - 3_600_000) == []
-    assert register.count_calls() == 0
+    assert register.calls.count() == 0
     # Events keep arriving stamped by the jumped-back clock.
     later = xsi_build.incoming_call(GROUP, "+79160000052", now - 10_000)
     for step in later:
-        register.add_inbox(xsi_build.event_document(step, subscription_id="s"), now - 3_599_000)
+        register.inbox.add(xsi_build.event_document(step, subscription_id="s"), now - 3_599_000)
     # The clock jumps forward a week: both calls decided once, dated sanely.
     written = processor.run_once(at_ms=now + 7 * 86_400_000)
     assert len(written) == 2
     assert processor.run_once(at_ms=now + 8 * 86_400_000) == []
-    rows = register.list_calls(include_handled=True)
+    rows = register.calls.rows(include_handled=True)
     assert sorted(r["phone"] for r in rows) == ["+79160000051", "+79160000052"]
     for row in rows:
         assert row["called_at"].startswith("2026-11-2")
@@ -399,9 +399,8 @@ def test_clock_jumps_back_and_forward(register: Register) -> None:
 
 
 def test_two_staff_saving_one_card_at_once(home: Path, register: Register) -> None:
-    with register.transaction() as conn:
-        call_id = register.insert_call(
-            conn,
+    with register.transaction():
+        call_id = register.calls.insert(
             session_key="s-1",
             phone="+79160000061",
             phone_raw="+79160000061",
@@ -436,7 +435,7 @@ def test_two_staff_saving_one_card_at_once(home: Path, register: Register) -> No
     codes = sorted([first.returncode, second.returncode])
     assert codes == [0, 3]
     winner, loser = (first, second) if first.returncode == 0 else (second, first)
-    saved = register.get_call(call_id)
+    saved = register.calls.get(call_id)
     assert saved["version"] == 2
     assert saved["result"] in winner.stdout  # the row holds exactly what the winner saved
     assert saved["user"] in {"Иванов", "Петрова"}

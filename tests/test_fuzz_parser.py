@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from beeline_missed import xsi
 from beeline_missed.processing import Processor
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 SAMPLES = sorted((Path(__file__).parent / "data" / "beeline-samples").glob("*.xml"))
 SEEDS = [p.read_bytes() for p in SAMPLES]
@@ -133,6 +133,6 @@ def test_accepted_events_never_break_the_processor(register: Register, bodies: l
     daemon would otherwise retry it forever)."""
     processor = Processor(register, settle=0)
     for body in bodies:
-        register.add_inbox(body, 1795766400000)
+        register.inbox.add(body, 1795766400000)
     processor.run_once(at_ms=1795766400000 + 7 * 86_400_000)
-    assert register.inbox_counts().get("new", 0) == 0
+    assert register.inbox.counts().get("new", 0) == 0

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from beeline_missed import hours, reconcile, xsi_build
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import free_port, wait_for
 from tests.support.e2e import GROUP, rows, start_daemon, write_config
@@ -170,7 +170,7 @@ def test_reconciled_calls_are_marked_too(register: Register) -> None:
         tolerance=120,
         outside_hours=shop.is_outside,
     )
-    marked = {c["phone"]: c["outside_hours"] for c in register.list_calls()}
+    marked = {c["phone"]: c["outside_hours"] for c in register.calls.rows()}
     assert marked == {"+79160000005": 0, "+79160000006": 1}
 
 

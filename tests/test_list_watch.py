@@ -18,7 +18,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from beeline_missed.cli import app
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from beeline_missed.watch import Watcher, run_live
 from tests.support.factories import add_call
 
@@ -33,9 +33,9 @@ def moscow(home: Path) -> None:
 
 
 def handle(reg: Register, call_id: int, result: str = "Перезвонили, всё хорошо") -> None:
-    reg.save_call(
+    reg.calls.save(
         call_id,
-        reg.get_call(call_id)["version"],
+        reg.calls.get(call_id)["version"],
         status="called_back",
         result=result,
         user="Анна",
@@ -44,7 +44,7 @@ def handle(reg: Register, call_id: int, result: str = "Перезвонили, �
 
 
 def test_list_json_fields_newest_first_only_missed(register: Register) -> None:
-    register.upsert_clients([(None, "Иванов Иван", [("+79161234567", "")])])
+    register.clients.upsert([(None, "Иванов Иван", [("+79161234567", "")])])
     old = add_call(register, "a", called_at="2026-11-27T07:30:00Z")
     hidden = add_call(register, "b", called_at="2026-11-27T09:15:00Z", phone=None)
     done = add_call(register, "c", called_at="2026-11-27T10:00:00Z", phone="+79035550011")
@@ -78,7 +78,7 @@ def test_list_json_fields_newest_first_only_missed(register: Register) -> None:
 
 
 def test_list_table_is_in_russian(register: Register) -> None:
-    register.upsert_clients([(None, "Иванов", [("+79161234567", "")])])
+    register.clients.upsert([(None, "Иванов", [("+79161234567", "")])])
     add_call(register, "a", called_at="2026-11-27T07:30:00Z")
     result = runner.invoke(app, ["list"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
@@ -205,7 +205,7 @@ HUNT_GROUP = ", ".join(f"90011{i:05d}" for i in range(2000))
 
 def shop_morning(register: Register) -> None:
     """A client who called twice, a hunt group of 2,000 abonents, a hidden number."""
-    register.upsert_clients([(None, "Иванов Иван Петрович", [("+79165550011", "")])])
+    register.clients.upsert([(None, "Иванов Иван Петрович", [("+79165550011", "")])])
     add_call(register, "a1", phone="+79165550011", called_at="2026-11-27T07:20:00Z")
     add_call(register, "a2", phone="+79165550011", called_at="2026-11-27T07:30:00Z")
     add_call(register, "b", phone="+74951112233", called_at="2026-11-27T08:30:00Z", line=HUNT_GROUP)
@@ -287,7 +287,7 @@ def test_a_hunt_group_of_2000_is_one_row_with_the_rest_counted(register: Registe
 
 def test_a_long_client_name_wraps_but_loses_nothing(register: Register) -> None:
     name = "Общество с ограниченной ответственностью «Автосервис на Профсоюзной»"
-    register.upsert_clients([(None, name, [("+79165550011", "")])])
+    register.clients.upsert([(None, name, [("+79165550011", "")])])
     add_call(register, "a", phone="+79165550011", called_at="2026-11-27T07:30:00Z")
 
     def client_lines(out: str) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from beeline_missed.cli import app
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 runner = CliRunner()
 

@@ -20,8 +20,8 @@ from beeline_missed.panel import call_list
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 from tests.support import factories, panel_data
 from tests.support.panel_data import USER, add_call, make_app, seed
 
@@ -65,7 +65,7 @@ def card_screen(app: PanelApp) -> CardScreen:
 def stored(db_path: Path, call_id: int) -> dict:
     reg = Register.open(db_path)
     try:
-        return reg.get_call(call_id)
+        return reg.calls.get(call_id)
     finally:
         reg.close()
 
@@ -95,7 +95,7 @@ async def type_result(pilot: Pilot, text: str) -> None:
 
 async def test_list_newest_first_only_missed_with_clients(db_path: Path, call_ids: list[int]):
     reg = Register.open(db_path)
-    reg.save_call(
+    reg.calls.save(
         call_ids[1], 1, status="called_back", result="Дозвонились", user="Игорь",
         handled_at="2026-11-27T10:00:00Z",
     )  # fmt: skip
@@ -162,7 +162,7 @@ async def test_handled_elsewhere_leaves_the_list(db_path: Path, call_ids: list[i
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         other = Register.open(db_path)
-        other.save_call(
+        other.calls.save(
             call_ids[3], 1, status="called_back", result="Записан", user="Игорь",
             handled_at="2026-11-27T10:00:00Z",
         )  # fmt: skip
@@ -416,7 +416,7 @@ async def test_conflict_is_shown_in_the_card(db_path: Path, call_ids: list[int])
         await pilot.press("enter")
         # A colleague saves the same call while this card is open.
         other = Register.open(db_path)
-        other.save_call(
+        other.calls.save(
             call_ids[3], 1, status="called_back", result="Я перезвонил", user="Игорь",
             handled_at="2026-11-27T10:00:00Z",
         )  # fmt: skip
@@ -464,7 +464,7 @@ async def test_reports_tab_builds_filters_and_exports(
     db_path: Path, call_ids: list[int], home: Path
 ) -> None:
     reg = Register.open(db_path)
-    reg.save_call(
+    reg.calls.save(
         call_ids[0], 1, status="called_back", result="Записан", user="Игорь",
         handled_at="2026-11-27T06:35:00Z",
     )  # fmt: skip
@@ -530,7 +530,7 @@ async def test_subscriptions_tab_shows_the_register_and_checks_the_pbx_on_demand
         live = sim.subscribe(None, 3600, "BASIC_CALL", url)
         reg = Register.open(db_path)
         for sub_id in (live.id, "gone-at-the-pbx"):
-            reg.insert_subscription(
+            reg.subscriptions.insert(
                 {
                     "id": sub_id,
                     "pattern": None,
@@ -543,7 +543,7 @@ async def test_subscriptions_tab_shows_the_register_and_checks_the_pbx_on_demand
                     "state": "active",
                 }
             )
-        reg.set_meta("last_event_at", "2026-11-27T11:58:00Z")
+        reg.meta.set("last_event_at", "2026-11-27T11:58:00Z")
         reg.close()
         app = make_app(api_url=sim.base_url, api_token=sim.token)
         async with app.run_test(size=SIZE) as pilot:
@@ -575,7 +575,7 @@ async def test_subscriptions_check_without_token_is_one_sentence(db_path: Path) 
         await pilot.pause()
         await pilot.press("f3")
         reg = Register.open(db_path)
-        reg.insert_subscription(
+        reg.subscriptions.insert(
             {
                 "id": "sub-1",
                 "pattern": "9001112201",
@@ -598,7 +598,7 @@ async def test_subscriptions_check_without_token_is_one_sentence(db_path: Path) 
 
 async def test_subscriptions_tab_shows_the_daemons_upkeep_error(db_path: Path) -> None:
     reg = Register.open(db_path)
-    reg.set_meta("keeper_error", "The PBX did not answer within 10 s.")
+    reg.meta.set("keeper_error", "The PBX did not answer within 10 s.")
     reg.close()
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -609,7 +609,7 @@ async def test_subscriptions_tab_shows_the_daemons_upkeep_error(db_path: Path) -
         assert "The PBX did not answer within 10 s." in str(error.render())
         # The daemon succeeds again: the note goes away by itself.
         other = Register.open(db_path)
-        other.set_meta("keeper_error", None)
+        other.meta.set("keeper_error", None)
         other.close()
         await until(pilot, lambda: error.has_class("hidden"))
 

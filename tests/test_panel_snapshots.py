@@ -13,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Select
 
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.panel_data import make_app, seed
 
 SIZE = (110, 34)
@@ -23,11 +23,11 @@ SIZE = (110, 34)
 def seeded(db_path: Path) -> list[int]:
     ids = seed(db_path)
     reg = Register.open(db_path)
-    reg.save_call(
+    reg.calls.save(
         ids[0], 1, status="called_back", result="Записан на ремонт", user="Игорь Петров",
         handled_at="2026-11-27T06:35:00Z",
     )  # fmt: skip
-    reg.insert_subscription(
+    reg.subscriptions.insert(
         {
             "id": "7c1e9f0a-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
             "pattern": "9001112201@ip.beeline.ru",
@@ -41,7 +41,7 @@ def seeded(db_path: Path) -> list[int]:
             "state": "active",
         }
     )
-    reg.set_meta("last_event_at", "2026-11-27T11:58:00Z")
+    reg.meta.set("last_event_at", "2026-11-27T11:58:00Z")
     reg.close()
     return ids
 

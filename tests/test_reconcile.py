@@ -19,8 +19,8 @@ from beeline_missed.cli import app
 from beeline_missed.errors import UserError
 from beeline_missed.pbx import PbxClient
 from beeline_missed.processing import Processor
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon
 
@@ -48,7 +48,7 @@ def hear(register: Register, steps: list[xsi_build.Step]) -> None:
     """The hook heard these events: the real processor applies and decides them."""
     for seq, step in enumerate(steps, 1):
         body = xsi_build.event_document(step, subscription_id="sub-1", sequence=seq)
-        register.add_inbox(body, step.leg.start_ms)
+        register.inbox.add(body, step.leg.start_ms)
     Processor(register, settle=1.0).run_once(at_ms=T0 + 10_000_000)
 
 
@@ -73,7 +73,7 @@ def test_missed_inbound_calls_are_registered_once(register: Register, sim: Simul
 
     first = run(register, sim)
     assert (first.records, first.missed, first.known, len(first.registered)) == (3, 1, 0, 1)
-    (call,) = register.list_calls(include_handled=True)
+    (call,) = register.calls.rows(include_handled=True)
     assert call["id"] == first.registered[0]
     assert call["phone"] == CALLER
     assert call["source"] == "reconcile"
@@ -84,7 +84,7 @@ def test_missed_inbound_calls_are_registered_once(register: Register, sim: Simul
 
     again = run(register, sim)
     assert (again.missed, again.known, again.registered) == (1, 1, [])
-    assert register.count_calls() == 1
+    assert register.calls.count() == 1
     last = reconcile.last_run(register)
     assert last is not None
     assert last["recovered"] == 0 and last["recovered_total"] == 1
@@ -95,7 +95,7 @@ def test_calls_the_hook_heard_are_not_registered_again(register: Register, sim: 
     missed = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
     answered = xsi_build.incoming_call(GROUP, OTHER, T0 + 60_000, answered_by=GROUP[2])
     hear(register, missed + answered)
-    assert [c["phone"] for c in register.list_calls()] == [CALLER]
+    assert [c["phone"] for c in register.calls.rows()] == [CALLER]
     sim.play(missed, deliver=False)
     # Statistics that list a hunt-group member who did not pick up as MISSED, 30 s off our
     # clock: the hook knows the call was answered, so it is no missed call.
@@ -103,7 +103,7 @@ def test_calls_the_hook_heard_are_not_registered_again(register: Register, sim: 
 
     summary = run(register, sim)
     assert (summary.missed, summary.known, summary.registered) == (2, 2, [])
-    assert register.count_calls() == 1
+    assert register.calls.count() == 1
 
 
 def test_a_record_outside_the_tolerance_is_another_call(register: Register, sim: Simulator) -> None:
@@ -112,7 +112,7 @@ def test_a_record_outside_the_tolerance_is_another_call(register: Register, sim:
     assert len(run(register, sim).registered) == 1
     sim.calls.append(stat_record(T0 + 600_000, "79161234567"))
     assert len(run(register, sim, reconcile_tolerance=700.0).registered) == 0
-    assert register.count_calls() == 2
+    assert register.calls.count() == 2
 
 
 def test_events_arriving_after_reconciliation_join_its_row(
@@ -122,10 +122,10 @@ def test_events_arriving_after_reconciliation_join_its_row(
     sim.play(steps, deliver=False)
     (row_id,) = run(register, sim).registered
     hear(register, steps)  # the PBX delivered the events late
-    (call,) = register.list_calls()
+    (call,) = register.calls.rows()
     assert call["id"] == row_id
-    with register.transaction() as conn:
-        session = register.session(conn, steps[0].leg.ext_tracking_id)
+    with register.transaction():
+        session = register.sessions.get(steps[0].leg.ext_tracking_id)
     assert session is not None
     assert (session["state"], session["call_row"]) == ("missed", row_id)
 
@@ -139,13 +139,13 @@ def test_status_mapping_is_configurable_and_odd_records_are_survived(
 
     default = run(register, sim)
     assert (default.missed, default.unusable, len(default.registered)) == (1, 0, 1)
-    (hidden,) = register.list_calls()
+    (hidden,) = register.calls.rows()
     assert hidden["phone"] is None and hidden["phone_raw"] == "номер скрыт"
 
     mapped = run(register, sim, statistics_missed_statuses=("MISSED", "REDIRECTED"))
     assert len(mapped.registered) == 1
-    assert register.get_call(mapped.registered[0])["phone"] == CALLER
-    assert register.count_calls() == 2
+    assert register.calls.get(mapped.registered[0])["phone"] == CALLER
+    assert register.calls.count() == 2
 
     odd = reconcile.Summary("", "")
     garbage = {**stat_record(T0 + 9000, "79031112233"), "startDate": "not a time"}
@@ -254,7 +254,7 @@ def test_catch_up_follows_the_hooks_rules_for_menus_and_pickups(
     sim.play(xsi_build.voice_menu_call(CALLER, T0), deliver=False)
     sim.play(xsi_build.pickup_call(GROUP[0], GROUP[1], OTHER, T0 + 60_000), deliver=False)
     summary = run(register, sim)
-    (call,) = register.list_calls(include_handled=True)
+    (call,) = register.calls.rows(include_handled=True)
     # The caller who gave up in the menu is missed (the menu's greeting is not an answer)...
     assert call["phone"] == CALLER
     assert call["source"] == "reconcile"
@@ -303,13 +303,13 @@ def test_the_scheduled_window_without_and_with_a_last_run(register: Register) ->
     assert reconcile.scheduled_window(register, rule_settings(settle=0.5), NOW)[1] == datetime(
         2026, 11, 27, 11, 59, 58, tzinfo=UTC
     )
-    register.set_meta(reconcile.META_TO, "2026-11-27T11:30:00Z")
+    register.meta.set(reconcile.META_TO, "2026-11-27T11:30:00Z")
     assert reconcile.scheduled_window(register, settings, NOW) == (
         datetime(2026, 11, 27, 11, 25, tzinfo=UTC),
         datetime(2026, 11, 27, 11, 59, 49, tzinfo=UTC),
     )
     # Reconciled up to a moment ago: the window is one second, never empty or backwards.
-    register.set_meta(reconcile.META_TO, "2026-11-27T11:59:59Z")
+    register.meta.set(reconcile.META_TO, "2026-11-27T11:59:59Z")
     assert reconcile.scheduled_window(register, rule_settings(reconcile_overlap=0.0), NOW) == (
         datetime(2026, 11, 27, 11, 59, 59, tzinfo=UTC),
         datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC),
@@ -317,7 +317,7 @@ def test_the_scheduled_window_without_and_with_a_last_run(register: Register) ->
 
 
 def test_a_scheduled_run_reads_its_window_and_records_it(register: Register) -> None:
-    register.set_meta(reconcile.META_ERROR, "the PBX was down")
+    register.meta.set(reconcile.META_ERROR, "the PBX was down")
     start = int(datetime(2026, 11, 27, 11, 30, tzinfo=UTC).timestamp() * 1000)
     client = FakeStatistics([stat_record(start, "79161234567")])
     summary = reconcile.run_scheduled(
@@ -332,13 +332,13 @@ def test_a_scheduled_run_reads_its_window_and_records_it(register: Register) -> 
         "2026-11-27T12:00:00Z",
     )
     (row_id,) = summary.registered
-    assert register.get_call(row_id)["outside_hours"] == 1
-    assert register.get_meta(reconcile.META_ERROR) is None
-    assert register.get_meta(reconcile.META_TO) == "2026-11-27T11:59:49Z"
+    assert register.calls.get(row_id)["outside_hours"] == 1
+    assert register.meta.get(reconcile.META_ERROR) is None
+    assert register.meta.get(reconcile.META_TO) == "2026-11-27T11:59:49Z"
     last = reconcile.last_run(register)
     assert last is not None
     assert (last["recovered"], last["recovered_total"], last["error"]) == (1, 1, None)
-    register.set_meta(reconcile.META_ERROR, "timeout")
+    register.meta.set(reconcile.META_ERROR, "timeout")
     assert reconcile.last_run(register)["error"] == "timeout"  # type: ignore[index]
 
 
@@ -352,7 +352,7 @@ def test_a_run_goes_day_by_day_and_refuses_an_empty_window(register: Register) -
     end = datetime(2026, 11, 29, tzinfo=UTC)
     reconcile.run(register, client, rule_settings(), DAY_FROM, end, progress=progress, now=NOW)
     assert steps == [(1, 2, 1), (2, 2, 1)]
-    assert [c["outside_hours"] for c in register.list_calls()] == [0]
+    assert [c["outside_hours"] for c in register.calls.rows()] == [0]
     with pytest.raises(UserError) as caught:
         reconcile.run(register, client, rule_settings(), DAY_FROM, DAY_FROM)
     assert str(caught.value) == "The reconciliation window is empty: --from must be before --to."
@@ -372,10 +372,10 @@ def test_the_reconciled_moment_moves_only_over_a_joined_window(
     register: Register, previous: str | None, moves: bool
 ) -> None:
     if previous:
-        register.set_meta(reconcile.META_TO, previous)
+        register.meta.set(reconcile.META_TO, previous)
     reconcile.run(register, FakeStatistics([]), rule_settings(), DAY_FROM, DAY_TO, now=NOW)
     expected = "2026-11-28T00:00:00Z" if moves else previous
-    assert register.get_meta(reconcile.META_TO) == expected
+    assert register.meta.get(reconcile.META_TO) == expected
 
 
 @pytest.mark.parametrize(
@@ -423,9 +423,8 @@ def test_moments_typed_by_hand() -> None:
 
 
 def test_counts_tracking_ids_and_hidden_numbers(register: Register) -> None:
-    with register.transaction() as conn:
-        register.insert_call(
-            conn, session_key="track-known", phone=OTHER, phone_raw=OTHER,
+    with register.transaction():
+        register.calls.insert(session_key="track-known", phone=OTHER, phone_raw=OTHER,
             called_at="2026-11-26T08:00:00Z", line="1",
         )  # fmt: skip
     items = [
@@ -441,13 +440,13 @@ def test_counts_tracking_ids_and_hidden_numbers(register: Register) -> None:
     )
     assert (summary.records, summary.missed, summary.unusable, summary.known) == (5, 5, 2, 1)
     assert len(summary.registered) == 2
-    keys = {register.get_call(i)["session_key"] for i in summary.registered}
+    keys = {register.calls.get(i)["session_key"] for i in summary.registered}
     assert keys == {f"stat:{OTHER}:{T0 + 20_000}", f"stat:hidden:{T0 + 30_000}"}
 
 
 def test_last_run_is_none_before_any_run_and_shows_a_failure_alone(register: Register) -> None:
     assert reconcile.last_run(register) is None
-    register.set_meta(reconcile.META_ERROR, "the PBX did not answer")
+    register.meta.set(reconcile.META_ERROR, "the PBX did not answer")
     assert reconcile.last_run(register) == {
         "recovered_total": 0,
         "reconciled_to": None,

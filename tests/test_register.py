@@ -6,8 +6,8 @@ import pytest
 import sqlite_utils
 
 from beeline_missed.errors import ConflictError
-from beeline_missed.migrations import MIGRATIONS, migrate, pending
-from beeline_missed.register import Register, connect
+from beeline_missed.store import Register, connect
+from beeline_missed.store.migrations import MIGRATIONS, migrate, pending
 from tests.support.factories import add_call
 
 
@@ -24,9 +24,8 @@ def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
 
 def test_insert_is_unique_per_session(register: Register) -> None:
     add_call(register, "s1", called_at="2026-11-27T10:00:00Z")
-    with register.transaction() as conn:
-        again = register.insert_call(
-            conn,
+    with register.transaction():
+        again = register.calls.insert(
             session_key="s1",
             phone=None,
             phone_raw="",
@@ -34,28 +33,28 @@ def test_insert_is_unique_per_session(register: Register) -> None:
             line="",
         )
     assert again is None
-    assert register.count_calls() == 1
+    assert register.calls.count() == 1
 
 
 def test_list_newest_first_and_only_missed(register: Register) -> None:
     old = add_call(register, "a", called_at="2026-11-27T09:00:00Z", phone="+79161234567")
     new = add_call(register, "b", called_at="2026-11-27T11:00:00Z", phone="+79031112233")
-    assert [c["id"] for c in register.list_calls()] == [new, old]
-    register.save_call(
+    assert [c["id"] for c in register.calls.rows()] == [new, old]
+    register.calls.save(
         old, 1, status="called_back", result="ok", user="u", handled_at="2026-11-27T12:00:00Z"
     )
-    assert [c["id"] for c in register.list_calls()] == [new]
-    assert [c["id"] for c in register.list_calls(include_handled=True)] == [new, old]
+    assert [c["id"] for c in register.calls.rows()] == [new]
+    assert [c["id"] for c in register.calls.rows(include_handled=True)] == [new, old]
 
 
 def test_save_with_stale_version_conflicts(register: Register) -> None:
     call = add_call(register, "a", called_at="2026-11-27T09:00:00Z")
-    register.save_call(call, 1, status="called_back", result="first", user="a", handled_at=None)
+    register.calls.save(call, 1, status="called_back", result="first", user="a", handled_at=None)
     with pytest.raises(ConflictError):
-        register.save_call(
+        register.calls.save(
             call, 1, status="called_back", result="second", user="b", handled_at=None
         )
-    assert register.get_call(call)["result"] == "first"
+    assert register.calls.get(call)["result"] == "first"
 
 
 def test_one_line_per_caller_with_attempts(register: Register) -> None:
@@ -65,7 +64,7 @@ def test_one_line_per_caller_with_attempts(register: Register) -> None:
     hidden1 = add_call(register, "d", called_at="2026-11-27T08:00:00Z", phone=None)
     hidden2 = add_call(register, "e", called_at="2026-11-27T08:30:00Z", phone=None)
     third = add_call(register, "f", called_at="2026-11-27T09:45:00Z", phone="+79161234567")
-    rows = register.list_calls()
+    rows = register.calls.rows()
     assert [(r["id"], r["attempts"]) for r in rows] == [
         (second, 3),
         (other, 1),
@@ -74,15 +73,15 @@ def test_one_line_per_caller_with_attempts(register: Register) -> None:
     ]
     assert rows[0]["call_ids"] == [first, second, third]
     assert rows[0]["first_called_at"] == "2026-11-27T09:00:00Z"
-    assert [c["id"] for c in register.case_calls(first)] == [second, third, first]
-    assert [c["id"] for c in register.case_calls(hidden1)] == [hidden1]
-    assert len(register.list_calls(include_handled=True)) == 6
+    assert [c["id"] for c in register.calls.case(first)] == [second, third, first]
+    assert [c["id"] for c in register.calls.case(hidden1)] == [hidden1]
+    assert len(register.calls.rows(include_handled=True)) == 6
 
 
 def test_save_calls_is_all_or_nothing(register: Register) -> None:
     a = add_call(register, "a", called_at="2026-11-27T09:00:00Z")
     b = add_call(register, "b", called_at="2026-11-27T10:00:00Z")
-    register.save_call(b, 1, status="called_back", result="x", user="u", handled_at=None)
+    register.calls.save(b, 1, status="called_back", result="x", user="u", handled_at=None)
     saves = [
         dict(
             call_id=call,
@@ -96,5 +95,5 @@ def test_save_calls_is_all_or_nothing(register: Register) -> None:
         for call in (a, b)
     ]
     with pytest.raises(ConflictError):
-        register.save_calls(saves)
-    assert register.get_call(a)["status"] == "missed"
+        register.calls.save_many(saves)
+    assert register.calls.get(a)["status"] == "missed"

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from beeline_missed.cli import app
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.report_data import fill
 
 runner = CliRunner()

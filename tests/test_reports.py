@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from beeline_missed import reports
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 from tests.support.report_data import A, B, C, fill
 
@@ -193,8 +193,7 @@ def fill_evenly(register: Register, count: int = BIG) -> dict[str, int]:
     with register.transaction() as conn:
         for i in range(count):
             moment = start + timedelta(minutes=30 * i)
-            register.insert_call(
-                conn,
+            register.calls.insert(
                 session_key=f"big{i}",
                 phone=f"+7916{i % 97:07d}",
                 phone_raw="",
@@ -335,9 +334,9 @@ def test_offset_changes_inside_the_period_are_honoured(register: Register, db_pa
         ("winter", "2026-03-07T04:30:00Z"),  # 23:30 on the 6th (EST)
         ("summer", "2026-03-09T04:30:00Z"),  # 00:30 on the 9th (EDT); EST would say the 8th
     ]:
-        with register.transaction() as conn:
-            register.insert_call(
-                conn, session_key=key, phone=A, phone_raw=A, called_at=called_at, line="1"
+        with register.transaction():
+            register.calls.insert(
+                session_key=key, phone=A, phone_raw=A, called_at=called_at, line="1"
             )
     report = run(db_path, "2026-03-01", "2026-03-14", ["day"], zone=zone)
     assert [g.keys[0] for g in report.groups] == ["2026-03-06", "2026-03-09"]
@@ -417,7 +416,7 @@ def test_two_changes_of_offset_in_one_period(register: Register, db_path: Path) 
     for i, called_at in enumerate(calls):
         row = add_call(register, f"ny{i}", A, called_at)
         handled = datetime.fromisoformat(called_at) + timedelta(minutes=10)
-        register.save_call(
+        register.calls.save(
             row, 1, status="called_back", result="ok", user="Анна",
             handled_at=handled.strftime("%Y-%m-%dT%H:%M:%SZ"), closed_by="staff",
         )  # fmt: skip
@@ -739,6 +738,7 @@ def test_the_period_size_estimate(register: Register, db_path: Path) -> None:
         add_call(register, f"e{second}", A, f"2026-11-27T08:00:0{second}Z")
     conn = reports._open(db_path)
     try:
+
         def size(start: str, end: str) -> tuple[int, int, int]:
             return reports._range_size(conn, f"2026-11-27T{start}Z", f"2026-11-27T{end}Z")
 
@@ -791,8 +791,12 @@ def test_every_change_of_offset_is_found_to_the_second() -> None:
     assert len(expected) == 15  # the first, then two changes a year for seven years
     assert reports.offset_segments(zone, start, end) == expected
     # Wherever the day-long steps start, each change is pinned to its exact second.
-    for shift in (timedelta(minutes=17, seconds=23), timedelta(hours=5, seconds=59),
-                  timedelta(hours=11, minutes=1, seconds=1), timedelta(hours=19, seconds=31)):
+    for shift in (
+        timedelta(minutes=17, seconds=23),
+        timedelta(hours=5, seconds=59),
+        timedelta(hours=11, minutes=1, seconds=1),
+        timedelta(hours=19, seconds=31),
+    ):
         assert reports.offset_segments(zone, start + shift, end)[1:] == expected[1:], shift
 
 

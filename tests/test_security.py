@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from beeline_missed import daemon as daemon_module
 from beeline_missed import xsi_build
 from beeline_missed.cli import app
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
 TOKEN = "tok-5e1f0c9a7d3b4e2f8a6c1d0e9b7a5c3f"
@@ -222,8 +222,7 @@ INJECTIONS = [
 def test_report_filters_cannot_inject_sql(register: Register, value: str) -> None:
     with register.transaction() as conn:
         for index, user in enumerate(["Иванов", "O'Brien"]):
-            call_id = register.insert_call(
-                conn,
+            call_id = register.calls.insert(
                 session_key=f"s-{index}",
                 phone=f"+7916000000{index}",
                 phone_raw="",
@@ -244,7 +243,7 @@ def test_report_filters_cannot_inject_sql(register: Register, value: str) -> Non
         assert "CREATE TABLE" not in result.stdout and "_migrations" not in result.stdout
         if op == "=":
             assert json.loads(result.stdout)["rows"] == []
-    assert register.count_calls() == 2  # the table is still there, untouched
+    assert register.calls.count() == 2  # the table is still there, untouched
     # A literal quote is just a character: O'Brien is found, and only him.
     found = runner.invoke(
         app,
@@ -259,7 +258,7 @@ def test_report_group_by_unknown_field_is_refused(register: Register) -> None:
     result = runner.invoke(app, ["report", "--group-by", "user; DROP TABLE calls", "--json"])
     assert result.exit_code != 0
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
-    assert register.count_calls() == 0
+    assert register.calls.count() == 0
     assert register.conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
 
 

@@ -17,8 +17,8 @@ from beeline_missed import subscriptions, timefmt
 from beeline_missed.cli import app
 from beeline_missed.config import load
 from beeline_missed.pbx import PbxClient
-from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
 
 runner = CliRunner()
 TOKEN = "cli-test-token-0123456789"
@@ -65,7 +65,7 @@ def run_json(*args: str) -> object:
 
 
 def held(register: Register) -> list[dict]:
-    return register.list_subscriptions(("active",))
+    return register.subscriptions.rows(("active",))
 
 
 # -- subscribe ----------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_subscribing_a_held_pattern_again_renews_it(sim: Simulator, db_path: Pat
     (second,) = run_json("subscribe", "--pattern", "201")
     assert first["subscriptionId"] != second["subscriptionId"]
     assert [s.id for s in sim.live_subscriptions()] == [second["subscriptionId"]]
-    old = Register.open(db_path).get_subscription(first["subscriptionId"])
+    old = Register.open(db_path).subscriptions.get(first["subscriptionId"])
     assert old["state"] == "replaced" and old["replaced_by"] == second["subscriptionId"]
 
 
@@ -190,11 +190,11 @@ def test_status_states_active_expired_gone(sim: Simulator, db_path: Path) -> Non
     active, expired, gone = (row["subscriptionId"] for row in rows)
     register = Register.open(db_path)
     past = timefmt.to_stored(timefmt.now_utc() - timedelta(seconds=5))
-    register.update_subscription(expired, expires_at=past)
+    register.subscriptions.update(expired, expires_at=past)
     sim.terminate(expired, notify=False)
     sim.terminate(gone, notify=False)
-    register.set_meta("last_event_at", "2026-11-27T11:05:00Z")
-    register.set_meta("keeper_error", "Cannot reach the PBX at example: refused.")
+    register.meta.set("last_event_at", "2026-11-27T11:05:00Z")
+    register.meta.set("keeper_error", "Cannot reach the PBX at example: refused.")
 
     shown = run_json("status")
     states = {row["subscriptionId"]: row["state"] for row in shown["subscriptions"]}
@@ -241,7 +241,7 @@ def test_unsubscribe_ids_then_all(sim: Simulator, db_path: Path) -> None:
     }
     assert sim.live_subscriptions() == []
     register = Register.open(db_path)
-    assert {r["state"] for r in register.list_subscriptions(None)} == {"deleted"}
+    assert {r["state"] for r in register.subscriptions.rows(None)} == {"deleted"}
     code, output = run("unsubscribe", "--all")
     assert code == 0 and "nothing to delete" in output
     code, output = run("unsubscribe")
@@ -274,7 +274,7 @@ def test_keep_alive_renews_new_before_old_deleted(
     assert len(actions) == 1 and actions[0].startswith("renewed 201:")
     assert [method for method, _ in sim.requests] == ["PUT", "DELETE"]
     (new,) = held(register)
-    old = register.get_subscription(row["id"])
+    old = register.subscriptions.get(row["id"])
     assert (old["state"], old["replaced_by"]) == ("replaced", new["id"])
     assert (new["pattern"], new["expires"], new["requested"]) == ("201", 600, 3600)
     assert [s.id for s in sim.live_subscriptions()] == [new["id"]]
@@ -310,7 +310,7 @@ def test_failed_delete_of_replaced_one_is_retried(
     (action,) = subscriptions.keep_alive(register, client, settings, late)
     assert action.startswith("renewed 202:")
     (new,) = held(register)
-    old = register.get_subscription(row["id"])
+    old = register.subscriptions.get(row["id"])
     assert old["state"] == "replaced" and "HTTP 503" in old["last_error"]
     assert {s.id for s in sim.live_subscriptions()} == {row["id"], new["id"]}
     assert subscriptions.keep_alive(register, client, settings, late) == []  # still failing
@@ -318,7 +318,7 @@ def test_failed_delete_of_replaced_one_is_retried(
     (action,) = subscriptions.keep_alive(register, client, settings, late)
     assert action == f"deleted replaced subscription {row['id']}"
     assert [s.id for s in sim.live_subscriptions()] == [new["id"]]
-    assert register.get_subscription(row["id"])["last_error"] is None
+    assert register.subscriptions.get(row["id"])["last_error"] is None
 
 
 def test_check_resubscribes_one_the_pbx_forgot(
@@ -329,9 +329,9 @@ def test_check_resubscribes_one_the_pbx_forgot(
     sim.terminate(lost["id"], notify=False)
     (action,) = subscriptions.check(register, client)
     assert action.startswith("re-subscribed gone 202:")
-    old = register.get_subscription(lost["id"])
+    old = register.subscriptions.get(lost["id"])
     assert old["state"] == "gone"
-    successor = register.get_subscription(old["replaced_by"])
+    successor = register.subscriptions.get(old["replaced_by"])
     assert (successor["state"], successor["pattern"]) == ("active", "202")
     assert {s.id for s in sim.live_subscriptions()} == {kept["id"], successor["id"]}
     assert subscriptions.check(register, client) == []
@@ -343,7 +343,7 @@ def test_check_failure_is_recorded(sim: Simulator, client: PbxClient, register: 
     with pytest.raises(subscriptions.KeepAliveError) as caught:
         subscriptions.check(register, client)
     assert caught.value.retryable and "Cannot reach the PBX" in str(caught.value)
-    assert "Cannot reach the PBX" in register.get_subscription(row["id"])["last_error"]
+    assert "Cannot reach the PBX" in register.subscriptions.get(row["id"])["last_error"]
 
 
 def test_on_terminated_resubscribes_only_what_we_hold(
@@ -353,7 +353,7 @@ def test_on_terminated_resubscribes_only_what_we_hold(
     sim.terminate(row["id"], notify=False)
     action = subscriptions.on_terminated(register, client, row["id"])
     assert action is not None and action.startswith("re-subscribed terminated 203:")
-    old = register.get_subscription(row["id"])
+    old = register.subscriptions.get(row["id"])
     assert old["state"] == "terminated"
     (new,) = held(register)
     assert new["id"] == old["replaced_by"] and new["pattern"] == "203"

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from beeline_missed import autoclose, config, hours, reports, timefmt
 from beeline_missed.cli import app
 from beeline_missed.detection import AnsweredCall
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.report_data import A, B, fill
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -137,9 +137,8 @@ def test_auto_close_result_tells_the_time_in_the_configured_zone(
     wins: str,
 ) -> None:
     configure(home, monkeypatch, machine, setting)
-    with register.transaction() as conn:
-        call_id = register.insert_call(
-            conn,
+    with register.transaction():
+        call_id = register.calls.insert(
             session_key="a",
             phone=A,
             phone_raw=A,
@@ -149,4 +148,4 @@ def test_auto_close_result_tells_the_time_in_the_configured_zone(
     closer = autoclose.AutoCloser(register, config.load())
     closed = closer(AnsweredCall("s1", A, "outgoing", "9001112204", T0 + 300_000))
     assert closed == [call_id]
-    assert register.get_call(call_id)["result"] == f"Перезвонили 27.11 {ANSWERED_AT[wins]}"
+    assert register.calls.get(call_id)["result"] == f"Перезвонили 27.11 {ANSWERED_AT[wins]}"

@@ -27,7 +27,7 @@ from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.panel.reports_pane import ReportsPane
 from beeline_missed.panel.subscriptions_pane import SubscriptionsPane
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 TABS = {"calls": "Пропущенные звонки", "reports": "Отчёты", "subs": "Подписки"}
 
@@ -94,7 +94,7 @@ class PanelApp(App[None]):
 
     def on_mount(self) -> None:
         self.register = Register.open(self.settings.db)
-        self._baseline_id = self.register.max_call_id()
+        self._baseline_id = self.register.calls.max_id()
         self._seen_max_id = self._baseline_id
         self.refresh_data(force=True)
         self.missed.table.focus()

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from beeline_missed import calls_view, phones, timefmt
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
 # Staff read these headers, so they are in Russian.
@@ -77,10 +77,10 @@ class Listing:
 
 def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) -> Listing:
     """Calls still «Пропущен», newest first."""
-    rows = register.list_calls(include_handled=False, limit=limit)
+    rows = register.calls.rows(include_handled=False, limit=limit)
     entries = [entry(row, zone) for row in rows]
     shown = sum(len(e.call_ids) for e in entries)
     # Counted from the same read unless capped: a second query could see a call the first
     # did not (the daemon writes in between) and the summary would disagree with the list.
     capped = limit is not None and len(rows) >= limit
-    return Listing(entries, register.count_calls(CallStatus.MISSED) if capped else shown, capped)
+    return Listing(entries, register.calls.count(CallStatus.MISSED) if capped else shown, capped)

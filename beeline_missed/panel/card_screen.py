@@ -15,7 +15,7 @@ from textual.widgets import Button, Footer, Label, Select, Static, TextArea
 
 from beeline_missed import calls_view, card, card_session
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 STATUS_OPTIONS = [(card.STATUS_LABELS[s], s) for s in (card.MISSED, card.CALLED_BACK)]
 

@@ -19,7 +19,7 @@ from textual.widgets import Button, DataTable, Static
 from beeline_missed import subscriptions, timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 COLUMNS = ("Абонент", "Состояние", "Осталось", "Действует до", "Проверена", "Подписка")
 STATE_LABELS = {
@@ -71,7 +71,7 @@ class SubscriptionsPane(Vertical):
     def show(self, register: Register) -> None:
         """Redraw from the register (cheap: a handful of rows)."""
         now = self.clock()
-        rows = register.list_subscriptions((subscriptions.ACTIVE,))
+        rows = register.subscriptions.rows((subscriptions.ACTIVE,))
         table = self.query_one("#subs-table", DataTable)
         keep = table.cursor_row
         table.clear()
@@ -105,7 +105,7 @@ class SubscriptionsPane(Vertical):
             if last
             else "Событий от АТС ещё не было."
         )
-        keeper_error = register.get_meta("keeper_error")
+        keeper_error = register.meta.get("keeper_error")
         self.show_error(f"Демон не смог обновить подписки: {keeper_error}" if keeper_error else "")
 
     def show_error(self, text: str) -> None:
@@ -129,7 +129,7 @@ class SubscriptionsPane(Vertical):
         try:
             register = Register.open(self.settings.db)
             try:
-                if register.list_subscriptions((subscriptions.ACTIVE,)):
+                if register.subscriptions.rows((subscriptions.ACTIVE,)):
                     with PbxClient.from_settings(self.settings) as pbx:
                         for row in subscriptions.status(register, pbx, now=self.clock()):
                             checked[row["id"]] = STATE_LABELS.get(

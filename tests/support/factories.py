@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 
 
 def add_call(
@@ -16,9 +16,8 @@ def add_call(
     forwarded_to: str | None = None,
 ) -> int:
     """Register one missed call as the daemon would; returns its id."""
-    with reg.transaction() as conn:
-        row = reg.insert_call(
-            conn,
+    with reg.transaction():
+        row = reg.calls.insert(
             session_key=key,
             phone=phone,
             phone_raw=phone or "",

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from beeline_missed import config
 from beeline_missed.config import Settings
 from beeline_missed.panel.app import PanelApp
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support import factories
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -40,7 +40,7 @@ def add_call(
 def seed(db: Path) -> list[int]:
     reg = Register.open(db)
     try:
-        reg.upsert_clients(CLIENTS)
+        reg.clients.upsert(CLIENTS)
         return [add_call(reg, *call) for call in CALLS]
     finally:
         reg.close()

@@ -14,7 +14,7 @@ local time; in UTC they would fall on the other side.
 
 from __future__ import annotations
 
-from beeline_missed.register import Register
+from beeline_missed.store import Register
 from tests.support.factories import add_call
 
 A = "+79161234567"
@@ -38,14 +38,14 @@ CALLS = [
 
 def fill(register: Register) -> dict[str, int]:
     """Write the calls through the register's own methods; returns key -> call id."""
-    register.upsert_clients([(None, "ООО Ромашка", [(C, "8 495 111-22-33")])])
+    register.clients.upsert([(None, "ООО Ромашка", [(C, "8 495 111-22-33")])])
     ids: dict[str, int] = {}
     for key, phone, called_at, line, outside, handled in CALLS:
         row = add_call(register, key, phone, called_at, line, outside_hours=outside)
         ids[key] = row
         if handled:
             status, result, user, handled_at, closed_by = handled
-            register.save_call(
+            register.calls.save(
                 row,
                 1,
                 status=status,

@@ -308,7 +308,7 @@ def m070_people_services_and_where_lost(db: sqlite_utils.Database) -> None:
 def m080_client_name_key(db: sqlite_utils.Database) -> None:
     # A client's name as matched and searched (case, spacing and ё folded), stored so that
     # re-import and `clients find` use an index instead of folding every name in Python.
-    # (Register.name_key as of this migration, copied: a migration must not change later.)
+    # (Clients.name_key as of this migration, copied: a migration must not change later.)
     db.conn.execute("ALTER TABLE clients ADD COLUMN name_key TEXT")
     rows = db.conn.execute("SELECT id, name FROM clients").fetchall()
     db.conn.executemany(

@@ -1,0 +1,453 @@
+"""The clients directory («Контрагенты»): clients and their numbers, import, search.
+
+A client is matched on re-import by its external id
+(1C «Код») when the file has one, else by its name with case, spacing and ё ignored,
+else — a client renamed in 1C, or a file without codes — by its phone numbers, so
+importing the same export again updates rather than duplicates.
+
+A number belongs to one client: the one given it last. Within a file the last row
+listing it wins (1C lists the newer entries lower); an import or `clients add` wins
+over what the directory held. Every number so decided is reported (`shared`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from beeline_missed import timefmt
+from beeline_missed.store.base import Part
+
+# Clients written per transaction on import, at first: the size then adapts so that each
+# transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
+# without it, so that the daemon's hook waits at most about their sum for the register.
+IMPORT_BATCH = 1000
+IMPORT_MIN_BATCH = 50
+IMPORT_LOCK = 0.015
+IMPORT_PAUSE = 0.030
+STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
+SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
+IMPORT_TABLES = (
+    "imp_row",
+    "imp_phone",
+    "imp_client",
+    "imp_won",
+    "imp_taken",
+    "imp_moved",
+)
+
+
+class Clients(Part):
+    """The `clients` and `client_phones` tables."""
+
+    @staticmethod
+    def name_key(name: str) -> str:
+        """A client's name as matched and searched: case, spacing and ё ignored
+        («ИВАНОВ  иван» = «Иванов Иван», «Ёлкин» = «елкин»)."""
+        return " ".join(str(name).split()).casefold().replace("ё", "е")
+
+    def upsert(
+        self,
+        entries: Iterable[tuple[str | None, str, Sequence[tuple[str, str]]]],
+        *,
+        replace_phones: bool = True,
+        batch_size: int = IMPORT_BATCH,
+    ) -> dict[str, Any]:
+        """Add or update clients given as (external_id, name, [(e164, raw), ...]), in file
+        order; entries with one external id (else one name) are one client.
+
+        With replace_phones (an import) a client's numbers become exactly the given ones and
+        an unknown name is matched by its numbers; without (`clients add`) the given ones
+        are added and the name of a known client is kept. Entries are staged in temporary
+        tables (memory stays flat whatever the size; a file that fails to read writes
+        nothing), matched there, then written in name order in short transactions (the
+        first of `batch_size` clients, then sized to hold the lock ~IMPORT_LOCK seconds),
+        each followed by IMPORT_PAUSE, so that the daemon never waits long for the register;
+        an interrupted import is completed by importing again.
+
+        Returns the counts added, updated, unchanged, calls_relinked; `shared_count`, the
+        numbers claimed by several clients, and `shared`, the first SHARED_SHOWN of them as
+        {"phone", "clients" (names, file order, the directory's holder first), "kept_by"}.
+        """
+        now = timefmt.to_stored(timefmt.now_utc())
+        conn = self.conn
+        synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+        # The directory is rebuilt by importing again, so its commits need not wait for the
+        # disk (the daemon's own connections keep synchronous=FULL): WAL keeps each batch
+        # atomic, and a power cut can only lose the last batches.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Room for the staging tables' sorts and the batches' lookups: a bounded 32 MB each.
+        conn.execute("PRAGMA cache_size = -64000")
+        conn.execute("PRAGMA temp.cache_size = -32000")
+        # A checkpoint after every batch (the default: at 1,000 pages of WAL) syncs the
+        # database file each time, twice the import's own work; every 16,000 pages is enough.
+        autocheckpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        conn.execute("PRAGMA wal_autocheckpoint = 16000")
+        try:
+            self._stage(entries)
+            self._match(replace_phones)
+            total = conn.execute("SELECT coalesce(max(id), 0) FROM temp.imp_client").fetchone()[0]
+            relinked, low, size = 0, 1, batch_size
+            while low <= total:
+                if low > 1:
+                    # Another process waiting for the lock (the daemon's hook) polls in
+                    # SQLite's busy handler every 25 ms or less for its first 100 ms: a pause
+                    # longer than that lets it in, where back-to-back batches starve it.
+                    time.sleep(IMPORT_PAUSE)
+                started = time.perf_counter()
+                with self.transaction():
+                    relinked += self._apply(low, low + size - 1, replace_phones, now)
+                low += size
+                # Keep each transaction near IMPORT_LOCK seconds, whatever the machine.
+                took = time.perf_counter() - started
+                if took > IMPORT_LOCK:
+                    size = max(IMPORT_MIN_BATCH, size // 2)
+                elif took < IMPORT_LOCK / 2:
+                    size = min(batch_size * 8, size * 5 // 4)
+            counts: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0}
+            for state, n in conn.execute(
+                "SELECT state, count(*) FROM temp.imp_client GROUP BY state"
+            ):
+                counts[state] = n
+            counts["calls_relinked"] = relinked
+            counts.update(self._shared_numbers())
+            return counts
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            for table in IMPORT_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
+
+    def _stage(self, entries: Iterable[tuple[str | None, str, Sequence[tuple[str, str]]]]) -> None:
+        """Write the entries into temporary tables, a few thousand at a time."""
+        conn = self.conn
+        # On disk, not in memory, whatever the build's default: a big file stays out of RAM.
+        conn.execute("PRAGMA temp_store = FILE")
+        for table in IMPORT_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        conn.execute(
+            "CREATE TEMP TABLE imp_row (row_no INTEGER PRIMARY KEY, ident TEXT NOT NULL, "
+            "code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE imp_phone (row_no INTEGER NOT NULL, ident TEXT NOT NULL, "
+            "phone TEXT NOT NULL, raw TEXT NOT NULL)"
+        )
+        rows: list[tuple[int, str, str | None, str, str]] = []
+        numbers: list[tuple[int, str, str, str]] = []
+
+        def flush() -> None:
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO imp_row VALUES (?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO imp_phone VALUES (?, ?, ?, ?)", numbers)
+            conn.execute("COMMIT")
+            rows.clear()
+            numbers.clear()
+
+        for row_no, (external_id, name, given) in enumerate(entries, 1):
+            key = self.name_key(name)
+            ident = f"c:{external_id}" if external_id else f"n:{key}"
+            rows.append((row_no, ident, external_id or None, name, key))
+            numbers.extend((row_no, ident, phone, raw) for phone, raw in given)
+            if len(rows) >= STAGE_CHUNK:
+                flush()
+        flush()
+        conn.execute("BEGIN")
+        # One line per client of the file, in the order they first appear; the name is the
+        # last row's.
+        conn.execute(
+            "CREATE TEMP TABLE imp_client (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, "
+            "code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, "
+            "client_id INTEGER, how INTEGER, state TEXT, batch_no INTEGER)"
+        )
+        conn.execute(
+            """
+            INSERT INTO imp_client (ident, code, name, name_key)
+                SELECT g.ident, r.code, r.name, r.name_key
+                FROM (SELECT ident, min(row_no) AS first, max(row_no) AS last
+                      FROM imp_row GROUP BY ident) AS g
+                JOIN imp_row r ON r.row_no = g.last
+                ORDER BY g.first
+            """
+        )
+        conn.execute("CREATE INDEX imp_client_client ON imp_client(client_id)")
+        # Written in name order: the name indexes then grow at one end batch after batch,
+        # and a batch dirties a few pages of them instead of one page per client (which
+        # made a 600,000-row import write gigabytes of WAL).
+        conn.execute(
+            "UPDATE imp_client SET batch_no = o.n FROM (SELECT id, row_number() OVER "
+            "(ORDER BY name_key, id) AS n FROM imp_client) AS o WHERE imp_client.id = o.id"
+        )
+        conn.execute("CREATE INDEX imp_client_batch ON imp_client(batch_no)")
+        # Each number goes to the client of the last row listing it; `shared` when rows of
+        # other clients list it too.
+        conn.execute(
+            "CREATE TEMP TABLE imp_won (phone TEXT PRIMARY KEY, cid INTEGER NOT NULL, "
+            "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        conn.execute(
+            """
+            INSERT INTO imp_won
+                SELECT w.phone, c.id, w.raw, w.last_row, w.shared
+                FROM (SELECT phone, ident, raw, max(row_no) AS last_row,
+                             count(DISTINCT ident) > 1 AS shared
+                      FROM imp_phone GROUP BY phone) AS w
+                JOIN imp_client c ON c.ident = w.ident
+            """
+        )
+        conn.execute("CREATE INDEX imp_won_cid ON imp_won(cid)")
+        # Per batch: the directory's numbers about to leave their client (taken by another,
+        # or gone from the file's row), by rowid in client_phones.
+        conn.execute(
+            "CREATE TEMP TABLE imp_taken (cp_rowid INTEGER NOT NULL, phone TEXT NOT NULL, "
+            "holder INTEGER NOT NULL)"
+        )
+        conn.execute("CREATE TEMP TABLE imp_moved (phone TEXT NOT NULL, holder TEXT NOT NULL)")
+        conn.execute("COMMIT")
+
+    def _match(self, replace_phones: bool) -> None:
+        """Find each client of the file in the directory: by code, then by name, then (an
+        import only) by numbers. Earlier steps win a directory client; within a step, the
+        client first in the file."""
+        conn = self.conn
+        conn.execute("BEGIN")
+        conn.execute(
+            "UPDATE imp_client SET client_id = c.id, how = 1 FROM clients AS c "
+            "WHERE c.external_id = imp_client.code"
+        )
+        conn.execute(
+            """
+            UPDATE imp_client SET client_id = m.id, how = 2
+            FROM (SELECT i.id AS iid, min(c.id) AS id
+                  FROM imp_client AS i JOIN clients AS c ON c.name_key = i.name_key
+                  WHERE i.client_id IS NULL
+                    -- a namesake carrying another code is someone else
+                    AND (c.external_id IS NULL OR i.code IS NULL OR c.external_id = i.code)
+                    AND c.id NOT IN (SELECT client_id FROM imp_client
+                                     WHERE client_id IS NOT NULL)
+                  GROUP BY i.id) AS m
+            WHERE imp_client.id = m.iid
+            """
+        )
+        self._one_match_each(2)
+        if replace_phones:
+            # Renamed in 1C (or spelt otherwise) and no code to tell: the directory client
+            # holding most of its numbers, unless that one has another code.
+            conn.execute(
+                """
+                UPDATE imp_client SET client_id = m.cid, how = 3
+                FROM (SELECT iid, cid FROM (
+                        SELECT iid, cid, row_number() OVER (
+                            PARTITION BY iid ORDER BY n DESC, cid) AS rank
+                        FROM (SELECT i.id AS iid, cp.client_id AS cid, count(*) AS n
+                              FROM imp_client AS i
+                              JOIN imp_won AS w ON w.cid = i.id
+                              JOIN client_phones AS cp ON cp.phone = w.phone
+                              JOIN clients AS c ON c.id = cp.client_id
+                              WHERE i.client_id IS NULL
+                                AND (i.code IS NULL OR c.external_id IS NULL)
+                                AND cp.client_id NOT IN (SELECT client_id FROM imp_client
+                                                         WHERE client_id IS NOT NULL)
+                              GROUP BY i.id, cp.client_id))
+                      WHERE rank = 1) AS m
+                WHERE imp_client.id = m.iid
+                """
+            )
+            self._one_match_each(3)
+        # Whether each client found changes, judged before anything is written (a batch
+        # taking a number from a later one must not make that one look unchanged).
+        conn.execute(
+            """
+            UPDATE imp_client SET state = CASE WHEN
+                (:replace AND c.name != imp_client.name)
+                OR (imp_client.code IS NOT NULL AND c.external_id IS NOT imp_client.code)
+                OR EXISTS (SELECT 1 FROM imp_won AS w WHERE w.cid = imp_client.id
+                           AND NOT EXISTS (SELECT 1 FROM client_phones AS cp
+                                           WHERE cp.client_id = c.id AND cp.phone = w.phone))
+                OR (:replace AND EXISTS (
+                        SELECT 1 FROM client_phones AS cp WHERE cp.client_id = c.id
+                        AND NOT EXISTS (SELECT 1 FROM imp_won AS w
+                                        WHERE w.phone = cp.phone AND w.cid = imp_client.id)))
+                THEN 'updated' ELSE 'unchanged' END
+            FROM clients AS c
+            WHERE c.id = imp_client.client_id
+            """,
+            {"replace": int(replace_phones)},
+        )
+        conn.execute("COMMIT")
+
+    def _one_match_each(self, how: int) -> None:
+        """A directory client matched by two clients of the file goes to the first; the
+        others count as new."""
+        self.conn.execute(
+            """
+            UPDATE imp_client SET client_id = NULL, how = NULL
+            WHERE how = ? AND id > (SELECT min(o.id) FROM imp_client AS o
+                                    WHERE o.client_id = imp_client.client_id)
+            """,
+            [how],
+        )
+
+    def _apply(self, low: int, high: int, replace_phones: bool, now: str) -> int:
+        """Write the file's clients of batches `low`..`high` (inside the caller's transaction);
+        returns the calls re-linked."""
+        conn = self.conn
+        span = {"low": low, "high": high, "now": now, "replace": int(replace_phones)}
+        base = conn.execute("SELECT coalesce(max(id), 0) FROM clients").fetchone()[0]
+        conn.execute(
+            "UPDATE imp_client INDEXED BY imp_client_batch "
+            "SET client_id = :base + batch_no - :low + 1, state = 'added' "
+            "WHERE batch_no BETWEEN :low AND :high AND client_id IS NULL",
+            {**span, "base": base},
+        )
+        conn.execute(
+            "INSERT INTO clients (id, name, name_key, external_id, created_at, updated_at) "
+            "SELECT client_id, name, name_key, code, :now, :now FROM imp_client "
+            "WHERE batch_no BETWEEN :low AND :high AND state = 'added'",
+            span,
+        )
+        # CROSS JOIN fixes the join order at the batch's few clients: the temporary tables
+        # have no statistics, and a plan starting at a big table scanned it every batch.
+        changed = "i.batch_no BETWEEN :low AND :high AND i.state IN ('added', 'updated')"
+        # Numbers another client held, taken by the file's client of this batch...
+        conn.execute(
+            "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM imp_client AS i "
+            "CROSS JOIN imp_won AS w ON w.cid = i.id "
+            "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.client_id "
+            f"WHERE {changed}",
+            span,
+        )
+        # ...reported when that client is not in the file (the file's own lose them anyway)...
+        conn.execute(
+            "INSERT INTO imp_moved SELECT t.phone, c.name FROM imp_taken AS t "
+            "CROSS JOIN clients AS c ON c.id = t.holder "
+            "WHERE NOT EXISTS (SELECT 1 FROM imp_client AS o WHERE o.client_id = t.holder)"
+        )
+        if replace_phones:
+            # ...and, on import, numbers no longer in the client's row.
+            conn.execute(
+                "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id "
+                "FROM imp_client AS i CROSS JOIN client_phones AS cp ON cp.client_id = i.client_id "
+                "WHERE i.batch_no BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
+                "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.cid = i.id)",
+                span,
+            )
+        conn.execute(
+            """
+            UPDATE clients SET
+                name = CASE WHEN :replace THEN i.name ELSE clients.name END,
+                name_key = CASE WHEN :replace THEN i.name_key ELSE clients.name_key END,
+                external_id = coalesce(i.code, clients.external_id), updated_at = :now
+            FROM (SELECT * FROM imp_client
+                  WHERE batch_no BETWEEN :low AND :high AND state = 'updated') AS i
+            WHERE i.client_id = clients.id
+            """,
+            span,
+        )
+        conn.execute("DELETE FROM client_phones WHERE rowid IN (SELECT cp_rowid FROM imp_taken)")
+        conn.execute(
+            "INSERT OR IGNORE INTO client_phones (client_id, phone, raw) "
+            "SELECT i.client_id, w.phone, w.raw FROM imp_client AS i "
+            f"CROSS JOIN imp_won AS w ON w.cid = i.id WHERE {changed}",
+            span,
+        )
+        # Calls from every number whose owner may have changed show the owner now.
+        relinked = conn.execute(
+            f"""
+            UPDATE calls SET client_id = (
+                SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
+                ORDER BY client_id LIMIT 1)
+            WHERE phone IN (SELECT phone FROM imp_taken UNION ALL
+                            SELECT w.phone FROM imp_client AS i
+                            CROSS JOIN imp_won AS w ON w.cid = i.id WHERE {changed})
+              AND client_id IS NOT (
+                SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
+                ORDER BY client_id LIMIT 1)
+            """,
+            span,
+        ).rowcount
+        conn.execute("DELETE FROM imp_taken")
+        return relinked
+
+    def _shared_numbers(self) -> dict[str, Any]:
+        """The numbers claimed by several clients: within the file, or by a client of the
+        file and one of the directory that is not in it."""
+        conn = self.conn
+        count = conn.execute(
+            "SELECT count(*) FROM (SELECT phone FROM imp_won WHERE shared "
+            "UNION SELECT phone FROM imp_moved)"
+        ).fetchone()[0]
+        shown: dict[str, list[str]] = {}
+        for phone, holder in conn.execute(
+            "SELECT phone, holder FROM imp_moved ORDER BY rowid LIMIT ?", [SHARED_SHOWN]
+        ):
+            shown.setdefault(phone, []).append(holder)
+        for phone, name in conn.execute(
+            """
+            SELECT p.phone, c.name FROM imp_phone AS p JOIN imp_client AS c ON c.ident = p.ident
+            WHERE p.phone IN (SELECT phone FROM imp_won WHERE shared ORDER BY last_row LIMIT ?)
+            GROUP BY p.phone, c.id ORDER BY min(p.row_no)
+            """,
+            [SHARED_SHOWN],
+        ):
+            names = shown.setdefault(phone, [])
+            if name not in names:
+                names.append(name)
+        shared = []
+        for phone, names in list(shown.items())[:SHARED_SHOWN]:
+            kept_by = conn.execute(
+                "SELECT c.name FROM imp_won AS w JOIN imp_client AS c ON c.id = w.cid "
+                "WHERE w.phone = ?",
+                [phone],
+            ).fetchone()[0]
+            if kept_by not in names:
+                names.append(kept_by)
+            shared.append({"phone": phone, "clients": names, "kept_by": kept_by})
+        return {"shared_count": count, "shared": shared}
+
+    def _select(
+        self, where: str = "", params: Sequence[Any] = (), limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT clients.id, clients.name, clients.external_id, "
+            "(SELECT group_concat(phone, ',') FROM (SELECT phone FROM client_phones "
+            " WHERE client_id = clients.id ORDER BY phone)) AS phones, "
+            "(SELECT count(*) FROM calls WHERE calls.client_id = clients.id) AS calls "
+            f"FROM clients {where} ORDER BY clients.name, clients.id"
+        )
+        params = list(params)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = []
+        for row in self.conn.execute(sql, params):
+            item = dict(row)
+            item["phones"] = item["phones"].split(",") if item["phones"] else []
+            rows.append(item)
+        return rows
+
+    def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The directory by name: id, name, external_id, phones (E.164 list), calls."""
+        return self._select(limit=limit)
+
+    def find(self, text: str, phone: str | None = None) -> list[dict[str, Any]]:
+        """Clients whose name contains `text` (case, spacing and ё ignored: «елкин» finds
+        «Ёлкин»), or whose number is `phone` (E.164) or contains `text`'s digits."""
+        digits = "".join(ch for ch in text if ch.isdigit())
+        clauses = ["instr(clients.name_key, ?) > 0"]
+        params: list[Any] = [self.name_key(text)]
+        if phone:
+            clauses.append("clients.id IN (SELECT client_id FROM client_phones WHERE phone = ?)")
+            params.append(phone)
+        if len(digits) >= 3:
+            clauses.append(
+                "clients.id IN (SELECT client_id FROM client_phones WHERE instr(phone, ?) > 0)"
+            )
+            params.append(digits)
+        return self._select("WHERE " + " OR ".join(clauses), params)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM clients").fetchone()[0])
