@@ -429,8 +429,10 @@ class Register:
         # disk (the daemon's own connections keep synchronous=FULL): WAL keeps each batch
         # atomic, and a power cut can only lose the last batches.
         conn.execute("PRAGMA synchronous = NORMAL")
-        # Room for the staging tables' sorts and the batches' lookups: a bounded 32 MB each.
-        conn.execute("PRAGMA cache_size = -64000")
+        # Memory stays bounded whatever the file's size. SQLite's sorts take as much memory
+        # as the main cache is given, so while staging (sorts, temporary tables) the main
+        # cache is small; while writing, the directory's indexes get the room.
+        conn.execute("PRAGMA cache_size = -16000")
         conn.execute("PRAGMA temp.cache_size = -32000")
         # A checkpoint after every batch (the default: at 1,000 pages of WAL) syncs the
         # database file each time, twice the import's own work; every 16,000 pages is enough.
@@ -439,6 +441,10 @@ class Register:
         try:
             self._stage_clients(entries)
             self._match_clients(replace_phones)
+            # (More would not help while the daemon runs: SQLite empties a connection's
+            # cache whenever another one has written, so each batch starts cold.)
+            conn.execute("PRAGMA temp.cache_size = -8000")
+            conn.execute("PRAGMA cache_size = -32000")
             # New clients get the ids base + their place in the file's name order; `base`
             # moves up only if another process adds a client meanwhile (`clients add`).
             base = self.max_client_id()
