@@ -167,6 +167,46 @@ def test_a_file_that_breaks_half_way_writes_nothing(register: Register) -> None:
     assert set(directory(register)) == {"Сидоров", "Орлов"}
 
 
+def test_reimporting_an_unchanged_file_writes_nothing(register: Register, db_path: Path) -> None:
+    """Only clients that change are written: an unchanged file takes no write transaction,
+    so the daemon's hook never waits for it."""
+    entries = [(str(i), f"Клиент {i}", [(f"+7916555{i:04d}", "")]) for i in range(50)]
+    register.upsert_clients(entries, batch_size=7)
+    watcher = sqlite3.connect(db_path)
+    before = watcher.execute("PRAGMA data_version").fetchone()[0]
+    again = register.upsert_clients(entries, batch_size=7)
+    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 50)
+    assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
+    watcher.close()
+
+
+def test_a_client_added_elsewhere_during_an_import_keeps_its_id(
+    register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New clients' ids are planned before the batches; a client another process adds
+    meanwhile (`clients add` in a second terminal) moves the plan up instead of clashing."""
+    other = Register.open(db_path)
+    planned = Register._next_changed
+    batches = 0
+
+    def next_batch(self: Register, after: int, size: int) -> tuple[int, int | None]:
+        nonlocal batches
+        if self is register:
+            batches += 1
+            if batches == 3:  # two batches of the import are written
+                other.upsert_clients([(None, "Орлов", [("+79165550999", "")])], replace_phones=False)
+        return planned(self, after, size)
+
+    monkeypatch.setattr(Register, "_next_changed", next_batch)
+    entries = [(None, f"Клиент {i}", [(f"+7916555{i:04d}", "")]) for i in range(6)]
+    counts = register.upsert_clients(entries, batch_size=1)
+    other.close()
+    assert batches > 3 and counts["added"] == 6
+    expected = {f"Клиент {i}": {f"+7916555{i:04d}"} for i in range(6)}
+    assert directory(register) == {**expected, "Орлов": {"+79165550999"}}
+    assert register.count_clients() == 7
+
+
 # -- merged XLSX headers --------------------------------------------------------------------
 
 
