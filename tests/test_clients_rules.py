@@ -194,7 +194,8 @@ def test_a_client_added_elsewhere_during_an_import_keeps_its_id(
         if self is register:
             batches += 1
             if batches == 3:  # two batches of the import are written
-                other.upsert_clients([(None, "Орлов", [("+79165550999", "")])], replace_phones=False)
+                orlov = [(None, "Орлов", [("+79165550999", "")])]
+                other.upsert_clients(orlov, replace_phones=False)
         return planned(self, after, size)
 
     monkeypatch.setattr(Register, "_next_changed", next_batch)
