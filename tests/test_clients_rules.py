@@ -167,17 +167,22 @@ def test_a_file_that_breaks_half_way_writes_nothing(register: Register) -> None:
     assert set(directory(register)) == {"Сидоров", "Орлов"}
 
 
-def test_reimporting_an_unchanged_file_writes_nothing(register: Register, db_path: Path) -> None:
-    """Only clients that change are written: an unchanged file takes no write transaction,
-    so the daemon's hook never waits for it."""
+def test_reimporting_an_unchanged_file_needs_no_write_lock(
+    register: Register, db_path: Path
+) -> None:
+    """Only clients that change are written: an unchanged file is re-imported while another
+    connection holds the register's write lock (as the daemon does for a moment per event)."""
     entries = [(str(i), f"Клиент {i}", [(f"+7916555{i:04d}", "")]) for i in range(50)]
     register.upsert_clients(entries, batch_size=7)
-    watcher = sqlite3.connect(db_path)
-    before = watcher.execute("PRAGMA data_version").fetchone()[0]
-    again = register.upsert_clients(entries, batch_size=7)
+    register.conn.execute("PRAGMA busy_timeout = 200")
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        again = register.upsert_clients(entries, batch_size=7)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 50)
-    assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
-    watcher.close()
 
 
 def test_a_client_added_elsewhere_during_an_import_keeps_its_id(
