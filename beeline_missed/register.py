@@ -21,12 +21,15 @@ if TYPE_CHECKING:
 
 # Clients written per transaction on import, at first: the size then adapts so that each
 # transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
-# without it, so that the daemon's hook waits at most about their sum for the register.
-IMPORT_BATCH = 1000
+# without it. Another writer (the daemon's hook) waits in SQLite's busy handler, which
+# retries after 1, 2, 5, 10, 15, 20, then 25 ms: having waited at most IMPORT_LOCK, its
+# next retry comes within 15 ms of the release, and a pause longer than 25 ms lets it in
+# even after an overlong batch. So the hook waits about IMPORT_LOCK + 15 ms at worst.
+IMPORT_BATCH = 200
 IMPORT_MIN_BATCH = 50
 IMPORT_MAX_BATCH = 20_000
-IMPORT_LOCK = 0.030
-IMPORT_PAUSE = 0.030
+IMPORT_LOCK = 0.020
+IMPORT_PAUSE = 0.026
 STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
 IMPORT_TABLES = (
@@ -455,9 +458,8 @@ class Register:
                 low, high = self._next_changed(low, size)
                 if high is None:
                     break
-                # Another process waiting for the lock (the daemon's hook) polls in
-                # SQLite's busy handler every 25 ms or less for its first 100 ms: a pause
-                # longer than that lets it in, where back-to-back batches starve it.
+                # A writer waiting for the lock gets in during the pause (see IMPORT_LOCK),
+                # where back-to-back batches would starve it.
                 time.sleep(max(0.0, IMPORT_PAUSE - (time.perf_counter() - paused)))
                 started = time.perf_counter()
                 with self.transaction():
