@@ -416,10 +416,11 @@ class Register:
         an unknown name is matched by its numbers; without (`clients add`) the given ones
         are added and the name of a known client is kept. Entries are staged in temporary
         tables (memory stays flat whatever the size; a file that fails to read writes
-        nothing), matched there, then written in name order in short transactions (the
-        first of `batch_size` clients, then sized to hold the lock ~IMPORT_LOCK seconds),
-        each followed by IMPORT_PAUSE, so that the daemon never waits long for the register;
-        an interrupted import is completed by importing again.
+        nothing), matched there; then only the new and changed ones are written, in name
+        order, in short transactions (the first of `batch_size` clients, then sized to hold
+        the lock ~IMPORT_LOCK seconds), each followed by IMPORT_PAUSE, so that the daemon
+        never waits long for the register; an interrupted import is completed by importing
+        again.
 
         Returns the counts added, updated, unchanged, calls_relinked; `shared_count`, the
         numbers claimed by several clients, and `shared`, the first SHARED_SHOWN of them as
