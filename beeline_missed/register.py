@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # without it. Another writer (the daemon's hook) waits in SQLite's busy handler, which
 # retries after 1, 2, 5, 10, 15, 20, then 25 ms: having waited at most IMPORT_LOCK, its
 # next retry comes within 15 ms of the release, and a pause longer than 25 ms lets it in
-# even after an overlong batch. So the hook waits about IMPORT_LOCK + 15 ms at worst.
+# even after an overlong batch. So the hook waits for the import about IMPORT_LOCK + 15 ms.
 IMPORT_BATCH = 200
 IMPORT_MIN_BATCH = 50
 IMPORT_MAX_BATCH = 20_000
