@@ -19,6 +19,7 @@ from beeline_missed import clients, phones
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
 from beeline_missed.store import Register
+from beeline_missed.store.clients import Clients
 from tests.support.factories import add_call
 
 runner = CliRunner()
@@ -165,6 +166,52 @@ def test_a_file_that_breaks_half_way_writes_nothing(register: Register) -> None:
     # The staging tables are gone: the next import starts clean.
     register.clients.upsert([(None, "Орлов", [("+79165550009", "")])])
     assert set(directory(register)) == {"Сидоров", "Орлов"}
+
+
+def test_reimporting_an_unchanged_file_needs_no_write_lock(
+    register: Register, db_path: Path
+) -> None:
+    """Only clients that change are written: an unchanged file is re-imported while another
+    connection holds the register's write lock (as the daemon does for a moment per event)."""
+    entries = [(str(i), f"Клиент {i}", [(f"+7916555{i:04d}", "")]) for i in range(50)]
+    register.clients.upsert(entries, batch_size=7)
+    register.conn.execute("PRAGMA busy_timeout = 200")
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        again = register.clients.upsert(entries, batch_size=7)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 50)
+
+
+def test_a_client_added_elsewhere_during_an_import_keeps_its_id(
+    register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New clients' ids are planned before the batches; a client another process adds
+    meanwhile (`clients add` in a second terminal) moves the plan up instead of clashing."""
+    other = Register.open(db_path)
+    planned = Clients._next_changed
+    batches = 0
+
+    def next_batch(self: Clients, after: int, size: int) -> tuple[int, int | None]:
+        nonlocal batches
+        if self is register.clients:
+            batches += 1
+            if batches == 3:  # two batches of the import are written
+                orlov = [(None, "Орлов", [("+79165550999", "")])]
+                other.clients.upsert(orlov, replace_phones=False)
+        return planned(self, after, size)
+
+    monkeypatch.setattr(Clients, "_next_changed", next_batch)
+    entries = [(None, f"Клиент {i}", [(f"+7916555{i:04d}", "")]) for i in range(6)]
+    counts = register.clients.upsert(entries, batch_size=1)
+    other.close()
+    assert batches > 3 and counts["added"] == 6
+    expected = {f"Клиент {i}": {f"+7916555{i:04d}"} for i in range(6)}
+    assert directory(register) == {**expected, "Орлов": {"+79165550999"}}
+    assert register.clients.count() == 7
 
 
 # -- merged XLSX headers --------------------------------------------------------------------

@@ -21,11 +21,15 @@ from beeline_missed.store.base import Part
 
 # Clients written per transaction on import, at first: the size then adapts so that each
 # transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
-# without it, so that the daemon's hook waits at most about their sum for the register.
-IMPORT_BATCH = 1000
+# without it. Another writer (the daemon's hook) waits in SQLite's busy handler, which
+# retries after 1, 2, 5, 10, 15, 20, then 25 ms: having waited at most IMPORT_LOCK, its
+# next retry comes within 15 ms of the release, and a pause longer than 25 ms lets it in
+# even after an overlong batch. So the hook waits for the import about IMPORT_LOCK + 15 ms.
+IMPORT_BATCH = 200
 IMPORT_MIN_BATCH = 50
-IMPORT_LOCK = 0.015
-IMPORT_PAUSE = 0.030
+IMPORT_MAX_BATCH = 20_000
+IMPORT_LOCK = 0.020
+IMPORT_PAUSE = 0.026
 STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
 IMPORT_TABLES = (
@@ -61,10 +65,11 @@ class Clients(Part):
         an unknown name is matched by its numbers; without (`clients add`) the given ones
         are added and the name of a known client is kept. Entries are staged in temporary
         tables (memory stays flat whatever the size; a file that fails to read writes
-        nothing), matched there, then written in name order in short transactions (the
-        first of `batch_size` clients, then sized to hold the lock ~IMPORT_LOCK seconds),
-        each followed by IMPORT_PAUSE, so that the daemon never waits long for the register;
-        an interrupted import is completed by importing again.
+        nothing), matched there; then only the new and changed ones are written, in name
+        order, in short transactions (the first of `batch_size` clients, then sized to hold
+        the lock ~IMPORT_LOCK seconds), each followed by IMPORT_PAUSE, so that the daemon
+        never waits long for the register; an interrupted import is completed by importing
+        again.
 
         Returns the counts added, updated, unchanged, calls_relinked; `shared_count`, the
         numbers claimed by several clients, and `shared`, the first SHARED_SHOWN of them as
@@ -77,8 +82,10 @@ class Clients(Part):
         # disk (the daemon's own connections keep synchronous=FULL): WAL keeps each batch
         # atomic, and a power cut can only lose the last batches.
         conn.execute("PRAGMA synchronous = NORMAL")
-        # Room for the staging tables' sorts and the batches' lookups: a bounded 32 MB each.
-        conn.execute("PRAGMA cache_size = -64000")
+        # Memory stays bounded whatever the file's size. SQLite's sorts take as much memory
+        # as the main cache is given, so while staging (sorts, temporary tables) the main
+        # cache is small; while writing, the directory's indexes get the room.
+        conn.execute("PRAGMA cache_size = -16000")
         conn.execute("PRAGMA temp.cache_size = -32000")
         # A checkpoint after every batch (the default: at 1,000 pages of WAL) syncs the
         # database file each time, twice the import's own work; every 16,000 pages is enough.
@@ -87,27 +94,39 @@ class Clients(Part):
         try:
             self._stage(entries)
             self._match(replace_phones)
-            total = conn.execute("SELECT coalesce(max(id), 0) FROM temp.imp_client").fetchone()[0]
-            relinked, low, size = 0, 1, batch_size
-            while low <= total:
-                if low > 1:
-                    # Another process waiting for the lock (the daemon's hook) polls in
-                    # SQLite's busy handler every 25 ms or less for its first 100 ms: a pause
-                    # longer than that lets it in, where back-to-back batches starve it.
-                    time.sleep(IMPORT_PAUSE)
+            # (More would not help while the daemon runs: SQLite empties a connection's
+            # cache whenever another one has written, so each batch starts cold.)
+            conn.execute("PRAGMA temp.cache_size = -8000")
+            conn.execute("PRAGMA cache_size = -32000")
+            # New clients get the ids base + their place in the file's name order; `base`
+            # moves up only if another process adds a client meanwhile (`clients add`).
+            base = self.max_id()
+            relinked, low, size, paused = 0, 0, batch_size, time.perf_counter()
+            while True:
+                # Only clients that change are written: re-importing the same file takes the
+                # write lock for nothing.
+                low, high = self._next_changed(low, size)
+                if high is None:
+                    break
+                # A writer waiting for the lock gets in during the pause (see IMPORT_LOCK),
+                # where back-to-back batches would starve it.
+                time.sleep(max(0.0, IMPORT_PAUSE - (time.perf_counter() - paused)))
                 started = time.perf_counter()
                 with self.transaction():
-                    relinked += self._apply(low, low + size - 1, replace_phones, now)
-                low += size
+                    # Someone else's new client took an id this batch means to use.
+                    base = max(base, self.max_id() - low + 1)
+                    relinked += self._apply(low, high, base, replace_phones, now)
+                paused = time.perf_counter()
+                low = high + 1
                 # Keep each transaction near IMPORT_LOCK seconds, whatever the machine.
-                took = time.perf_counter() - started
+                took = paused - started
                 if took > IMPORT_LOCK:
-                    size = max(IMPORT_MIN_BATCH, size // 2)
-                elif took < IMPORT_LOCK / 2:
-                    size = min(batch_size * 8, size * 5 // 4)
+                    size = max(IMPORT_MIN_BATCH, int(size * IMPORT_LOCK / took))
+                elif took < IMPORT_LOCK * 0.7:
+                    size = min(IMPORT_MAX_BATCH, size * 5 // 4)
             counts: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0}
             for state, n in conn.execute(
-                "SELECT state, count(*) FROM temp.imp_client GROUP BY state"
+                "SELECT coalesce(state, 'added'), count(*) FROM temp.imp_client GROUP BY 1"
             ):
                 counts[state] = n
             counts["calls_relinked"] = relinked
@@ -156,49 +175,47 @@ class Clients(Part):
                 flush()
         flush()
         conn.execute("BEGIN")
-        # One line per client of the file, in the order they first appear; the name is the
-        # last row's.
+        # One line per client of the file (`first`: the row it first appears on); the name
+        # is the last row's. Numbered in name order, the order they are written in: the
+        # name indexes then grow at one end batch after batch, and a batch dirties a few
+        # pages of them instead of one page per client (which made a 600,000-row import
+        # write gigabytes of WAL). `state` stays NULL for a client new to the directory.
         conn.execute(
             "CREATE TEMP TABLE imp_client (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, "
-            "code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, "
-            "client_id INTEGER, how INTEGER, state TEXT, batch_no INTEGER)"
+            "first INTEGER NOT NULL, code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, "
+            "client_id INTEGER, how INTEGER, state TEXT)"
         )
         conn.execute(
             """
-            INSERT INTO imp_client (ident, code, name, name_key)
-                SELECT g.ident, r.code, r.name, r.name_key
+            INSERT INTO imp_client (ident, first, code, name, name_key)
+                SELECT g.ident, g.first, r.code, r.name, r.name_key
                 FROM (SELECT ident, min(row_no) AS first, max(row_no) AS last
                       FROM imp_row GROUP BY ident) AS g
                 JOIN imp_row r ON r.row_no = g.last
-                ORDER BY g.first
+                ORDER BY r.name_key, g.first
             """
         )
         conn.execute("CREATE INDEX imp_client_client ON imp_client(client_id)")
-        # Written in name order: the name indexes then grow at one end batch after batch,
-        # and a batch dirties a few pages of them instead of one page per client (which
-        # made a 600,000-row import write gigabytes of WAL).
-        conn.execute(
-            "UPDATE imp_client SET batch_no = o.n FROM (SELECT id, row_number() OVER "
-            "(ORDER BY name_key, id) AS n FROM imp_client) AS o WHERE imp_client.id = o.id"
-        )
-        conn.execute("CREATE INDEX imp_client_batch ON imp_client(batch_no)")
         # Each number goes to the client of the last row listing it; `shared` when rows of
-        # other clients list it too.
+        # other clients list it too. Kept in client order, so that a batch reads its clients'
+        # numbers from a few pages rather than one page per number.
         conn.execute(
-            "CREATE TEMP TABLE imp_won (phone TEXT PRIMARY KEY, cid INTEGER NOT NULL, "
-            "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL) WITHOUT ROWID"
+            "CREATE TEMP TABLE imp_won (cid INTEGER NOT NULL, phone TEXT NOT NULL, "
+            "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL, "
+            "PRIMARY KEY (cid, phone)) WITHOUT ROWID"
         )
         conn.execute(
             """
             INSERT INTO imp_won
-                SELECT w.phone, c.id, w.raw, w.last_row, w.shared
+                SELECT c.id, w.phone, w.raw, w.last_row, w.shared
                 FROM (SELECT phone, ident, raw, max(row_no) AS last_row,
                              count(DISTINCT ident) > 1 AS shared
                       FROM imp_phone GROUP BY phone) AS w
                 JOIN imp_client c ON c.ident = w.ident
+                ORDER BY c.id, w.phone
             """
         )
-        conn.execute("CREATE INDEX imp_won_cid ON imp_won(cid)")
+        conn.execute("CREATE UNIQUE INDEX imp_won_phone ON imp_won(phone)")
         # Per batch: the directory's numbers about to leave their client (taken by another,
         # or gone from the file's row), by rowid in client_phones.
         conn.execute(
@@ -285,39 +302,35 @@ class Clients(Part):
         self.conn.execute(
             """
             UPDATE imp_client SET client_id = NULL, how = NULL
-            WHERE how = ? AND id > (SELECT min(o.id) FROM imp_client AS o
-                                    WHERE o.client_id = imp_client.client_id)
+            WHERE how = ? AND first > (SELECT min(o.first) FROM imp_client AS o
+                                       WHERE o.client_id = imp_client.client_id)
             """,
             [how],
         )
 
-    def _apply(self, low: int, high: int, replace_phones: bool, now: str) -> int:
-        """Write the file's clients of batches `low`..`high` (inside the caller's transaction);
-        returns the calls re-linked."""
+    def _apply(self, low: int, high: int, base: int, replace_phones: bool, now: str) -> int:
+        """Write the file's clients `low`..`high` (inside the caller's transaction), a new
+        one under the id `base` + its own; returns the calls re-linked."""
         conn = self.conn
-        span = {"low": low, "high": high, "now": now, "replace": int(replace_phones)}
-        base = conn.execute("SELECT coalesce(max(id), 0) FROM clients").fetchone()[0]
-        conn.execute(
-            "UPDATE imp_client INDEXED BY imp_client_batch "
-            "SET client_id = :base + batch_no - :low + 1, state = 'added' "
-            "WHERE batch_no BETWEEN :low AND :high AND client_id IS NULL",
-            {**span, "base": base},
-        )
+        span = {"low": low, "high": high, "base": base, "now": now}
         conn.execute(
             "INSERT INTO clients (id, name, name_key, external_id, created_at, updated_at) "
-            "SELECT client_id, name, name_key, code, :now, :now FROM imp_client "
-            "WHERE batch_no BETWEEN :low AND :high AND state = 'added'",
+            "SELECT :base + id, name, name_key, code, :now, :now FROM imp_client "
+            "WHERE id BETWEEN :low AND :high AND state IS NULL",
             span,
         )
-        # CROSS JOIN fixes the join order at the batch's few clients: the temporary tables
-        # have no statistics, and a plan starting at a big table scanned it every batch.
-        changed = "i.batch_no BETWEEN :low AND :high AND i.state IN ('added', 'updated')"
+        # The batch's new and changed clients, each with its id in the directory. CROSS
+        # JOIN fixes the join order at the batch's few clients: the temporary tables have
+        # no statistics, and a plan starting at a big table scanned it every batch.
+        changed = (
+            "(SELECT id, coalesce(client_id, :base + id) AS cid, state FROM imp_client "
+            "WHERE id BETWEEN :low AND :high AND state IS NOT 'unchanged')"
+        )
         # Numbers another client held, taken by the file's client of this batch...
         conn.execute(
-            "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM imp_client AS i "
+            f"INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM {changed} AS i "
             "CROSS JOIN imp_won AS w ON w.cid = i.id "
-            "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.client_id "
-            f"WHERE {changed}",
+            "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.cid",
             span,
         )
         # ...reported when that client is not in the file (the file's own lose them anyway)...
@@ -331,45 +344,53 @@ class Clients(Part):
             conn.execute(
                 "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id "
                 "FROM imp_client AS i CROSS JOIN client_phones AS cp ON cp.client_id = i.client_id "
-                "WHERE i.batch_no BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
+                "WHERE i.id BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
                 "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.cid = i.id)",
                 span,
             )
-        conn.execute(
-            """
-            UPDATE clients SET
-                name = CASE WHEN :replace THEN i.name ELSE clients.name END,
-                name_key = CASE WHEN :replace THEN i.name_key ELSE clients.name_key END,
-                external_id = coalesce(i.code, clients.external_id), updated_at = :now
-            FROM (SELECT * FROM imp_client
-                  WHERE batch_no BETWEEN :low AND :high AND state = 'updated') AS i
-            WHERE i.client_id = clients.id
-            """,
-            span,
-        )
-        conn.execute("DELETE FROM client_phones WHERE rowid IN (SELECT cp_rowid FROM imp_taken)")
+            conn.execute(
+                "UPDATE clients SET name = i.name, name_key = i.name_key, "
+                "external_id = coalesce(i.code, clients.external_id), updated_at = :now "
+                "FROM (SELECT * FROM imp_client WHERE id BETWEEN :low AND :high "
+                "AND state = 'updated') AS i WHERE i.client_id = clients.id",
+                span,
+            )
+        else:
+            conn.execute(
+                "UPDATE clients SET external_id = coalesce(i.code, clients.external_id), "
+                "updated_at = :now FROM (SELECT * FROM imp_client WHERE id BETWEEN :low AND :high "
+                "AND state = 'updated') AS i WHERE i.client_id = clients.id",
+                span,
+            )
+        taken = conn.execute("SELECT count(*) FROM imp_taken").fetchone()[0]
+        if taken:
+            conn.execute(
+                "DELETE FROM client_phones WHERE rowid IN (SELECT cp_rowid FROM imp_taken)"
+            )
         conn.execute(
             "INSERT OR IGNORE INTO client_phones (client_id, phone, raw) "
-            "SELECT i.client_id, w.phone, w.raw FROM imp_client AS i "
-            f"CROSS JOIN imp_won AS w ON w.cid = i.id WHERE {changed}",
+            f"SELECT i.cid, w.phone, w.raw FROM {changed} AS i "
+            "CROSS JOIN imp_won AS w ON w.cid = i.id",
             span,
         )
-        # Calls from every number whose owner may have changed show the owner now.
+        # Calls from every number whose owner may have changed show the owner now: looked
+        # up by number (calls_phone), the batch's few numbers driving the loop.
         relinked = conn.execute(
             f"""
             UPDATE calls SET client_id = (
                 SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
                 ORDER BY client_id LIMIT 1)
             WHERE phone IN (SELECT phone FROM imp_taken UNION ALL
-                            SELECT w.phone FROM imp_client AS i
-                            CROSS JOIN imp_won AS w ON w.cid = i.id WHERE {changed})
+                            SELECT w.phone FROM {changed} AS i
+                            CROSS JOIN imp_won AS w ON w.cid = i.id)
               AND client_id IS NOT (
                 SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
                 ORDER BY client_id LIMIT 1)
             """,
             span,
         ).rowcount
-        conn.execute("DELETE FROM imp_taken")
+        if taken:
+            conn.execute("DELETE FROM imp_taken")
         return relinked
 
     def _shared_numbers(self) -> dict[str, Any]:
@@ -451,3 +472,17 @@ class Clients(Part):
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM clients").fetchone()[0])
+
+    def max_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM clients").fetchone()[0])
+
+    def _next_changed(self, after: int, size: int) -> tuple[int, int | None]:
+        """The next batch of the file's clients to write: ids `low`..`high` (in name order,
+        from `after` on) spanning at most `size` clients that are new or changed; high is
+        None when none is left."""
+        row = self.conn.execute(
+            "SELECT min(id), max(id) FROM (SELECT id FROM imp_client WHERE id >= ? "
+            "AND state IS NOT 'unchanged' ORDER BY id LIMIT ?)",
+            [after, size],
+        ).fetchone()
+        return (row[0] or after), row[1]
