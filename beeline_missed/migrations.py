@@ -316,3 +316,12 @@ def m080_client_name_key(db: sqlite_utils.Database) -> None:
         [(" ".join(str(name).split()).casefold().replace("ё", "е"), id_) for id_, name in rows],
     )
     db.conn.execute("CREATE INDEX clients_name_key ON clients(name_key)")
+
+
+@migration
+def m090_onec(db: sqlite_utils.Database) -> None:
+    # 1C:Альфа-Авто: each client synced from 1C keeps its Ref_Key (the booking's Заказчик_Key,
+    # and how a client deleted in 1C is found to leave the directory). Not unique: two 1C
+    # items with one code are one directory client.
+    db.conn.execute("ALTER TABLE clients ADD COLUMN onec_ref TEXT")
+    db.conn.execute("CREATE INDEX clients_onec_ref ON clients(onec_ref)")

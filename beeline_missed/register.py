@@ -1283,3 +1283,118 @@ class Register:
     def checkpoint(self) -> None:
         """Copy the WAL into the database without blocking writers (PASSIVE)."""
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # -- 1C:Альфа-Авто: clients synced from 1C (onec_sync.py) ---------------------------------
+    # A synced client keeps its 1C Ref_Key (`onec_ref`); a client of 1C's that a sync no
+    # longer sees (deleted or marked for deletion there) leaves the directory. The clients
+    # themselves go through `upsert_clients`, so matching is the file import's.
+
+    def sync_onec_clients(
+        self,
+        records: Iterable[tuple[str, str | None, str, Sequence[tuple[str, str]], bool]],
+    ) -> dict[str, Any]:
+        """Sync the directory with 1C's clients, given as (ref, code, name, numbers, usable)
+        where `usable` is False for a record seen but skipped (bad data: the directory's
+        client is kept as it is). Everything is staged first, so a read that fails half-way
+        changes nothing. Returns `upsert_clients`' counts plus `removed` and `total` (the
+        records written). When 1C gave no record at all, nothing is removed."""
+        import json
+
+        conn = self.conn
+        conn.execute("PRAGMA temp_store = FILE")
+        conn.execute("DROP TABLE IF EXISTS temp.onec_seen")
+        conn.execute(
+            "CREATE TEMP TABLE onec_seen (ref TEXT PRIMARY KEY, n INTEGER NOT NULL, code TEXT, "
+            "name TEXT NOT NULL, name_key TEXT NOT NULL, numbers TEXT NOT NULL, "
+            "usable INTEGER NOT NULL)"
+        )
+        try:
+            rows: list[tuple[Any, ...]] = []
+
+            def flush() -> None:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO onec_seen VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                conn.execute("COMMIT")
+                rows.clear()
+
+            seen = 0
+            for seen, (ref, code, name, numbers, usable) in enumerate(records, 1):
+                rows.append(
+                    (ref, seen, code or None, name, self.name_key(name),
+                     json.dumps(list(numbers), ensure_ascii=False), int(usable))
+                )
+                if len(rows) >= STAGE_CHUNK:
+                    flush()
+            if rows:
+                flush()
+
+            def staged() -> Iterator[tuple[str | None, str, list[tuple[str, str]]]]:
+                for low in range(1, seen + 1, STAGE_CHUNK):
+                    chunk = conn.execute(
+                        "SELECT code, name, numbers FROM onec_seen WHERE usable "
+                        "AND n BETWEEN ? AND ? ORDER BY n",
+                        [low, low + STAGE_CHUNK - 1],
+                    ).fetchall()
+                    for code, name, numbers in chunk:
+                        yield code, name, [tuple(pair) for pair in json.loads(numbers)]
+
+            counts = self.upsert_clients(staged())
+            counts["total"] = conn.execute(
+                "SELECT count(*) FROM onec_seen WHERE usable"
+            ).fetchone()[0]
+            # Each synced client's Ref_Key: found by its code, or, without one, by its name.
+            for low in range(1, seen + 1, STAGE_CHUNK):
+                if low > 1:
+                    time.sleep(IMPORT_PAUSE)
+                with self.transaction():
+                    span = [low, low + STAGE_CHUNK - 1]
+                    conn.execute(
+                        "UPDATE clients SET onec_ref = s.ref FROM onec_seen AS s "
+                        "WHERE s.n BETWEEN ? AND ? AND s.usable AND s.code IS NOT NULL "
+                        "AND clients.external_id = s.code AND clients.onec_ref IS NOT s.ref",
+                        span,
+                    )
+                    conn.execute(
+                        "UPDATE clients SET onec_ref = s.ref FROM onec_seen AS s "
+                        "WHERE s.n BETWEEN ? AND ? AND s.usable AND s.code IS NULL "
+                        "AND clients.external_id IS NULL AND clients.name_key = s.name_key "
+                        "AND clients.onec_ref IS NOT s.ref",
+                        span,
+                    )
+            removed = 0
+            if seen:
+                gone = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM clients WHERE onec_ref IS NOT NULL AND onec_ref NOT IN "
+                        "(SELECT ref FROM onec_seen) ORDER BY id"
+                    )
+                ]
+                for start in range(0, len(gone), IMPORT_BATCH):
+                    ids = gone[start : start + IMPORT_BATCH]
+                    marks = ",".join("?" * len(ids))
+                    with self.transaction():
+                        # Calls keep their number; the client's name leaves them with it.
+                        conn.execute(f"DELETE FROM clients WHERE id IN ({marks})", ids)
+                    removed += len(ids)
+            counts["removed"] = removed
+            return counts
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            conn.execute("DROP TABLE IF EXISTS temp.onec_seen")
+
+    def onec_client_of(self, phone: str | None) -> dict[str, Any] | None:
+        """The directory client holding `phone` (E.164) with its 1C Ref_Key: {id, name,
+        onec_ref}; None when no client holds it."""
+        if not phone:
+            return None
+        row = self.conn.execute(
+            "SELECT c.id, c.name, c.onec_ref FROM client_phones AS cp "
+            "JOIN clients AS c ON c.id = cp.client_id WHERE cp.phone = ? "
+            "ORDER BY c.id LIMIT 1",
+            [phone],
+        ).fetchone()
+        return dict(row) if row else None
