@@ -422,6 +422,140 @@ def clients_add(
         say(escape(line))
 
 
+# -- 1C:Альфа-Авто over OData: clients sync, check, the stand-in ---------------------------
+
+
+@clients_app.command("sync")
+def clients_sync(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Update the directory from 1C (Catalog_Контрагенты over OData): added, updated, removed."""
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    from beeline_missed import onec_sync
+    from beeline_missed.onec import OnecClient
+    from beeline_missed.output import err_console, print_json, print_table, say
+
+    settings = state(ctx).settings()
+    with OnecClient.from_settings(settings) as client:
+        register = state(ctx).register(create=NEW_REGISTER_RU)
+        # The bar goes to stderr and only to a terminal; 1C tells the total on the first page.
+        with Progress(
+            console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as bar:
+            task = bar.add_task("Клиенты из 1С", total=None)
+            counts, report = onec_sync.sync(
+                register,
+                client,
+                settings,
+                progress=lambda n: bar.advance(task, n),
+                on_total=lambda n: bar.update(task, total=n),
+            )
+    unrecognised = [{"client": c, "text": t} for c, t in report.unrecognised]
+    if json_:
+        print_json(
+            {
+                "added": counts["added"],
+                "updated": counts["updated"],
+                "removed": counts["removed"],
+                "total": counts["total"],
+                "unchanged": counts.get("unchanged", 0),
+                "skipped": dict(report.skipped),
+                "unrecognised": unrecognised,
+                "shared_numbers": counts.get("shared", []),
+            }
+        )
+        return
+    print_table(["", "Количество"], onec_sync.summary_rows(counts, report), title="Клиенты из 1С")
+    for item in unrecognised:
+        say(escape(f"«{item['client']}»: «{item['text']}» — не номер телефона."))
+    if report.unrecognised_count > len(unrecognised):
+        say(f"… и ещё {report.unrecognised_count - len(unrecognised)}.")
+    from beeline_missed import clients
+
+    for line in clients.shared_lines(counts):
+        say(escape(line))
+
+
+onec_app = typer.Typer(
+    help="1C:Альфа-Авто over 1C's standard OData interface: check the connection.",
+    no_args_is_help=True,
+)
+app.add_typer(onec_app, name="onec")
+
+
+@onec_app.command("check")
+def onec_check(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Say in plain words what works: reachable, authorised, which configured entity sets and
+    fields the base publishes over OData, and what is missing. Exits 1 when anything is."""
+    from beeline_missed import onec_sync
+    from beeline_missed.onec import OnecClient
+    from beeline_missed.output import print_json, say
+
+    settings = state(ctx).settings()
+    with OnecClient.from_settings(settings) as client:
+        found = onec_sync.diagnose(client, settings)
+    if json_:
+        print_json(found)
+    else:
+        for line in onec_sync.diagnosis_lines(found):
+            say(line)
+    if not found["ok"]:
+        raise typer.Exit(1)
+
+
+@onec_app.command("simulator")
+def onec_simulator_command(
+    listen: Annotated[
+        str, typer.Option("--listen", metavar="HOST:PORT", help="Address; port 0 picks a free one.")
+    ] = "127.0.0.1:0",
+    user: Annotated[
+        str, typer.Option("--user", metavar="NAME", help="The 1C user it accepts.")
+    ] = "odata",
+    clients_count: Annotated[
+        int,
+        typer.Option(
+            "--clients",
+            min=0,
+            max=10_000_000,
+            metavar="N",
+            help="Serve N made-up clients with two numbers each instead of the demo's.",
+        ),
+    ] = 0,
+) -> None:
+    """For tests, the demo and benchmarks: a stand-in for a 1C:Альфа-Авто base's OData.
+
+    Serves the standard OData interface (Catalog_Контрагенты, Catalog_Автомобили,
+    Document_ЗаявкаНаРемонт, Document_ЗаказНаряд) with HTTP Basic; the password is
+    BEELINE_MISSED_1C_PASSWORD or a fixed one. Prints BEELINE_MISSED_1C_URL=... on its first
+    line. Stops on Ctrl-C or SIGTERM.
+    """
+    import os
+    import sys
+
+    from beeline_missed import onec_sim
+    from beeline_missed.config import ENV_ONEC_PASSWORD
+    from beeline_missed.daemon import parse_listen
+
+    host, port = parse_listen(listen)
+    sim = onec_sim.OnecSimulator(
+        user, os.environ.get(ENV_ONEC_PASSWORD) or onec_sim.DEFAULT_PASSWORD, host=host, port=port
+    )
+    if clients_count:
+        sim.sets[onec_sim.CLIENTS] = onec_sim.SyntheticClients(clients_count)
+    else:
+        onec_sim.demo_base(sim, onec_sim.demo_clients())
+
+    def ready(url: str) -> None:
+        sys.stdout.write(f"BEELINE_MISSED_1C_URL={url}\n")
+        sys.stdout.flush()
+        sys.stderr.write(f"1C OData stand-in at {url}; Ctrl-C stops.\n")
+
+    try:
+        onec_sim.serve_forever(sim, ready)
+    except OSError as exc:
+        raise UserError(f"Cannot listen on {listen}: {exc.strerror or exc}.") from None
+
+
 @app.command("list")
 def list_calls(
     ctx: typer.Context,

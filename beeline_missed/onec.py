@@ -35,8 +35,15 @@ class OnecError(UserError):
     # Worth retrying later (1C down, slow, overloaded) rather than a wrong request.
     retryable = False
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        ru: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, ru=ru)
         self.status = status
         self.code = code
 
@@ -167,11 +174,15 @@ class OnecClient:
         except httpx.TimeoutException:
             raise OnecTimeout(
                 f"1C at {self.host} did not answer within {self.timeout:g} s while trying to "
-                f"{what}."
+                f"{what}.",
+                ru=f"1С ({self.host}) не ответила за {self.timeout:g} с.",
             ) from None
         except httpx.TransportError as exc:
             reason = self.scrub(str(exc)) or type(exc).__name__
-            raise OnecUnreachable(f"Cannot reach 1C at {self.host}: {reason}.") from None
+            raise OnecUnreachable(
+                f"Cannot reach 1C at {self.host}: {reason}.",
+                ru=f"Нет связи с 1С ({self.host}): {reason}.",
+            ) from None
         if response.is_success:
             return response
         raise self._error(response, what)
@@ -184,6 +195,8 @@ class OnecClient:
                 f"1C at {self.host} answered {what} with a web page, not OData JSON: check that "
                 "onec_url is the base's …/odata/standard.odata address and that OData is "
                 "published for it.",
+                ru=f"1С ({self.host}) ответила веб-страницей, а не данными OData: проверьте "
+                "адрес onec_url (…/odata/standard.odata) и публикацию OData.",
                 status=response.status_code,
             )
         try:
@@ -191,6 +204,7 @@ class OnecClient:
         except ValueError:
             raise OnecNotJson(
                 f"1C at {self.host} answered {what} with something that is not JSON.",
+                ru=f"1С ({self.host}) ответила не в формате JSON.",
                 status=response.status_code,
             ) from None
 
@@ -200,6 +214,8 @@ class OnecClient:
             return OnecAuthError(
                 f"1C at {self.host} refused the user «{self.user}» (HTTP {status}): check "
                 f"{ENV_USER} and {ENV_PASSWORD}, and that the user may use OData.",
+                ru=f"1С ({self.host}) не пускает пользователя «{self.user}»: проверьте имя и "
+                "пароль пользователя 1С для OData.",
                 status=status,
             )
         code, message = None, ""
@@ -216,6 +232,7 @@ class OnecClient:
         if status == 404 and message:
             return OnecNotPublished(
                 f"1C could not {what}: {message} (add it to the base's OData content).",
+                ru=f"1С не отдаёт эти данные: {message} (их нужно добавить в состав OData).",
                 status=status,
                 code=code,
             )
@@ -226,7 +243,10 @@ class OnecClient:
         detail = f": {message}" if message else ""
         error_class = OnecUnreachable if status >= 500 and not message else OnecError
         made = error_class(
-            f"1C at {self.host} could not {what} (HTTP {status}){detail}.", status=status, code=code
+            f"1C at {self.host} could not {what} (HTTP {status}){detail}.",
+            ru=f"1С ({self.host}) ответила ошибкой (HTTP {status}){detail}.",
+            status=status,
+            code=code,
         )
         made.retryable = status >= 500 or status == 429
         return made

@@ -111,7 +111,10 @@ def fields_to_read(metadata: Metadata, settings: Settings) -> list[str]:
     catalog, name or contact table is an error in one sentence."""
     problems = check(metadata, settings, only_clients=True)
     if problems:
-        raise OnecError(problems[0])
+        raise OnecError(
+            problems[0],
+            ru=f"Клиентов из 1С не получить: {problems[0]} (подробнее: beeline-missed onec check)",
+        )
     props = metadata.sets[settings.onec_clients]
     wanted = ["Ref_Key", "Code", "DeletionMark", "IsFolder", settings.onec_client_name]
     return [f for f in wanted if f in props] + [settings.onec_contacts]
@@ -229,3 +232,67 @@ def check(metadata: Metadata, settings: Settings, only_clients: bool = False) ->
 def extra_sets(settings: Settings) -> list[tuple[str, list[str], dict[str, list[str]]]]:
     """Entity sets other features use (bookings, cars, orders), when they are configured."""
     return []
+
+
+def diagnose(client: OnecClient, settings: Settings) -> dict[str, Any]:
+    """`onec check`: reachable, authorised, what the base publishes of the configured names,
+    with the problems in plain words (`ok` when there are none)."""
+    from beeline_missed.onec import OnecAuthError, OnecTimeout, OnecUnreachable
+
+    found: dict[str, Any] = {
+        "url": client.url,
+        "user": client.user,
+        "reachable": False,
+        "authorised": False,
+        "sets": {},
+        "problems": [],
+    }
+    try:
+        metadata = client.metadata()
+    except OnecError as exc:
+        found["reachable"] = not isinstance(exc, OnecUnreachable | OnecTimeout)
+        found["authorised"] = found["reachable"] and not isinstance(exc, OnecAuthError)
+        found["problems"].append(str(exc))
+        return {**found, "ok": False}
+    found["reachable"] = found["authorised"] = True
+    wanted = [settings.onec_clients] + [entity for entity, _, _ in extra_sets(settings)]
+    found["sets"] = {entity: entity in metadata.sets for entity in wanted}
+    found["problems"] = check(metadata, settings)
+    return {**found, "ok": not found["problems"]}
+
+
+SUMMARY_LABELS = {
+    "total": "клиентов в 1С с номерами",
+    "added": "добавлено",
+    "updated": "обновлено",
+    "unchanged": "без изменений",
+    "removed": "удалено (нет в 1С или помечены на удаление)",
+    "calls_relinked": "звонков теперь с другим клиентом",
+}
+
+
+def summary_rows(counts: dict[str, Any], report: Report) -> list[tuple[str, int]]:
+    """The sync's figures as table rows for staff, each skip reason on its own row."""
+    rows = [(label, int(counts.get(key, 0))) for key, label in SUMMARY_LABELS.items()]
+    rows += [
+        (f"пропущено: {SKIP_LABELS.get(reason, reason)}", n)
+        for reason, n in sorted(report.skipped.items())
+    ]
+    if report.unrecognised_count:
+        rows.append(("номеров не распознано", report.unrecognised_count))
+    return rows
+
+
+def diagnosis_lines(found: dict[str, Any]) -> list[str]:
+    """`onec check` in plain words, one line each."""
+    lines = [f"1C OData at {found['url']}, user «{found['user']}»:"]
+    lines.append("  reachable: " + ("yes" if found["reachable"] else "no"))
+    if found["reachable"]:
+        lines.append("  authorised: " + ("yes" if found["authorised"] else "no"))
+    for entity, published in found["sets"].items():
+        lines.append(f"  {entity}: " + ("published" if published else "NOT published"))
+    for problem in found["problems"]:
+        lines.append(f"  problem: {problem}")
+    if found["ok"]:
+        lines.append("Everything the configured features need is there.")
+    return lines
