@@ -1011,6 +1011,8 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     from beeline_missed import reconcile
 
     last_reconcile = reconcile.last_run(register)
+    onec_status = _onec_status(register, zone)
+    onec_line = onec_status.pop("line") if onec_status else None
     if json_:
         print_json(
             {
@@ -1018,6 +1020,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
                 "last_event_at": timefmt.iso_local(last_event, zone),
                 "upkeep_error": upkeep_error,
                 "reconciliation": _reconcile_json(last_reconcile, zone),
+                "onec_sync": onec_status,
             }
         )
         return
@@ -1045,6 +1048,38 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
     say(_reconcile_line(last_reconcile, zone))
+    if onec_line:
+        from rich.markup import escape
+
+        say(escape(onec_line))
+
+
+def _onec_status(register: Any, zone: Any) -> dict[str, Any] | None:
+    """The last 1C sync for `status --json`, times local; None when 1C was never synced."""
+    from beeline_missed import onec_sync, timefmt
+
+    last = onec_sync.last_sync(register)
+    if last is not None:
+        last["line"] = _onec_line(last, zone)
+        for key in ("at", "error_at"):
+            last[key] = timefmt.iso_local(last.get(key) or None, zone)
+    return last
+
+
+def _onec_line(last: dict[str, Any], zone: Any) -> str:
+    from beeline_missed.timefmt import show_local
+
+    text = "No 1C sync has succeeded yet"
+    if last.get("at"):
+        text = (
+            f"Last 1C sync: {show_local(last['at'], zone)}, {last['total']} clients (added "
+            f"{last['added']}, updated {last['updated']}, removed {last['removed']}, "
+            f"skipped {last['skipped']})"
+        )
+    if last.get("error"):
+        text += f"; the latest attempt ({show_local(last['error_at'], zone)}) failed: "
+        text += last["error"]
+    return text + "."
 
 
 def _reconcile_json(last: dict[str, Any] | None, zone: Any) -> dict[str, Any] | None:

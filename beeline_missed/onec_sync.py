@@ -161,8 +161,9 @@ def sync(
         counts = register.sync_onec_clients(
             read_clients(client, settings, report, progress, on_total)
         )
-    except OnecError as exc:
-        register.set_meta(META_ERROR, json.dumps({"at": at, "error": str(exc)}, ensure_ascii=False))
+    except Exception as exc:  # kept for `status` whatever it was, then raised as it was
+        error = client.scrub(str(exc)) or type(exc).__name__
+        register.set_meta(META_ERROR, json.dumps({"at": at, "error": error}, ensure_ascii=False))
         raise
     summary = {
         "at": at,
