@@ -684,6 +684,9 @@ def call_card(
         print_json(calls_view.call_json(register.get_call(call_id), zone))
         return
     who = card.current_user(user, settings.user)
+    from beeline_missed import onec_booking
+
+    booker = onec_booking.booker_for(register, settings, zone)
     if not editing:
 
         def ask(question: str, default: str) -> str:
@@ -702,15 +705,17 @@ def call_card(
             return answer
 
         outcome = card_session.interactive(
-            register, call_id, who, zone, settings.journal, ask, console.print
+            register, call_id, who, zone, settings.journal, ask, console.print, booker
         )
         say(escape(outcome.message))
+        if outcome.booking_message:
+            say(escape(outcome.booking_message))
         if outcome.journal:
             say(escape(outcome.journal))
         return
     opened = card_session.open_card(register, call_id, expect_version)
     edit = card.Edit.parse(user=who, status=status, result=result, book=book)
-    outcome = card_session.apply(register, opened, edit, settings.journal)
+    outcome = card_session.apply(register, opened, edit, settings.journal, booker=booker)
     if outcome.refused:
         raise UserError(outcome.message)
     if json_:
@@ -720,11 +725,14 @@ def call_card(
                 "saved": outcome.saved is not None,
                 "message": outcome.message,
                 "journal": outcome.journal,
+                "booking": outcome.booking,
                 "call": calls_view.call_json(row, zone),
             }
         )
         return
     say(escape(outcome.message))
+    if outcome.booking_message:
+        say(escape(outcome.booking_message))
     if outcome.journal:
         (err_console if "не открылся" in outcome.journal else console).print(
             outcome.journal, markup=False
@@ -1013,6 +1021,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     last_reconcile = reconcile.last_run(register)
     onec_status = _onec_status(register, zone)
     onec_line = onec_status.pop("line") if onec_status else None
+    waiting = register.onec_bookings("waiting")
     if json_:
         print_json(
             {
@@ -1021,6 +1030,16 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
                 "upkeep_error": upkeep_error,
                 "reconciliation": _reconcile_json(last_reconcile, zone),
                 "onec_sync": onec_status,
+                "onec_bookings_waiting": [
+                    {
+                        "call_id": b["call_id"],
+                        "phone": b["phone"],
+                        "since": timefmt.iso_local(b["created_at"], zone),
+                        "attempts": b["attempts"],
+                        "error": b["last_error"],
+                    }
+                    for b in waiting
+                ],
             }
         )
         return
@@ -1048,10 +1067,23 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
     say(_reconcile_line(last_reconcile, zone))
-    if onec_line:
+    if onec_line or waiting:
         from rich.markup import escape
 
-        say(escape(onec_line))
+        from beeline_missed import phones
+
+        if onec_line:
+            say(escape(onec_line))
+        if waiting:
+            say(f"Bookings waiting for 1C: {len(waiting)}.")
+        for b in waiting:
+            say(
+                escape(
+                    f"  call {b['call_id']} ({phones.display(b['phone'])}) since "
+                    f"{timefmt.show_local(b['created_at'], zone)}, {b['attempts']} attempt(s): "
+                    f"{b['last_error'] or 'not tried yet'}"
+                )
+            )
 
 
 def _onec_status(register: Any, zone: Any) -> dict[str, Any] | None:

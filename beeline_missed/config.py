@@ -111,6 +111,15 @@ class Settings:
     onec_contact_type: str = "Тип"
     onec_phone_type: str = "Телефон"
     onec_phone_fields: tuple[str, ...] = ("Представление", "НомерТелефона")
+    # «Записаться» creates this document in 1C: the client and comment fields, and the shop's
+    # fixed fields (organisation, department, workshop, repair kind… as its base requires).
+    onec_bookings: str = "Document_ЗаявкаНаРемонт"
+    onec_booking_client: str = "Заказчик_Key"
+    onec_booking_comment: str = "Комментарий"
+    onec_booking_fields: dict[str, str] = field(default_factory=dict)
+    onec_booking_timeout: float = 5.0
+    # The daemon retries bookings 1C could not take this often (seconds).
+    onec_booking_retry: float = 60.0
 
     @property
     def config_file(self) -> Path:
@@ -159,6 +168,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "onec_card_timeout": (0.1, 60),
     "onec_sync_interval": (10, MAX_SECONDS),
     "onec_page_size": (1, 100_000),
+    "onec_booking_timeout": (0.1, 600),
+    "onec_booking_retry": (1, MAX_SECONDS),
 }
 # Text settings that take one of a few words; anything else is a typo, not a new meaning.
 CHOICES: dict[str, tuple[str, ...]] = {"unknown_targets": ("service", "person")}
@@ -521,6 +532,19 @@ CONFIG_TEMPLATE = """\
 # onec_contact_type = "Тип"
 # onec_phone_type = "Телефон"
 # onec_phone_fields = ["Представление", "НомерТелефона"]
+# «Записаться» creates a booking in 1C for a client synced from it: the document,
+# its client and comment fields, and the fields your base requires filled, with
+# fixed values (Ref_Key guids from your base; `onec check` lists what is missing).
+# A booking 1C cannot take is kept, retried by the daemon every onec_booking_retry
+# seconds, and listed by `status`.
+# onec_bookings = "Document_ЗаявкаНаРемонт"
+# onec_booking_client = "Заказчик_Key"
+# onec_booking_comment = "Комментарий"
+# onec_booking_fields."Организация_Key" = "00000000-0000-0000-0000-000000000000"
+# onec_booking_fields."ВидРемонта_Key" = "00000000-0000-0000-0000-000000000000"
+# onec_booking_fields."Цех_Key" = "00000000-0000-0000-0000-000000000000"
+# onec_booking_timeout = 5
+# onec_booking_retry = 60
 """
 
 

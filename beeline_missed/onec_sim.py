@@ -490,10 +490,17 @@ class OnecSimulator:
         with self._lock:
             self.requests.append((request.method, raw_path, request.url.query))
         fault = self._take_fault(request.method)
+        if fault is not None and fault.mode == "slow":
+            # The work is done, the answer is late: a client that gave up on a POST has
+            # still created the document, as with a real 1C.
+            answer = await self._answer(request, raw_path, None)
+            await asyncio.sleep(fault.seconds)
+            return answer
+        return await self._answer(request, raw_path, fault)
+
+    async def _answer(self, request: Request, raw_path: str, fault: OnecFault | None) -> Response:
         if fault is not None:
-            if fault.mode == "slow":
-                await asyncio.sleep(fault.seconds)
-            elif fault.mode == "401":
+            if fault.mode == "401":
                 return Response("Unauthorized", status_code=401)
             elif fault.mode == "login_page":
                 page = (

@@ -231,8 +231,16 @@ def check(metadata: Metadata, settings: Settings, only_clients: bool = False) ->
 
 
 def extra_sets(settings: Settings) -> list[tuple[str, list[str], dict[str, list[str]]]]:
-    """Entity sets other features use (bookings, cars, orders), when they are configured."""
-    return []
+    """Entity sets other features use: the booking «Записаться» creates (its client and
+    comment fields, and the shop's fixed fields)."""
+    booking_fields = [
+        "Ref_Key",
+        "Number",
+        settings.onec_booking_client,
+        settings.onec_booking_comment,
+        *settings.onec_booking_fields,
+    ]
+    return [(settings.onec_bookings, booking_fields, {})]
 
 
 def diagnose(client: OnecClient, settings: Settings) -> dict[str, Any]:

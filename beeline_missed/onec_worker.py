@@ -1,6 +1,7 @@
 """The daemon's 1C thread: syncs the clients directory on start and every
-`onec_sync_interval`. 1C down, slow or refusing is logged and kept for `status`, retried with a
-growing pause; it never touches the hook or the other threads."""
+`onec_sync_interval`, and retries bookings 1C could not take every `onec_booking_retry`.
+1C down, slow or refusing is logged and kept for `status`, retried with a growing pause; it
+never touches the hook or the other threads."""
 
 from __future__ import annotations
 
@@ -31,14 +32,24 @@ def run(
     stop: threading.Event,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Sync until `stop` is set."""
+    """Sync, and retry waiting bookings, until `stop` is set."""
+    from beeline_missed import onec_booking
+
     interval = float(settings.onec_sync_interval)
     register = open_register()
     client = OnecClient.from_settings(settings)
     failures = 0
-    next_sync = clock()
+    next_sync = next_retry = clock()
     try:
         while not stop.is_set():
+            if clock() >= next_retry:
+                next_retry = clock() + float(settings.onec_booking_retry)
+                try:
+                    for made in onec_booking.retry_waiting(register, client, settings):
+                        call, number = made["call_id"], made["number"]
+                        log.info("booking for call %s created in 1C: № %s", call, number)
+                except Exception as exc:  # the register busy, 1C odd: the next round tries again
+                    log.warning("retrying bookings failed: %s", client.scrub(str(exc)))
             if clock() >= next_sync:
                 try:
                     counts, _ = onec_sync.sync(register, client, settings)

@@ -1398,3 +1398,40 @@ class Register:
             [phone],
         ).fetchone()
         return dict(row) if row else None
+
+    def add_onec_booking(
+        self, call_id: int, client_ref: str, token: str, body: str, now: str
+    ) -> int:
+        """Keep a booking to create in 1C (state 'waiting'); returns its id."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO onec_bookings (call_id, client_ref, token, body, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [call_id, client_ref, token, body, now, now],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def onec_booking_created(self, booking_id: int, number: str, ref: str, now: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE onec_bookings SET state = 'created', number = ?, ref = ?, "
+                "attempts = attempts + 1, last_error = NULL, updated_at = ? WHERE id = ?",
+                [number, ref, now, booking_id],
+            )
+
+    def onec_booking_failed(self, booking_id: int, error: str, now: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE onec_bookings SET attempts = attempts + 1, last_error = ?, "
+                "updated_at = ? WHERE id = ?",
+                [error, now, booking_id],
+            )
+
+    def onec_bookings(self, state: str = "waiting", limit: int = 100) -> list[dict[str, Any]]:
+        """Bookings in `state`, oldest first, with their call's phone."""
+        rows = self.conn.execute(
+            "SELECT b.*, calls.phone AS phone FROM onec_bookings AS b "
+            "LEFT JOIN calls ON calls.id = b.call_id WHERE b.state = ? ORDER BY b.id LIMIT ?",
+            [state, limit],
+        )
+        return [dict(row) for row in rows]

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from beeline_missed import card, card_session, phones, timefmt
+from beeline_missed import card, card_session, onec_booking, phones, timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.panel import call_list
@@ -175,6 +175,7 @@ class PanelApp(App[None]):
                 zone=self.zone,
                 user=self.user,
                 journal=self.settings.journal,
+                booker=onec_booking.booker_for(self.register, self.settings, self.zone),
             )
         except UserError as exc:  # the call vanished (register replaced): say so, stay up
             self.notify(str(exc), severity="error")
@@ -189,6 +190,8 @@ class PanelApp(App[None]):
                 title="Карточка звонка",
                 severity="warning" if outcome.refused else "information",
             )
+            if outcome.booking_message:
+                self.notify(outcome.booking_message, title="Заявка в 1С", timeout=15)
             if outcome.journal:
                 self.notify(outcome.journal, title="Журнал записи", timeout=15)
         # Our own save does not move data_version: reload explicitly.

@@ -4,7 +4,7 @@ this screen only collects the status and result and shows what the rules answere
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -37,8 +37,10 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         zone: tzinfo,
         user: str,
         journal: str | None,
+        booker: Any = None,
     ) -> None:
         super().__init__()
+        self.booker = booker  # creates the booking in 1C after «Записаться» (onec_booking)
         self.register = register
         # With the caller's open attempts: saving handles all of them.
         self.row = card_session.case_row(register, call_id)
@@ -110,7 +112,9 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         status = card.CALLED_BACK if book else self.status
         edit = card.Edit(user=self.user, status=status, result=self.result, book=book)
         try:
-            outcome = card_session.apply(self.register, self.opened, edit, self.journal)
+            outcome = card_session.apply(
+                self.register, self.opened, edit, self.journal, booker=self.booker
+            )
         except UserError as exc:  # no result, a conflict: the card stays open
             self.show_error(str(exc))
             return None
