@@ -133,6 +133,7 @@ def interactive(
     ask: Callable[[str, str], str],
     show: Callable[[str], None],
     booker: Callable[[dict[str, Any]], Any] | None = None,
+    workshop: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
     of rich markup (data in it is escaped)."""
@@ -141,6 +142,9 @@ def interactive(
     show(f"[bold]Карточка звонка {row['id']}[/bold]")
     for label, value in calls_view.card_lines(row, zone):
         show(f"{label}: {escape(value)}" if value else f"{label}: —")
+    # 1C:Альфа-Авто: the client's cars and open repair orders (onec_card; short timeout).
+    for label, value in workshop(row) if workshop is not None else []:
+        show(f"{label}: {escape(value)}")
     show("Статус: 1 — Пропущен, 2 — Перезвонили, 3 — Записаться на ремонт")
     while True:
         answer = ask("Статус", card.status_label(opened.status))

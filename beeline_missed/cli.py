@@ -680,8 +680,15 @@ def call_card(
     register = state(ctx).register()
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
+    from beeline_missed import onec_card
+
     if not editing and json_:
-        print_json(calls_view.call_json(register.get_call(call_id), zone))
+        row = register.get_call(call_id)
+        shown = calls_view.call_json(row, zone)
+        found = onec_card.for_call(register, settings, row.get("phone"))
+        if found is not None:
+            shown["onec"] = found.as_json()
+        print_json(shown)
         return
     who = card.current_user(user, settings.user)
     from beeline_missed import onec_booking
@@ -705,7 +712,17 @@ def call_card(
             return answer
 
         outcome = card_session.interactive(
-            register, call_id, who, zone, settings.journal, ask, console.print, booker
+            register,
+            call_id,
+            who,
+            zone,
+            settings.journal,
+            ask,
+            console.print,
+            booker,
+            lambda row: onec_card.card_lines(
+                onec_card.for_call(register, settings, row.get("phone"))
+            ),
         )
         say(escape(outcome.message))
         if outcome.booking_message:

@@ -120,6 +120,15 @@ class Settings:
     onec_booking_timeout: float = 5.0
     # The daemon retries bookings 1C could not take this often (seconds).
     onec_booking_retry: float = 60.0
+    # The card shows the client's cars (found by their owner field) and open repair orders
+    # (any state but those listed as closed).
+    onec_cars: str = "Catalog_Автомобили"
+    onec_car_owner: str = "Владелец_Key"
+    onec_car_fields: tuple[str, ...] = ("Description", "ГосНомер", "VIN")
+    onec_orders: str = "Document_ЗаказНаряд"
+    onec_order_client: str = "Заказчик_Key"
+    onec_order_state: str = "Состояние"
+    onec_order_closed_states: tuple[str, ...] = ("Закрыт", "Выполнен", "Отменен")
 
     @property
     def config_file(self) -> Path:
@@ -545,6 +554,17 @@ CONFIG_TEMPLATE = """\
 # onec_booking_fields."Цех_Key" = "00000000-0000-0000-0000-000000000000"
 # onec_booking_timeout = 5
 # onec_booking_retry = 60
+# The card shows the client's cars and open repair orders, asked of 1C when it opens
+# (never waiting more than onec_card_timeout): the cars catalog, the field naming
+# the owner and the fields shown; the orders document, its client and state
+# fields, and the states that mean closed (releases differ: check yours).
+# onec_cars = "Catalog_Автомобили"
+# onec_car_owner = "Владелец_Key"
+# onec_car_fields = ["Description", "ГосНомер", "VIN"]
+# onec_orders = "Document_ЗаказНаряд"
+# onec_order_client = "Заказчик_Key"
+# onec_order_state = "Состояние"
+# onec_order_closed_states = ["Закрыт", "Выполнен", "Отменен"]
 """
 
 

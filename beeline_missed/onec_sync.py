@@ -232,7 +232,8 @@ def check(metadata: Metadata, settings: Settings, only_clients: bool = False) ->
 
 def extra_sets(settings: Settings) -> list[tuple[str, list[str], dict[str, list[str]]]]:
     """Entity sets other features use: the booking «Записаться» creates (its client and
-    comment fields, and the shop's fixed fields)."""
+    comment fields, and the shop's fixed fields), and the cars and repair orders the card
+    shows."""
     booking_fields = [
         "Ref_Key",
         "Number",
@@ -240,7 +241,15 @@ def extra_sets(settings: Settings) -> list[tuple[str, list[str], dict[str, list[
         settings.onec_booking_comment,
         *settings.onec_booking_fields,
     ]
-    return [(settings.onec_bookings, booking_fields, {})]
+    return [
+        (settings.onec_bookings, booking_fields, {}),
+        (settings.onec_cars, ["Ref_Key", settings.onec_car_owner, *settings.onec_car_fields], {}),
+        (
+            settings.onec_orders,
+            ["Ref_Key", "Number", "Date", settings.onec_order_client, settings.onec_order_state],
+            {},
+        ),
+    ]
 
 
 def diagnose(client: OnecClient, settings: Settings) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -176,12 +176,33 @@ class PanelApp(App[None]):
                 user=self.user,
                 journal=self.settings.journal,
                 booker=onec_booking.booker_for(self.register, self.settings, self.zone),
+                workshop=self._workshop(),
             )
         except UserError as exc:  # the call vanished (register replaced): say so, stay up
             self.notify(str(exc), severity="error")
             self.refresh_data(force=True)
             return
         self.push_screen(screen, self._card_closed)
+
+    def _workshop(self) -> Any:
+        """The card's 1C lines (cars, open orders) when 1C is configured, else None."""
+        if not onec_booking.configured(self.settings):
+            return None
+        from beeline_missed import onec_card
+
+        register_path, settings = self.settings.db, self.settings
+
+        def lines(row: dict[str, Any]) -> list[tuple[str, str]]:
+            # Its own connection: the worker thread must not share the panel's.
+            from beeline_missed.register import Register
+
+            register = Register.open(register_path)
+            try:
+                return onec_card.card_lines(onec_card.for_call(register, settings, row["phone"]))
+            finally:
+                register.close()
+
+        return lines
 
     def _card_closed(self, outcome: card_session.Outcome | None) -> None:
         if outcome is not None:
