@@ -176,7 +176,12 @@ def make_client(
 
 class SyntheticClients(Sequence[dict[str, Any]]):
     """`count` clients made on demand from their index (two numbers each): a big catalog for
-    the benchmark without holding it in memory."""
+    the benchmark without holding it in memory. They come in Ref_Key order, and fields in
+    `uniform` are the same in every record: a page filtered on those or ordered by Ref_Key
+    is made without making the whole catalog (as 1C's indexes spare it)."""
+
+    sorted_by = "Ref_Key"
+    uniform = frozenset({"DeletionMark", "IsFolder"})
 
     def __init__(self, count: int, phones_each: int = 2) -> None:
         self.count = count
@@ -262,12 +267,17 @@ def _split_and(text: str) -> list[str]:
     return parts
 
 
-def parse_filter(text: str, fields: set[str]) -> Callable[[dict[str, Any]], bool]:
-    """A predicate for `$filter`; ValueError for what the stand-in (or 1C) cannot read."""
+def parse_filter(
+    text: str, fields: set[str]
+) -> tuple[Callable[[dict[str, Any]], bool], set[str]]:
+    """A predicate for `$filter` and the fields it reads; ValueError for what the stand-in
+    (or 1C) cannot read."""
     tests: list[Callable[[dict[str, Any]], bool]] = []
+    used: set[str] = set()
     for clause in _split_and(text):
         if m := _COMPARE.match(clause):
             name, op, value = m.group(1), m.group(2), _literal(m.group(3))
+            used.add(name)
             if name not in fields:
                 raise ValueError(f"Поле {name} не найдено")
             if op == "eq":
@@ -276,12 +286,13 @@ def parse_filter(text: str, fields: set[str]) -> Callable[[dict[str, Any]], bool
                 tests.append(lambda r, n=name, v=value: r.get(n) != v)
         elif m := _SUBSTRING.match(clause):
             needle, name = m.group(1).replace("''", "'").casefold(), m.group(2)
+            used.add(name)
             if name not in fields:
                 raise ValueError(f"Поле {name} не найдено")
             tests.append(lambda r, n=name, s=needle: s in str(r.get(n, "")).casefold())
         else:
             raise ValueError(f"Неправильное выражение отбора: {clause.strip()}")
-    return lambda record: all(test(record) for test in tests)
+    return (lambda record: all(test(record) for test in tests)), used
 
 
 class OnecSimulator:
@@ -567,7 +578,9 @@ class OnecSimulator:
             skip = int(params.get("$skip", 0))
             if top < 0 or skip < 0:
                 raise ValueError("$top, $skip")
-            predicate = parse_filter(params["$filter"], known) if params.get("$filter") else None
+            predicate, used = (
+                parse_filter(params["$filter"], known) if params.get("$filter") else (None, set())
+            )
         except ValueError as exc:
             return odata_error(400, "14", f"Неправильный параметр запроса: {exc}")
         select = [f.strip() for f in params.get("$select", "").split(",") if f.strip()]
@@ -575,6 +588,15 @@ class OnecSimulator:
         if unknown:
             return odata_error(400, "14", f"Поле {unknown[0]} не найдено")
         orderby = params.get("$orderby", "").strip()
+        uniform = getattr(records, "uniform", frozenset())
+        if predicate is not None and used <= uniform:
+            # Every record answers as the first does: all of them, or none.
+            if len(records) and not predicate(records[0]):
+                records = []
+            predicate = None
+        in_order = getattr(records, "sorted_by", None)
+        if in_order and orderby in (in_order, f"{in_order} asc"):
+            orderby = ""  # already in that order
         if predicate is None and not orderby:
             total = len(records)
             page = records[skip : skip + top]  # a synthetic catalog makes only these

@@ -388,7 +388,12 @@ def test_onec_check_names_what_is_missing(onec_env: OnecSimulator) -> None:
     assert result.exit_code == 1
     found = json.loads(result.stdout)
     assert found["reachable"] and found["authorised"] and not found["ok"]
-    assert found["sets"] == {CLIENTS: False, "Document_ЗаявкаНаРемонт": True}
+    assert found["sets"] == {
+        CLIENTS: False,
+        "Document_ЗаявкаНаРемонт": True,
+        "Catalog_Автомобили": True,
+        "Document_ЗаказНаряд": True,
+    }
     assert "does not publish Catalog_Контрагенты" in found["problems"][0]
 
 
