@@ -92,7 +92,10 @@ def apply(
     if decision.booked:
         try:
             journal_text = journal.open_for_call(
-                journal_template, saved.get("phone"), saved.get("client")
+                journal_template,
+                saved.get("phone"),
+                saved.get("client"),
+                booked.booking if booked is not None else None,
             )
         except UserError as exc:
             # The card is saved already; a journal that will not open must not hide that.

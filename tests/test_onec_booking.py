@@ -200,3 +200,30 @@ def test_the_daemon_creates_a_waiting_booking_once_1c_is_back(
     finally:
         assert proc.stop() == 0
     assert f"booking for call {call_id} created in 1C" in proc.log()
+
+
+def test_the_journal_gets_the_new_booking_number_and_ref(
+    onec_env: OnecSimulator, register: Register, home: Path, tmp_path: Path
+) -> None:
+    import sys
+    import time
+
+    record = tmp_path / "argv.json"
+    script = tmp_path / "journal.py"
+    script.write_text(
+        "import json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:], ensure_ascii=False))\n"
+    )
+    (home / "config.toml").write_text(
+        f'journal = "{sys.executable} {script} {{booking_number}} {{booking_ref}}"\n',
+        encoding="utf-8",
+    )
+    synced_client(onec_env, register, home)
+    call_id = a_call(register)
+    result = runner.invoke(app, ["card", str(call_id), "--book", "--user", "Анна"])
+    assert result.exit_code == 0, result.output
+    deadline = time.monotonic() + 20  # the journal runs detached; wait for it to write
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [made] = onec_env.created
+    assert json.loads(record.read_text()) == [made["Number"], made["Ref_Key"]]
