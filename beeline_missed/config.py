@@ -453,7 +453,8 @@ CONFIG_TEMPLATE = """\
 # timezone = "Europe/Moscow"
 
 # Appointment journal opened by «Записаться»: a URL or a command, with {phone}
-# and {client} placeholders.
+# and {client} placeholders (and {booking_number}, {booking_ref} of the booking
+# just created in 1C, when 1C is configured).
 # journal = "https://1c.example.ru/alfa/#e1cib/list/Документ.ЗаписьНаРемонт?phone={phone}"
 
 # Statistics reconciliation: how often (seconds), how far apart a call and a
