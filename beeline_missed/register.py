@@ -1304,8 +1304,9 @@ class Register:
         conn.execute("PRAGMA temp_store = FILE")
         conn.execute("DROP TABLE IF EXISTS temp.onec_seen")
         conn.execute(
-            "CREATE TEMP TABLE onec_seen (ref TEXT PRIMARY KEY, n INTEGER NOT NULL, code TEXT, "
-            "name TEXT NOT NULL, name_key TEXT NOT NULL, numbers TEXT NOT NULL, "
+            # n (the order 1C gave) is the rowid: every later step reads ranges of it.
+            "CREATE TEMP TABLE onec_seen (ref TEXT NOT NULL UNIQUE, n INTEGER PRIMARY KEY, "
+            "code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, numbers TEXT NOT NULL, "
             "usable INTEGER NOT NULL)"
         )
         try:
