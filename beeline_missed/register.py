@@ -1341,7 +1341,12 @@ class Register:
                     for code, name, numbers in chunk:
                         yield code, name, [tuple(pair) for pair in json.loads(numbers)]
 
+            cache = conn.execute("PRAGMA cache_size").fetchone()[0]
             counts = self.upsert_clients(staged())
+            # The import's big page cache (it leaves it set) would fill up again with every
+            # page of the directory below; the default keeps the sync's memory flat.
+            conn.execute(f"PRAGMA cache_size = {int(cache)}")
+            conn.execute("PRAGMA temp.cache_size = -2000")
             counts["total"] = conn.execute(
                 "SELECT count(*) FROM onec_seen WHERE usable"
             ).fetchone()[0]
