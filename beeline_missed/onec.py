@@ -188,6 +188,18 @@ class OnecClient:
         raise self._error(response, what)
 
     def _json(self, response: httpx.Response, what: str) -> Any:
+        self._refuse_html(response, what)
+        try:
+            return response.json()
+        except ValueError:
+            raise OnecNotJson(
+                f"1C at {self.host} answered {what} with something that is not JSON.",
+                ru=f"1С ({self.host}) ответила не в формате JSON.",
+                status=response.status_code,
+            ) from None
+
+    def _refuse_html(self, response: httpx.Response, what: str) -> None:
+        """A web page (a login form, a proxy's page) where 1C's data was expected."""
         kind = response.headers.get("content-type", "").lower()
         head = response.content[:200].lstrip().lower()
         if "html" in kind or head.startswith((b"<!doctype", b"<html")):
@@ -199,14 +211,6 @@ class OnecClient:
                 "адрес onec_url (…/odata/standard.odata) и публикацию OData.",
                 status=response.status_code,
             )
-        try:
-            return response.json()
-        except ValueError:
-            raise OnecNotJson(
-                f"1C at {self.host} answered {what} with something that is not JSON.",
-                ru=f"1С ({self.host}) ответила не в формате JSON.",
-                status=response.status_code,
-            ) from None
 
     def _error(self, response: httpx.Response, what: str) -> OnecError:
         status = response.status_code
@@ -256,10 +260,12 @@ class OnecClient:
     def metadata(self) -> Metadata:
         """The published entity sets and their properties, from `$metadata`."""
         response = self._send("GET", "$metadata", "read its $metadata")
+        self._refuse_html(response, "read its $metadata")
         try:
             root = ElementTree.fromstring(response.content)
+            if not root.tag.endswith("Edmx"):
+                raise ElementTree.ParseError("not EDMX")
         except ElementTree.ParseError:
-            self._json(response, "read its $metadata")  # a web page says so
             raise OnecNotJson(
                 f"1C at {self.host} answered $metadata with something that is not OData "
                 "metadata; check onec_url.",

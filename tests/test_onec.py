@@ -428,3 +428,39 @@ def test_environment_overrides_the_file(home: Path) -> None:
         environ={"BEELINE_MISSED_HOME": str(home), "BEELINE_MISSED_1C_USER": "env"}
     )
     assert (settings.onec_url, settings.onec_user) == ("http://file/odata", "env")
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [("login_page", OnecNotJson), ("error", OnecError), ("401", OnecAuthError)],
+)
+def test_a_bad_answer_during_sync_loses_nothing(
+    onec: OnecSimulator, register: Register, home: Path, mode: str, error: type[OnecError]
+) -> None:
+    made = shop(onec)
+    settings = settings_for(onec, home)
+    with client_for(onec) as client:
+        onec_sync.sync(register, client, settings)
+        before = directory(register)
+        made["petrova"]["DeletionMark"] = True  # would be removed by a whole read
+        onec.fail(mode)
+        with pytest.raises(error):
+            onec_sync.sync(register, client, settings)
+    assert directory(register) == before
+
+
+def test_a_timeout_during_sync_loses_nothing(
+    onec: OnecSimulator, register: Register, home: Path
+) -> None:
+    shop(onec)
+    settings = settings_for(onec, home, onec_page_size=2)
+    with client_for(onec) as client:
+        onec_sync.sync(register, client, settings)
+    before = directory(register)
+    onec.records(CLIENTS).clear()  # a whole read now would remove everyone
+    onec.add(CLIENTS, *(make_client(f"Новый {i}", [f"+7 916 000-00-{i:02d}"]) for i in range(5)))
+    with client_for(onec, timeout=0.3) as slow, pytest.raises(OnecTimeout):
+        onec_sync.sync(
+            register, slow, settings, progress=lambda n: onec.fail("slow", seconds=2)
+        )
+    assert directory(register) == before
