@@ -255,7 +255,7 @@ def extra_sets(settings: Settings) -> list[tuple[str, list[str], dict[str, list[
 def diagnose(client: OnecClient, settings: Settings) -> dict[str, Any]:
     """`onec check`: reachable, authorised, what the base publishes of the configured names,
     with the problems in plain words (`ok` when there are none)."""
-    from beeline_missed.onec import OnecAuthError, OnecTimeout, OnecUnreachable
+    from beeline_missed.onec import OnecAuthError, OnecNotJson, OnecTimeout, OnecUnreachable
 
     found: dict[str, Any] = {
         "url": client.url,
@@ -269,7 +269,10 @@ def diagnose(client: OnecClient, settings: Settings) -> dict[str, Any]:
         metadata = client.metadata()
     except OnecError as exc:
         found["reachable"] = not isinstance(exc, OnecUnreachable | OnecTimeout)
-        found["authorised"] = found["reachable"] and not isinstance(exc, OnecAuthError)
+        # A web page instead of OData tells nothing of the user: not shown as authorised.
+        found["authorised"] = found["reachable"] and not isinstance(
+            exc, OnecAuthError | OnecNotJson
+        )
         found["problems"].append(str(exc))
         return {**found, "ok": False}
     found["reachable"] = found["authorised"] = True

@@ -464,3 +464,12 @@ def test_a_timeout_during_sync_loses_nothing(
             register, slow, settings, progress=lambda n: onec.fail("slow", seconds=2)
         )
     assert directory(register) == before
+
+
+def test_onec_check_behind_a_login_page(onec_env: OnecSimulator) -> None:
+    onec_env.fail("login_page")
+    result = runner.invoke(app, ["onec", "check", "--json"])
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    assert found["reachable"] and not found["authorised"]
+    assert "web page, not OData JSON" in found["problems"][0]
