@@ -36,6 +36,10 @@ class Outcome:
     message: str
     journal: str | None = None
     refused: bool = False
+    # 1C:Альфа-Авто: the booking «Записаться» created in 1C (onec_booking.Booked.booking)
+    # and the sentence about it; None when 1C is not configured.
+    booking: dict[str, Any] | None = None
+    booking_message: str | None = None
 
 
 def open_card(register: Register, call_id: int, expect_version: int | None = None) -> card.Card:
@@ -52,8 +56,10 @@ def apply(
     edit: card.Edit,
     journal_template: str | None,
     now: str | None = None,
+    booker: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Outcome:
-    """Decide with card.py's rules, write, and open the journal after «Записаться»."""
+    """Decide with card.py's rules, write, and open the journal after «Записаться»; with a
+    `booker` (onec_booking, when 1C is configured) the booking is created in 1C first."""
     now = now or timefmt.to_stored(timefmt.now_utc())
     decision = card.decide(opened, edit, now)
     if isinstance(decision, card.Discard):
@@ -78,14 +84,26 @@ def apply(
         f"Сохранено: звонок {saved['id']}{also} — «{card.status_label(saved['status'])}»{who}."
     )
     journal_text = None
+    booked = None
+    if decision.booked and booker is not None:
+        # The card is saved already: whatever 1C answers, nothing of it is lost.
+        booked = booker(saved)
+        saved = booked.row or saved
     if decision.booked:
         try:
             journal_text = journal.open_for_call(
-                journal_template, saved.get("phone"), saved.get("client")
+                journal_template,
+                saved.get("phone"),
+                saved.get("client"),
+                booked.booking if booked is not None else None,
             )
         except UserError as exc:
             # The card is saved already; a journal that will not open must not hide that.
             journal_text = f"Карточка сохранена, но журнал записи не открылся: {exc}"
+    if booked is not None:
+        return Outcome(
+            saved, message, journal_text, booking=booked.booking, booking_message=booked.message
+        )
     return Outcome(saved, message, journal_text)
 
 
@@ -117,6 +135,8 @@ def interactive(
     journal_template: str | None,
     ask: Callable[[str, str], str],
     show: Callable[[str], None],
+    booker: Callable[[dict[str, Any]], Any] | None = None,
+    workshop: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
     of rich markup (data in it is escaped)."""
@@ -125,6 +145,9 @@ def interactive(
     show(f"[bold]Карточка звонка {row['id']}[/bold]")
     for label, value in calls_view.card_lines(row, zone):
         show(f"{label}: {escape(value)}" if value else f"{label}: —")
+    # 1C:Альфа-Авто: the client's cars and open repair orders (onec_card; short timeout).
+    for label, value in workshop(row) if workshop is not None else []:
+        show(f"{label}: {escape(value)}")
     show("Статус: 1 — Пропущен, 2 — Перезвонили, 3 — Записаться на ремонт")
     while True:
         answer = ask("Статус", card.status_label(opened.status))
@@ -141,7 +164,7 @@ def interactive(
         result = ask(question, opened.result)
         edit = card.Edit(user=user, status=card.CALLED_BACK, result=result, book=book)
         try:
-            return apply(register, opened, edit, journal_template)
+            return apply(register, opened, edit, journal_template, booker=booker)
         except UserError as exc:
             if str(exc) != card.NEED_RESULT:
                 raise  # a conflict or a broken register: nothing to ask again

@@ -422,6 +422,140 @@ def clients_add(
         say(escape(line))
 
 
+# -- 1C:Альфа-Авто over OData: clients sync, check, the stand-in ---------------------------
+
+
+@clients_app.command("sync")
+def clients_sync(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Update the directory from 1C (Catalog_Контрагенты over OData): added, updated, removed."""
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    from beeline_missed import onec_sync
+    from beeline_missed.onec import OnecClient
+    from beeline_missed.output import err_console, print_json, print_table, say
+
+    settings = state(ctx).settings()
+    with OnecClient.from_settings(settings) as client:
+        register = state(ctx).register(create=NEW_REGISTER_RU)
+        # The bar goes to stderr and only to a terminal; 1C tells the total on the first page.
+        with Progress(
+            console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as bar:
+            task = bar.add_task("Клиенты из 1С", total=None)
+            counts, report = onec_sync.sync(
+                register,
+                client,
+                settings,
+                progress=lambda n: bar.advance(task, n),
+                on_total=lambda n: bar.update(task, total=n),
+            )
+    unrecognised = [{"client": c, "text": t} for c, t in report.unrecognised]
+    if json_:
+        print_json(
+            {
+                "added": counts["added"],
+                "updated": counts["updated"],
+                "removed": counts["removed"],
+                "total": counts["total"],
+                "unchanged": counts.get("unchanged", 0),
+                "skipped": dict(report.skipped),
+                "unrecognised": unrecognised,
+                "shared_numbers": counts.get("shared", []),
+            }
+        )
+        return
+    print_table(["", "Количество"], onec_sync.summary_rows(counts, report), title="Клиенты из 1С")
+    for item in unrecognised:
+        say(escape(f"«{item['client']}»: «{item['text']}» — не номер телефона."))
+    if report.unrecognised_count > len(unrecognised):
+        say(f"… и ещё {report.unrecognised_count - len(unrecognised)}.")
+    from beeline_missed import clients
+
+    for line in clients.shared_lines(counts):
+        say(escape(line))
+
+
+onec_app = typer.Typer(
+    help="1C:Альфа-Авто over 1C's standard OData interface: check the connection.",
+    no_args_is_help=True,
+)
+app.add_typer(onec_app, name="onec")
+
+
+@onec_app.command("check")
+def onec_check(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """Say in plain words what works: reachable, authorised, which configured entity sets and
+    fields the base publishes over OData, and what is missing. Exits 1 when anything is."""
+    from beeline_missed import onec_sync
+    from beeline_missed.onec import OnecClient
+    from beeline_missed.output import print_json, say
+
+    settings = state(ctx).settings()
+    with OnecClient.from_settings(settings) as client:
+        found = onec_sync.diagnose(client, settings)
+    if json_:
+        print_json(found)
+    else:
+        for line in onec_sync.diagnosis_lines(found):
+            say(line)
+    if not found["ok"]:
+        raise typer.Exit(1)
+
+
+@onec_app.command("simulator")
+def onec_simulator_command(
+    listen: Annotated[
+        str, typer.Option("--listen", metavar="HOST:PORT", help="Address; port 0 picks a free one.")
+    ] = "127.0.0.1:0",
+    user: Annotated[
+        str, typer.Option("--user", metavar="NAME", help="The 1C user it accepts.")
+    ] = "odata",
+    clients_count: Annotated[
+        int,
+        typer.Option(
+            "--clients",
+            min=0,
+            max=10_000_000,
+            metavar="N",
+            help="Serve N made-up clients with two numbers each instead of the demo's.",
+        ),
+    ] = 0,
+) -> None:
+    """For tests, the demo and benchmarks: a stand-in for a 1C:Альфа-Авто base's OData.
+
+    Serves the standard OData interface (Catalog_Контрагенты, Catalog_Автомобили,
+    Document_ЗаявкаНаРемонт, Document_ЗаказНаряд) with HTTP Basic; the password is
+    BEELINE_MISSED_1C_PASSWORD or a fixed one. Prints BEELINE_MISSED_1C_URL=... on its first
+    line. Stops on Ctrl-C or SIGTERM.
+    """
+    import os
+    import sys
+
+    from beeline_missed import onec_sim
+    from beeline_missed.config import ENV_ONEC_PASSWORD
+    from beeline_missed.daemon import parse_listen
+
+    host, port = parse_listen(listen)
+    sim = onec_sim.OnecSimulator(
+        user, os.environ.get(ENV_ONEC_PASSWORD) or onec_sim.DEFAULT_PASSWORD, host=host, port=port
+    )
+    if clients_count:
+        sim.sets[onec_sim.CLIENTS] = onec_sim.SyntheticClients(clients_count)
+    else:
+        onec_sim.demo_base(sim, onec_sim.demo_clients())
+
+    def ready(url: str) -> None:
+        sys.stdout.write(f"BEELINE_MISSED_1C_URL={url}\n")
+        sys.stdout.flush()
+        sys.stderr.write(f"1C OData stand-in at {url}; Ctrl-C stops.\n")
+
+    try:
+        onec_sim.serve_forever(sim, ready)
+    except OSError as exc:
+        raise UserError(f"Cannot listen on {listen}: {exc.strerror or exc}.") from None
+
+
 @app.command("list")
 def list_calls(
     ctx: typer.Context,
@@ -546,10 +680,20 @@ def call_card(
     register = state(ctx).register()
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
+    from beeline_missed import onec_card
+
     if not editing and json_:
-        print_json(calls_view.call_json(register.calls.get(call_id), zone))
+        row = register.calls.get(call_id)
+        shown = calls_view.call_json(row, zone)
+        found = onec_card.for_call(register, settings, row.get("phone"))
+        if found is not None:
+            shown["onec"] = found.as_json()
+        print_json(shown)
         return
     who = card.current_user(user, settings.user)
+    from beeline_missed import onec_booking
+
+    booker = onec_booking.booker_for(register, settings, zone)
     if not editing:
 
         def ask(question: str, default: str) -> str:
@@ -568,15 +712,27 @@ def call_card(
             return answer
 
         outcome = card_session.interactive(
-            register, call_id, who, zone, settings.journal, ask, console.print
+            register,
+            call_id,
+            who,
+            zone,
+            settings.journal,
+            ask,
+            console.print,
+            booker,
+            lambda row: onec_card.card_lines(
+                onec_card.for_call(register, settings, row.get("phone"))
+            ),
         )
         say(escape(outcome.message))
+        if outcome.booking_message:
+            say(escape(outcome.booking_message))
         if outcome.journal:
             say(escape(outcome.journal))
         return
     opened = card_session.open_card(register, call_id, expect_version)
     edit = card.Edit.parse(user=who, status=status, result=result, book=book)
-    outcome = card_session.apply(register, opened, edit, settings.journal)
+    outcome = card_session.apply(register, opened, edit, settings.journal, booker=booker)
     if outcome.refused:
         raise UserError(outcome.message)
     if json_:
@@ -586,11 +742,14 @@ def call_card(
                 "saved": outcome.saved is not None,
                 "message": outcome.message,
                 "journal": outcome.journal,
+                "booking": outcome.booking,
                 "call": calls_view.call_json(row, zone),
             }
         )
         return
     say(escape(outcome.message))
+    if outcome.booking_message:
+        say(escape(outcome.booking_message))
     if outcome.journal:
         (err_console if "не открылся" in outcome.journal else console).print(
             outcome.journal, markup=False
@@ -877,6 +1036,9 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     from beeline_missed import reconcile
 
     last_reconcile = reconcile.last_run(register)
+    onec_status = _onec_status(register, zone)
+    onec_line = onec_status.pop("line") if onec_status else None
+    waiting = register.onec.bookings("waiting")
     if json_:
         print_json(
             {
@@ -884,6 +1046,17 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
                 "last_event_at": timefmt.iso_local(last_event, zone),
                 "upkeep_error": upkeep_error,
                 "reconciliation": _reconcile_json(last_reconcile, zone),
+                "onec_sync": onec_status,
+                "onec_bookings_waiting": [
+                    {
+                        "call_id": b["call_id"],
+                        "phone": b["phone"],
+                        "since": timefmt.iso_local(b["created_at"], zone),
+                        "attempts": b["attempts"],
+                        "error": b["last_error"],
+                    }
+                    for b in waiting
+                ],
             }
         )
         return
@@ -911,6 +1084,51 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
     say(_reconcile_line(last_reconcile, zone))
+    if onec_line or waiting:
+        from rich.markup import escape
+
+        from beeline_missed import phones
+
+        if onec_line:
+            say(escape(onec_line))
+        if waiting:
+            say(f"Bookings waiting for 1C: {len(waiting)}.")
+        for b in waiting:
+            say(
+                escape(
+                    f"  call {b['call_id']} ({phones.display(b['phone'])}) since "
+                    f"{timefmt.show_local(b['created_at'], zone)}, {b['attempts']} attempt(s): "
+                    f"{b['last_error'] or 'not tried yet'}"
+                )
+            )
+
+
+def _onec_status(register: Any, zone: Any) -> dict[str, Any] | None:
+    """The last 1C sync for `status --json`, times local; None when 1C was never synced."""
+    from beeline_missed import onec_sync, timefmt
+
+    last = onec_sync.last_sync(register)
+    if last is not None:
+        last["line"] = _onec_line(last, zone)
+        for key in ("at", "error_at"):
+            last[key] = timefmt.iso_local(last.get(key) or None, zone)
+    return last
+
+
+def _onec_line(last: dict[str, Any], zone: Any) -> str:
+    from beeline_missed.timefmt import show_local
+
+    text = "No 1C sync has succeeded yet"
+    if last.get("at"):
+        text = (
+            f"Last 1C sync: {show_local(last['at'], zone)}, {last['total']} clients (added "
+            f"{last['added']}, updated {last['updated']}, removed {last['removed']}, "
+            f"skipped {last['skipped']})"
+        )
+    if last.get("error"):
+        text += f"; the latest attempt ({show_local(last['error_at'], zone)}) failed: "
+        text += last["error"]
+    return text + "."
 
 
 def _reconcile_json(last: dict[str, Any] | None, zone: Any) -> dict[str, Any] | None:

@@ -19,6 +19,10 @@ ENV_API_TOKEN = "BEELINE_API_TOKEN"
 ENV_HOME = "BEELINE_MISSED_HOME"
 ENV_DB = "BEELINE_MISSED_DB"
 ENV_PUBLIC_URL = "BEELINE_MISSED_PUBLIC_URL"
+# 1C:Альфа-Авто over 1C's standard OData interface (onec.py).
+ENV_ONEC_URL = "BEELINE_MISSED_1C_URL"
+ENV_ONEC_USER = "BEELINE_MISSED_1C_USER"
+ENV_ONEC_PASSWORD = "BEELINE_MISSED_1C_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,39 @@ class Settings:
     mail_from: str | None = None
     mail_to: tuple[str, ...] = ()
     notify_timeout: float = 10.0
+    # -- 1C:Альфа-Авто (standard OData). Names differ between releases: all are settings. --
+    onec_url: str | None = None
+    onec_user: str | None = None
+    onec_password: str | None = None
+    onec_timeout: float = 30.0
+    # The card asks 1C for the client's cars and orders with this short timeout.
+    onec_card_timeout: float = 2.0
+    onec_sync_interval: float = 900.0
+    onec_page_size: int = 1000
+    onec_clients: str = "Catalog_Контрагенты"
+    onec_client_name: str = "Description"
+    onec_contacts: str = "КонтактнаяИнформация"
+    onec_contact_type: str = "Тип"
+    onec_phone_type: str = "Телефон"
+    onec_phone_fields: tuple[str, ...] = ("Представление", "НомерТелефона")
+    # «Записаться» creates this document in 1C: the client and comment fields, and the shop's
+    # fixed fields (organisation, department, workshop, repair kind… as its base requires).
+    onec_bookings: str = "Document_ЗаявкаНаРемонт"
+    onec_booking_client: str = "Заказчик_Key"
+    onec_booking_comment: str = "Комментарий"
+    onec_booking_fields: dict[str, str] = field(default_factory=dict)
+    onec_booking_timeout: float = 5.0
+    # The daemon retries bookings 1C could not take this often (seconds).
+    onec_booking_retry: float = 60.0
+    # The card shows the client's cars (found by their owner field) and open repair orders
+    # (any state but those listed as closed).
+    onec_cars: str = "Catalog_Автомобили"
+    onec_car_owner: str = "Владелец_Key"
+    onec_car_fields: tuple[str, ...] = ("Description", "ГосНомер", "VIN")
+    onec_orders: str = "Document_ЗаказНаряд"
+    onec_order_client: str = "Заказчик_Key"
+    onec_order_state: str = "Состояние"
+    onec_order_closed_states: tuple[str, ...] = ("Закрыт", "Выполнен", "Отменен")
 
     @property
     def config_file(self) -> Path:
@@ -136,6 +173,12 @@ LIMITS: dict[str, tuple[float, float]] = {
     "api_timeout": (0.1, 3600),
     "notify_timeout": (0.1, 3600),
     "smtp_port": (1, 65535),
+    "onec_timeout": (0.1, 3600),
+    "onec_card_timeout": (0.1, 60),
+    "onec_sync_interval": (10, MAX_SECONDS),
+    "onec_page_size": (1, 100_000),
+    "onec_booking_timeout": (0.1, 600),
+    "onec_booking_retry": (1, MAX_SECONDS),
 }
 # Text settings that take one of a few words; anything else is a typo, not a new meaning.
 CHOICES: dict[str, tuple[str, ...]] = {"unknown_targets": ("service", "person")}
@@ -297,7 +340,16 @@ def load(
             values[key] = _coerce(key, value, str(config_path))
         elif key != "db":
             raise _unknown_key(key, config_path)
-    env_map = {ENV_API_URL: "api_url", ENV_API_TOKEN: "api_token", ENV_PUBLIC_URL: "public_url"}
+    if data.get("onec_password"):
+        check_private(config_path, "onec_password")
+    env_map = {
+        ENV_API_URL: "api_url",
+        ENV_API_TOKEN: "api_token",
+        ENV_PUBLIC_URL: "public_url",
+        ENV_ONEC_URL: "onec_url",
+        ENV_ONEC_USER: "onec_user",
+        ENV_ONEC_PASSWORD: "onec_password",
+    }
     for var, key in env_map.items():
         if env.get(var):
             values[key] = _coerce(key, env[var], f"the environment variable {var}")
@@ -314,6 +366,8 @@ def load(
     else:
         db = home / "register.sqlite"
     values["api_url"] = str(values.get("api_url", DEFAULT_API_URL)).rstrip("/")
+    if values.get("onec_url"):
+        values["onec_url"] = str(values["onec_url"]).rstrip("/")
     return Settings(home=home, db=db, **values)
 
 
@@ -327,7 +381,20 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **checked)
 
 
-SECRETS = {"api_token", "telegram_token", "smtp_password"}
+SECRETS = {"api_token", "telegram_token", "smtp_password", "onec_password"}
+
+
+def check_private(path: Path, key: str) -> None:
+    """A password is read from a file only when nobody else can read that file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        raise UserError(
+            f"{path} holds {key} but others can read it (mode {mode & 0o777:o}); "
+            f"run `chmod 600 {path}` or set the password in the environment instead."
+        )
 
 
 def effective(settings: Settings) -> dict[str, Any]:
@@ -386,7 +453,8 @@ CONFIG_TEMPLATE = """\
 # timezone = "Europe/Moscow"
 
 # Appointment journal opened by «Записаться»: a URL or a command, with {phone}
-# and {client} placeholders.
+# and {client} placeholders (and {booking_number}, {booking_ref} of the booking
+# just created in 1C, when 1C is configured).
 # journal = "https://1c.example.ru/alfa/#e1cib/list/Документ.ЗаписьНаРемонт?phone={phone}"
 
 # Statistics reconciliation: how often (seconds), how far apart a call and a
@@ -450,6 +518,54 @@ CONFIG_TEMPLATE = """\
 # mail_from = "missed@example.ru"
 # mail_to = ["manager@example.ru"]
 # notify_timeout = 10
+
+# 1C:Альфа-Авто over 1C's standard OData interface (platform 8.3.5 or later; 8.2
+# bases have none: use `clients import` instead). The address of the publication's
+# OData (BEELINE_MISSED_1C_URL), a 1C user allowed to use it (BEELINE_MISSED_1C_USER)
+# and its password: BEELINE_MISSED_1C_PASSWORD, or onec_password here only while this
+# file is mode 0600. `beeline-missed onec check` says what the base publishes.
+# onec_url = "https://1c.example.ru/alfa/odata/standard.odata"
+# onec_user = "odata"
+# onec_password = ""
+# Seconds to wait for 1C (the card waits onec_card_timeout at most), how often the
+# daemon syncs the clients directory (seconds), and records read per request.
+# onec_timeout = 30
+# onec_card_timeout = 2
+# onec_sync_interval = 900
+# onec_page_size = 1000
+# Names in the base (Альфа-Авто defaults; releases differ, `onec check` tells): the
+# clients catalog, its name field, its contact information table, the column that
+# tells a row's type, the type of phone rows and the columns holding the number.
+# onec_clients = "Catalog_Контрагенты"
+# onec_client_name = "Description"
+# onec_contacts = "КонтактнаяИнформация"
+# onec_contact_type = "Тип"
+# onec_phone_type = "Телефон"
+# onec_phone_fields = ["Представление", "НомерТелефона"]
+# «Записаться» creates a booking in 1C for a client synced from it: the document,
+# its client and comment fields, and the fields your base requires filled, with
+# fixed values (Ref_Key guids from your base; `onec check` lists what is missing).
+# A booking 1C cannot take is kept, retried by the daemon every onec_booking_retry
+# seconds, and listed by `status`.
+# onec_bookings = "Document_ЗаявкаНаРемонт"
+# onec_booking_client = "Заказчик_Key"
+# onec_booking_comment = "Комментарий"
+# onec_booking_fields."Организация_Key" = "00000000-0000-0000-0000-000000000000"
+# onec_booking_fields."ВидРемонта_Key" = "00000000-0000-0000-0000-000000000000"
+# onec_booking_fields."Цех_Key" = "00000000-0000-0000-0000-000000000000"
+# onec_booking_timeout = 5
+# onec_booking_retry = 60
+# The card shows the client's cars and open repair orders, asked of 1C when it opens
+# (never waiting more than onec_card_timeout): the cars catalog, the field naming
+# the owner and the fields shown; the orders document, its client and state
+# fields, and the states that mean closed (releases differ: check yours).
+# onec_cars = "Catalog_Автомобили"
+# onec_car_owner = "Владелец_Key"
+# onec_car_fields = ["Description", "ГосНомер", "VIN"]
+# onec_orders = "Document_ЗаказНаряд"
+# onec_order_client = "Заказчик_Key"
+# onec_order_state = "Состояние"
+# onec_order_closed_states = ["Закрыт", "Выполнен", "Отменен"]
 """
 
 

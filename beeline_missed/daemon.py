@@ -411,6 +411,18 @@ class Workers:
             threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True),
             threading.Thread(target=self._abonents_loop, name="abonents", daemon=True),
         ]
+        # 1C:Альфа-Авто: the clients directory synced in its own thread (onec_worker.py).
+        from beeline_missed import onec_worker
+
+        if onec_worker.configured(self.settings):
+            self.threads.append(
+                threading.Thread(
+                    target=onec_worker.run,
+                    args=(self.settings, lambda: DaemonRegister.open(self.settings.db), self.stop),
+                    name="onec",
+                    daemon=True,
+                )
+            )
         for thread in self.threads:
             thread.start()
         if self.notifier is not None:

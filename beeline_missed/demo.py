@@ -1,12 +1,12 @@
 """The demo: the whole product on one machine, with no account and no network.
 
 In one process, on loopback: the PBX simulator, the daemon subscribed to it (through the real
-PBX client and subscription code), a demo register with a clients directory imported from a
-1C-style CSV, and a traffic thread that plays a small car-repair shop's calls: answered calls,
-missed calls, hunt groups where a colleague answered, repeat callers, hidden numbers, a voice
-menu and a queue (callers who gave up there, and ones put through), pickups, busy lines and a
-call forwarded to a mobile. Missed
-calls appear live in the panel (or in the rich live view with `--no-tui`).
+PBX client and subscription code), a 1C:Альфа-Авто OData stand-in the clients directory is
+synced from (and «Записаться» books in), and a traffic thread that plays a small car-repair
+shop's calls: answered calls, missed calls, hunt groups where a colleague answered, repeat
+callers, hidden numbers, a voice menu and a queue (callers who gave up there, and ones put
+through), pickups, busy lines and a call forwarded to a mobile. Missed calls appear live in
+the panel (or in the rich live view with `--no-tui`).
 
 Everything is written inside the demo folder (default ./demo-home), which carries a marker
 file so that the demo never clears a folder it did not make.
@@ -22,7 +22,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -282,18 +281,18 @@ def demo_settings(home: Path, sim_url: str, token: str, port: int, settle: float
     )
 
 
-def import_clients(settings: Settings) -> dict[str, int]:
-    """The demo directory, read from a 1C-style CSV with the same code as `clients import`."""
-    from beeline_missed import clients
+def sync_clients(settings: Settings) -> dict[str, Any]:
+    """The demo directory, synced from the 1C stand-in as `clients sync` does (the same
+    clients as the 1C-style CSV, with cars and repair orders in 1C)."""
+    from beeline_missed import onec_sync
+    from beeline_missed.onec import OnecClient
     from beeline_missed.store import Register
 
-    source = resources.files("beeline_missed") / "demo_data" / "clients.csv"
-    with resources.as_file(source) as path:
-        rows = clients.read_table(Path(path))
-    parsed = clients.parse(rows, clients.find_layout(rows))
     register = Register.open(settings.db)
     try:
-        return register.clients.upsert(clients.entries_for_register(parsed.entries))
+        with OnecClient.from_settings(settings) as client:
+            counts, _ = onec_sync.sync(register, client, settings)
+        return counts
     finally:
         register.close()
 
@@ -367,6 +366,7 @@ class Demo:
     traffic: Traffic
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     clients: dict[str, int] = field(default_factory=dict)
+    onec: Any = None  # the 1C stand-in (onec_sim.OnecSimulator)
 
 
 @contextlib.contextmanager
@@ -379,7 +379,9 @@ def running_demo(
     seed: int | None = None,
     fresh: bool = True,
 ) -> Iterator[Demo]:
+    from beeline_missed import onec_sim
     from beeline_missed.daemon import RunningDaemon
+    from beeline_missed.onec_sim import OnecSimulator
     from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
 
     home = prepare_home(home, fresh=fresh)
@@ -391,14 +393,25 @@ def running_demo(
         # uvicorn's default config gave the simulator's loggers their own stderr handlers.
         _quiet_logging(home / "demo.log")
         settings = demo_settings(home, sim_url, sim.token, free_port(), settle)
-        clients_counts = import_clients(settings)
+        # 1C:Альфа-Авто: the clients come from the stand-in, and «Записаться» books there.
+        onec = OnecSimulator()
+        onec_sim.demo_base(onec, onec_sim.demo_clients())
+        settings = replace(
+            settings,
+            onec_url=onec.start(),
+            onec_user=onec.user,
+            onec_password=onec.password,
+        )
+        running.callback(onec.stop)
+        _quiet_logging(home / "demo.log")
+        clients_counts = sync_clients(settings)
         daemon = RunningDaemon(settings).start()
         running.callback(daemon.stop)
         subs = subscribe_all(settings)
         traffic = Traffic(sim, gap=gap, pace=pace, seed=seed)
         traffic.start()
         running.callback(traffic.stop)
-        yield Demo(home, settings, sim, daemon, traffic, subs, clients_counts)
+        yield Demo(home, settings, sim, daemon, traffic, subs, clients_counts, onec)
 
 
 def summary(settings: Settings) -> dict[str, int]:

@@ -1,9 +1,10 @@
 """The appointment journal «Записаться» opens: a URL or a command, from settings.journal.
 
 The template may hold {phone} (E.164, empty when hidden) and {client} (the name, empty when
-unknown). In a URL both are percent-encoded; a command is split like a shell line first and
-each argument filled in afterwards, so a client's name can never become extra arguments or
-shell syntax. Nothing runs through a shell.
+unknown), and, after a booking created in 1C, {booking_number} and {booking_ref} (its Number
+and Ref_Key; empty otherwise). In a URL they are percent-encoded; a command is split like a
+shell line first and each argument filled in afterwards, so a client's name can never become
+extra arguments or shell syntax. Nothing runs through a shell.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shlex
 import subprocess
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 from beeline_missed.errors import UserError
 
@@ -21,7 +23,7 @@ NOT_CONFIGURED = (
     "(чтобы он открывался сам, задайте journal в config.toml)."
 )
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_FIELDS = ("phone", "client")
+_FIELDS = ("phone", "client", "booking_number", "booking_ref")
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,30 @@ class Target:
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
-    # Only our two placeholders are replaced; other braces (JSON in a URL) stay as they are.
+    # Only our placeholders are replaced; other braces (JSON in a URL) stay as they are.
     out = template
     for name in _FIELDS:
         out = out.replace("{" + name + "}", values[name])
     return out
 
 
-def build(template: str, phone: str | None, client: str | None) -> Target:
+def build(
+    template: str,
+    phone: str | None,
+    client: str | None,
+    booking: dict[str, Any] | None = None,
+) -> Target:
     """Where the journal is, filled for one call."""
     template = template.strip()
     if not template:
         raise UserError(NOT_CONFIGURED)
-    raw = {"phone": phone or "", "client": client or ""}
+    booking = booking or {}
+    raw = {
+        "phone": phone or "",
+        "client": client or "",
+        "booking_number": str(booking.get("number") or ""),
+        "booking_ref": str(booking.get("ref") or ""),
+    }
     if _URL.match(template):
         quoted = {key: urllib.parse.quote(value, safe="") for key, value in raw.items()}
         return Target("url", url=_fill(template, quoted))
@@ -83,10 +96,15 @@ def open_target(target: Target) -> None:
         ) from None
 
 
-def open_for_call(template: str | None, phone: str | None, client: str | None) -> str:
+def open_for_call(
+    template: str | None,
+    phone: str | None,
+    client: str | None,
+    booking: dict[str, Any] | None = None,
+) -> str:
     """Open the journal if one is configured; returns the sentence to show staff."""
     if not template or not template.strip():
         return NOT_CONFIGURED
-    target = build(template, phone, client)
+    target = build(template, phone, client, booking)
     open_target(target)
     return f"Открыт журнал записи: {target.describe()}"

@@ -33,6 +33,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("stalled", [], ["--stalled", "250", "--events", "50"]),
     ("report", [], ["--rows", "100000", "--db", "/tmp/bench-report-quick.sqlite", "--runs", "3"]),
     ("import", [], ["--rows", "50000"]),
+    ("onec_sync", [], ["--sizes", "5000", "20000"]),
 ]
 
 

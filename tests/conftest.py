@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from beeline_missed.onec_sim import OnecSimulator
 from beeline_missed.simulator import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
@@ -27,6 +28,9 @@ PUBLIC_ENV = (
     "BEELINE_MISSED_HOME",
     "BEELINE_MISSED_DB",
     "BEELINE_MISSED_PUBLIC_URL",
+    "BEELINE_MISSED_1C_URL",
+    "BEELINE_MISSED_1C_USER",
+    "BEELINE_MISSED_1C_PASSWORD",
     "NO_COLOR",
 )
 
@@ -49,6 +53,22 @@ def sim() -> Iterator[Simulator]:
     needs other grants or tokens defines its own."""
     with Simulator() as simulator:
         yield simulator
+
+
+@pytest.fixture
+def onec() -> Iterator[OnecSimulator]:
+    """The 1C OData stand-in on a free loopback port (empty catalogs), always stopped."""
+    with OnecSimulator() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def onec_env(onec: OnecSimulator, monkeypatch: pytest.MonkeyPatch) -> OnecSimulator:
+    """The stand-in, and the environment that points this process's commands at it."""
+    monkeypatch.setenv("BEELINE_MISSED_1C_URL", onec.base_url)
+    monkeypatch.setenv("BEELINE_MISSED_1C_USER", onec.user)
+    monkeypatch.setenv("BEELINE_MISSED_1C_PASSWORD", onec.password)
+    return onec
 
 
 @pytest.fixture

@@ -213,3 +213,36 @@ def test_demo_opens_the_panel_in_a_terminal_and_ends_by_itself(tmp_path: Path) -
         assert reg.calls.count("missed") >= 3
     finally:
         reg.close()
+
+
+def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Path) -> None:
+    """The demo's directory is synced from the 1C stand-in, and «Записаться» books there."""
+    from beeline_missed import card, card_session, onec_booking
+    from beeline_missed.store import Register
+    from tests.support.daemon import wait_for
+
+    with demo.running_demo(tmp_path / "demo", settle=0.5, gap=(0.2, 0.4), pace=0.02, seed=7) as d:
+        assert d.clients["total"] == 12 and d.onec is not None
+        register = Register.open(d.settings.db)
+        try:
+            synced = register.conn.execute(
+                "SELECT count(*) FROM clients WHERE onec_ref IS NOT NULL"
+            ).fetchone()[0]
+            assert synced == 12
+            missed = wait_for(
+                lambda: [
+                    c for c in register.calls.rows(include_handled=False)
+                    if c["phone"] == demo.IVANOV
+                ],
+                timeout=30,
+            )
+            opened = card_session.open_card(register, missed[0]["id"])
+            edit = card.Edit(user="Оператор", status=card.CALLED_BACK, result="", book=True)
+            booker = onec_booking.booker_for(register, d.settings, MOSCOW)
+            outcome = card_session.apply(register, opened, edit, None, booker=booker)
+        finally:
+            register.close()
+        [made] = d.onec.created
+    assert outcome.booking == {"state": "created", "number": made["Number"], "ref": made["Ref_Key"]}
+    assert outcome.saved is not None
+    assert outcome.saved["result"].endswith(f"заявка № {made['Number']}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from beeline_missed import card, card_session, phones, timefmt
+from beeline_missed import card, card_session, onec_booking, phones, timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.panel import call_list
@@ -175,12 +175,34 @@ class PanelApp(App[None]):
                 zone=self.zone,
                 user=self.user,
                 journal=self.settings.journal,
+                booker=onec_booking.booker_for(self.register, self.settings, self.zone),
+                workshop=self._workshop(),
             )
         except UserError as exc:  # the call vanished (register replaced): say so, stay up
             self.notify(str(exc), severity="error")
             self.refresh_data(force=True)
             return
         self.push_screen(screen, self._card_closed)
+
+    def _workshop(self) -> Any:
+        """The card's 1C lines (cars, open orders) when 1C is configured, else None."""
+        if not onec_booking.configured(self.settings):
+            return None
+        from beeline_missed import onec_card
+
+        register_path, settings = self.settings.db, self.settings
+
+        def lines(row: dict[str, Any]) -> list[tuple[str, str]]:
+            # Its own connection: the worker thread must not share the panel's.
+            from beeline_missed.store import Register
+
+            register = Register.open(register_path)
+            try:
+                return onec_card.card_lines(onec_card.for_call(register, settings, row["phone"]))
+            finally:
+                register.close()
+
+        return lines
 
     def _card_closed(self, outcome: card_session.Outcome | None) -> None:
         if outcome is not None:
@@ -189,6 +211,8 @@ class PanelApp(App[None]):
                 title="Карточка звонка",
                 severity="warning" if outcome.refused else "information",
             )
+            if outcome.booking_message:
+                self.notify(outcome.booking_message, title="Заявка в 1С", timeout=15)
             if outcome.journal:
                 self.notify(outcome.journal, title="Журнал записи", timeout=15)
         # Our own save does not move data_version: reload explicitly.

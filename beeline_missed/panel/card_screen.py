@@ -4,7 +4,7 @@ this screen only collects the status and result and shows what the rules answere
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -37,8 +37,13 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         zone: tzinfo,
         user: str,
         journal: str | None,
+        booker: Any = None,
+        workshop: Any = None,
     ) -> None:
         super().__init__()
+        self.booker = booker  # creates the booking in 1C after «Записаться» (onec_booking)
+        # The client's cars and open orders from 1C (onec_card), asked in a worker thread.
+        self.workshop = workshop
         self.register = register
         # With the caller's open attempts: saving handles all of them.
         self.row = card_session.case_row(register, call_id)
@@ -73,6 +78,8 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                 )
                 yield Label("Пользователь", classes="field-label")
                 yield Static(self.opened.user or "", id="card-user", classes="field-value readonly")
+            if self.workshop is not None:
+                yield Static("1С: запрашиваю автомобили и заказ-наряды…", id="card-onec")
             yield Label("Результат", classes="field-label")
             yield TextArea(self.opened.result, id="card-result", tab_behavior="focus")
             yield Static("", id="card-error", classes="hidden")
@@ -88,6 +95,20 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         before_status = len(fields.query(".field-label")) - 2
         fields.styles.grid_rows = " ".join(["1"] * before_status + ["3", "1"])
         self.query_one("#card-result", TextArea).focus()
+        if self.workshop is not None:
+            self.run_worker(self._load_workshop, thread=True, exclusive=True)
+
+    def _load_workshop(self) -> None:
+        """In a thread: the card is usable at once, whatever 1C takes (onec_card_timeout)."""
+        lines = self.workshop(self.row)
+        text = "\n".join(f"{label}: {value}" for label, value in lines)
+        self.app.call_from_thread(self._show_workshop, text)
+
+    def _show_workshop(self, text: str) -> None:
+        if self.is_attached:
+            widget = self.query_one("#card-onec", Static)
+            widget.update(text or "")
+            widget.set_class(not text, "hidden")
 
     # -- what the person chose ----------------------------------------------------------
 
@@ -110,7 +131,9 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         status = card.CALLED_BACK if book else self.status
         edit = card.Edit(user=self.user, status=status, result=self.result, book=book)
         try:
-            outcome = card_session.apply(self.register, self.opened, edit, self.journal)
+            outcome = card_session.apply(
+                self.register, self.opened, edit, self.journal, booker=self.booker
+            )
         except UserError as exc:  # no result, a conflict: the card stays open
             self.show_error(str(exc))
             return None

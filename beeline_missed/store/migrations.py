@@ -316,3 +316,40 @@ def m080_client_name_key(db: sqlite_utils.Database) -> None:
         [(" ".join(str(name).split()).casefold().replace("ё", "е"), id_) for id_, name in rows],
     )
     db.conn.execute("CREATE INDEX clients_name_key ON clients(name_key)")
+
+
+@migration
+def m090_onec(db: sqlite_utils.Database) -> None:
+    # 1C:Альфа-Авто: each client synced from 1C keeps its Ref_Key (the booking's Заказчик_Key,
+    # and how a client deleted in 1C is found to leave the directory). Not unique: two 1C
+    # items with one code are one directory client.
+    db.conn.execute("ALTER TABLE clients ADD COLUMN onec_ref TEXT")
+    db.conn.execute("CREATE INDEX clients_onec_ref ON clients(onec_ref)")
+
+
+@migration
+def m091_onec_bookings(db: sqlite_utils.Database) -> None:
+    # «Записаться» creates a booking (Document_ЗаявкаНаРемонт) in 1C. Each is kept here first,
+    # so that one 1C could not take is retried by the daemon; `token` is written into the
+    # document's comment, so a retry finds a document whose creation 1C did but whose answer
+    # was lost, instead of creating it twice.
+    run_script(
+        db,
+        """
+        CREATE TABLE onec_bookings (
+            id INTEGER PRIMARY KEY,
+            call_id INTEGER REFERENCES calls(id) ON DELETE SET NULL,
+            client_ref TEXT NOT NULL,
+            token TEXT NOT NULL UNIQUE,
+            body TEXT NOT NULL,                    -- the JSON POSTed to 1C
+            state TEXT NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting', 'created')),
+            number TEXT,                           -- 1C's Number once created
+            ref TEXT,                              -- 1C's Ref_Key once created
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX onec_bookings_state ON onec_bookings(state, id);
+        """,
+    )

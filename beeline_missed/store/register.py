@@ -15,6 +15,7 @@ from beeline_missed.store.calls import Calls
 from beeline_missed.store.clients import Clients
 from beeline_missed.store.intake import Inbox, Sessions
 from beeline_missed.store.meta import Meta
+from beeline_missed.store.onec import OneC
 from beeline_missed.store.subscriptions import Abonents, Subscriptions
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Register:
         self.sessions = Sessions(self)
         self.subscriptions = Subscriptions(self)
         self.abonents = Abonents(self)
+        self.onec = OneC(self)
 
     @property
     def db(self) -> sqlite_utils.Database:
