@@ -437,14 +437,16 @@ def list_calls(
     On a narrow terminal (and in a pipe, 80 columns) the number, date and client stay whole
     and the other columns give way; --fmt prints every column as plain text.
     """
-    from beeline_missed import calls_view
+    from beeline_missed import calls_view, casework, timefmt
     from beeline_missed.output import console, print_json, print_text, say, table_style
 
     style = None if fmt is None else table_style(fmt)
     if style and json_:
         raise UserError("Укажите --json или --fmt, но не оба сразу.")
     zone = _zone(ctx)
-    rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
+    register = state(ctx).register()
+    rows = register.list_calls(include_handled=all_, limit=limit)
+    rows = casework.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -533,23 +535,77 @@ def call_card(
             help="Save only if the card is still at this version (from --json); else exit 3.",
         ),
     ] = None,
+    call: Annotated[
+        bool,
+        typer.Option(
+            "--call",
+            help="Click-to-call: take the case, then the PBX rings your phone ([staff] abonent) "
+            "and then the client.",
+        ),
+    ] = False,
+    claim: Annotated[
+        bool,
+        typer.Option(
+            "--claim", help="«Взять в работу»: mark the caller as being called back by you."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --claim or --call: take over someone else's claim."),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
-    """The call card: with no flags it asks in the terminal; with flags it saves for scripts."""
+    """The call card: with no flags it asks in the terminal; with flags it saves for scripts.
+
+    --claim takes the caller's case for you (others see «перезванивает …»; a live claim of
+    someone else is refused unless --force; it lapses after claim_ttl, and saving the card or
+    closing the case ends it). --call takes the case the same way and asks the PBX to ring
+    your phone, then the client; answered, the call closes the case by itself (auto_close).
+    """
     from rich.markup import escape
     from rich.prompt import Prompt
 
-    from beeline_missed import calls_view, card, card_session
+    from beeline_missed import calls_view, card, card_session, casework, config, timefmt
     from beeline_missed.output import console, err_console, print_json, say
 
     settings = state(ctx).settings()
     register = state(ctx).register()
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
-    if not editing and json_:
-        print_json(calls_view.call_json(register.get_call(call_id), zone))
+    if (call or claim) and editing:
+        raise UserError("--call и --claim не сочетаются с --status, --result и --book.")
+    if force and not (call or claim):
+        raise UserError("--force нужен только вместе с --claim или --call.")
+    now = timefmt.now_utc()
+    if not editing and not (call or claim) and json_:
+        row = casework.with_claims(register, settings, [register.get_call(call_id)], now)[0]
+        print_json(calls_view.call_json(row, zone))
         return
     who = card.current_user(user, settings.user)
+    # The register keeps who called back as people read it (the [staff] name), as auto-close
+    # does: reports group one person's calls together whichever way they were closed.
+    name = config.display_name(settings, who) or who
+    if call or claim:
+        if call:
+            messages = casework.call_client(
+                register, settings, call_id, who, now, lambda: _pbx(ctx), force=force
+            )
+        else:
+            messages = [casework.claim(register, settings, call_id, who, now, force=force)]
+        if json_:
+            row = casework.with_claims(register, settings, [register.get_call(call_id)], now)[0]
+            print_json(
+                {
+                    "claimed": True,
+                    "calling": call,
+                    "message": " ".join(messages),
+                    "call": calls_view.call_json(row, zone),
+                }
+            )
+            return
+        for message in messages:
+            say(escape(message))
+        return
     if not editing:
 
         def ask(question: str, default: str) -> str:
@@ -568,14 +624,14 @@ def call_card(
             return answer
 
         outcome = card_session.interactive(
-            register, call_id, who, zone, settings.journal, ask, console.print
+            register, call_id, name, zone, settings.journal, ask, console.print
         )
         say(escape(outcome.message))
         if outcome.journal:
             say(escape(outcome.journal))
         return
     opened = card_session.open_card(register, call_id, expect_version)
-    edit = card.Edit.parse(user=who, status=status, result=result, book=book)
+    edit = card.Edit.parse(user=name, status=status, result=result, book=book)
     outcome = card_session.apply(register, opened, edit, settings.journal)
     if outcome.refused:
         raise UserError(outcome.message)

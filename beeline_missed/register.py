@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1283,3 +1283,42 @@ class Register:
     def checkpoint(self) -> None:
         """Copy the WAL into the database without blocking writers (PASSIVE)."""
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # -- claims («Взять в работу»): the rules are claims.py's; closing releases (m100) ------
+
+    def claim_case(
+        self,
+        case_key: str,
+        decide: Callable[[dict[str, Any] | None], tuple[str, str] | None],
+    ) -> dict[str, Any] | None:
+        """Read the case's claim and write what `decide(current_row)` returns ((holder,
+        claimed_at), or None to write nothing), in one write transaction: two people pressing
+        at once are decided one after the other. Returns the claim row as stored afterwards."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
+            current = dict(row) if row else None
+            chosen = decide(current)
+            if chosen is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO claims (case_key, claimed_by, claimed_at) "
+                    "VALUES (?, ?, ?)",
+                    [case_key, *chosen],
+                )
+            row = conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
+        return dict(row) if row else None
+
+    def get_claim(self, case_key: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
+        return dict(row) if row else None
+
+    def release_claim(self, case_key: str, holder: str) -> bool:
+        """End `holder`'s claim on the case (someone else's stays); True when there was one."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM claims WHERE case_key = ? AND claimed_by = ?", [case_key, holder]
+            )
+        return cursor.rowcount > 0
+
+    def list_claims(self) -> dict[str, dict[str, Any]]:
+        """Every stored claim by case key (a short table: one row per case being called)."""
+        return {row["case_key"]: dict(row) for row in self.conn.execute("SELECT * FROM claims")}
