@@ -1,0 +1,219 @@
+"""Calling back together: click-to-call and «Взять в работу» end to end, through the CLI, the
+real daemon subprocess and the PBX simulator."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beeline_missed import xsi_build
+from beeline_missed.register import Register
+from beeline_missed.simulator import Simulator
+from tests.support.daemon import Daemon, wait_for
+from tests.support.e2e import GROUP, now_ms, rows, sqlite_count, start_daemon, write_config
+from tests.support.factories import add_call
+
+CALLER = "+79161234567"
+STAFF = """\
+call_number_format = "national"
+
+[staff.petrov]
+name = "Петров"
+abonent = "202"
+
+[staff.anna]
+name = "Смирнова"
+abonent = "9001112201"
+
+[staff.nobody]
+name = "Без телефона"
+"""
+
+
+def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "beeline_missed", *args],
+        env={**os.environ, "BEELINE_MISSED_HOME": str(home), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def claims_of(home: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(home / "register.sqlite")
+    try:
+        return [tuple(r) for r in conn.execute("SELECT case_key, claimed_by FROM claims")]
+    finally:
+        conn.close()
+
+
+def set_claimed_at(home: Path, minutes_ago: int) -> None:
+    """Age every claim: the claim's clock is the register's stored time, not a sleep."""
+    conn = sqlite3.connect(home / "register.sqlite")
+    try:
+        conn.execute(
+            "UPDATE claims SET claimed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?)",
+            [f"-{minutes_ago} minutes"],
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def daemon(home: Path, sim: Simulator) -> Iterator[Daemon]:
+    write_config(home, STAFF)
+    proc = start_daemon(home, sim)
+    wait_for(lambda: sqlite_count(home, "abonents") > 0, timeout=30)
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.e2e
+def test_click_to_call_rings_the_staff_abonent_and_the_answered_call_closes_the_case(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    base = now_ms() - 300_000
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, base))
+    sim.play(xsi_build.incoming_call(GROUP[:2], CALLER, base + 60_000))
+    wait_for(lambda: len(rows(daemon.home)) == 2, timeout=30)
+    call_id = max(r["id"] for r in rows(daemon.home))
+
+    done = daemon.cli("card", str(call_id), "--call", "--user", "petrov")
+
+    assert done.returncode == 0, done.stderr
+    assert "Звоним: возьмите трубку" in done.stdout
+    # The staff member's abonent first, the client's number in the configured form.
+    assert sim.click_calls == [
+        {"abonent": GROUP[1], "pattern": "202", "phoneNumber": "89161234567"}
+    ]
+    closed = wait_for(
+        lambda: all(r["status"] == "called_back" for r in rows(daemon.home)), timeout=30
+    )
+    assert closed
+    for row in rows(daemon.home):
+        assert (row["closed_by"], row["user"]) == ("auto", "Петров")
+        assert row["result"].startswith("Перезвонили ")
+    assert claims_of(daemon.home) == []  # closing the case ended the claim
+
+
+@pytest.mark.e2e
+def test_click_to_call_not_answered_leaves_the_case_open_and_claimed(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    sim.click_answered = False
+    sim.play(xsi_build.incoming_call(GROUP[:1], CALLER, now_ms() - 300_000))
+    wait_for(lambda: rows(daemon.home), timeout=30)
+    (row,) = rows(daemon.home)
+
+    done = daemon.cli("card", str(row["id"]), "--call", "--user", "anna", "--json")
+
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["calling"], shown["call"]["claimed_by"]) == (True, "anna")
+    wait_for(lambda: len(sim.deliveries) >= 3 and sim.calls, timeout=30)
+    # A marker call decided after the click-to-call's events: they were all processed.
+    sim.play(xsi_build.incoming_call(GROUP[:1], "+70000000001", now_ms()))
+    wait_for(lambda: len(rows(daemon.home)) == 2, timeout=30)
+    (still,) = [r for r in rows(daemon.home) if r["phone"] == CALLER]
+    assert still["status"] == "missed"
+    assert claims_of(daemon.home) == [(CALLER, "anna")]
+
+
+def test_click_to_call_errors_are_one_sentence_and_ring_nobody(
+    home: Path, sim: Simulator, register: Register
+) -> None:
+    write_config(home, STAFF)
+    hidden = add_call(register, "s1", phone=None)
+    known = add_call(register, "s2", phone=CALLER)
+    env = {"BEELINE_API_URL": sim.base_url, "BEELINE_API_TOKEN": sim.token}
+
+    cases = [
+        ((str(known), "--call", "--user", "stranger"), "нет таблицы [staff.stranger]"),
+        ((str(known), "--call", "--user", "nobody"), "не указан абонент АТС"),
+        ((str(hidden), "--call", "--user", "petrov"), "Номер клиента скрыт"),
+    ]
+    for args, expected in cases:
+        done = cli(home, "card", *args, env=env)
+        assert done.returncode == 1
+        assert expected in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert sim.click_calls == []
+    assert claims_of(home) == []  # nothing was taken for a call that could not start
+
+    sim.abonents = [a for a in sim.abonents if a["extension"] != "202"]  # gone from the PBX
+    refused = cli(home, "card", str(known), "--call", "--user", "petrov", env=env)
+    assert refused.returncode == 1
+    assert "АТС отказалась звонить с абонента 202: HTTP 404 (NotFound)." in refused.stderr
+
+
+def test_claim_by_a_refused_for_b_expired_taken_by_b_released_on_save(
+    home: Path, register: Register
+) -> None:
+    write_config(home, "claim_ttl = 1800\n" + STAFF)
+    first = add_call(register, "s1", phone=CALLER, called_at="2026-11-27T10:00:00Z")
+    latest = add_call(register, "s2", phone=CALLER, called_at="2026-11-27T11:00:00Z")
+
+    taken = cli(home, "card", str(first), "--claim", "--user", "petrov")
+    assert taken.returncode == 0, taken.stderr
+    assert "перезванивает Петров" in taken.stdout
+    (line,) = json.loads(cli(home, "list", "--json").stdout)
+    assert (line["id"], line["claimed_by"], line["claimed_by_name"]) == (latest, "petrov", "Петров")
+    assert line["claimed_at"] is not None
+    assert "перезванивает Петров (" in cli(home, "list", "--fmt", "plain").stdout
+
+    refused = cli(home, "card", str(latest), "--claim", "--user", "anna")
+    assert refused.returncode == 1
+    assert "уже перезванивает Петров с " in refused.stderr
+    assert "--force" in refused.stderr
+    assert claims_of(home) == [(CALLER, "petrov")]
+
+    set_claimed_at(home, 31)  # past claim_ttl (30 min)
+    (line,) = json.loads(cli(home, "list", "--json").stdout)
+    assert line["claimed_by"] is None  # a lapsed claim is shown as nobody's
+    taken_over = cli(home, "card", str(latest), "--claim", "--user", "anna")
+    assert taken_over.returncode == 0, taken_over.stderr
+    assert claims_of(home) == [(CALLER, "anna")]
+
+    saved = cli(home, "card", str(latest), "--status", "Перезвонили", "--result", "Записан")
+    assert saved.returncode == 0, saved.stderr
+    assert claims_of(home) == []
+    (row, *_) = json.loads(cli(home, "list", "--all", "--json").stdout)
+    assert row["claimed_by"] is None
+
+
+def test_force_takes_a_live_claim_and_opening_the_card_claims_nothing(
+    home: Path, register: Register
+) -> None:
+    write_config(home, STAFF)
+    call_id = add_call(register, "s1", phone=CALLER)
+    shown = cli(home, "card", str(call_id), "--json")
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["claimed_by"] is None
+    assert claims_of(home) == []
+
+    assert cli(home, "card", str(call_id), "--claim", "--user", "petrov").returncode == 0
+    forced = cli(home, "card", str(call_id), "--claim", "--user", "anna", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "вместо Петров" in forced.stdout
+    assert claims_of(home) == [(CALLER, "anna")]
+
+
+def test_claiming_a_handled_call_or_mixing_flags_is_refused(home: Path, register: Register) -> None:
+    call_id = add_call(register, "s1", phone=CALLER)
+    mixed = cli(home, "card", str(call_id), "--claim", "--result", "x")
+    assert mixed.returncode == 1 and "не сочетаются" in mixed.stderr
+    assert (
+        cli(home, "card", str(call_id), "--status", "called_back", "--result", "ok").returncode == 0
+    )
+    late = cli(home, "card", str(call_id), "--claim", "--user", "anna")
+    assert late.returncode == 1 and "уже обработан" in late.stderr
