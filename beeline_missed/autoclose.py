@@ -214,5 +214,3 @@ class AutoCloser:
             now_ms=timefmt.now_ms(),
             targets=self.targets(),
         )
-
-

@@ -653,6 +653,149 @@ def call_card(
         )
 
 
+# -- staff: people of the PBX ---------------------------------------------------------------
+
+staff_app = typer.Typer(
+    help="Staff as people of the PBX: the [staff.LOGIN] tables of config.toml.",
+    no_args_is_help=True,
+)
+app.add_typer(staff_app, name="staff")
+
+
+def _abonent_list(ctx: typer.Context, refresh: bool) -> tuple[list[dict[str, Any]], str]:
+    """The PBX's abonents: the register's cache (the daemon keeps it fresh), or the PBX itself
+    with --refresh or when the cache is empty and a token is set. Where they came from."""
+    settings = state(ctx).settings()
+    path = settings.db
+    cached: list[dict[str, Any]] = []
+    register = None
+    if path.exists():
+        register = state(ctx).register()
+        cached = register.cached_abonents()
+    if not refresh and (cached or not settings.api_token):
+        return cached, "cache" if cached else "none"
+    with _pbx(ctx) as pbx:
+        fetched = pbx.abonents()
+    if register is not None:
+        register.replace_abonents(fetched)
+        return register.cached_abonents(), "pbx"
+    from beeline_missed.register import Register
+
+    # No register yet: shown from the answer, in the cache's shape.
+    probe = Register.open(":memory:")
+    probe.replace_abonents(fetched)
+    return probe.cached_abonents(), "pbx"
+
+
+@staff_app.command("list")
+def staff_list(
+    ctx: typer.Context,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the PBX for its abonent list (needs the token).")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """The [staff] tables next to the PBX's abonents; staff with no abonent are pointed out.
+
+    The abonent list is the register's cache (the daemon refreshes it), else the PBX's own
+    when a token is set; --refresh always asks the PBX. PBX abonents no staff member names
+    are listed after the staff.
+    """
+    from rich.markup import escape
+
+    from beeline_missed import staff
+    from beeline_missed.output import print_json, print_table, say
+
+    settings = state(ctx).settings()
+    abonents, source = _abonent_list(ctx, refresh)
+    known = source != "none"
+    shown = staff.lines(settings.staff, abonents, known)
+    free = staff.unlinked(settings.staff, abonents)
+    if json_:
+        print_json(
+            {
+                "staff": [line.as_json() for line in shown],
+                "unlinked_abonents": [
+                    {
+                        "userId": row.get("user_id"),
+                        "phone": row.get("phone"),
+                        "extension": row.get("extension"),
+                        "name": staff.pbx_name(row) or None,
+                    }
+                    for row in free
+                ],
+                "abonents_from": source,
+            }
+        )
+        return
+    if not shown:
+        say(escape(f"No [staff.LOGIN] tables in {settings.config_file}; add one: `staff link`."))
+    else:
+        table = []
+        for line in shown:
+            pbx = line.pbx
+            found = ""
+            if pbx is not None:
+                ids = [str(pbx.get(k)) for k in ("extension", "phone") if pbx.get(k)]
+                found = f"{staff.pbx_name(pbx)} ({', '.join(ids)})".strip()
+            table.append([line.login, line.name, line.abonent or "", found, line.problem or ""])
+        print_table(["login", "name", "abonent", "PBX abonent", "problem"], table, title="Staff")
+    if free:
+        print_table(
+            ["PBX abonent", "extension", "phone", "name"],
+            [
+                [r.get("user_id"), r.get("extension"), r.get("phone"), staff.pbx_name(r)]
+                for r in free
+            ],
+            title="PBX abonents no staff member names",
+        )
+    if not known:
+        say("The PBX's abonent list is not known yet: set the API token, or run the daemon.")
+    missing = [line.login for line in shown if line.problem == staff.NO_ABONENT]
+    if missing:
+        say(f"No abonent for: {', '.join(missing)} (click-to-call needs one: `staff link`).")
+
+
+@staff_app.command("link")
+def staff_link(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(metavar="LOGIN", help="The login (--user, user).")],
+    abonent: Annotated[
+        str, typer.Argument(metavar="ABONENT", help="PBX abonent: phone, extension or userId.")
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="The name people read.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write it even if the PBX's list lacks it.")
+    ] = False,
+) -> None:
+    """Write [staff.LOGIN] abonent = ABONENT (and name) into config.toml, other lines kept.
+
+    An abonent the PBX's list (the register's cache) does not have is refused unless --force.
+    """
+    from rich.markup import escape
+
+    from beeline_missed import config, staff
+    from beeline_missed.output import notice, say
+
+    settings = state(ctx).settings()
+    abonent = abonent.strip()
+    abonents = state(ctx).register().cached_abonents() if settings.db.exists() else []
+    if abonents and staff.find_abonent(abonent, abonents) is None and not force:
+        raise UserError(
+            f"The PBX has no abonent {abonent!r} (see `staff list`); give --force to write it "
+            "anyway."
+        )
+    path = settings.config_file
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    staff.write_config(path, staff.link_text(text, login, abonent, name))
+    config.load({"db": state(ctx).db})  # the whole file still reads as settings
+    if not abonents:
+        notice("The PBX's abonent list is not known yet, so the abonent was not checked.")
+    say(escape(f"Wrote [staff.{login}] abonent = {abonent!r} to {path}."))
+
+
 # -- daemon and inbox ---------------------------------------------------------------------
 
 
