@@ -679,12 +679,9 @@ def _abonent_list(ctx: typer.Context, refresh: bool) -> tuple[list[dict[str, Any
     if register is not None:
         register.replace_abonents(fetched)
         return register.cached_abonents(), "pbx"
-    from beeline_missed.register import Register
+    from beeline_missed import staff
 
-    # No register yet: shown from the answer, in the cache's shape.
-    probe = Register.open(":memory:")
-    probe.replace_abonents(fetched)
-    return probe.cached_abonents(), "pbx"
+    return staff.as_cached(fetched), "pbx"  # no register to cache them in: shown as they came
 
 
 @staff_app.command("list")
@@ -738,13 +735,17 @@ def staff_list(
             if pbx is not None:
                 ids = [str(pbx.get(k)) for k in ("extension", "phone") if pbx.get(k)]
                 found = f"{staff.pbx_name(pbx)} ({', '.join(ids)})".strip()
-            table.append([line.login, line.name, line.abonent or "", found, line.problem or ""])
+            cells = [line.login, line.name, line.abonent or "", found, line.problem or ""]
+            table.append([escape(cell) for cell in cells])
         print_table(["login", "name", "abonent", "PBX abonent", "problem"], table, title="Staff")
     if free:
         print_table(
-            ["PBX abonent", "extension", "phone", "name"],
+            ["PBX abonent", "extension", "phone", "last name", "first name"],
             [
-                [r.get("user_id"), r.get("extension"), r.get("phone"), staff.pbx_name(r)]
+                [
+                    escape(str(r.get(k) or ""))
+                    for k in ("user_id", "extension", "phone", "last_name", "first_name")
+                ]
                 for r in free
             ],
             title="PBX abonents no staff member names",

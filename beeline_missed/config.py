@@ -513,22 +513,6 @@ CONFIG_TEMPLATE = """\
 # staff_names."201" = "Смирнова"
 # staff_names."9001112202" = "Петров"
 
-# Staff: one table per login (the name `card --user` and the panel's --user take,
-# else the user setting, else the OS login), with the name people read and the PBX
-# abonent that rings on their desk (phone, extension or userId). Click-to-call rings
-# that abonent first. `beeline-missed staff link LOGIN ABONENT` writes one.
-# [staff.petrov]
-# name = "Петров"
-# abonent = "9001112202"
-
-# Click-to-call sends the client's number in this form (public clients disagree):
-# "e164" +79161234567, "digits" 79161234567, "national" 89161234567,
-# "ten" 9161234567 (the last two for Russian numbers only).
-# call_number_format = "e164"
-
-# A claim («Взять в работу») lapses after this many seconds (30 minutes).
-# claim_ttl = 1800
-
 # Click-to-call sends the client's number in this form (public clients disagree):
 # "e164" +79161234567, "digits" 79161234567, "national" 89161234567,
 # "ten" 9161234567 (the last two for Russian numbers only).

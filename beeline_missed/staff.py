@@ -24,6 +24,20 @@ NOT_ON_PBX = "not on the PBX"
 BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def as_cached(abonents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The PBX's answer (GET abonents) in the shape of the register's cache."""
+    keys = {
+        "user_id": "userId",
+        "phone": "phone",
+        "extension": "extension",
+        "first_name": "firstName",
+        "last_name": "lastName",
+        "department": "department",
+    }
+    rows = [{ours: a.get(theirs) for ours, theirs in keys.items()} for a in abonents]
+    return sorted((r for r in rows if r["user_id"]), key=lambda r: str(r["user_id"]))
+
+
 def abonent_ids(row: Mapping[str, Any]) -> set[str]:
     """Every way an abonent of the list may be named: userId, its part before '@', phone,
     extension."""

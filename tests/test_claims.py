@@ -131,7 +131,7 @@ def test_a_short_plus7_number_is_not_treated_as_russian() -> None:
 
 
 def test_hidden_number_cannot_be_called() -> None:
-    with pytest.raises(UserError, match="^Номер клиента скрыт: позвонить ему нельзя.$"):
+    with pytest.raises(UserError, match=r"^Номер клиента скрыт: позвонить ему нельзя\.$"):
         callback.dial_number(None, "e164")
 
 
