@@ -483,10 +483,15 @@ def watch_calls(
     limit: LimitOption = None,
 ) -> None:
     """The list, live: refreshes by itself and marks calls that arrived since you started."""
-    from beeline_missed import watch
+    from beeline_missed import casework, timefmt, watch
     from beeline_missed.output import console
 
     zone = _zone(ctx)
+    settings = state(ctx).settings()
+
+    def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return casework.with_claims(register, settings, rows, timefmt.now_utc())
+
     watch.run_live(
         state(ctx).existing_db(),
         zone=zone,
@@ -496,6 +501,7 @@ def watch_calls(
         limit=limit,
         console=console,
         intro=f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.",
+        decorate=claimed,
     )
 
 
