@@ -31,7 +31,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         Binding("ctrl+s", "save", "Сохранить"),
         Binding("ctrl+b", "book", "Записаться"),
         Binding("ctrl+t", "call", "Позвонить"),
-        Binding("ctrl+w", "claim", "Взять в работу"),
+        Binding("ctrl+r", "claim", "Взять в работу"),
     ]
     CLAIM = "Взять в работу"
     TAKE_OVER = "Забрать себе"
