@@ -217,3 +217,83 @@ def test_claiming_a_handled_call_or_mixing_flags_is_refused(home: Path, register
     )
     late = cli(home, "card", str(call_id), "--claim", "--user", "anna")
     assert late.returncode == 1 and "уже обработан" in late.stderr
+
+
+# -- detection: a click-to-call is staff calling out ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("personality", "call_type", "direction"),
+    [
+        ("Click-to-Dial", "Network", "outgoing"),
+        ("Originator", "Network", "outgoing"),
+        ("Click-to-Dial", "Group", None),  # a colleague's extension: not a client
+    ],
+)
+def test_an_answered_click_to_dial_leg_is_an_outgoing_call(
+    personality: str, call_type: str, direction: str | None
+) -> None:
+    from beeline_missed import detection
+    from beeline_missed.detection import LegState
+
+    staff_leg = LegState(
+        target_id=GROUP[1],
+        call_id="callhalf-1:0",
+        ext_tracking_id="s1",
+        personality=personality,
+        call_type=call_type,
+        remote_raw="tel:89161234567",
+        answer_ms=7_000,
+        answered=True,
+    )
+    call = detection.answered_call([staff_leg])
+    if direction is None:
+        assert call is None
+    else:
+        assert call == detection.AnsweredCall("s1", CALLER, direction, "9001112202", 7_000)
+
+
+# -- the simulator takes the call; the client sends it ----------------------------------------
+
+
+def test_the_simulator_records_a_click_to_call_as_placed_outbound(sim: Simulator) -> None:
+    from beeline_missed.pbx import PbxClient, PbxError, PbxNotFound
+
+    with PbxClient(sim.base_url, sim.token) as pbx:
+        answer = pbx.call("201", "+79161234567")
+        with pytest.raises(PbxNotFound):
+            pbx.call("299", "+79161234567")
+        with pytest.raises(PbxError, match="HTTP 400"):
+            pbx.call("201", "")
+    assert isinstance(answer, dict) and answer["extTrackingId"]
+    assert sim.click_calls == [
+        {"abonent": GROUP[0], "pattern": "201", "phoneNumber": "+79161234567"}
+    ]
+    assert ("POST", "/apis/portal/abonents/201/call") in sim.requests
+    (record,) = wait_for(lambda: sim.calls, timeout=30)
+    # Not a missed inbound call for the statistics catch-up to register.
+    assert (record["direction"], record["status"]) == ("OUTBOUND", "PLACED")
+    assert record["abonent"]["userId"] == GROUP[0]
+
+
+def test_watch_shows_who_is_calling_back(home: Path, register: Register) -> None:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from beeline_missed import casework, config, watch
+
+    write_config(home, STAFF)
+    call_id = add_call(register, "s1", phone=CALLER)
+    settings = config.load()
+    now = datetime.now(UTC)
+    casework.claim(register, settings, call_id, "petrov", now)
+
+    def decorate(reg: Register, found: list[dict]) -> list[dict]:
+        return casework.with_claims(reg, settings, found, now)
+
+    watcher = watch.Watcher(register, UTC, decorate=decorate)
+    watcher.poll()
+    console = Console(width=160, record=True)
+    console.print(watcher.render(now))
+    assert "перезванивает Петров (0 с)" in console.export_text()
