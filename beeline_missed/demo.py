@@ -282,6 +282,13 @@ def demo_settings(home: Path, sim_url: str, token: str, port: int, settle: float
     )
 
 
+def with_demo_staff(settings: Settings, user: str) -> Settings:
+    """The person at the demo's panel is reception's Анна Смирнова (abonent 201): «Позвонить»
+    in a card rings the simulator, whose call closes the case by itself."""
+    member = config.StaffMember(user, "Анна Смирнова", RECEPTION.partition("@")[0])
+    return replace(settings, staff={user: member})
+
+
 def import_clients(settings: Settings) -> dict[str, int]:
     """The demo directory, read from a 1C-style CSV with the same code as `clients import`."""
     from beeline_missed import clients
@@ -428,12 +435,13 @@ def run(
     from beeline_missed import timefmt
 
     with running_demo(home, settle=settle, seed=seed) as demo:
-        settings = demo.settings
+        user = _demo_user()
+        settings = with_demo_staff(demo.settings, user)
         zone = timefmt.local_zone(settings.timezone)
         if tui:
             from beeline_missed.panel.app import PanelApp
 
-            PanelApp(settings, zone=zone, user=_demo_user(), duration=duration, note="демо").run()
+            PanelApp(settings, zone=zone, user=user, duration=duration, note="демо").run()
         else:
             from beeline_missed import watch
 
