@@ -253,7 +253,8 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
         ("Номер", f"{number} — {client}" if client else number),
         ("Дата и время", timefmt.show_local(row.get("called_at"), zone)),
         ("Попыток", attempts_text(row, zone)),
-        ("Линия", row.get("line") or ""),
+        # With staff names when the card was read through casework.card_row.
+        ("Линия", row.get("line_label") or row.get("line") or ""),
     ]
     lines += where_lost_lines(row)
     lines += [

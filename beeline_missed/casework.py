@@ -98,6 +98,28 @@ def with_claims(
     return shown
 
 
+def card_row(
+    register: Register, settings: Settings, row: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """A card's row as people read it: the claim (with_claims), and `line_label`, the abonents
+    that rang with the names staff know them by («Смирнова (9001112201)»; the [staff] tables,
+    staff_names, else the PBX's list)."""
+    from beeline_missed.autoclose import StaffNames
+
+    shown = with_claims(register, settings, [row], now)[0]
+    abonents = [a.strip() for a in str(row.get("line") or "").split(",") if a.strip()]
+    if abonents:
+        staff_names = StaffNames.load(register, settings.staff_names)
+        named = []
+        for abonent in abonents:
+            name = staff_names.name(abonent)
+            named.append(
+                abonent if name in (abonent, abonent.partition("@")[0]) else f"{name} ({abonent})"
+            )
+        shown["line_label"] = ", ".join(named)
+    return shown
+
+
 def call_client(
     register: Register,
     settings: Settings,

@@ -630,7 +630,14 @@ def call_card(
             return answer
 
         outcome = card_session.interactive(
-            register, call_id, name, zone, settings.journal, ask, console.print
+            register,
+            call_id,
+            name,
+            zone,
+            settings.journal,
+            ask,
+            console.print,
+            decorate=lambda row: casework.card_row(register, settings, row, now),
         )
         say(escape(outcome.message))
         if outcome.journal:

@@ -199,3 +199,19 @@ async def test_call_errors_are_shown_in_the_card_and_ring_nobody(
         assert sim.click_calls == []
         assert claims(db_path) == {}
         assert not screen.query_one("#call", Button).disabled
+
+
+async def test_the_card_names_the_line_by_staff_names(db_path: Path, call_ids: list[int]) -> None:
+    from beeline_missed.simulator import DEFAULT_ABONENTS
+
+    reg = Register.open(db_path)
+    reg.replace_abonents(DEFAULT_ABONENTS)  # as the daemon caches them
+    reg.close()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        # [staff.anna] names abonent 201 (the PBX's 9001112201): her name, not the list's.
+        assert text(card(app), "#card-line") == "Анна Смирнова (9001112201)"
+        await pilot.press("escape")
+        await pilot.press("down", "down", "enter")  # the hidden caller: a hunt group
+        assert text(card(app), "#card-line") == ("Анна Смирнова (9001112201), Петров (9001112202)")

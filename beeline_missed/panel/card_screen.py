@@ -59,7 +59,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         self.take_over = False
         # With the caller's open attempts: saving handles all of them.
         row = card_session.case_row(register, call_id)
-        self.row = casework.with_claims(register, self.settings, [row], clock())[0]
+        self.row = casework.card_row(register, self.settings, row, clock())
         # What the save will check: someone else saving after this moment is a conflict.
         self.opened = card.Card.from_row(self.row)
         self.zone = zone
