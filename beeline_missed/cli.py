@@ -529,7 +529,8 @@ def call_card(
         typer.Option(
             "--user",
             metavar="NAME",
-            help="Who called back (default: setting user, else OS login).",
+            help="Who calls back: a [staff] login or a name (default: setting user, else OS "
+            "login).",
         ),
     ] = None,
     expect_version: Annotated[
