@@ -449,6 +449,11 @@ def run(
                 f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
                 "Пропущенные звонки появятся через несколько секунд. Ctrl-C — выход."
             )
+            from beeline_missed import casework
+
+            def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return casework.with_claims(register, settings, rows, timefmt.now_utc())
+
             watch.run_live(
                 settings.db,
                 interval=0.5,
@@ -456,6 +461,7 @@ def run(
                 zone=zone,
                 console=console,
                 intro=intro,
+                decorate=claimed,
             )
             if console is not None and not console.is_terminal:
                 console.line()  # the last frame of a live view in a pipe ends mid-line

@@ -37,6 +37,14 @@ def test_someone_elses_live_claim_is_refused_with_who_and_since_when() -> None:
     )
 
 
+def test_the_refusal_tells_the_time_in_the_shops_zone() -> None:
+    from datetime import UTC
+
+    refused = claims.decide(held("petrov", 5), "anna", NOW, TTL, zone=UTC)
+    assert isinstance(refused, claims.Refuse)
+    assert refused.message == "Этого клиента уже перезванивает petrov с 11:30 (5 мин)."
+
+
 def test_without_a_zone_the_refusal_says_how_long_ago() -> None:
     refused = claims.decide(held("petrov", 12), "anna", NOW, TTL)
     assert isinstance(refused, claims.Refuse)
@@ -136,7 +144,7 @@ def test_hidden_number_cannot_be_called() -> None:
 
 
 def test_unknown_format_is_a_programming_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^weird$"):
         callback.dial_number("+79161234567", "weird")
 
 
