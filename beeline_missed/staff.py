@@ -192,9 +192,9 @@ def write_config(path: Path, text: str) -> None:
     import os
     import tempfile
 
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

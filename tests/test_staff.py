@@ -177,3 +177,117 @@ def test_staff_link_checks_the_cached_list_and_keeps_the_file_mode(
     forced = runner.invoke(app, ["staff", "link", "new", "299", "--force"])
     assert forced.exit_code == 0
     assert config.load().staff["new"].abonent == "299"
+
+
+# -- the pure parts, one by one ------------------------------------------------------------
+
+ROW = {
+    "user_id": "9001112202@ip.beeline.ru",
+    "phone": "9001112202",
+    "extension": "202",
+    "first_name": "Игорь",
+    "last_name": "Петров",
+    "department": "Мастера",
+}
+
+
+def test_an_abonent_is_named_by_user_id_its_name_phone_or_extension() -> None:
+    assert staff.abonent_ids(ROW) == {"9001112202@ip.beeline.ru", "9001112202", "202"}
+    odd = {"user_id": "SIP00A@x@mpbx.sip.beeline.ru", "phone": None, "extension": None}
+    assert staff.abonent_ids(odd) == {"SIP00A@x@mpbx.sip.beeline.ru", "SIP00A"}
+    assert staff.abonent_ids({"phone": "9001112203", "extension": "203"}) == {
+        "9001112203",
+        "203",
+    }
+    assert staff.abonent_ids({}) == set()
+    assert staff.find_abonent("202", [ROW]) is ROW
+    assert staff.find_abonent("", [ROW]) is None
+
+
+def test_the_pbx_answer_in_the_caches_shape_sorted() -> None:
+    answer = [
+        {"userId": "b@x", "phone": "2", "extension": "12", "firstName": "Б", "lastName": "Бб",
+         "department": "D", "email": "not kept"},
+        {"userId": "a@x", "phone": "1"},
+        {"phone": "3"},  # no userId: not an abonent the events can name
+    ]  # fmt: skip
+    assert staff.as_cached(answer) == [
+        {"user_id": "a@x", "phone": "1", "extension": None, "first_name": None,
+         "last_name": None, "department": None},
+        {"user_id": "b@x", "phone": "2", "extension": "12", "first_name": "Б",
+         "last_name": "Бб", "department": "D"},
+    ]  # fmt: skip
+
+
+def test_lines_and_their_json() -> None:
+    members = {
+        "petrov": StaffMember("petrov", "Петров", "202"),
+        "ghost": StaffMember("ghost", None, "299"),
+        "new": StaffMember("new", None, None),
+    }
+    shown = staff.lines(members, [ROW], known=True)
+    assert [line.as_json() for line in shown] == [
+        {"login": "ghost", "name": "ghost", "abonent": "299", "pbx_abonent": None,
+         "problem": "not on the PBX"},
+        {"login": "new", "name": "new", "abonent": None, "pbx_abonent": None,
+         "problem": "no abonent"},
+        {"login": "petrov", "name": "Петров", "abonent": "202",
+         "pbx_abonent": {"userId": "9001112202@ip.beeline.ru", "phone": "9001112202",
+                         "extension": "202", "name": "Петров Игорь", "department": "Мастера"},
+         "problem": None},
+    ]  # fmt: skip
+    # With no list known, an abonent cannot be said to be missing from it.
+    assert [line.problem for line in staff.lines(members, [], known=False)] == [
+        None,
+        "no abonent",
+        None,
+    ]
+    other = {
+        **ROW,
+        "user_id": "9001112203@ip.beeline.ru",
+        "phone": "9001112203",
+        "extension": "203",
+    }
+    assert staff.unlinked(members, [ROW, other]) == [other]
+
+
+def test_link_edits_what_the_file_really_looks_like() -> None:
+    # The header last, with no line break; another table right after an empty one; CRLF.
+    assert staff.link_text("[staff.x]", "x", "1") == '[staff.x]\nabonent = "1"\n'
+    text = "[staff.x]\n[other]\nabonent = 5\n"
+    assert staff.link_text(text, "x", "1") == '[staff.x]\nabonent = "1"\n[other]\nabonent = 5\n'
+    crlf = '[staff.x]\r\nabonent = "0"\r\n'
+    assert tomllib.loads(staff.link_text(crlf, "x", "1"))["staff"]["x"] == {"abonent": "1"}
+    indented = '  [ staff . x ]  # desk\n  abonent = "0"\n  [ other ]\n'
+    assert staff.link_text(indented, "x", "1") == indented.replace(
+        '  abonent = "0"', 'abonent = "1"'
+    )
+    quoted = '[staff."o\'brien"]\nname = "О\'Брайен"\n'
+    assert staff.link_text(quoted, "o'brien", "7") == quoted.replace("\n", '\nabonent = "7"\n', 1)
+    assert staff.link_text("settle = 3", "x", "1") == 'settle = 3\n\n[staff.x]\nabonent = "1"\n'
+    assert staff.link_text("x = 1", "é", "ё") == 'x = 1\n\n[staff."é"]\nabonent = "ё"\n'
+
+
+@pytest.mark.parametrize(
+    ("login", "abonent", "name", "what"),
+    [("", "1", None, "login"), ("x", " ", None, "abonent"), ("x", "1", "a\rb", "name"),
+     ("x\x00", "1", None, "login")],
+)  # fmt: skip
+def test_link_refuses_what_is_not_one_line(login: str, abonent: str, name, what: str) -> None:
+    with pytest.raises(UserError, match=f"^The {what} must be one line of text"):
+        staff.link_text("", login, abonent, name)
+
+
+def test_write_config_makes_a_new_file_private_and_says_when_it_cannot(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "config.toml"
+    staff.write_config(path, "x = 1\n")
+    assert path.read_text(encoding="utf-8") == "x = 1\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    os.chmod(path, 0o640)
+    staff.write_config(path, "x = 2\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]  # no temp file left
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(UserError, match=r"^Cannot write .*config\.toml: File exists\.$"):
+        staff.write_config(blocked / "config.toml", "x = 1\n")
