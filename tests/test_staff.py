@@ -265,6 +265,10 @@ def test_link_edits_what_the_file_really_looks_like() -> None:
     quoted = '[staff."o\'brien"]\nname = "О\'Брайен"\n'
     assert staff.link_text(quoted, "o'brien", "7") == quoted.replace("\n", '\nabonent = "7"\n', 1)
     assert staff.link_text("settle = 3", "x", "1") == 'settle = 3\n\n[staff.x]\nabonent = "1"\n'
+    assert staff.link_text("x = 1\n", "X", "1") == 'x = 1\n\n[staff.X]\nabonent = "1"\n'
+    # The next table indented: its abonent line is not ours.
+    nested = '[staff.x]\n  [other]\n  abonent = "0"\n'
+    assert staff.link_text(nested, "x", "1") == nested.replace("\n", '\nabonent = "1"\n', 1)
     assert staff.link_text("x = 1", "é", "ё") == 'x = 1\n\n[staff."é"]\nabonent = "ё"\n'
 
 
@@ -279,7 +283,7 @@ def test_link_refuses_what_is_not_one_line(login: str, abonent: str, name, what:
 
 
 def test_write_config_makes_a_new_file_private_and_says_when_it_cannot(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "config.toml"
+    path = tmp_path / "new" / "home" / "config.toml"
     staff.write_config(path, "x = 1\n")
     assert path.read_text(encoding="utf-8") == "x = 1\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
