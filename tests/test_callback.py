@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from beeline_missed import xsi_build
 from beeline_missed.register import Register
 from beeline_missed.simulator import Simulator
+from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, sqlite_count, start_daemon, write_config
 from tests.support.factories import add_call
@@ -57,13 +59,12 @@ def claims_of(home: Path) -> list[tuple[str, str]]:
 
 
 def set_claimed_at(home: Path, minutes_ago: int) -> None:
-    """Age every claim: the claim's clock is the register's stored time, not a sleep."""
+    """Age every claim: the claim's clock is the register's stored time, not a sleep (and the
+    tests' "now", which BEELINE_MISSED_TEST_NOW moves with the CLI's)."""
+    at = clock.stored(clock.now() - timedelta(minutes=minutes_ago))
     conn = sqlite3.connect(home / "register.sqlite")
     try:
-        conn.execute(
-            "UPDATE claims SET claimed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?)",
-            [f"-{minutes_ago} minutes"],
-        )
+        conn.execute("UPDATE claims SET claimed_at = ?", [at])
         conn.commit()
     finally:
         conn.close()
@@ -286,7 +287,7 @@ def test_watch_shows_who_is_calling_back(home: Path, register: Register) -> None
     write_config(home, STAFF)
     call_id = add_call(register, "s1", phone=CALLER)
     settings = config.load()
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # as the register stores it
     casework.claim(register, settings, call_id, "petrov", now)
 
     def decorate(reg: Register, found: list[dict]) -> list[dict]:
