@@ -3,8 +3,8 @@
 A claim says who is calling a caller back and since when, so that two people do not call the
 same client at once. Whoever claims a free case, or one whose claim has lapsed (`ttl`), gets
 it; the holder claiming again renews it; someone else's live claim is refused with who holds
-it and since when, unless forced. Only the holder's own save releases it by hand (closing the
-case releases it in the register, whoever closed it). Opening a card claims nothing.
+it and since when, unless forced. Closing the case ends it (in the register, whoever closed
+it: migration m100). Opening a card claims nothing.
 
 Messages reach the shop's staff, so they are in Russian.
 """
@@ -97,11 +97,6 @@ def label(claim: Claim, now: datetime, names: Names = same) -> str:
     """«перезванивает Петров (5 мин)», as the list, the live view and the panel show it."""
     ago = timefmt.duration((now - claim.since).total_seconds())
     return f"перезванивает {names(claim.holder)} ({ago})"
-
-
-def may_release(current: Claim | None, user: str) -> bool:
-    """A save releases only the saver's own claim: someone else's stays theirs."""
-    return current is not None and current.holder == user
 
 
 def taken_message(take: Take, names: Names = same) -> str:

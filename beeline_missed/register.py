@@ -1308,18 +1308,6 @@ class Register:
             row = conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
         return dict(row) if row else None
 
-    def get_claim(self, case_key: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
-        return dict(row) if row else None
-
-    def release_claim(self, case_key: str, holder: str) -> bool:
-        """End `holder`'s claim on the case (someone else's stays); True when there was one."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "DELETE FROM claims WHERE case_key = ? AND claimed_by = ?", [case_key, holder]
-            )
-        return cursor.rowcount > 0
-
     def list_claims(self) -> dict[str, dict[str, Any]]:
         """Every stored claim by case key (a short table: one row per case being called)."""
         return {row["case_key"]: dict(row) for row in self.conn.execute("SELECT * FROM claims")}

@@ -298,3 +298,37 @@ def test_watch_shows_who_is_calling_back(home: Path, register: Register) -> None
     console = Console(width=160, record=True)
     console.print(watcher.render(now))
     assert "перезванивает Петров (0 с)" in console.export_text()
+
+
+def test_the_register_ends_a_claim_when_the_cases_last_open_call_closes(
+    register: Register,
+) -> None:
+    first = add_call(register, "s1", phone=CALLER, called_at="2026-11-27T10:00:00Z")
+    second = add_call(register, "s2", phone=CALLER, called_at="2026-11-27T11:00:00Z")
+    hidden = add_call(register, "s3", phone=None)
+    for key in (CALLER, f"call:{hidden}"):
+        register.claim_case(key, lambda current: ("anna", "2026-11-27T12:00:00Z"))
+    assert set(register.list_claims()) == {CALLER, f"call:{hidden}"}
+
+    def close(call_id: int) -> None:
+        version = register.get_call(call_id)["version"]
+        register.save_call(
+            call_id, version, status="called_back", result="ok", user=None,
+            handled_at="2026-11-27T12:05:00Z", closed_by="auto",
+        )  # fmt: skip
+
+    close(first)  # the caller still has an open call: still being called back
+    assert set(register.list_claims()) == {CALLER, f"call:{hidden}"}
+    close(second)
+    close(hidden)
+    assert register.list_claims() == {}
+
+
+def test_a_refused_claim_writes_nothing(register: Register) -> None:
+    register.claim_case(CALLER, lambda current: ("anna", "2026-11-27T12:00:00Z"))
+    seen = []
+    kept = register.claim_case(CALLER, lambda current: seen.append(current))
+    assert seen == [
+        {"case_key": CALLER, "claimed_by": "anna", "claimed_at": "2026-11-27T12:00:00Z"}
+    ]
+    assert kept == seen[0]

@@ -100,12 +100,6 @@ def test_label_as_the_lists_show_it(minutes: int, text: str) -> None:
     assert claims.label(held("petrov", minutes), NOW, names) == text
 
 
-def test_only_the_holder_releases() -> None:
-    assert claims.may_release(held("anna", 1), "anna") is True
-    assert claims.may_release(held("petrov", 1), "anna") is False
-    assert claims.may_release(None, "anna") is False
-
-
 def test_case_key_is_the_number_or_the_hidden_call() -> None:
     assert claims.case_key("+79161234567", 7) == "+79161234567"
     assert claims.case_key(None, 7) == "call:7"
