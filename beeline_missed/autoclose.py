@@ -214,3 +214,5 @@ class AutoCloser:
             now_ms=timefmt.now_ms(),
             targets=self.targets(),
         )
+
+

@@ -376,3 +376,4 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         answered_by=abonent_name(leg.target_id),
         answer_ms=leg.answer_ms,
     )
+

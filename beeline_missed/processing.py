@@ -409,7 +409,7 @@ def targets_from_settings(settings: Any) -> Callable[[list[dict[str, Any]]], det
 
     if settings.unknown_targets not in ("service", "person"):
         raise UserError(
-            f'unknown_targets must be "service" or "person", not {settings.unknown_targets!r}.'
+            f"unknown_targets must be \"service\" or \"person\", not {settings.unknown_targets!r}."
         )
     build([])
     return build
