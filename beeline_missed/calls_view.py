@@ -52,7 +52,8 @@ LIST_COLUMNS: tuple[Column, ...] = (
     # Always «Пропущен» in the default list, whose title says so: the first to go.
     Column("Статус", lambda row, zone: status_label(row["status"]), give_way=1),
     Column("Результат", lambda row, zone: one_line(row.get("result")), give_way=4),
-    Column("Кто", lambda row, zone: row.get("user") or "", give_way=3),
+    # Who called back, or who is calling back now («перезванивает Петров (5 мин)»).
+    Column("Кто", lambda row, zone: who_text(row), give_way=3),
 )
 LIST_HEADERS = tuple(column.header for column in LIST_COLUMNS)
 # A hunt group rings every abonent in it; the list names the first few and counts the rest.
@@ -88,7 +89,18 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
             row.get("first_called_at") or row.get("called_at"), zone
         ),
         "call_ids": list(row.get("call_ids") or [row["id"]]),
+        # «Взять в работу»: a live claim on the caller's case (casework.with_claims), and
+        # the staff names of the logins (the [staff] tables).
+        "claimed_by": row.get("claimed_by"),
+        "claimed_by_name": row.get("claimed_by_name"),
+        "claimed_at": timefmt.iso_local(row.get("claimed_at"), zone),
+        "user_name": row.get("user_name") or row.get("user") or None,
     }
+
+
+def who_text(row: Mapping[str, Any]) -> str:
+    """Who called back (by the staff name), else who is calling back now, else nothing."""
+    return row.get("user_name") or row.get("user") or row.get("claim_label") or ""
 
 
 def calls_json(rows: Iterable[Mapping[str, Any]], zone: tzinfo) -> list[dict[str, Any]]:
@@ -241,15 +253,18 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
         ("Номер", f"{number} — {client}" if client else number),
         ("Дата и время", timefmt.show_local(row.get("called_at"), zone)),
         ("Попыток", attempts_text(row, zone)),
-        ("Линия", row.get("line") or ""),
+        # With staff names when the card was read through casework.card_row.
+        ("Линия", row.get("line_label") or row.get("line") or ""),
     ]
     lines += where_lost_lines(row)
-    return [
-        *lines,
+    lines += [
         ("Статус", status_label(row["status"])),
         ("Результат", row.get("result") or ""),
-        ("Кто перезвонил", row.get("user") or ""),
+        ("Кто перезвонил", row.get("user_name") or row.get("user") or ""),
     ]
+    if row.get("claim_label"):
+        lines.append(("В работе", str(row["claim_label"])))
+    return lines
 
 
 def where_lost_lines(row: Mapping[str, Any]) -> list[tuple[str, str]]:

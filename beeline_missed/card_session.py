@@ -137,10 +137,14 @@ def interactive(
     show: Callable[[str], None],
     booker: Callable[[dict[str, Any]], Any] | None = None,
     workshop: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
+    decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
-    of rich markup (data in it is escaped)."""
+    of rich markup (data in it is escaped). `decorate` adds what the row does not store (who
+    is calling back, the line's staff names: casework.card_row)."""
     row = case_row(register, call_id)
+    if decorate is not None:
+        row = decorate(row)
     opened = card.Card.from_row(row)  # its version is what the save will check
     show(f"[bold]Карточка звонка {row['id']}[/bold]")
     for label, value in calls_view.card_lines(row, zone):

@@ -571,14 +571,16 @@ def list_calls(
     On a narrow terminal (and in a pipe, 80 columns) the number, date and client stay whole
     and the other columns give way; --fmt prints every column as plain text.
     """
-    from beeline_missed import calls_view
+    from beeline_missed import calls_view, casework, timefmt
     from beeline_missed.output import console, print_json, print_text, say, table_style
 
     style = None if fmt is None else table_style(fmt)
     if style and json_:
         raise UserError("Укажите --json или --fmt, но не оба сразу.")
     zone = _zone(ctx)
-    rows = state(ctx).register().calls.rows(include_handled=all_, limit=limit)
+    register = state(ctx).register()
+    rows = register.calls.rows(include_handled=all_, limit=limit)
+    rows = casework.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -615,10 +617,15 @@ def watch_calls(
     limit: LimitOption = None,
 ) -> None:
     """The list, live: refreshes by itself and marks calls that arrived since you started."""
-    from beeline_missed import watch
+    from beeline_missed import casework, timefmt, watch
     from beeline_missed.output import console
 
     zone = _zone(ctx)
+    settings = state(ctx).settings()
+
+    def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return casework.with_claims(register, settings, rows, timefmt.now_utc())
+
     watch.run_live(
         state(ctx).existing_db(),
         zone=zone,
@@ -628,6 +635,7 @@ def watch_calls(
         limit=limit,
         console=console,
         intro=f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.",
+        decorate=claimed,
     )
 
 
@@ -655,7 +663,8 @@ def call_card(
         typer.Option(
             "--user",
             metavar="NAME",
-            help="Who called back (default: setting user, else OS login).",
+            help="Who calls back: a [staff] login or a name (default: setting user, else OS "
+            "login).",
         ),
     ] = None,
     expect_version: Annotated[
@@ -667,13 +676,37 @@ def call_card(
             help="Save only if the card is still at this version (from --json); else exit 3.",
         ),
     ] = None,
+    call: Annotated[
+        bool,
+        typer.Option(
+            "--call",
+            help="Click-to-call: take the case, then the PBX rings your phone ([staff] abonent) "
+            "and then the client.",
+        ),
+    ] = False,
+    claim: Annotated[
+        bool,
+        typer.Option(
+            "--claim", help="«Взять в работу»: mark the caller as being called back by you."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --claim or --call: take over someone else's claim."),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
-    """The call card: with no flags it asks in the terminal; with flags it saves for scripts."""
+    """The call card: with no flags it asks in the terminal; with flags it saves for scripts.
+
+    --claim takes the caller's case for you (others see «перезванивает …»; a live claim of
+    someone else is refused unless --force; it lapses after claim_ttl, and saving the card or
+    closing the case ends it). --call takes the case the same way and asks the PBX to ring
+    your phone, then the client; answered, the call closes the case by itself (auto_close).
+    """
     from rich.markup import escape
     from rich.prompt import Prompt
 
-    from beeline_missed import calls_view, card, card_session
+    from beeline_missed import calls_view, card, card_session, casework, config, timefmt
     from beeline_missed.output import console, err_console, print_json, say
 
     settings = state(ctx).settings()
@@ -682,8 +715,13 @@ def call_card(
     editing = status is not None or result is not None or book
     from beeline_missed import onec_card
 
-    if not editing and json_:
-        row = register.calls.get(call_id)
+    if (call or claim) and editing:
+        raise UserError("--call и --claim не сочетаются с --status, --result и --book.")
+    if force and not (call or claim):
+        raise UserError("--force нужен только вместе с --claim или --call.")
+    now = timefmt.now_utc()
+    if not editing and not (call or claim) and json_:
+        row = casework.with_claims(register, settings, [register.calls.get(call_id)], now)[0]
         shown = calls_view.call_json(row, zone)
         found = onec_card.for_call(register, settings, row.get("phone"))
         if found is not None:
@@ -691,6 +729,30 @@ def call_card(
         print_json(shown)
         return
     who = card.current_user(user, settings.user)
+    # The register keeps who called back as people read it (the [staff] name), as auto-close
+    # does: reports group one person's calls together whichever way they were closed.
+    name = config.display_name(settings, who) or who
+    if call or claim:
+        if call:
+            messages = casework.call_client(
+                register, settings, call_id, who, now, lambda: _pbx(ctx), force=force
+            )
+        else:
+            messages = [casework.claim(register, settings, call_id, who, now, force=force)]
+        if json_:
+            row = casework.with_claims(register, settings, [register.calls.get(call_id)], now)[0]
+            print_json(
+                {
+                    "claimed": True,
+                    "calling": call,
+                    "message": " ".join(messages),
+                    "call": calls_view.call_json(row, zone),
+                }
+            )
+            return
+        for message in messages:
+            say(escape(message))
+        return
     from beeline_missed import onec_booking
 
     booker = onec_booking.booker_for(register, settings, zone)
@@ -714,15 +776,16 @@ def call_card(
         outcome = card_session.interactive(
             register,
             call_id,
-            who,
+            name,
             zone,
             settings.journal,
             ask,
             console.print,
-            booker,
-            lambda row: onec_card.card_lines(
+            booker=booker,
+            workshop=lambda row: onec_card.card_lines(
                 onec_card.for_call(register, settings, row.get("phone"))
             ),
+            decorate=lambda row: casework.card_row(register, settings, row, now),
         )
         say(escape(outcome.message))
         if outcome.booking_message:
@@ -731,7 +794,7 @@ def call_card(
             say(escape(outcome.journal))
         return
     opened = card_session.open_card(register, call_id, expect_version)
-    edit = card.Edit.parse(user=who, status=status, result=result, book=book)
+    edit = card.Edit.parse(user=name, status=status, result=result, book=book)
     outcome = card_session.apply(register, opened, edit, settings.journal, booker=booker)
     if outcome.refused:
         raise UserError(outcome.message)
@@ -754,6 +817,150 @@ def call_card(
         (err_console if "не открылся" in outcome.journal else console).print(
             outcome.journal, markup=False
         )
+
+
+# -- staff: people of the PBX ---------------------------------------------------------------
+
+staff_app = typer.Typer(
+    help="Staff as people of the PBX: the [staff.LOGIN] tables of config.toml.",
+    no_args_is_help=True,
+)
+app.add_typer(staff_app, name="staff")
+
+
+def _abonent_list(ctx: typer.Context, refresh: bool) -> tuple[list[dict[str, Any]], str]:
+    """The PBX's abonents: the register's cache (the daemon keeps it fresh), or the PBX itself
+    with --refresh or when the cache is empty and a token is set. Where they came from."""
+    settings = state(ctx).settings()
+    path = settings.db
+    cached: list[dict[str, Any]] = []
+    register = None
+    if path.exists():
+        register = state(ctx).register()
+        cached = register.abonents.rows()
+    if not refresh and (cached or not settings.api_token):
+        return cached, "cache" if cached else "none"
+    with _pbx(ctx) as pbx:
+        fetched = pbx.abonents()
+    if register is not None:
+        register.abonents.replace(fetched)
+        return register.abonents.rows(), "pbx"
+    from beeline_missed import staff
+
+    return staff.as_cached(fetched), "pbx"  # no register to cache them in: shown as they came
+
+
+@staff_app.command("list")
+def staff_list(
+    ctx: typer.Context,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the PBX for its abonent list (needs the token).")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """The [staff] tables next to the PBX's abonents; staff with no abonent are pointed out.
+
+    The abonent list is the register's cache (the daemon refreshes it), else the PBX's own
+    when a token is set; --refresh always asks the PBX. PBX abonents no staff member names
+    are listed after the staff.
+    """
+    from rich.markup import escape
+
+    from beeline_missed import staff
+    from beeline_missed.output import print_json, print_table, say
+
+    settings = state(ctx).settings()
+    abonents, source = _abonent_list(ctx, refresh)
+    known = source != "none"
+    shown = staff.lines(settings.staff, abonents, known)
+    free = staff.unlinked(settings.staff, abonents)
+    if json_:
+        print_json(
+            {
+                "staff": [line.as_json() for line in shown],
+                "unlinked_abonents": [
+                    {
+                        "userId": row.get("user_id"),
+                        "phone": row.get("phone"),
+                        "extension": row.get("extension"),
+                        "name": staff.pbx_name(row) or None,
+                    }
+                    for row in free
+                ],
+                "abonents_from": source,
+            }
+        )
+        return
+    if not shown:
+        say(escape(f"No [staff.LOGIN] tables in {settings.config_file}; add one: `staff link`."))
+    else:
+        table = []
+        for line in shown:
+            pbx = line.pbx
+            found = ""
+            if pbx is not None:
+                ids = [str(pbx.get(k)) for k in ("extension", "phone") if pbx.get(k)]
+                found = f"{staff.pbx_name(pbx)} ({', '.join(ids)})".strip()
+            cells = [line.login, line.name, line.abonent or "", found, line.problem or ""]
+            table.append([escape(cell) for cell in cells])
+        print_table(["login", "name", "abonent", "PBX abonent", "problem"], table, title="Staff")
+    if free:
+        print_table(
+            ["PBX abonent", "extension", "phone", "last name", "first name"],
+            [
+                [
+                    escape(str(r.get(k) or ""))
+                    for k in ("user_id", "extension", "phone", "last_name", "first_name")
+                ]
+                for r in free
+            ],
+            title="PBX abonents no staff member names",
+        )
+    if not known:
+        say("The PBX's abonent list is not known yet: set the API token, or run the daemon.")
+    missing = [line.login for line in shown if line.problem == staff.NO_ABONENT]
+    if missing:
+        say(f"No abonent for: {', '.join(missing)} (click-to-call needs one: `staff link`).")
+
+
+@staff_app.command("link")
+def staff_link(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(metavar="LOGIN", help="The login (--user, user).")],
+    abonent: Annotated[
+        str, typer.Argument(metavar="ABONENT", help="PBX abonent: phone, extension or userId.")
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="The name people read.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write it even if the PBX's list lacks it.")
+    ] = False,
+) -> None:
+    """Write [staff.LOGIN] abonent = ABONENT (and name) into config.toml, other lines kept.
+
+    An abonent the PBX's list (the register's cache) does not have is refused unless --force.
+    """
+    from rich.markup import escape
+
+    from beeline_missed import config, staff
+    from beeline_missed.output import notice, say
+
+    settings = state(ctx).settings()
+    abonent = abonent.strip()
+    abonents = state(ctx).register().abonents.rows() if settings.db.exists() else []
+    if abonents and staff.find_abonent(abonent, abonents) is None and not force:
+        raise UserError(
+            f"The PBX has no abonent {abonent!r} (see `staff list`); give --force to write it "
+            "anyway."
+        )
+    path = settings.config_file
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    staff.write_config(path, staff.link_text(text, login, abonent, name))
+    config.load({"db": state(ctx).db})  # the whole file still reads as settings
+    if not abonents:
+        notice("The PBX's abonent list is not known yet, so the abonent was not checked.")
+    say(escape(f"Wrote [staff.{login}] abonent = {abonent!r} to {path}."))
 
 
 # -- daemon and inbox ---------------------------------------------------------------------

@@ -26,6 +26,27 @@ ENV_ONEC_PASSWORD = "BEELINE_MISSED_1C_PASSWORD"
 
 
 @dataclass(frozen=True)
+class StaffMember:
+    """A `[staff.<login>]` table: who a login is to people and to the PBX."""
+
+    login: str
+    name: str | None = None
+    # The PBX abonent that rings on this person's desk: a phone, an extension or a userId.
+    abonent: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.name or self.login
+
+
+# The number format the PBX wants in click-to-call (`POST abonents/{abonent}/call`): public
+# clients disagree (10 digits, 8…, +7…), so it is a setting. e164: +79161234567;
+# digits: 79161234567; national: 89161234567 (Russian numbers; others stay E.164);
+# ten: 9161234567 (Russian numbers; others stay E.164).
+CALL_NUMBER_FORMATS = ("e164", "digits", "national", "ten")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective settings. Field names are the keys of config.toml."""
 
@@ -84,6 +105,13 @@ class Settings:
     # Working hours per weekday (mon..sun): "09:00-19:00", several ranges comma-separated,
     # "" = closed. Empty table: no hours, nothing is marked outside hours.
     working_hours: dict[str, str] = field(default_factory=dict)
+    # [staff.<login>] tables: display name and PBX abonent of each member of staff. Their
+    # abonents also name who answered (staff_names, when it does not say otherwise).
+    staff: dict[str, StaffMember] = field(default_factory=dict)
+    # Click-to-call: the client's number as the PBX is sent it (CALL_NUMBER_FORMATS).
+    call_number_format: str = "e164"
+    # A claim («Взять в работу») lapses after this many seconds.
+    claim_ttl: float = 1800.0
     holidays: tuple[str, ...] = ()
     telegram_token: str | None = None
     telegram_chat_id: str | None = None
@@ -179,9 +207,13 @@ LIMITS: dict[str, tuple[float, float]] = {
     "onec_page_size": (1, 100_000),
     "onec_booking_timeout": (0.1, 600),
     "onec_booking_retry": (1, MAX_SECONDS),
+    "claim_ttl": (60, MAX_SECONDS),
 }
 # Text settings that take one of a few words; anything else is a typo, not a new meaning.
-CHOICES: dict[str, tuple[str, ...]] = {"unknown_targets": ("service", "person")}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "unknown_targets": ("service", "person"),
+    "call_number_format": CALL_NUMBER_FORMATS,
+}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -219,6 +251,8 @@ def show_number(number: float) -> str:
 def expected(name: str) -> str:
     """What a setting takes, as the end of a sentence."""
     kind = Settings.__dataclass_fields__[name].type
+    if name == "staff":
+        return "tables [staff.LOGIN] with name and abonent (texts)"
     if kind in ("float", "int"):
         low, high = LIMITS.get(name, (0, MAX_SECONDS))
         whole = "a whole number" if kind == "int" else "a number"
@@ -238,6 +272,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     """The one check every setting passes, from the file, the environment or a flag."""
     kind = Settings.__dataclass_fields__[name].type
     try:
+        if name == "staff":
+            return _staff(value, source)
         if kind in ("float", "int"):
             return _number(name, value, kind)
         if kind == "bool":
@@ -286,6 +322,52 @@ def _scalar_text(value: Any) -> str:
 
 
 COMMAND_LINE = "the command line"
+STAFF_KEYS = ("name", "abonent")
+
+
+def _staff(value: Any, source: str) -> dict[str, StaffMember]:
+    """`[staff.<login>]` tables; a wrong key or value is named with its table."""
+    if not isinstance(value, dict):
+        raise TypeError("staff")
+    members: dict[str, StaffMember] = {}
+    for login, table in value.items():
+        where = f"Setting staff.{login} in {source}"
+        if not str(login).strip():
+            raise UserError(f"A [staff] table in {source} has an empty login.")
+        if not isinstance(table, dict):
+            raise UserError(f"{where} must be a table with name and abonent.")
+        for key in table:
+            if key not in STAFF_KEYS:
+                raise UserError(f"{where} has an unknown key {key!r}; it takes name and abonent.")
+        texts: dict[str, str | None] = {}
+        for key in STAFF_KEYS:
+            raw = table.get(key)
+            try:
+                text = None if raw is None else _scalar_text(raw).strip()
+            except (TypeError, ValueError):
+                raise UserError(f"{where}: {key} must be text, not {raw!r}.") from None
+            texts[key] = text or None
+        members[str(login)] = StaffMember(str(login), texts["name"], texts["abonent"])
+    return members
+
+
+def staff_member(settings: Settings, user: str) -> StaffMember | None:
+    """The staff table of `user`: by login, else by display name (any case), else None."""
+    if user in settings.staff:
+        return settings.staff[user]
+    key = user.strip().casefold()
+    for member in settings.staff.values():
+        if member.login.casefold() == key or (member.name and member.name.casefold() == key):
+            return member
+    return None
+
+
+def display_name(settings: Settings, user: str | None) -> str | None:
+    """A login as people read it: the staff table's name, else the login itself."""
+    if not user:
+        return user
+    member = settings.staff.get(user)
+    return member.display if member else user
 
 
 def _path(value: Any, where: str) -> Path:
@@ -368,6 +450,10 @@ def load(
     values["api_url"] = str(values.get("api_url", DEFAULT_API_URL)).rstrip("/")
     if values.get("onec_url"):
         values["onec_url"] = str(values["onec_url"]).rstrip("/")
+    # A staff member's abonent names who answered, unless staff_names says otherwise.
+    named = {m.abonent: m.display for m in values.get("staff", {}).values() if m.abonent}
+    if named:
+        values["staff_names"] = {**named, **values.get("staff_names", {})}
     return Settings(home=home, db=db, **values)
 
 
@@ -408,6 +494,8 @@ def effective(settings: Settings) -> dict[str, Any]:
             value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
+        elif f.name == "staff":
+            value = {k: {"name": m.name, "abonent": m.abonent} for k, m in value.items()}
         shown[f.name] = value
     return shown
 
@@ -493,6 +581,14 @@ CONFIG_TEMPLATE = """\
 # staff_names."201" = "Смирнова"
 # staff_names."9001112202" = "Петров"
 
+# Click-to-call sends the client's number in this form (public clients disagree):
+# "e164" +79161234567, "digits" 79161234567, "national" 89161234567,
+# "ten" 9161234567 (the last two for Russian numbers only).
+# call_number_format = "e164"
+
+# A claim («Взять в работу») lapses after this many seconds (30 minutes).
+# claim_ttl = 1800
+
 # Working hours per weekday (mon tue wed thu fri sat sun), several ranges
 # comma-separated, "" or a missing day for a day off; calls outside them and on holidays are
 # marked "outside hours" (reports can filter them). No table: nothing is marked.
@@ -566,6 +662,14 @@ CONFIG_TEMPLATE = """\
 # onec_order_client = "Заказчик_Key"
 # onec_order_state = "Состояние"
 # onec_order_closed_states = ["Закрыт", "Выполнен", "Отменен"]
+# Staff: one table per login (the name `card --user` and the panel's --user take,
+# else the user setting, else the OS login), with the name people read and the PBX
+# abonent that rings on their desk (phone, extension or userId). Click-to-call rings
+# that abonent first. `beeline-missed staff link LOGIN ABONENT` writes one.
+# [staff.petrov]
+# name = "Петров"
+# abonent = "9001112202"
+# (Tables come last in this file: a key written below a [table] line belongs to it.)
 """
 
 

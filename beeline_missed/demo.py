@@ -281,6 +281,13 @@ def demo_settings(home: Path, sim_url: str, token: str, port: int, settle: float
     )
 
 
+def with_demo_staff(settings: Settings, user: str) -> Settings:
+    """The person at the demo's panel is reception's Анна Смирнова (abonent 201): «Позвонить»
+    in a card rings the simulator, whose call closes the case by itself."""
+    member = config.StaffMember(user, "Анна Смирнова", RECEPTION.partition("@")[0])
+    return replace(settings, staff={user: member})
+
+
 def sync_clients(settings: Settings) -> dict[str, Any]:
     """The demo directory, synced from the 1C stand-in as `clients sync` does (the same
     clients as the 1C-style CSV, with cars and repair orders in 1C)."""
@@ -441,12 +448,13 @@ def run(
     from beeline_missed import timefmt
 
     with running_demo(home, settle=settle, seed=seed) as demo:
-        settings = demo.settings
+        user = _demo_user()
+        settings = with_demo_staff(demo.settings, user)
         zone = timefmt.local_zone(settings.timezone)
         if tui:
             from beeline_missed.panel.app import PanelApp
 
-            PanelApp(settings, zone=zone, user=_demo_user(), duration=duration, note="демо").run()
+            PanelApp(settings, zone=zone, user=user, duration=duration, note="демо").run()
         else:
             from beeline_missed import watch
 
@@ -454,6 +462,11 @@ def run(
                 f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
                 "Пропущенные звонки появятся через несколько секунд. Ctrl-C — выход."
             )
+            from beeline_missed import casework
+
+            def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return casework.with_claims(register, settings, rows, timefmt.now_utc())
+
             watch.run_live(
                 settings.db,
                 interval=0.5,
@@ -461,6 +474,7 @@ def run(
                 zone=zone,
                 console=console,
                 intro=intro,
+                decorate=claimed,
             )
             if console is not None and not console.is_terminal:
                 console.line()  # the last frame of a live view in a pipe ends mid-line

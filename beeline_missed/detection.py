@@ -336,6 +336,11 @@ def lost_where(legs: Iterable[LegState], targets: Targets) -> tuple[str, str | N
     return LOST_RINGING, None
 
 
+# Staff calling out: dialled from their phone, or click-to-call (BroadWorks names that leg
+# Click-to-Dial; the PBX rings the abonent first, then the number).
+OUTGOING_PERSONALITIES = ("Originator", "Click-to-Dial")
+
+
 @dataclass(frozen=True)
 class AnsweredCall:
     """An answered external call, as auto-closing needs it."""
@@ -356,7 +361,7 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         return None
     if leg.is_incoming_external:
         direction = "incoming"
-    elif leg.personality == "Originator" and leg.call_type != "Group":
+    elif leg.personality in OUTGOING_PERSONALITIES and leg.call_type != "Group":
         direction = "outgoing"
     else:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -242,6 +242,17 @@ class PbxClient:
         if not isinstance(answer, dict):
             raise PbxNotFound(f"The PBX does not know abonent {pattern}.")
         return answer
+
+    def call(self, abonent: str, number: str) -> Any:
+        """Click-to-call: POST abonents/{abonent}/call?phoneNumber=NUMBER. The PBX rings the
+        abonent, then the number. What it answers is not known (seen: nothing, or an id); it
+        is returned as is."""
+        return self._request(
+            "POST",
+            f"abonents/{quote(abonent, safe='@')}/call",
+            params={"phoneNumber": number},
+            what=f"call {number} from abonent {abonent}",
+        )
 
     # -- call statistics ------------------------------------------------------------------
 

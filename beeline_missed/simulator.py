@@ -160,6 +160,13 @@ class Simulator:
         self.deliveries: list[Delivery] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of API calls, for tests
         self.fault: Fault | None = None
+        # Click-to-call: every request taken ({"abonent", "pattern", "phoneNumber"}), and how
+        # the calls it places go: the client answers (or not) and talks this long; the events
+        # are posted `click_pace` seconds apart, after the request was answered.
+        self.click_calls: list[dict[str, str]] = []
+        self.click_answered = True
+        self.click_talk_ms = 60_000
+        self.click_pace = 0.05
         self._offset = 0.0  # advance() moves the simulator's clock forward
         self._lock = threading.RLock()  # guards the state; never held during outbound POSTs
         # Keeps deliveries in order; re-entrant because finding the matching subscriptions may
@@ -459,7 +466,7 @@ class Simulator:
             target = answered.target_id if answered else first.target_id
             abonent = self.find_abonent(target) or {"userId": target}
             remote = _digits(first.remote_address or first.remote_user_dn or "")
-            outbound = first.personality == "Originator"
+            outbound = first.personality in ("Originator", xsi_build.CLICK_TO_DIAL)
             release = max((leg.release_ms or 0) for leg in legs)
             duration = max(0, release - answered.answer_ms) if answered and release else 0
             # 'RECIEVED' (sic): the PBX's own spelling.
@@ -501,6 +508,7 @@ class Simulator:
             Route(f"{api}/subscription", self._h_subscription, methods=["PUT", "GET", "DELETE"]),
             Route(f"{api}/abonents", self._h_abonents, methods=["GET"]),
             Route(f"{api}/abonents/{{pattern}}", self._h_abonent, methods=["GET"]),
+            Route(f"{api}/abonents/{{pattern}}/call", self._h_click_to_call, methods=["POST"]),
             Route(f"{api}/v2/statistics", self._h_statistics, methods=["GET"]),
             Route("/_sim/state", self._c_state, methods=["GET"]),
             Route("/_sim/fault", self._c_fault, methods=["POST"]),
@@ -597,6 +605,35 @@ class Simulator:
             return pbx_error(404, "NotFound", "Abonent not found")
         return JSONResponse(abonent)
 
+    async def _h_click_to_call(self, request: Request) -> Response:
+        """POST abonents/{pattern}/call?phoneNumber=…: ring the abonent, then the number, and
+        post the events of that outgoing call (personality Click-to-Dial) to the subscribers."""
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        pattern = request.path_params["pattern"]
+        abonent = self.find_abonent(pattern)
+        if abonent is None:
+            return pbx_error(404, "NotFound", "Abonent not found")
+        number = request.query_params.get("phoneNumber", "").strip()
+        if not number or not _digits(number):
+            return pbx_error(400, "BadRequest", "phoneNumber is required")
+        with self._lock:
+            self.click_calls.append(
+                {"abonent": abonent["userId"], "pattern": pattern, "phoneNumber": number}
+            )
+        steps = xsi_build.click_to_call(
+            abonent["userId"],
+            number,
+            int(self.now() * 1000),
+            answered=self.click_answered,
+            talk_ms=self.click_talk_ms,
+        )
+        # The PBX answers the request at once; the call goes on after it.
+        threading.Thread(
+            target=self.play, args=(steps,), kwargs={"pace": self.click_pace}, daemon=True
+        ).start()
+        return JSONResponse({"extTrackingId": steps[0].leg.ext_tracking_id})
+
     async def _h_statistics(self, request: Request) -> Response:
         if (denied := await self._gate(request)) is not None:
             return denied
@@ -633,6 +670,7 @@ class Simulator:
             "deliveries": len(self.deliveries),
             "calls": len(self.calls),
             "fault": self.fault.mode if self.fault else None,
+            "click_calls": list(self.click_calls),
         }
 
     async def _c_state(self, request: Request) -> Response:

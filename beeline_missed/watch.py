@@ -22,6 +22,8 @@ from beeline_missed import calls_view
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
+Decorate = Callable[[Register, list[dict[str, Any]]], list[dict[str, Any]]]
+
 
 class Watcher:
     """The list's state between ticks."""
@@ -32,8 +34,11 @@ class Watcher:
         zone: tzinfo,
         include_handled: bool = False,
         limit: int | None = None,
+        decorate: Decorate | None = None,
     ) -> None:
         self.register = register
+        # Adds what the rows do not store (who is calling back now: casework.with_claims).
+        self.decorate = decorate
         self.zone = zone
         self.include_handled = include_handled
         self.limit = limit
@@ -55,6 +60,8 @@ class Watcher:
             return False
         self._version = version
         self.rows = self.register.calls.rows(self.include_handled, self.limit)
+        if self.decorate is not None:
+            self.rows = self.decorate(self.register, self.rows)
         self.open_count = self.register.calls.count(CallStatus.MISSED)
         self.new_ids = {r["id"] for r in self.rows if r["id"] > self.baseline_id}
         self.loads += 1
@@ -103,6 +110,7 @@ def run_live(
     console: Console | None = None,
     intro: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    decorate: Decorate | None = None,
 ) -> Watcher | None:
     """Show the live list until Ctrl-C, `duration` seconds, or `stop` is set.
 
@@ -121,7 +129,7 @@ def run_live(
     try:
         register = Register.open(register_path)
         try:
-            watcher = Watcher(register, zone, include_handled, limit)
+            watcher = Watcher(register, zone, include_handled, limit, decorate)
             watcher.poll()
             with Live(watcher.render(), console=console, auto_refresh=False) as live:
                 if intro:

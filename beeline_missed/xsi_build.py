@@ -386,3 +386,37 @@ def outgoing_call(
     else:
         steps.append(Step(RELEASED, replace(leg, release_ms=start_ms + 30_000)))
     return steps
+
+
+CLICK_TO_DIAL = "Click-to-Dial"
+
+
+def click_to_call(
+    abonent: str,
+    callee: str,
+    start_ms: int,
+    *,
+    answered: bool = True,
+    ring_ms: int = 3_000,
+    talk_ms: int = 60_000,
+) -> list[Step]:
+    """Click-to-call (`POST abonents/{abonent}/call`): the PBX rings the abonent's own phone
+    (personality Click-to-Dial, the client's number as the remote party [schema]); once they
+    pick up it rings the client, who answers (`answered`) or not."""
+    leg = Leg(
+        target_id=abonent,
+        ext_tracking_id=new_session(),
+        start_ms=start_ms,
+        remote_address=f"tel:{callee}",
+        personality=CLICK_TO_DIAL,
+    )
+    steps = [Step(ORIGINATED, leg)]
+    client_rings = start_ms + ring_ms
+    if answered:
+        answer = client_rings + 5_000
+        leg = replace(leg, answer_ms=answer)
+        steps.append(Step(ANSWERED, leg))
+        steps.append(Step(RELEASED, replace(leg, release_ms=answer + talk_ms)))
+    else:
+        steps.append(Step(RELEASED, replace(leg, release_ms=client_rings + 30_000)))
+    return steps

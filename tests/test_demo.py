@@ -246,3 +246,40 @@ def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Pat
     assert outcome.booking == {"state": "created", "number": made["Number"], "ref": made["Ref_Key"]}
     assert outcome.saved is not None
     assert outcome.saved["result"].endswith(f"заявка № {made['Number']}")
+
+
+@pytest.mark.anyio
+async def test_demo_panel_calls_a_client_back_and_the_case_closes_by_itself(
+    tmp_path: Path,
+) -> None:
+    """«Позвонить» in the demo's card: the simulator rings reception, then the client, and the
+    daemon closes the case from that call's events."""
+    from beeline_missed.panel.card_screen import CardScreen
+    from beeline_missed.store import Register
+
+    with demo.running_demo(tmp_path / "demo", settle=0.5, gap=(5, 9), pace=0.02, seed=7) as d:
+        settings = demo.with_demo_staff(d.settings, "Оператор")
+        app = PanelApp(settings, zone=MOSCOW, user="Оператор", interval=0.1)
+        async with app.run_test(size=(110, 40)) as pilot:
+            entries = app.query_one(MissedCalls)
+            for _ in range(300):
+                if any(e.phone for e in entries.entries):
+                    break
+                await pilot.pause(0.05)
+            chosen = next(e for e in entries.entries if e.phone)
+            entries.table.move_cursor(row=entries.entries.index(chosen))
+            await pilot.press("enter")
+            assert isinstance(app.screen, CardScreen)
+            await pilot.press("ctrl+t")
+            register = Register.open(settings.db)
+            try:
+                for _ in range(600):
+                    rows = [register.calls.get(i) for i in chosen.call_ids]
+                    if all(r["status"] == "called_back" for r in rows):
+                        break
+                    await pilot.pause(0.05)
+            finally:
+                register.close()
+    assert [c["phoneNumber"] for c in d.sim.click_calls] == [chosen.phone]
+    assert d.sim.click_calls[0]["abonent"] == demo.RECEPTION
+    assert {(r["closed_by"], r["user"]) for r in rows} == {("auto", "Смирнова")}

@@ -111,6 +111,7 @@ async def test_list_newest_first_only_missed_with_clients(db_path: Path, call_id
             "Дата и время",
             "Попыток",
             "Линия",
+            "В работе",
         ]
         first = [str(cell) for cell in table.get_row_at(0)]
         assert first == [
@@ -119,6 +120,7 @@ async def test_list_newest_first_only_missed_with_clients(db_path: Path, call_id
             "27.11.2026 12:40",
             "1",
             "9001112201",
+            "",  # nobody is calling them back
         ]
         assert app.query_one(TabbedContent).active == "calls"
         assert str(app.query_one("#calls-summary", Static).render()) == "Пропущенных звонков: 3"

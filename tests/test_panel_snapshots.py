@@ -105,3 +105,14 @@ def test_subscriptions(snap_compare, seeded: list[int]) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(interval=60), terminal_size=SIZE, run_before=subscriptions)
+
+
+def test_card_claimed(snap_compare, seeded: list[int]) -> None:
+    async def claim(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("ctrl+r")  # «Взять в работу»
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=claim)

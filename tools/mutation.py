@@ -38,6 +38,9 @@ MODULES: dict[str, list[str]] = {
     "reports": ["tests/test_reports.py", "tests/test_timezones.py"],
     "autoclose": ["tests/test_autoclose.py", "tests/test_timezones.py"],
     "reconcile": ["tests/test_reconcile.py"],
+    "claims": ["tests/test_claims.py"],
+    "callback": ["tests/test_claims.py"],
+    "staff": ["tests/test_staff.py"],
 }
 
 

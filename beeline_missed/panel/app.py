@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from beeline_missed import card, card_session, onec_booking, phones, timefmt
+from beeline_missed import card, card_session, casework, onec_booking, phones, timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.panel import call_list
@@ -123,7 +123,7 @@ class PanelApp(App[None]):
                 subs.show(register)
             return False
         self._version = version
-        listing = call_list.load(register, self.zone, self.limit)
+        listing = call_list.load(register, self.zone, self.limit, self._with_claims)
         entries = listing.entries
         ids = [cid for e in entries for cid in e.call_ids]
         new_keys = {e.key for e in entries if max(e.call_ids) > self._baseline_id}
@@ -133,6 +133,9 @@ class PanelApp(App[None]):
         subs.show(register)
         self.loads += 1
         return True
+
+    def _with_claims(self, register: Register, rows: list[dict]) -> list[dict]:
+        return casework.with_claims(register, self.settings, rows, self.clock())
 
     def _announce(self, arrived: list[call_list.Entry]) -> None:
         if not arrived:
@@ -177,6 +180,9 @@ class PanelApp(App[None]):
                 journal=self.settings.journal,
                 booker=onec_booking.booker_for(self.register, self.settings, self.zone),
                 workshop=self._workshop(),
+                settings=self.settings,
+                clock=self.clock,
+                on_claimed=lambda: self.refresh_data(force=True),
             )
         except UserError as exc:  # the call vanished (register replaced): say so, stay up
             self.notify(str(exc), severity="error")

@@ -6,6 +6,7 @@ carries all that caller's open call ids (newest first), and the card handles the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import lru_cache
@@ -16,7 +17,7 @@ from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
 # Staff read these headers, so they are in Russian.
-COLUMNS: tuple[str, ...] = ("Номер", "Клиент", "Дата и время", "Попыток", "Линия")
+COLUMNS: tuple[str, ...] = ("Номер", "Клиент", "Дата и время", "Попыток", "Линия", "В работе")
 # The open list is short in practice; a cap keeps a neglected register from slowing the panel.
 DEFAULT_LIMIT = 1000
 
@@ -62,6 +63,7 @@ def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
             _when(row.get("called_at"), zone),
             str(row.get("attempts") or 1),
             calls_view.line_text(row.get("line")),  # a hunt group: two abonents and «+N»
+            row.get("claim_label") or "",  # «перезванивает Петров (5 мин)»
         ),
         phone=row.get("phone"),
         client=row.get("client"),
@@ -75,9 +77,16 @@ class Listing:
     capped: bool = False  # the list stopped at its limit: more callers than entries
 
 
-def load(register: Register, zone: tzinfo, limit: int | None = DEFAULT_LIMIT) -> Listing:
-    """Calls still «Пропущен», newest first."""
+def load(
+    register: Register,
+    zone: tzinfo,
+    limit: int | None = DEFAULT_LIMIT,
+    decorate: Callable[[Register, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> Listing:
+    """Calls still «Пропущен», newest first; `decorate` adds who is calling back now."""
     rows = register.calls.rows(include_handled=False, limit=limit)
+    if decorate is not None:
+        rows = decorate(register, rows)
     entries = [entry(row, zone) for row in rows]
     shown = sum(len(e.call_ids) for e in entries)
     # Counted from the same read unless capped: a second query could see a call the first

@@ -1,19 +1,22 @@
-"""The call card as a modal screen. Every rule is card.py's (through card_session.apply);
-this screen only collects the status and result and shows what the rules answered."""
+"""The call card as a modal screen. Every rule is card.py's (through card_session.apply), and
+claims' and click-to-call's are claims.py's and callback.py's (through casework); this screen
+only collects the status and result, and shows what the rules answered."""
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from collections.abc import Callable
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Select, Static, TextArea
 
-from beeline_missed import calls_view, card, card_session
+from beeline_missed import calls_view, card, card_session, casework, config, timefmt
+from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.store import Register
 
@@ -27,7 +30,11 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         Binding("escape", "close", "Закрыть"),
         Binding("ctrl+s", "save", "Сохранить"),
         Binding("ctrl+b", "book", "Записаться"),
+        Binding("ctrl+t", "call", "Позвонить"),
+        Binding("ctrl+r", "claim", "Взять в работу"),
     ]
+    CLAIM = "Взять в работу"
+    TAKE_OVER = "Забрать себе"
 
     def __init__(
         self,
@@ -39,19 +46,37 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         journal: str | None,
         booker: Any = None,
         workshop: Any = None,
+        settings: Settings | None = None,
+        clock: Callable[[], datetime] = timefmt.now_utc,
+        pbx: Callable[[], Any] | None = None,
+        on_claimed: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.booker = booker  # creates the booking in 1C after «Записаться» (onec_booking)
         # The client's cars and open orders from 1C (onec_card), asked in a worker thread.
         self.workshop = workshop
         self.register = register
+        self.settings = settings or config.load()
+        self.clock = clock
+        self.pbx = pbx or self._pbx
+        self.on_claimed = on_claimed
+        # The next «Взять в работу» takes someone else's claim (after they were named).
+        self.take_over = False
         # With the caller's open attempts: saving handles all of them.
-        self.row = card_session.case_row(register, call_id)
+        row = card_session.case_row(register, call_id)
+        self.row = casework.card_row(register, self.settings, row, clock())
         # What the save will check: someone else saving after this moment is a conflict.
         self.opened = card.Card.from_row(self.row)
         self.zone = zone
-        self.user = user
+        self.user = user  # the login: claims and the [staff] abonent are by it
+        # Who called back as the register keeps it: the [staff] name (as auto-close writes).
+        self.user_name = config.display_name(self.settings, user) or user
         self.journal = journal
+
+    def _pbx(self) -> Any:
+        from beeline_missed.pbx import PbxClient
+
+        return PbxClient.from_settings(self.settings)
 
     def compose(self) -> ComposeResult:
         fields = dict(calls_view.card_lines(self.row, self.zone))
@@ -78,11 +103,19 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                 )
                 yield Label("Пользователь", classes="field-label")
                 yield Static(self.opened.user or "", id="card-user", classes="field-value readonly")
+                yield Label("В работе", classes="field-label")
+                yield Static(
+                    self.row.get("claim_label") or "—", id="card-claim", classes="field-value"
+                )
             if self.workshop is not None:
                 yield Static("1С: запрашиваю автомобили и заказ-наряды…", id="card-onec")
             yield Label("Результат", classes="field-label")
             yield TextArea(self.opened.result, id="card-result", tab_behavior="focus")
             yield Static("", id="card-error", classes="hidden")
+            yield Static("", id="card-info", classes="hidden")
+            with Horizontal(id="card-actions"):
+                yield Button("Позвонить", id="call", variant="warning")
+                yield Button(self.CLAIM, id="claim")
             with Horizontal(id="card-buttons"):
                 yield Button("Записаться", id="book", variant="success")
                 yield Button("Сохранить", id="save", variant="primary")
@@ -92,8 +125,8 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
     def on_mount(self) -> None:
         # One line a field, three for the status selector: as many rows as this card has fields.
         fields = self.query_one("#card-fields", Grid)
-        before_status = len(fields.query(".field-label")) - 2
-        fields.styles.grid_rows = " ".join(["1"] * before_status + ["3", "1"])
+        before_status = len(fields.query(".field-label")) - 3
+        fields.styles.grid_rows = " ".join(["1"] * before_status + ["3", "1", "1"])
         self.query_one("#card-result", TextArea).focus()
         if self.workshop is not None:
             self.run_worker(self._load_workshop, thread=True, exclusive=True)
@@ -122,14 +155,42 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         return self.query_one("#card-result", TextArea).text
 
     def show_error(self, message: str) -> None:
+        self.query_one("#card-info", Static).add_class("hidden")
         error = self.query_one("#card-error", Static)
         error.update(message)
         error.remove_class("hidden")
 
+    def show_info(self, message: str) -> None:
+        """What is happening («Звоним: возьмите трубку…»): the card stays open."""
+        self.query_one("#card-error", Static).add_class("hidden")
+        info = self.query_one("#card-info", Static)
+        info.update(message)
+        info.remove_class("hidden")
+
+    def _claimed(self, messages: list[str]) -> None:
+        """After a claim was written: the card's line, the list behind it, the message."""
+        self.take_over = False
+        self.query_one("#claim", Button).label = self.CLAIM
+        self.query_one("#call", Button).disabled = False
+        now = self.clock()
+        row = casework.with_claims(self.register, self.settings, [self.row], now)[0]
+        self.row = row
+        self.query_one("#card-claim", Static).update(row.get("claim_label") or "—")
+        self.show_info(" ".join(messages))
+        if self.on_claimed is not None:
+            self.on_claimed()
+
+    def _refused(self, message: str) -> None:
+        self.show_error(message)
+        if "уже перезванивает" in message:
+            # Named who holds it; pressing again takes it over, on purpose.
+            self.take_over = True
+            self.query_one("#claim", Button).label = self.TAKE_OVER
+
     def _apply(self, *, book: bool) -> card_session.Outcome | None:
         """Run the rules; None (and the reason shown in the card) when nothing was saved."""
         status = card.CALLED_BACK if book else self.status
-        edit = card.Edit(user=self.user, status=status, result=self.result, book=book)
+        edit = card.Edit(user=self.user_name, status=status, result=self.result, book=book)
         try:
             outcome = card_session.apply(
                 self.register, self.opened, edit, self.journal, booker=self.booker
@@ -155,6 +216,58 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         outcome = self._apply(book=True)
         if outcome is not None:
             self.dismiss(outcome)
+
+    @on(Button.Pressed, "#claim")
+    def action_claim(self) -> None:
+        try:
+            message = casework.claim(
+                self.register,
+                self.settings,
+                self.opened.id,
+                self.user,
+                self.clock(),
+                force=self.take_over,
+                hint=f"Чтобы взять звонок себе, нажмите «{self.TAKE_OVER}».",
+            )
+        except UserError as exc:
+            self._refused(str(exc))
+            return
+        self._claimed([message])
+
+    @on(Button.Pressed, "#call")
+    def action_call(self) -> None:
+        self.show_info("Соединяюсь с АТС…")
+        self.query_one("#call", Button).disabled = True
+        self._place_call(self.take_over)
+
+    @work(thread=True, exclusive=True, group="call")
+    def _place_call(self, force: bool) -> None:
+        # The PBX may take seconds to answer: never in the UI's thread. A register connection
+        # is not shared across threads, so this one opens its own.
+        from beeline_missed.store import Register
+
+        register = Register.open(self.settings.db)
+        try:
+            messages = casework.call_client(
+                register,
+                self.settings,
+                self.opened.id,
+                self.user,
+                self.clock(),
+                self.pbx,
+                force=force,
+                hint=f"Чтобы позвонить самому, нажмите «{self.TAKE_OVER}», затем «Позвонить».",
+            )
+        except UserError as exc:
+            self.app.call_from_thread(self._call_failed, str(exc))
+        else:
+            self.app.call_from_thread(self._claimed, messages)
+        finally:
+            register.close()
+
+    def _call_failed(self, message: str) -> None:
+        self.query_one("#call", Button).disabled = False
+        self._refused(message)
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

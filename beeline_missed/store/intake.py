@@ -303,7 +303,8 @@ class Sessions(Part):
             """
             SELECT * FROM legs
             WHERE remote_phone = ? AND start_ms > ? AND answered = 1
-              AND call_type = 'Network' AND personality IN ('Terminator', 'Originator')
+              AND call_type = 'Network'
+              AND personality IN ('Terminator', 'Originator', 'Click-to-Dial')
               AND ext_tracking_id != ?
             ORDER BY coalesce(answer_ms, start_ms), target_id LIMIT ?
             """,

@@ -353,3 +353,29 @@ def m091_onec_bookings(db: sqlite_utils.Database) -> None:
         CREATE INDEX onec_bookings_state ON onec_bookings(state, id);
         """,
     )
+
+
+@migration
+def m100_claims(db: sqlite_utils.Database) -> None:
+    # «Взять в работу»: who is calling a case back, since when. A case is a caller's open
+    # calls (case_key: the number, or 'call:<id>' for a hidden one), so a claim holds over
+    # a new attempt of the same caller. Closing the case's last open call (by the card, by
+    # auto-close, by any path) ends the claim, whichever code wrote the status.
+    run_script(
+        db,
+        """
+        CREATE TABLE claims (
+            case_key TEXT PRIMARY KEY,
+            claimed_by TEXT NOT NULL,
+            claimed_at TEXT NOT NULL        -- UTC
+        );
+        CREATE TRIGGER claims_released_on_close AFTER UPDATE OF status ON calls
+        WHEN NEW.status != 'missed'
+        BEGIN
+            DELETE FROM claims WHERE case_key = 'call:' || NEW.id;
+            DELETE FROM claims WHERE NEW.phone IS NOT NULL AND case_key = NEW.phone
+                AND NOT EXISTS (SELECT 1 FROM calls
+                                WHERE phone = NEW.phone AND status = 'missed');
+        END;
+        """,
+    )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from beeline_missed.errors import UserError
 from beeline_missed.store import migrations
 from beeline_missed.store.calls import Calls
+from beeline_missed.store.claims import Claims
 from beeline_missed.store.clients import Clients
 from beeline_missed.store.intake import Inbox, Sessions
 from beeline_missed.store.meta import Meta
@@ -81,6 +82,7 @@ class Register:
         self.subscriptions = Subscriptions(self)
         self.abonents = Abonents(self)
         self.onec = OneC(self)
+        self.claims = Claims(self)
 
     @property
     def db(self) -> sqlite_utils.Database:
