@@ -88,6 +88,7 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
             row.get("first_called_at") or row.get("called_at"), zone
         ),
         "call_ids": list(row.get("call_ids") or [row["id"]]),
+        **({"callback_attempts": attempts_json(row, zone)} if "callback_attempts" in row else {}),
     }
 
 
@@ -244,11 +245,46 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
         ("Линия", row.get("line") or ""),
     ]
     lines += where_lost_lines(row)
+    tried = [attempt_text(attempt, zone) for attempt in row.get("callback_attempts") or ()]
+    if tried:
+        lines.append((ATTEMPTS_LABEL, "\n".join(tried)))
     return [
         *lines,
         ("Статус", status_label(row["status"])),
         ("Результат", row.get("result") or ""),
         ("Кто перезвонил", row.get("user") or ""),
+    ]
+
+
+ATTEMPTS_LABEL = "Попытки"
+
+
+def attempt_text(attempt: Mapping[str, Any], zone: tzinfo) -> str:
+    """«Перезванивали 14:05, 4 с — не дозвонились»: an answered call too short to close the
+    case (autoclose.py records it), as the card shows it."""
+    moment = timefmt.parse_stored(str(attempt["attempted_at"])).astimezone(zone)
+    when = moment.strftime("%d.%m %H:%M")
+    talk = attempt.get("talk_seconds")
+    length = "длительность неизвестна" if talk is None else f"{int(talk)} с"
+    if attempt.get("direction") == "incoming":
+        text = f"Клиент дозвонился {when}, {length} — разговор не состоялся"
+    else:
+        text = f"Перезванивали {when}, {length} — не дозвонились"
+    who = attempt.get("who")
+    return f"{text} ({who})" if who else text
+
+
+def attempts_json(row: Mapping[str, Any], zone: tzinfo) -> list[dict[str, Any]]:
+    """The card's recorded attempts for `card --json`."""
+    return [
+        {
+            "attempted_at": timefmt.iso_local(attempt["attempted_at"], zone),
+            "talk_seconds": attempt.get("talk_seconds"),
+            "direction": attempt.get("direction"),
+            "who": attempt.get("who"),
+            "text": attempt_text(attempt, zone),
+        }
+        for attempt in row.get("callback_attempts") or ()
     ]
 
 

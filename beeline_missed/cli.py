@@ -547,7 +547,8 @@ def call_card(
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
     if not editing and json_:
-        print_json(calls_view.call_json(register.get_call(call_id), zone))
+        row = card_session.with_attempts(register, register.get_call(call_id))
+        print_json(calls_view.call_json(row, zone))
         return
     who = card.current_user(user, settings.user)
     if not editing:

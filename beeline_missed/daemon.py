@@ -451,6 +451,7 @@ class Workers:
             merge_tolerance=self.settings.reconcile_tolerance,
             targets_from=self.targets_from,
             on_unknown_target=[self._on_unknown_target],
+            release_wait=self.settings.auto_close_release_wait,
         )
         if self.settings.auto_close:
             from beeline_missed.autoclose import AutoCloser
