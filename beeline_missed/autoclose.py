@@ -286,5 +286,3 @@ class AutoCloser:
             targets=self.targets(),
             min_talk=self.min_talk,
         )
-
-

@@ -384,4 +384,3 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         release_ms=leg.release_ms if leg.released else None,
         ended=leg.released,
     )
-
