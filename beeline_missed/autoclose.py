@@ -286,3 +286,5 @@ class AutoCloser:
             targets=self.targets(),
             min_talk=self.min_talk,
         )
+
+

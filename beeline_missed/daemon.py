@@ -533,6 +533,7 @@ class Workers:
             client.close()
             register.close()
 
+
     def _on_unknown_target(self, target_id: str) -> None:
         # Each unknown target asks for one refresh; one still unknown after it is not a person.
         if target_id not in self.asked_about and len(self.asked_about) < 10_000:

@@ -384,3 +384,4 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         release_ms=leg.release_ms if leg.released else None,
         ended=leg.released,
     )
+

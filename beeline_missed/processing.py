@@ -228,11 +228,7 @@ class Processor:
             self._release_heard(conn, leg.ext_tracking_id, targets)
 
     def _answered_or_wait(
-        self,
-        conn: Any,
-        tracking_id: str,
-        legs: list[LegState],
-        targets: detection.Targets,
+        self, conn: Any, tracking_id: str, legs: list[LegState], targets: detection.Targets,
         at_ms: int,
     ) -> AnsweredCall | None:
         """The answered call for on_answered once its person hung up; until then the session
@@ -468,7 +464,7 @@ def targets_from_settings(settings: Any) -> Callable[[list[dict[str, Any]]], det
 
     if settings.unknown_targets not in ("service", "person"):
         raise UserError(
-            f'unknown_targets must be "service" or "person", not {settings.unknown_targets!r}.'
+            f"unknown_targets must be \"service\" or \"person\", not {settings.unknown_targets!r}."
         )
     build([])
     return build

@@ -1369,7 +1369,9 @@ class Register:
         if not ids:
             return set()
         marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(f"SELECT call_id FROM escalations WHERE call_id IN ({marks})", ids)
+        rows = self.conn.execute(
+            f"SELECT call_id FROM escalations WHERE call_id IN ({marks})", ids
+        )
         return {int(row[0]) for row in rows}
 
     def mark_escalated(self, call_ids: Iterable[int], at: str) -> list[int]:
