@@ -88,6 +88,10 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
             row.get("first_called_at") or row.get("called_at"), zone
         ),
         "call_ids": list(row.get("call_ids") or [row["id"]]),
+        # Seconds the case has waited (working time when hours are set; null once handled) and
+        # how many callback_deadlines it has passed (deadlines.py).
+        "waiting_s": row.get("waiting_s"),
+        "deadline_level": row.get("deadline_level"),
         **({"callback_attempts": attempts_json(row, zone)} if "callback_attempts" in row else {}),
     }
 
@@ -158,12 +162,22 @@ class CallTable:
         title: str | None = None,
         columns: Sequence[Column] = LIST_COLUMNS,
         bold: Callable[[Mapping[str, Any]], bool] | None = None,
+        style: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         rows = list(rows)
         self.title = title
         self.columns = list(columns)
         self.cells = plain_rows(rows, zone, self.columns)
-        self.styles = ["bold" if bold and bold(row) else None for row in rows]
+        # `style` colours a row (its callback deadline); `bold` marks new rows on top of it.
+        self.styles = [
+            " ".join(
+                part
+                for part in (style(row) if style else None, "bold" if bold and bold(row) else None)
+                if part
+            )
+            or None
+            for row in rows
+        ]
         # An empty column, or one saying «Пропущен» on every row of the default list, tells no
         # row from another: it gives way before those that do, and goes unmentioned.
         self.tells_rows_apart = [

@@ -248,6 +248,27 @@ FmtOption = Annotated[
 ]
 
 
+
+def _sort(value: str) -> str:
+    from beeline_missed.deadlines import SORTS
+
+    word = value.strip().lower()
+    if word not in SORTS:
+        raise typer.BadParameter(f"use {' or '.join(SORTS)}, not {value!r}")
+    return word
+
+
+SortOption = Annotated[
+    str,
+    typer.Option(
+        "--sort",
+        parser=_sort,
+        metavar="ORDER",
+        help="time (newest first, the default) or age (the longest waiting case first).",
+    ),
+]
+
+
 def _zone(ctx: typer.Context) -> Any:
     from beeline_missed import timefmt
 
@@ -429,15 +450,18 @@ def list_calls(
     limit: LimitOption = None,
     json_: JsonOption = False,
     fmt: FmtOption = None,
+    sort: SortOption = "time",
 ) -> None:
     """Missed calls, newest first: one line per caller still «Пропущен».
 
     A caller who tried several times is one line with the number of attempts and the time of
     the last one. --all lists every call of the register on its own line, handled ones too.
     On a narrow terminal (and in a pipe, 80 columns) the number, date and client stay whole
-    and the other columns give way; --fmt prints every column as plain text.
+    and the other columns give way; --fmt prints every column as plain text. On a terminal
+    each case is coloured by how long it has waited (callback_deadlines: green, yellow, red);
+    --sort age puts the longest waiting first.
     """
-    from beeline_missed import calls_view
+    from beeline_missed import calls_view, deadlines, timefmt
     from beeline_missed.output import console, print_json, print_text, say, table_style
 
     style = None if fmt is None else table_style(fmt)
@@ -445,6 +469,9 @@ def list_calls(
         raise UserError("Укажите --json или --fmt, но не оба сразу.")
     zone = _zone(ctx)
     rows = state(ctx).register().list_calls(include_handled=all_, limit=limit)
+    limits = deadlines.Deadlines.from_settings(state(ctx).settings())
+    limits.annotate(rows, timefmt.now_ms())
+    rows = deadlines.sort_rows(rows, sort)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -453,7 +480,11 @@ def list_calls(
         print_text(calls_view.plain_table(rows, zone, style))
     else:
         title = "Все звонки" if all_ else "Пропущенные звонки"
-        console.print(calls_view.CallTable(rows, zone, title=title))
+        console.print(
+            calls_view.CallTable(
+                rows, zone, title=title, style=lambda row: deadlines.row_style(row, limits)
+            )
+        )
 
 
 @app.command("watch")
@@ -479,12 +510,17 @@ def watch_calls(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
     limit: LimitOption = None,
+    sort: SortOption = "time",
 ) -> None:
-    """The list, live: refreshes by itself and marks calls that arrived since you started."""
-    from beeline_missed import watch
+    """The list, live: refreshes by itself and marks calls that arrived since you started.
+
+    Cases are coloured by how long they have waited (callback_deadlines), as the clock moves.
+    """
+    from beeline_missed import deadlines, watch
     from beeline_missed.output import console
 
     zone = _zone(ctx)
+    limits = deadlines.Deadlines.from_settings(state(ctx).settings())
     watch.run_live(
         state(ctx).existing_db(),
         zone=zone,
@@ -494,6 +530,8 @@ def watch_calls(
         limit=limit,
         console=console,
         intro=f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.",
+        deadlines=limits,
+        sort=sort,
     )
 
 
