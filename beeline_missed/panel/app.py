@@ -45,7 +45,7 @@ class PanelApp(App[None]):
         Binding("f2", "show_tab('reports')", "Отчёты"),
         Binding("f3", "show_tab('subs')", "Подписки"),
         Binding("f5", "reload", "Обновить"),
-        Binding("f6", "toggle_sort", "По ожиданию/по времени"),
+        Binding("f6", "toggle_sort", "Сортировка"),
         Binding("f9", "toggle_theme", "Светлая/тёмная"),
         Binding("ctrl+q", "quit", "Выход", priority=True),
     ]
