@@ -1188,6 +1188,7 @@ def report(
         group_by=tuple(reports.get_field(name).name for name in group_by or []),
         filters=tuple(reports.parse_where(text) for text in where or []),
         zone_name=str(getattr(zone, "key", None) or settings.timezone or zone),
+        deadlines=tuple(minutes * 60 for minutes in settings.callback_deadlines),
     )
     if chosen == "xlsx" and output is None and sys.stdout.isatty():
         raise UserError("An xlsx report is binary: give --output FILE or redirect stdout.")
