@@ -104,6 +104,8 @@ class Settings:
     # Minutes (working time) after which a case still open is sent once to the managers'
     # channels (Telegram / e-mail above). 0: off.
     escalate_after: float = 0.0
+    # Seconds between the daemon's checks for cases past escalate_after.
+    escalate_interval: float = 60.0
 
     @property
     def config_file(self) -> Path:
@@ -152,6 +154,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     # Minutes, not seconds: a year of them at most.
     "callback_deadlines": (1, MAX_SECONDS / 60),
     "escalate_after": (0, MAX_SECONDS / 60),
+    "escalate_interval": (1, MAX_SECONDS),
 }
 # Text settings that take one of a few words; anything else is a typo, not a new meaning.
 CHOICES: dict[str, tuple[str, ...]] = {"unknown_targets": ("service", "person")}
@@ -494,6 +497,7 @@ CONFIG_TEMPLATE = """\
 # Escalation: a case still open this many minutes (working time) is sent once to
 # the Telegram / e-mail channels above, only within working hours. 0: off.
 # escalate_after = 0
+# escalate_interval = 60
 """
 
 

@@ -415,6 +415,16 @@ class Workers:
             thread.start()
         if self.notifier is not None:
             self.threads.append(self.notifier.start())
+        if self.settings.escalate_after > 0:
+            # Its own thread: the hook and the processor never wait for a manager's channel.
+            if channels:
+                from beeline_missed.escalation import Escalator
+
+                escalator = Escalator(self.settings.db, self.settings, channels, self.stop)
+                self.threads.append(escalator.start())
+                log.info("escalating cases open over %g min", self.settings.escalate_after)
+            else:
+                log.warning("escalate_after is set but no Telegram or e-mail is configured")
 
     def _after_missed(self, register: Register) -> Any:
         """What follows a new register row: close it at once if the number was answered after
