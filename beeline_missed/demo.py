@@ -406,6 +406,7 @@ def run(
             PanelApp(settings, zone=zone, user=_demo_user(), duration=duration, note="демо").run()
         else:
             from beeline_missed import watch
+            from beeline_missed.deadlines import Deadlines
 
             intro = (
                 f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
@@ -418,6 +419,7 @@ def run(
                 zone=zone,
                 console=console,
                 intro=intro,
+                deadlines=Deadlines.from_settings(settings),
             )
             if console is not None and not console.is_terminal:
                 console.line()  # the last frame of a live view in a pipe ends mid-line

@@ -793,10 +793,12 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
             # A register another process is still creating: no calls yet.
             empty = Measures(deadlines=tuple(spec.deadlines))
             return Report(period, fields_, list(spec.filters), [], empty, spec.zone_name)
-        # A register from before m110 (read-only here, not migrated) has no attempts yet.
+        # A register from before m110 (read-only here, not migrated) has no attempts yet; with
+        # none recorded at all, the per-row look-up is left out of the scan.
         attempts = (
             "sum((SELECT count(*) FROM callback_attempts WHERE call_id = calls.id))"
             if "callback_attempts" in tables
+            and conn.execute("SELECT 1 FROM callback_attempts LIMIT 1").fetchone()
             else "0"
         )
         measures = (
