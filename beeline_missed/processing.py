@@ -228,7 +228,11 @@ class Processor:
             self._release_heard(conn, leg.ext_tracking_id, targets)
 
     def _answered_or_wait(
-        self, conn: Any, tracking_id: str, legs: list[LegState], targets: detection.Targets,
+        self,
+        conn: Any,
+        tracking_id: str,
+        legs: list[LegState],
+        targets: detection.Targets,
         at_ms: int,
     ) -> AnsweredCall | None:
         """The answered call for on_answered once its person hung up; until then the session
