@@ -806,8 +806,8 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
             "group_concat(calls.phone), group_concat(CASE WHEN calls.status = 'called_back' "
             "THEN max(0, CAST(round((julianday(calls.handled_at) - julianday(calls.called_at))"
             " * 86400) AS INTEGER)) END), "
-            # Still open when the period ended: not handled, or handled after its end.
-            "sum(calls.status = 'missed' OR calls.handled_at >= ?), "
+            # Called back only after the period ended (still open at its end, with the missed).
+            "sum(calls.handled_at >= ?), "
             f"{attempts}"
         )
         head = f"SELECT {keys + ', ' if keys else ''}{measures} FROM calls"
@@ -909,7 +909,7 @@ class _Leaves:
             m.calls += calls
             m.called_back += back
             m.missed += calls - back
-            m.backlog += backlog or 0
+            m.backlog += (calls - back) + (backlog or 0)
             m.attempts += attempts or 0
             if phones:
                 group._phones.update(phones.split(","))
