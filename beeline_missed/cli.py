@@ -585,7 +585,10 @@ def call_card(
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
     if not editing and json_:
-        row = card_session.with_attempts(register, register.get_call(call_id))
+        from beeline_missed import deadlines, timefmt
+
+        row = card_session.case_row(register, call_id)
+        deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
         print_json(calls_view.call_json(row, zone))
         return
     who = card.current_user(user, settings.user)

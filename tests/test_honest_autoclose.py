@@ -71,6 +71,8 @@ def test_a_four_second_callback_is_recorded_and_a_thirty_second_one_closes(
     assert answer_ms is not None
     shown = card_json(daemon, call_id)
     assert shown["status_label"] == "Пропущен"
+    # Still open: the card tells how long the case has waited (called 10 minutes ago).
+    assert 600 <= shown["waiting_s"] < 900 and shown["deadline_level"] == 0
     assert [(a["talk_seconds"], a["direction"], a["who"], a["text"]) for a in
             shown["callback_attempts"]] == [
         (4, "outgoing", "Иванова",
