@@ -6,6 +6,13 @@ before it are closed: «Перезвонили», a result saying what happened 
 as the user (by a staff name when known), closed_by 'auto'. The status and result rules are the
 call card's (card.auto_close); the write is the card's optimistic save, so a card a person saved
 meanwhile is left as they saved it.
+
+Only a conversation closes a case: a callback that voicemail or an instant hang-up "answered"
+lasted less than `auto_close_min_talk` seconds (answer to release). Such a call leaves the case
+open and is recorded on it as an attempt («Перезванивали 14:05, 4 с — не дозвонились»), which
+the card shows and reports count. The processor hands a call over only once its person's leg is
+released; a release never heard (release_wait) hands it over with the talk time unknown, and an
+unknown talk time is recorded as an attempt too (a wrong close would lose a client).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ log = logging.getLogger("beeline_missed.autoclose")
 
 INCOMING = "incoming"
 OUTGOING = "outgoing"
+# Seconds of talk that make an answered call a conversation (the auto_close_min_talk default).
+DEFAULT_MIN_TALK = 10.0
 
 
 @dataclass
@@ -74,6 +83,44 @@ def reason(call: AnsweredCall, who: str, zone: tzinfo, now_ms: int) -> str:
     return f"Перезвонили {when}"
 
 
+def is_conversation(call: AnsweredCall, min_talk: float) -> bool:
+    """Did the answered call last long enough to close a case? Unknown talk time: no, unless
+    the threshold is off (0)."""
+    if min_talk <= 0:
+        return True
+    talk = call.talk_seconds
+    return talk is not None and talk >= min_talk
+
+
+def record_attempt(
+    register: Register, call: AnsweredCall, rows: list[Mapping[str, Any]], who: str, now_ms: int
+) -> list[int]:
+    """Record the short call on each open call of the number; returns the ids newly recorded."""
+    talk = call.talk_seconds
+    recorded = [
+        int(row["id"])
+        for row in rows
+        if register.attempts.add(
+            int(row["id"]),
+            session_key=call.ext_tracking_id,
+            direction=call.direction,
+            attempted_at=timefmt.ms_to_stored(call.answer_ms or now_ms),
+            talk_seconds=None if talk is None else int(talk),
+            who=who,
+        )
+    ]
+    if recorded:
+        shown = "unknown" if talk is None else f"{talk:.0f} s"
+        log.info(
+            "not auto-closed %s: %s call answered by %s lasted %s; recorded as an attempt",
+            ", ".join(map(str, recorded)),
+            call.direction,
+            who,
+            shown,
+        )
+    return recorded
+
+
 def close_resolved(
     register: Register,
     call: AnsweredCall,
@@ -81,8 +128,10 @@ def close_resolved(
     names: StaffNames,
     zone: tzinfo,
     now_ms: int,
+    min_talk: float = 0.0,
 ) -> list[int]:
-    """Close the number's open missed calls that came in before the answered call.
+    """Close the number's open missed calls that came in before the answered call — if it was
+    a conversation (`min_talk` seconds or more); else record it on them as an attempt.
 
     Returns the ids closed. A card changed since it was read is skipped (a person won)."""
     until = timefmt.ms_to_stored(call.answer_ms or now_ms)
@@ -90,6 +139,9 @@ def close_resolved(
     if not rows:
         return []
     who = names.name(call.answered_by)
+    if not is_conversation(call, min_talk):
+        record_attempt(register, call, rows, who, now_ms)
+        return []
     text = reason(call, who, zone, now_ms)
     now = timefmt.ms_to_stored(now_ms)
     closed = []
@@ -132,12 +184,15 @@ def answered_from_leg(leg: Mapping[str, Any]) -> AnsweredCall | None:
     if not phone:
         return None
     incoming = leg.get("personality") == "Terminator"
+    released = bool(leg.get("released"))
     return AnsweredCall(
         ext_tracking_id=str(leg["ext_tracking_id"]),
         phone=str(phone),
         direction=INCOMING if incoming else OUTGOING,
         answered_by=abonent_name(str(leg["target_id"])),
         answer_ms=leg.get("answer_ms"),
+        release_ms=leg.get("release_ms") if released else None,
+        ended=released,
     )
 
 
@@ -149,10 +204,13 @@ def close_if_reached(
     zone: tzinfo,
     now_ms: int,
     targets: Targets = PLAIN,
+    min_talk: float = 0.0,
 ) -> list[int]:
     """For a call registered late (by reconciliation, or after its settle period): if a person
     took the number's call after it already, close it now; the answered call came before the
-    row existed. A voice menu's or queue's answer, or one of the call's own legs, does not."""
+    row existed. A voice menu's or queue's answer, or one of the call's own legs, does not.
+    Calls too short to be a conversation are recorded as attempts, in order, until one closes;
+    a call still going on is left to the processor, which hands it over when it ends."""
     phone = call_row.get("phone")
     if not phone:
         return []
@@ -160,11 +218,18 @@ def close_if_reached(
     legs = register.sessions.answered_after(
         str(phone), since, other_than=str(call_row["session_key"])
     )
-    person = next((leg for leg in legs if targets.is_person(_leg_state(leg))), None)
-    answered = answered_from_leg(person) if person else None
-    if answered is None:
-        return []
-    return close_resolved(register, answered, names=names, zone=zone, now_ms=now_ms)
+    for leg in legs:
+        if not targets.is_person(_leg_state(leg)):
+            continue
+        answered = answered_from_leg(leg)
+        if answered is None or not answered.ended:
+            continue
+        closed = close_resolved(
+            register, answered, names=names, zone=zone, now_ms=now_ms, min_talk=min_talk
+        )
+        if closed:
+            return closed
+    return []
 
 
 def _leg_state(row: Mapping[str, Any]) -> LegState:
@@ -184,6 +249,7 @@ class AutoCloser:
         self.register = register
         self.mapping = dict(getattr(settings, "staff_names", None) or {})
         self.zone = timefmt.local_zone(getattr(settings, "timezone", None))
+        self.min_talk = float(getattr(settings, "auto_close_min_talk", DEFAULT_MIN_TALK))
         # Who is a person: the configured patterns over the cached abonent list (settings
         # without the patterns, as some tests pass, get the defaults).
         self.targets_from: Callable[[list[dict[str, Any]]], Targets] | None = None
@@ -204,7 +270,12 @@ class AutoCloser:
 
     def __call__(self, call: AnsweredCall) -> list[int]:
         return close_resolved(
-            self.register, call, names=self.names(), zone=self.zone, now_ms=timefmt.now_ms()
+            self.register,
+            call,
+            names=self.names(),
+            zone=self.zone,
+            now_ms=timefmt.now_ms(),
+            min_talk=self.min_talk,
         )
 
     def check_row(self, call_row: Mapping[str, Any]) -> list[int]:
@@ -215,4 +286,5 @@ class AutoCloser:
             zone=self.zone,
             now_ms=timefmt.now_ms(),
             targets=self.targets(),
+            min_talk=self.min_talk,
         )

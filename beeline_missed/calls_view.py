@@ -95,6 +95,11 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         "claimed_by_name": row.get("claimed_by_name"),
         "claimed_at": timefmt.iso_local(row.get("claimed_at"), zone),
         "user_name": row.get("user_name") or row.get("user") or None,
+        # Seconds the case has waited (working time when hours are set; null once handled) and
+        # how many callback_deadlines it has passed (deadlines.py).
+        "waiting_s": row.get("waiting_s"),
+        "deadline_level": row.get("deadline_level"),
+        **({"callback_attempts": attempts_json(row, zone)} if "callback_attempts" in row else {}),
     }
 
 
@@ -169,12 +174,22 @@ class CallTable:
         title: str | None = None,
         columns: Sequence[Column] = LIST_COLUMNS,
         bold: Callable[[Mapping[str, Any]], bool] | None = None,
+        style: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         rows = list(rows)
         self.title = title
         self.columns = list(columns)
         self.cells = plain_rows(rows, zone, self.columns)
-        self.styles = ["bold" if bold and bold(row) else None for row in rows]
+        # `style` colours a row (its callback deadline); `bold` marks new rows on top of it.
+        self.styles = [
+            " ".join(
+                part
+                for part in (style(row) if style else None, "bold" if bold and bold(row) else None)
+                if part
+            )
+            or None
+            for row in rows
+        ]
         # An empty column, or one saying «Пропущен» on every row of the default list, tells no
         # row from another: it gives way before those that do, and goes unmentioned.
         self.tells_rows_apart = [
@@ -257,6 +272,9 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
         ("Линия", row.get("line_label") or row.get("line") or ""),
     ]
     lines += where_lost_lines(row)
+    tried = [attempt_text(attempt, zone) for attempt in row.get("callback_attempts") or ()]
+    if tried:
+        lines.append((ATTEMPTS_LABEL, "\n".join(tried)))
     lines += [
         ("Статус", status_label(row["status"])),
         ("Результат", row.get("result") or ""),
@@ -265,6 +283,38 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
     if row.get("claim_label"):
         lines.append(("В работе", str(row["claim_label"])))
     return lines
+
+
+ATTEMPTS_LABEL = "Попытки"
+
+
+def attempt_text(attempt: Mapping[str, Any], zone: tzinfo) -> str:
+    """«Перезванивали 14:05, 4 с — не дозвонились»: an answered call too short to close the
+    case (autoclose.py records it), as the card shows it."""
+    moment = timefmt.parse_stored(str(attempt["attempted_at"])).astimezone(zone)
+    when = moment.strftime("%d.%m %H:%M")
+    talk = attempt.get("talk_seconds")
+    length = "длительность неизвестна" if talk is None else f"{int(talk)} с"
+    if attempt.get("direction") == "incoming":
+        text = f"Клиент дозвонился {when}, {length} — разговор не состоялся"
+    else:
+        text = f"Перезванивали {when}, {length} — не дозвонились"
+    who = attempt.get("who")
+    return f"{text} ({who})" if who else text
+
+
+def attempts_json(row: Mapping[str, Any], zone: tzinfo) -> list[dict[str, Any]]:
+    """The card's recorded attempts for `card --json`."""
+    return [
+        {
+            "attempted_at": timefmt.iso_local(attempt["attempted_at"], zone),
+            "talk_seconds": attempt.get("talk_seconds"),
+            "direction": attempt.get("direction"),
+            "who": attempt.get("who"),
+            "text": attempt_text(attempt, zone),
+        }
+        for attempt in row.get("callback_attempts") or ()
+    ]
 
 
 def where_lost_lines(row: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -114,6 +114,13 @@ def case_row(register: Register, call_id: int) -> dict[str, Any]:
     row["attempts"] = len(case)
     row["first_called_at"] = min(c["called_at"] for c in case)
     row["call_ids"] = sorted(c["id"] for c in case)
+    return with_attempts(register, row)
+
+
+def with_attempts(register: Register, row: dict[str, Any]) -> dict[str, Any]:
+    """The row with the callback attempts recorded on its case (calls too short to close it)."""
+    ids = row.get("call_ids") or [row["id"]]
+    row["callback_attempts"] = register.attempts.of(ids)
     return row
 
 

@@ -248,6 +248,26 @@ FmtOption = Annotated[
 ]
 
 
+def _sort(value: str) -> str:
+    from beeline_missed.deadlines import SORTS
+
+    word = value.strip().lower()
+    if word not in SORTS:
+        raise typer.BadParameter(f"use {' or '.join(SORTS)}, not {value!r}")
+    return word
+
+
+SortOption = Annotated[
+    str,
+    typer.Option(
+        "--sort",
+        parser=_sort,
+        metavar="ORDER",
+        help="time (newest first, the default) or age (the longest waiting case first).",
+    ),
+]
+
+
 def _zone(ctx: typer.Context) -> Any:
     from beeline_missed import timefmt
 
@@ -563,15 +583,18 @@ def list_calls(
     limit: LimitOption = None,
     json_: JsonOption = False,
     fmt: FmtOption = None,
+    sort: SortOption = "time",
 ) -> None:
     """Missed calls, newest first: one line per caller still «Пропущен».
 
     A caller who tried several times is one line with the number of attempts and the time of
     the last one. --all lists every call of the register on its own line, handled ones too.
     On a narrow terminal (and in a pipe, 80 columns) the number, date and client stay whole
-    and the other columns give way; --fmt prints every column as plain text.
+    and the other columns give way; --fmt prints every column as plain text. On a terminal
+    each case is coloured by how long it has waited (callback_deadlines: green, yellow, red);
+    --sort age puts the longest waiting first.
     """
-    from beeline_missed import calls_view, casework, timefmt
+    from beeline_missed import calls_view, casework, deadlines, timefmt
     from beeline_missed.output import console, print_json, print_text, say, table_style
 
     style = None if fmt is None else table_style(fmt)
@@ -581,6 +604,9 @@ def list_calls(
     register = state(ctx).register()
     rows = register.calls.rows(include_handled=all_, limit=limit)
     rows = casework.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
+    limits = deadlines.Deadlines.from_settings(state(ctx).settings())
+    limits.annotate(rows, timefmt.now_ms())
+    rows = deadlines.sort_rows(rows, sort)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -589,7 +615,11 @@ def list_calls(
         print_text(calls_view.plain_table(rows, zone, style))
     else:
         title = "Все звонки" if all_ else "Пропущенные звонки"
-        console.print(calls_view.CallTable(rows, zone, title=title))
+        console.print(
+            calls_view.CallTable(
+                rows, zone, title=title, style=lambda row: deadlines.row_style(row, limits)
+            )
+        )
 
 
 @app.command("watch")
@@ -615,13 +645,18 @@ def watch_calls(
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include calls already called back.")] = False,
     limit: LimitOption = None,
+    sort: SortOption = "time",
 ) -> None:
-    """The list, live: refreshes by itself and marks calls that arrived since you started."""
-    from beeline_missed import casework, timefmt, watch
+    """The list, live: refreshes by itself and marks calls that arrived since you started.
+
+    Cases are coloured by how long they have waited (callback_deadlines), as the clock moves.
+    """
+    from beeline_missed import casework, deadlines, timefmt, watch
     from beeline_missed.output import console
 
     zone = _zone(ctx)
     settings = state(ctx).settings()
+    limits = deadlines.Deadlines.from_settings(settings)
 
     def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return casework.with_claims(register, settings, rows, timefmt.now_utc())
@@ -636,6 +671,8 @@ def watch_calls(
         console=console,
         intro=f"Слежу за списком звонков (проверка каждые {interval:g} с). Ctrl-C — выход.",
         decorate=claimed,
+        deadlines=limits,
+        sort=sort,
     )
 
 
@@ -721,7 +758,11 @@ def call_card(
         raise UserError("--force нужен только вместе с --claim или --call.")
     now = timefmt.now_utc()
     if not editing and not (call or claim) and json_:
-        row = casework.with_claims(register, settings, [register.calls.get(call_id)], now)[0]
+        from beeline_missed import deadlines
+
+        row = card_session.case_row(register, call_id)
+        deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
+        row = casework.with_claims(register, settings, [row], now)[0]
         shown = calls_view.call_json(row, zone)
         found = onec_card.for_call(register, settings, row.get("phone"))
         if found is not None:
@@ -1574,6 +1615,7 @@ def report(
         group_by=tuple(reports.get_field(name).name for name in group_by or []),
         filters=tuple(reports.parse_where(text) for text in where or []),
         zone_name=str(getattr(zone, "key", None) or settings.timezone or zone),
+        deadlines=tuple(minutes * 60 for minutes in settings.callback_deadlines),
     )
     if chosen == "xlsx" and output is None and sys.stdout.isatty():
         raise UserError("An xlsx report is binary: give --output FILE or redirect stdout.")

@@ -157,6 +157,20 @@ class Settings:
     onec_order_client: str = "Заказчик_Key"
     onec_order_state: str = "Состояние"
     onec_order_closed_states: tuple[str, ...] = ("Закрыт", "Выполнен", "Отменен")
+    # -- deadlines, escalation, honest auto-close --
+    # An answered call closes a case only after this many seconds of talk (answer to release);
+    # a shorter one is recorded on the case as an attempt. 0: any answer closes.
+    auto_close_min_talk: float = 10.0
+    # Auto-close waits this long for the release of an answered call (its talk time); after it
+    # the talk time is unknown and the call is recorded as an attempt.
+    auto_close_release_wait: float = 3600.0
+    # Minutes a case may wait for its callback: the list colours by them, reports count by them.
+    callback_deadlines: tuple[float, ...] = (15.0, 60.0)
+    # Minutes (working time) after which a case still open is sent once to the managers'
+    # channels (Telegram / e-mail above). 0: off.
+    escalate_after: float = 0.0
+    # Seconds between the daemon's checks for cases past escalate_after.
+    escalate_interval: float = 60.0
 
     @property
     def config_file(self) -> Path:
@@ -208,6 +222,11 @@ LIMITS: dict[str, tuple[float, float]] = {
     "onec_booking_timeout": (0.1, 600),
     "onec_booking_retry": (1, MAX_SECONDS),
     "claim_ttl": (60, MAX_SECONDS),
+    "auto_close_release_wait": (1, MAX_SECONDS),
+    # Minutes, not seconds: a year of them at most.
+    "callback_deadlines": (1, MAX_SECONDS / 60),
+    "escalate_after": (0, MAX_SECONDS / 60),
+    "escalate_interval": (1, MAX_SECONDS),
 }
 # Text settings that take one of a few words; anything else is a typo, not a new meaning.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -261,6 +280,9 @@ def expected(name: str) -> str:
         return "true or false"
     if kind.startswith("dict"):
         return "a table of texts"
+    if kind == "tuple[float, ...]":
+        low, high = LIMITS.get(name, (0, MAX_SECONDS))
+        return f"a list of numbers from {show_number(low)} to {show_number(high)}, ascending"
     if kind.startswith("tuple"):
         return "a list of texts"
     if name in CHOICES:
@@ -289,6 +311,15 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not isinstance(value, dict):
                 raise TypeError(name)
             return {str(k): _scalar_text(v) for k, v in value.items()}
+        if kind == "tuple[float, ...]":
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple) or not value:
+                raise TypeError(name)
+            numbers = tuple(float(_number(name, v, "float")) for v in value)
+            if list(numbers) != sorted(set(numbers)):
+                raise ValueError(value)
+            return numbers
         if kind.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
@@ -614,6 +645,23 @@ CONFIG_TEMPLATE = """\
 # mail_from = "missed@example.ru"
 # mail_to = ["manager@example.ru"]
 # notify_timeout = 10
+
+# Honest auto-close: an answered call closes the client's case only after this
+# many seconds of talk, from answer to release (voicemail or an instant hang-up
+# does not); a shorter one stays on the case as an attempt. 0: any answer closes.
+# auto_close_min_talk = 10
+# Auto-close waits this many seconds for the end of an answered call; a call whose
+# end is never heard is recorded as an attempt with the talk time unknown.
+# auto_close_release_wait = 3600
+
+# Callback deadlines in minutes, ascending: the list colours a case's age by them
+# (within the first: green; past the last: red) and reports count callbacks within
+# each. Ages count working hours only when working_hours are set.
+# callback_deadlines = [15, 60]
+# Escalation: a case still open this many minutes (working time) is sent once to
+# the Telegram / e-mail channels above, only within working hours. 0: off.
+# escalate_after = 0
+# escalate_interval = 60
 
 # 1C:Альфа-Авто over 1C's standard OData interface (platform 8.3.5 or later; 8.2
 # bases have none: use `clients import` instead). The address of the publication's

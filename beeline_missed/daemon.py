@@ -427,6 +427,16 @@ class Workers:
             thread.start()
         if self.notifier is not None:
             self.threads.append(self.notifier.start())
+        if self.settings.escalate_after > 0:
+            # Its own thread: the hook and the processor never wait for a manager's channel.
+            if channels:
+                from beeline_missed.escalation import Escalator
+
+                escalator = Escalator(self.settings.db, self.settings, channels, self.stop)
+                self.threads.append(escalator.start())
+                log.info("escalating cases open over %g min", self.settings.escalate_after)
+            else:
+                log.warning("escalate_after is set but no Telegram or e-mail is configured")
 
     def _after_missed(self, register: Register) -> Any:
         """What follows a new register row: close it at once if the number was answered after
@@ -463,6 +473,7 @@ class Workers:
             merge_tolerance=self.settings.reconcile_tolerance,
             targets_from=self.targets_from,
             on_unknown_target=[self._on_unknown_target],
+            release_wait=self.settings.auto_close_release_wait,
         )
         if self.settings.auto_close:
             from beeline_missed.autoclose import AutoCloser

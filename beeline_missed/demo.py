@@ -457,6 +457,7 @@ def run(
             PanelApp(settings, zone=zone, user=user, duration=duration, note="демо").run()
         else:
             from beeline_missed import watch
+            from beeline_missed.deadlines import Deadlines
 
             intro = (
                 f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
@@ -475,6 +476,7 @@ def run(
                 console=console,
                 intro=intro,
                 decorate=claimed,
+                deadlines=Deadlines.from_settings(settings),
             )
             if console is not None and not console.is_terminal:
                 console.line()  # the last frame of a live view in a pipe ends mid-line

@@ -350,6 +350,17 @@ class AnsweredCall:
     direction: str  # 'incoming' (the client got through) | 'outgoing' (staff reached them)
     answered_by: str  # the abonent who talked, e.g. '9001112201'
     answer_ms: int | None
+    # When the person's leg ended; None while it is up, or when its release was never heard.
+    release_ms: int | None = None
+    # The person's leg is released: the talk time is as known as it will ever be.
+    ended: bool = True
+
+    @property
+    def talk_seconds(self) -> float | None:
+        """From answer to release: how long the person and the client spoke (None: unknown)."""
+        if self.answer_ms is None or self.release_ms is None:
+            return None
+        return max(0, self.release_ms - self.answer_ms) / 1000
 
 
 def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> AnsweredCall | None:
@@ -375,5 +386,7 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         direction=direction,
         answered_by=abonent_name(leg.target_id),
         answer_ms=leg.answer_ms,
+        release_ms=leg.release_ms if leg.released else None,
+        ended=leg.released,
     )
 

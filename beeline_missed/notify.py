@@ -149,12 +149,12 @@ def senders(settings: Any) -> list[Sender]:
     return chosen
 
 
-def send_all(channels: list[Sender], text: str) -> list[str]:
+def send_all(channels: list[Sender], text: str, subject: str = SUBJECT) -> list[str]:
     """Send to every channel; returns the names of those that failed (each failure logged)."""
     failed = []
     for channel in channels:
         try:
-            channel.send(SUBJECT, text)
+            channel.send(subject, text)
         except SendError as exc:
             log.error("notification by %s failed: %s", channel.name, exc)
             failed.append(channel.name)

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -131,6 +131,10 @@ class Processor:
     # Called when an event names a target that is neither a known person nor a service (the
     # daemon then refreshes the abonent list before the session is decided).
     on_unknown_target: list[Callable[[str], None]] = field(default_factory=list)
+    # An answered call is handed to on_answered once its person's leg is released (auto-close
+    # judges the talk time); a release not heard within this many seconds hands it over with
+    # the talk time unknown.
+    release_wait: float = 3600.0
     # Answered calls learnt from late answers, for on_answered once their transaction commits.
     _late: list[AnsweredCall] = field(default_factory=list, repr=False)
     _targets: detection.Targets | None = field(default=None, repr=False)
@@ -216,9 +220,39 @@ class Processor:
         reg.sessions.put_leg(_leg_to_row(leg))
         state = reg.sessions.touch(leg.ext_tracking_id, received_ms)
         if state == detection.MISSED and update.answered and targets.is_person(leg):
-            self._late_answer(leg, targets)
+            self._late_answer(leg, targets, received_ms)
+        elif state == detection.ANSWERED and leg.released and self.on_answered:
+            self._release_heard(leg.ext_tracking_id, targets)
 
-    def _late_answer(self, leg: LegState, targets: detection.Targets) -> None:
+    def _answered_or_wait(
+        self,
+        tracking_id: str,
+        legs: list[LegState],
+        targets: detection.Targets,
+        at_ms: int,
+    ) -> AnsweredCall | None:
+        """The answered call for on_answered once its person hung up; until then the session
+        waits for the release (the talk time decides whether auto-close closes)."""
+        answered = detection.answered_call(legs, targets)
+        if answered is None:
+            return None
+        if answered.ended:
+            self.register.attempts.stop_awaiting_release(tracking_id)
+            return answered
+        self.register.attempts.await_release(tracking_id, at_ms)
+        return None
+
+    def _release_heard(self, tracking_id: str, targets: detection.Targets) -> None:
+        """A leg of an answered session ended: if auto-close waited for it, it may judge now."""
+        if not self.register.attempts.awaits_release(tracking_id):
+            return
+        legs = [_leg_from_row(row) for row in self.register.sessions.legs(tracking_id)]
+        answered = detection.answered_call(legs, targets)
+        if answered is not None and answered.ended:
+            self.register.attempts.stop_awaiting_release(tracking_id)
+            self._late.append(answered)
+
+    def _late_answer(self, leg: LegState, targets: detection.Targets, at_ms: int) -> None:
         """An answer heard after the session was declared missed: the call was not missed."""
         reg = self.register
         call = reg.calls.by_session(leg.ext_tracking_id)
@@ -234,7 +268,7 @@ class Processor:
         if self.on_answered:
             # The caller got through after all: their other open calls are resolved too.
             legs = [_leg_from_row(row) for row in reg.sessions.legs(leg.ext_tracking_id)]
-            answered = detection.answered_call(legs, targets)
+            answered = self._answered_or_wait(leg.ext_tracking_id, legs, targets, at_ms)
             if answered is not None:
                 self._late.append(answered)
 
@@ -256,11 +290,13 @@ class Processor:
         written = []
         answered: list[AnsweredCall] = []
         for tracking_id, last_ms in self.register.sessions.pending(at_ms - int(self.settle * 1000)):
-            row, call = self._decide(tracking_id, (at_ms - last_ms) / 1000, last_ms)
+            row, call = self._decide(tracking_id, (at_ms - last_ms) / 1000, last_ms, at_ms)
             if row is not None:
                 written.append(row)
             if call is not None:
                 answered.append(call)
+        if self.on_answered:
+            answered += self._release_not_heard(at_ms)
         self._run_answered(answered)
         for row in written:
             for callback in self.on_missed:
@@ -270,8 +306,30 @@ class Processor:
                     log.exception("a missed-call hook failed for call %s", row)
         return written
 
+    def _release_not_heard(self, at_ms: int) -> list[AnsweredCall]:
+        """Answered calls whose release did not come within release_wait: handed over with the
+        talk time unknown (auto-close then records an attempt rather than guess)."""
+        calls = []
+        targets = self.targets()
+        overdue = self.register.attempts.awaiting_release_since(
+            at_ms - int(self.release_wait * 1000)
+        )
+        for tracking_id in overdue:
+            with self.register.transaction():
+                legs = [_leg_from_row(row) for row in self.register.sessions.legs(tracking_id)]
+                self.register.attempts.stop_awaiting_release(tracking_id)
+            answered = detection.answered_call(legs, targets)
+            if answered is not None:
+                log.warning(
+                    "answered session %s: no release heard in %.0f s; talk time unknown",
+                    tracking_id[:80],
+                    self.release_wait,
+                )
+                calls.append(replace(answered, release_ms=None, ended=False))
+        return calls
+
     def _decide(
-        self, tracking_id: str, since: float, last_ms: int
+        self, tracking_id: str, since: float, last_ms: int, at_ms: int
     ) -> tuple[int | None, AnsweredCall | None]:
         """Returns the new register row (missed) and the answered call (answered), if any."""
         reg = self.register
@@ -329,7 +387,7 @@ class Processor:
             reg.sessions.decide(tracking_id, decision.state, row or linked)
             answered = None
             if decision.state == detection.ANSWERED and self.on_answered:
-                answered = detection.answered_call(legs, targets)
+                answered = self._answered_or_wait(tracking_id, legs, targets, at_ms)
             return row, answered
 
     def _answered_elsewhere(

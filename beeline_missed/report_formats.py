@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from beeline_missed import timefmt
-from beeline_missed.reports import MEASURE_LABELS, Group, Measures, Report
+from beeline_missed.reports import (
+    DEADLINE_LABELS,
+    MEASURE_LABELS,
+    Group,
+    Measures,
+    Report,
+    deadline_label,
+)
 
 FORMATS = ("table", "csv", "json", "xlsx", "html")
 TOTAL = "Итого"
@@ -86,13 +93,50 @@ def human_measures(m: Measures) -> list[str]:
     ]
 
 
+def deadline_headers(report: Report) -> list[str]:
+    """The deadline measures' headers, after the others (csv, xlsx, html)."""
+    return [
+        *(deadline_label(limit) for limit in report.total.deadlines),
+        *DEADLINE_LABELS.values(),
+    ]
+
+
+def deadline_values(m: Measures) -> list[Any]:
+    """Counts as numbers, the 90th percentile in seconds (None when nobody was called back)."""
+    within = list(m.returned_within or (0,) * len(m.deadlines))
+    return [*within, m.returned_later, m.never_returned, m.backlog, m.callback_p90_seconds,
+            m.attempts]  # fmt: skip
+
+
+def human_deadlines(m: Measures) -> list[str]:
+    values = deadline_values(m)
+    values[-2] = duration(values[-2])
+    return [str(v) for v in values]
+
+
+def deadline_summary(report: Report) -> str:
+    """One line under the terminal table: the total's deadline measures."""
+    m = report.total
+    within = m.returned_within or (0,) * len(m.deadlines)
+    parts = [f"≤ {limit / 60:g} мин: {count}" for limit, count in zip(m.deadlines, within,
+                                                                       strict=True)]
+    parts += [
+        f"позже: {m.returned_later}",
+        f"не перезвонили: {m.never_returned}",
+        f"открыты на конец периода: {m.backlog}",
+        f"90-й перцентиль: {duration(m.callback_p90_seconds)}",
+        f"попыток без разговора: {m.attempts}",
+    ]
+    return "Перезвонили " + " · ".join(parts)
+
+
 # -- table ------------------------------------------------------------------------------
 
 
 def print_table(report: Report, console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=report.title(), show_lines=False)
+    table = Table(title=report.title(), show_lines=False, caption=deadline_summary(report))
     for header in key_headers(report):
         table.add_column(header)
     for key in MEASURES:
@@ -145,6 +189,10 @@ def to_csv(report: Report) -> bytes:
             MEASURE_LABELS["share_called_back"] + ", %",
             MEASURE_LABELS["callback_median_seconds"] + ", ч:мм:сс",
             MEASURE_LABELS["callback_max_seconds"] + ", ч:мм:сс",
+            *[
+                header + (", ч:мм:сс" if header == DEADLINE_LABELS["callback_p90_seconds"] else "")
+                for header in deadline_headers(report)
+            ],
         ]
     )
     for line in lines(report, repeat_parents=True):
@@ -159,9 +207,16 @@ def to_csv(report: Report) -> bytes:
                 percent(m.share_called_back, sign=False),
                 clock(m.callback_median_seconds),
                 clock(m.callback_max_seconds),
+                *_with_clock(deadline_values(m)),
             ]
         )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _with_clock(values: list[Any]) -> list[Any]:
+    values = list(values)
+    values[-2] = clock(values[-2])
+    return values
 
 
 # -- json -------------------------------------------------------------------------------
@@ -185,7 +240,11 @@ def to_xlsx(report: Report) -> bytes:
     sheet.title = "Отчёт"
     sheet.append([report.title()])
     sheet["A1"].font = Font(bold=True, size=13)
-    headers = [*key_headers(report), *(MEASURE_LABELS[k] for k in MEASURES)]
+    headers = [
+        *key_headers(report),
+        *(MEASURE_LABELS[k] for k in MEASURES),
+        *deadline_headers(report),
+    ]
     sheet.append(headers)
     for cell in sheet[2]:
         cell.font = Font(bold=True)
@@ -206,9 +265,11 @@ def to_xlsx(report: Report) -> bytes:
                 m.share_called_back,
                 None if median is None else median / 86400,
                 None if longest is None else longest / 86400,
+                *_p90_as_days(deadline_values(m)),
             ]
         )
         row = sheet.max_row
+        sheet.cell(row, len(headers) - 1).number_format = "[h]:mm:ss"
         sheet.cell(row, keys_width + 5).number_format = "0.0%"
         sheet.cell(row, keys_width + 6).number_format = "[h]:mm:ss"
         sheet.cell(row, keys_width + 7).number_format = "[h]:mm:ss"
@@ -231,6 +292,12 @@ def to_xlsx(report: Report) -> bytes:
     return buffer.getvalue()
 
 
+def _p90_as_days(values: list[Any]) -> list[Any]:
+    values = list(values)
+    values[-2] = None if values[-2] is None else values[-2] / 86400
+    return values
+
+
 # -- html -------------------------------------------------------------------------------
 
 _STYLE = """
@@ -248,6 +315,8 @@ tr.total td { font-weight: bold; background: #eef3fb; border-top: 2px solid #999
 """
 _BACK = "#3b9b5b"
 _MISSED = "#d9534f"
+# The distribution of callback times: within each deadline, later, never.
+_SHADES = ("#2e7d32", "#8bc34a", "#ffb300", "#fb8c00", "#e53935")
 
 
 def _chart(report: Report) -> str:
@@ -291,15 +360,72 @@ def _chart(report: Report) -> str:
     return legend + "".join(parts) + note
 
 
+def distribution(m: Measures) -> list[tuple[str, int]]:
+    """Callbacks by how long they took: (label, calls) from within the first deadline to
+    never; each call in exactly one bucket."""
+    within = list(m.returned_within or (0,) * len(m.deadlines))
+    buckets = []
+    low = 0.0
+    for limit, count, before in zip(m.deadlines, within, [0, *within], strict=False):
+        label = f"до {limit / 60:g} мин" if not low else f"{low / 60:g}–{limit / 60:g} мин"
+        buckets.append((label, count - before))
+        low = limit
+    buckets.append((f"позже {low / 60:g} мин", m.returned_later))
+    buckets.append(("не перезвонили", m.never_returned))
+    return buckets
+
+
+def _distribution_chart(report: Report) -> str:
+    """Inline SVG: how long the callbacks took, one stacked bar per top-level group."""
+    if report.group_by:
+        bars = [
+            (report.group_by[0].display(g.keys[0]), g.measures)
+            for g in report.groups[:CHART_LIMIT]
+        ]
+    else:
+        bars = [(report.period.label(), report.total)]
+    if not bars or not report.total.calls:
+        return ""
+    label_w, bar_w, row_h = 220, 440, 22
+    top = max(m.calls for _, m in bars) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 80}" '
+        f'height="{row_h * len(bars) + 8}" role="img" aria-label="Время до перезвона">'
+    ]
+    for i, (label, m) in enumerate(bars):
+        y = 4 + i * row_h
+        x = float(label_w)
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="12">'
+            f"{html.escape(label)}</text>"
+        )
+        for (name, count), shade in zip(distribution(m), _SHADES, strict=False):
+            width = bar_w * count / top
+            parts.append(
+                f'<rect class="dist" x="{x:.1f}" y="{y + 2}" width="{width:.1f}" height="16" '
+                f'fill="{shade}"><title>{html.escape(name)}: {count}</title></rect>'
+            )
+            x += width
+        parts.append(f'<text x="{x + 6:.1f}" y="{y + 14}" font-size="12">{m.calls}</text>')
+    parts.append("</svg>")
+    legend = "".join(
+        f'<span style="background:{shade}"></span>{html.escape(name)}'
+        for (name, _), shade in zip(distribution(report.total), _SHADES, strict=False)
+    )
+    return f'<p class="legend">Время до перезвона:{legend}</p>' + "".join(parts)
+
+
 def to_html(report: Report) -> bytes:
     """One page with no external assets: safe to attach to a mail sent from cron."""
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in key_headers(report))
     head += "".join(f"<th>{esc(MEASURE_LABELS[k])}</th>" for k in MEASURES)
+    head += "".join(f"<th>{esc(h)}</th>" for h in deadline_headers(report))
     body = []
     for line in lines(report, repeat_parents=False):
         cells = "".join(f"<td>{esc(k)}</td>" for k in line.keys)
-        cells += "".join(f'<td class="n">{esc(v)}</td>' for v in human_measures(line.measures))
+        figures = [*human_measures(line.measures), *human_deadlines(line.measures)]
+        cells += "".join(f'<td class="n">{esc(v)}</td>' for v in figures)
         body.append(f'<tr class="{line.kind}">{cells}</tr>')
     title = esc(report.title())
     zone = esc(report.zone_name)
@@ -315,6 +441,7 @@ def to_html(report: Report) -> bytes:
 <h1>{title}</h1>
 <p class="meta">Время местное ({zone}).</p>
 {_chart(report)}
+{_distribution_chart(report)}
 <table>
 <thead><tr>{head}</tr></thead>
 <tbody>

@@ -12,6 +12,7 @@ rowid slices by one thread per core (sqlite3 releases the GIL while it steps).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -75,6 +76,7 @@ _WEEKDAY_NAMES = {
     },
 }
 EMPTY = "—"
+DEFAULT_DEADLINES = (900.0, 3600.0)  # callback_deadlines' default, in seconds
 
 
 # -- periods and time zones -------------------------------------------------------------
@@ -486,16 +488,35 @@ class Measures:
     missed: int = 0
     callback_median_seconds: float | None = None
     callback_max_seconds: int | None = None
+    # -- deadlines, escalation, honest auto-close --
+    # Calls called back within each callback deadline (cumulative: within 60 min counts those
+    # within 15 too), in the order of `deadlines` (seconds); after the last one; not at all.
+    deadlines: tuple[float, ...] = DEFAULT_DEADLINES
+    returned_within: tuple[int, ...] = ()
+    # Calls of the period still open when it ended (not called back before its end).
+    backlog: int = 0
+    callback_p90_seconds: int | None = None
+    # Answered calls too short to close a case (auto_close_min_talk), on the period's calls.
+    attempts: int = 0
 
     @property
     def share_called_back(self) -> float | None:
         return self.called_back / self.calls if self.calls else None
+
+    @property
+    def returned_later(self) -> int:
+        return self.called_back - (self.returned_within[-1] if self.returned_within else 0)
+
+    @property
+    def never_returned(self) -> int:
+        return self.missed
 
     def as_dict(self) -> dict[str, Any]:
         share = self.share_called_back
         median = self.callback_median_seconds
         if median is not None and float(median).is_integer():
             median = int(median)
+        within = self.returned_within or (0,) * len(self.deadlines)
         return {
             "calls": self.calls,
             "callers": self.callers,
@@ -504,7 +525,27 @@ class Measures:
             "share_called_back": None if share is None else round(share, 4),
             "callback_median_seconds": median,
             "callback_max_seconds": self.callback_max_seconds,
+            **{
+                f"returned_within_{deadline_name(limit)}": count
+                for limit, count in zip(self.deadlines, within, strict=True)
+            },
+            "returned_later": self.returned_later,
+            "never_returned": self.never_returned,
+            "backlog": self.backlog,
+            "callback_p90_seconds": self.callback_p90_seconds,
+            "attempts": self.attempts,
         }
+
+
+def deadline_name(seconds: float) -> str:
+    """'15_min' for a key, as `returned_within_15_min`."""
+    minutes = seconds / 60
+    return f"{int(minutes) if minutes == int(minutes) else minutes:g}_min"
+
+
+def deadline_label(seconds: float) -> str:
+    """«Перезвонили ≤ 15 мин» for a header (minutes, as the setting gives them)."""
+    return f"Перезвонили ≤ {seconds / 60:g} мин"
 
 
 MEASURE_LABELS = {
@@ -515,6 +556,14 @@ MEASURE_LABELS = {
     "share_called_back": "Доля перезвонов",
     "callback_median_seconds": "Медиана до перезвона",
     "callback_max_seconds": "Макс. до перезвона",
+}
+# The deadline measures, after the columns above (csv, xlsx, html) and under the table.
+DEADLINE_LABELS = {
+    "returned_later": "Перезвонили позже",
+    "never_returned": "Не перезвонили",
+    "backlog": "Открыты на конец периода",
+    "callback_p90_seconds": "90-й перцентиль до перезвона",
+    "attempts": "Попыток без разговора",
 }
 
 
@@ -634,12 +683,24 @@ def _median_of_runs(runs: list[list[int]]) -> tuple[float | None, int | None]:
     return (_kth(runs, n // 2) + upper) / 2, longest
 
 
-def _finish(group: Group) -> None:
+def _p90_of_runs(runs: list[list[int]]) -> int | None:
+    """The 90th percentile (nearest rank: the smallest value with 90 % at or below it)."""
+    runs = [run for run in runs if run]
+    n = sum(map(len, runs))
+    return _kth(runs, math.ceil(0.9 * n)) if n else None
+
+
+def _finish(group: Group, deadlines: tuple[float, ...] = DEFAULT_DEADLINES) -> None:
     """Turn the collected phones and sorted runs of times into the measures; free them."""
     group.measures.callers = len(group._phones)
     median, longest = _median_of_runs(group._runs)
     group.measures.callback_median_seconds = median
     group.measures.callback_max_seconds = longest
+    group.measures.deadlines = deadlines
+    group.measures.returned_within = tuple(
+        sum(bisect_right(run, limit) for run in group._runs) for limit in deadlines
+    )
+    group.measures.callback_p90_seconds = _p90_of_runs(group._runs)
     group._phones = set()
     group._times = []
     group._runs = []
@@ -654,6 +715,8 @@ class Spec:
     group_by: tuple[str, ...] = ()
     filters: tuple[Filter, ...] = ()
     zone_name: str = ""
+    # callback_deadlines in seconds, ascending: the returned-within measures.
+    deadlines: tuple[float, ...] = DEFAULT_DEADLINES
 
 
 def _shift_expr(segments: list[tuple[str, str]], column: str) -> tuple[str, list[Any]]:
@@ -719,22 +782,36 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
         f.field.needs_client for f in spec.filters
     )
     keys = ", ".join(select)
-    measures = (
-        "count(*), sum(calls.status = 'called_back'), "
-        "group_concat(calls.phone), group_concat(CASE WHEN calls.status = 'called_back' "
-        "THEN max(0, CAST(round((julianday(calls.handled_at) - julianday(calls.called_at))"
-        " * 86400) AS INTEGER)) END)"
-    )
-    head = f"SELECT {keys + ', ' if keys else ''}{measures} FROM calls"
     group = f" GROUP BY {', '.join(str(i) for i in range(1, len(select) + 1))}" if select else ""
 
     conn = _open(db_path)
     try:
-        if not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'"
-        ).fetchone():
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "calls" not in tables:
             # A register another process is still creating: no calls yet.
-            return Report(period, fields_, list(spec.filters), [], Measures(), spec.zone_name)
+            empty = Measures(deadlines=tuple(spec.deadlines))
+            return Report(period, fields_, list(spec.filters), [], empty, spec.zone_name)
+        # A register from before m110 (read-only here, not migrated) has no attempts yet; with
+        # none recorded at all, the per-row look-up is left out of the scan.
+        attempts = (
+            "sum((SELECT count(*) FROM callback_attempts WHERE call_id = calls.id))"
+            if "callback_attempts" in tables
+            and conn.execute("SELECT 1 FROM callback_attempts LIMIT 1").fetchone()
+            else "0"
+        )
+        measures = (
+            "count(*), sum(calls.status = 'called_back'), "
+            "group_concat(calls.phone), group_concat(CASE WHEN calls.status = 'called_back' "
+            "THEN max(0, CAST(round((julianday(calls.handled_at) - julianday(calls.called_at))"
+            " * 86400) AS INTEGER)) END), "
+            # Called back only after the period ended (still open at its end, with the missed).
+            "sum(calls.handled_at >= ?), "
+            f"{attempts}"
+        )
+        head = f"SELECT {keys + ', ' if keys else ''}{measures} FROM calls"
+        params.append(end)
         in_range, low, high = _range_size(conn, start, end)
         # A long period is read faster by scanning the table than through the called_at
         # index (one random page read per row); a short one the other way round.
@@ -743,7 +820,7 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
         join = " LEFT JOIN clients ON clients.id = calls.client_id" if needs_client else ""
         base = head + table + join + " WHERE " + " AND ".join(where)
         workers = min(os.cpu_count() or 1, 4) if scan and in_range >= PARALLEL_MIN_ROWS else 1
-        leaves = _Leaves(len(select))
+        leaves = _Leaves(len(select), tuple(spec.deadlines))
         if workers == 1:
             conn.execute("PRAGMA threads = 2")  # lets the sorter use a second core
             leaves.add(conn.execute(base + group, params + where_params).fetchall())
@@ -812,15 +889,16 @@ def _range_size(conn: sqlite3.Connection, start: str, end: str) -> tuple[int, in
 class _Leaves:
     """The deepest groups, merged from any number of slices of the scan."""
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int, deadlines: tuple[float, ...] = DEFAULT_DEADLINES) -> None:
         self.depth = depth
+        self.deadlines = deadlines
         self.groups: dict[tuple[Any, ...], Group] = {}
 
     def add(self, rows: list[Any]) -> None:
         depth = self.depth
         for row in rows:
             # status is 'missed' or 'called_back' (a CHECK constraint): missed = calls - back.
-            calls, back, phones, times = row[depth:]
+            calls, back, phones, times, backlog, attempts = row[depth:]
             if not calls:
                 continue  # the one row of an empty scan without GROUP BY
             key = tuple(row[:depth])
@@ -831,6 +909,8 @@ class _Leaves:
             m.calls += calls
             m.called_back += back
             m.missed += calls - back
+            m.backlog += (calls - back) + (backlog or 0)
+            m.attempts += attempts or 0
             if phones:
                 group._phones.update(phones.split(","))
             if times:
@@ -854,6 +934,8 @@ class _Leaves:
                 m.calls += c.calls
                 m.called_back += c.called_back
                 m.missed += c.missed
+                m.backlog += c.backlog
+                m.attempts += c.attempts
                 # A parent keeps its leaves' sorted runs (references, not copies): its
                 # median is found across them by _kth, with no merge and no sort.
                 if len(parent.children) > 1:
@@ -862,12 +944,12 @@ class _Leaves:
                 else:  # the first child: take its set and list over rather than copy them
                     parent._phones = child._phones
                     parent._runs = child._runs
-                _finish(child)
+                _finish(child, self.deadlines)
             level_groups = list(parents.values())
         if not level_groups:
-            return [], Measures()
+            return [], Measures(deadlines=self.deadlines)
         root = level_groups[0]
-        _finish(root)
+        _finish(root, self.deadlines)
         for group in [root, *self._walk(root)]:
             group.children.sort(key=lambda g: _sort_key(g.keys))
         return root.children, root.measures

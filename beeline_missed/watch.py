@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 from rich.console import Console, Group
 from rich.text import Text
 
-from beeline_missed import calls_view
+from beeline_missed import calls_view, timefmt
+from beeline_missed.deadlines import Deadlines, row_style, sort_rows
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
@@ -35,6 +36,10 @@ class Watcher:
         include_handled: bool = False,
         limit: int | None = None,
         decorate: Decorate | None = None,
+        *,
+        deadlines: Deadlines | None = None,
+        sort: str = "time",
+        clock_ms: Callable[[], int] = timefmt.now_ms,
     ) -> None:
         self.register = register
         # Adds what the rows do not store (who is calling back now: casework.with_claims).
@@ -42,6 +47,12 @@ class Watcher:
         self.zone = zone
         self.include_handled = include_handled
         self.limit = limit
+        # Cases are coloured by how long they have waited: the colours move with the clock,
+        # not only when the register changes.
+        self.deadlines = deadlines
+        self.sort = sort
+        self.clock_ms = clock_ms
+        self._levels: tuple[int | None, ...] = ()
         self.started_at = datetime.now(zone)
         # Calls with a higher id arrived after we started watching.
         self.baseline_id = register.calls.max_id()
@@ -59,9 +70,13 @@ class Watcher:
         if version == self._version:
             return False
         self._version = version
-        self.rows = self.register.calls.rows(self.include_handled, self.limit)
+        rows = self.register.calls.rows(self.include_handled, self.limit)
         if self.decorate is not None:
-            self.rows = self.decorate(self.register, self.rows)
+            rows = self.decorate(self.register, rows)
+        if self.deadlines is not None:
+            self.deadlines.annotate(rows, self.clock_ms())
+            rows = sort_rows(rows, self.sort)
+        self.rows = rows
         self.open_count = self.register.calls.count(CallStatus.MISSED)
         self.new_ids = {r["id"] for r in self.rows if r["id"] > self.baseline_id}
         self.loads += 1
@@ -75,6 +90,12 @@ class Watcher:
     def render(self, now: datetime | None = None) -> Group:
         """The view; the table is rebuilt only after a reload, the clock line every time."""
         now = now or datetime.now(self.zone)
+        if self.deadlines is not None and self.rows:
+            self.deadlines.annotate(self.rows, int(now.timestamp() * 1000))
+            levels = tuple(row.get("deadline_level") for row in self.rows)
+            if levels != self._levels:
+                self._levels = levels
+                self._table = None  # a case passed a deadline: recolour
         if self._table is None or self._table_loads != self.loads:
             self._table = self._build_table()
             self._table_loads = self.loads
@@ -95,7 +116,12 @@ class Watcher:
             self.zone,
             columns=columns,
             bold=lambda row: calls_view.is_new(row, self.new_ids),
+            style=None if self.deadlines is None else self._style,
         )
+
+    def _style(self, row: Mapping[str, Any]) -> str | None:
+        assert self.deadlines is not None
+        return row_style(row, self.deadlines)
 
 
 def run_live(
@@ -111,6 +137,8 @@ def run_live(
     intro: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     decorate: Decorate | None = None,
+    deadlines: Deadlines | None = None,
+    sort: str = "time",
 ) -> Watcher | None:
     """Show the live list until Ctrl-C, `duration` seconds, or `stop` is set.
 
@@ -120,8 +148,6 @@ def run_live(
     """
     from rich.live import Live
 
-    from beeline_missed import timefmt
-
     zone = zone or timefmt.local_zone()
     stop = stop or threading.Event()
     deadline = None if duration is None else clock() + duration
@@ -129,7 +155,9 @@ def run_live(
     try:
         register = Register.open(register_path)
         try:
-            watcher = Watcher(register, zone, include_handled, limit, decorate)
+            watcher = Watcher(
+                register, zone, include_handled, limit, decorate, deadlines=deadlines, sort=sort
+            )
             watcher.poll()
             with Live(watcher.render(), console=console, auto_refresh=False) as live:
                 if intro:

@@ -334,10 +334,17 @@ def test_an_answered_leg_is_the_answered_call_it_was(personality: str, direction
         "ext_tracking_id": 1234,
         "target_id": "9001112202@ip.beeline.ru",
         "answer_ms": T0,
+        "release_ms": T0 + 4_000,
+        "released": 1,
     }
-    expected = AnsweredCall("1234", CALLER, direction, "9001112202", T0)
+    expected = AnsweredCall("1234", CALLER, direction, "9001112202", T0, T0 + 4_000)
     assert autoclose.answered_from_leg(leg) == expected
+    assert expected.talk_seconds == 4
     assert autoclose.answered_from_leg({**leg, "remote_phone": None}) is None
+    # Still talking: the end and so the talk time are not known yet.
+    going_on = autoclose.answered_from_leg({**leg, "released": 0})
+    assert going_on == replace(expected, release_ms=None, ended=False)
+    assert going_on is not None and going_on.talk_seconds is None
 
 
 def test_without_an_answer_time_the_moment_now_is_used(register: Register) -> None:
@@ -446,12 +453,15 @@ def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Regis
     closer = autoclose.AutoCloser(register, settings)
     assert closer.mapping == {"9001112204": "Игорь"}
     assert closer.zone == ZoneInfo("Asia/Vladivostok")
+    assert closer.min_talk == autoclose.DEFAULT_MIN_TALK == config.Settings.auto_close_min_talk
     call_id = add_missed(register, "a", CALLER, T0)
-    assert closer(AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000)) == [call_id]
+    talk = AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000, T0 + 360_000)
+    assert closer(talk) == [call_id]
     assert register.calls.get(call_id)["user"] == "Игорь"
     bare = autoclose.AutoCloser(register, SimpleNamespace())  # an older settings object
     assert bare.mapping == {}
     assert bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
+    assert bare.min_talk == autoclose.DEFAULT_MIN_TALK
 
 
 def test_now_is_epoch_milliseconds() -> None:

@@ -319,13 +319,20 @@ def test_an_incoming_call_a_person_answered() -> None:
     answered = leg(COLLEAGUE, remote_raw="tel:+79161234567", answer_ms=5_000)
     ringing = leg(PERSON, call_id="c2")
     call = detection.answered_call([ringing, answered])
+    # Still talking: no release, so the talk time is not known yet (auto-close waits for it).
     assert call == detection.AnsweredCall(
         ext_tracking_id="s1",
         phone="+79161234567",
         direction="incoming",
         answered_by="9001112202",
         answer_ms=5_000,
+        release_ms=None,
+        ended=False,
     )
+    hung_up = replace(answered, released=True, release_ms=9_000)
+    ended = detection.answered_call([ringing, hung_up])
+    assert ended == replace(call, release_ms=9_000, ended=True)
+    assert ended is not None and ended.talk_seconds == 4
 
 
 def test_an_outgoing_call_that_was_answered() -> None:

@@ -57,6 +57,14 @@ def test_json_rows_and_total() -> None:
         "share_called_back": 0.6667,
         "callback_median_seconds": 2700,
         "callback_max_seconds": 7200,
+        # Callbacks after 600, 1800, 3600 and 7200 s against the default 15 and 60 minutes.
+        "returned_within_15_min": 1,
+        "returned_within_60_min": 3,
+        "returned_later": 1,
+        "never_returned": 2,
+        "backlog": 2,
+        "callback_p90_seconds": 7200,
+        "attempts": 0,
     }
     assert data["period"]["timezone"] == "Europe/Moscow"
     assert json.loads(report(*NESTED, "--json")) == data
@@ -81,8 +89,18 @@ def test_csv_opens_in_excel_and_parses_back() -> None:
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
     assert rows[0][:4] == ["Неделя", "Сотрудник", "Звонков", "Абонентов"]
     assert rows[0][6] == "Доля перезвонов, %"
-    assert rows[1] == ["26.10–01.11.2026", "", "3", "2", "2", "1", "66,7", "0:35:00", "1:00:00"]
-    assert rows[2] == [
+    assert rows[1][:9] == ["26.10–01.11.2026", "", "3", "2", "2", "1", "66,7", "0:35:00", "1:00:00"]
+    assert rows[0][9:] == [
+        "Перезвонили ≤ 15 мин",
+        "Перезвонили ≤ 60 мин",
+        "Перезвонили позже",
+        "Не перезвонили",
+        "Открыты на конец периода",
+        "90-й перцентиль до перезвона, ч:мм:сс",
+        "Попыток без разговора",
+    ]
+    assert rows[1][9:] == ["1", "2", "0", "1", "1", "1:00:00", "0"]
+    assert rows[2][:9] == [
         "26.10–01.11.2026",
         "Иванов",
         "1",
@@ -94,7 +112,8 @@ def test_csv_opens_in_excel_and_parses_back() -> None:
         "0:10:00",
     ]
     assert rows[4][:3] == ["26.10–01.11.2026", "—", "1"]
-    assert rows[-1] == ["Итого", "", "6", "3", "4", "2", "66,7", "0:45:00", "2:00:00"]
+    assert rows[-1] == ["Итого", "", "6", "3", "4", "2", "66,7", "0:45:00", "2:00:00",
+                        "1", "3", "1", "2", "2", "2:00:00", "0"]  # fmt: skip
     assert len(rows) == 1 + 2 + 6 + 1
 
 
@@ -125,7 +144,11 @@ def test_html_is_self_contained_with_table_and_chart(tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)\s*=|@import|url\(""", page)  # nothing fetched
     assert '<tr class="total"><td>Итого</td><td></td><td class="n">6</td>' in page
     assert "<td>Иванов</td>" in page
-    assert page.count("<rect") == 4  # one bar per week, called back + missed
+    assert page.count("<rect") - page.count('<rect class="dist"') == 4  # called back + missed
+    # The distribution: per week, within 15 min, 15–60 min, later, never.
+    assert page.count('<rect class="dist"') == 8
+    assert "<title>до 15 мин: 1</title>" in page and "<title>15–60 мин: 1</title>" in page
+    assert "<title>позже 60 мин: 0</title>" in page and "<title>не перезвонили: 1</title>" in page
     assert "<title>Перезвонили: 2</title>" in page
 
 

@@ -177,6 +177,13 @@ def test_json_shape(filled: Path) -> None:
         "share_called_back": 1.0,
         "callback_median_seconds": 600,
         "callback_max_seconds": 600,
+        "returned_within_15_min": 1,
+        "returned_within_60_min": 1,
+        "returned_later": 0,
+        "never_returned": 0,
+        "backlog": 0,
+        "callback_p90_seconds": 600,
+        "attempts": 0,
     }
     assert [s["week"] for s in data["subtotals"]] == ["2026-10-26", "2026-11-02"]
     assert data["subtotals"][1]["callback_median_seconds"] == 4500
@@ -658,6 +665,13 @@ def test_empty_measures_and_leaves_and_title(filled: Path) -> None:
         "share_called_back": None,
         "callback_median_seconds": None,
         "callback_max_seconds": None,
+        "returned_within_15_min": 0,
+        "returned_within_60_min": 0,
+        "returned_later": 0,
+        "never_returned": 0,
+        "backlog": 0,
+        "callback_p90_seconds": None,
+        "attempts": 0,
     }
     report = run(filled, "2026-10-26", "2026-11-08", ["week", "user"], ["line = 200"])
     assert [g.keys for g in report.leaves()] == [

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from beeline_missed import card, card_session, casework, onec_booking, phones, timefmt
 from beeline_missed.config import Settings
+from beeline_missed.deadlines import Deadlines
 from beeline_missed.errors import UserError
 from beeline_missed.panel import call_list
 from beeline_missed.panel.card_screen import CardScreen
@@ -44,6 +45,7 @@ class PanelApp(App[None]):
         Binding("f2", "show_tab('reports')", "Отчёты"),
         Binding("f3", "show_tab('subs')", "Подписки"),
         Binding("f5", "reload", "Обновить"),
+        Binding("f6", "toggle_sort", "Сортировка"),
         Binding("f9", "toggle_theme", "Светлая/тёмная"),
         Binding("ctrl+q", "quit", "Выход", priority=True),
     ]
@@ -75,11 +77,13 @@ class PanelApp(App[None]):
         self._baseline_id = 0  # calls above this id arrived while the panel was open
         self._seen_max_id = 0
         self.loads = 0  # how many times the list was read (tests check idle costs nothing)
+        self.deadlines = Deadlines.from_settings(settings)
+        self.sort = "time"  # F6: 'age', the longest waiting case first
 
     def compose(self) -> ComposeResult:
         # Kept as attributes: App.query_one searches the active screen, which is the card
         # while one is open, and the poll must reach these all the same.
-        self.missed = MissedCalls(id="missed")
+        self.missed = MissedCalls(deadlines=self.deadlines, id="missed")
         self.subs = SubscriptionsPane(self.settings, self.zone, clock=self.clock, id="subs-pane")
         self.tabs = TabbedContent(initial="calls")
         yield Header(show_clock=False, icon="☎")
@@ -118,12 +122,24 @@ class PanelApp(App[None]):
         version = register.data_version()
         subs = self.subs
         if version == self._version and not force:
-            # Nothing new; only the subscriptions' «time left» moves with the clock.
+            # Nothing new; only the subscriptions' «time left» and the cases' deadline colours
+            # move with the clock (judged again in memory, the register is not read).
             if self.tabs.active == "subs":
                 subs.show(register)
+            judged = call_list.rejudge(self.missed.entries, self.deadlines, self._now_ms())
+            if judged is not None:
+                self.missed.recolour(judged)
             return False
         self._version = version
-        listing = call_list.load(register, self.zone, self.limit, self._with_claims)
+        listing = call_list.load(
+            register,
+            self.zone,
+            self.limit,
+            self._with_claims,
+            deadlines=self.deadlines,
+            now_ms=self._now_ms(),
+            sort=self.sort,
+        )
         entries = listing.entries
         ids = [cid for e in entries for cid in e.call_ids]
         new_keys = {e.key for e in entries if max(e.call_ids) > self._baseline_id}
@@ -136,6 +152,14 @@ class PanelApp(App[None]):
 
     def _with_claims(self, register: Register, rows: list[dict]) -> list[dict]:
         return casework.with_claims(register, self.settings, rows, self.clock())
+
+    def _now_ms(self) -> int:
+        return int(self.clock().timestamp() * 1000)
+
+    def action_toggle_sort(self) -> None:
+        self.sort = "time" if self.sort == "age" else "age"
+        self.notify("Сначала ждущие дольше всех" if self.sort == "age" else "Сначала новые")
+        self.refresh_data(force=True)
 
     def _announce(self, arrived: list[call_list.Entry]) -> None:
         if not arrived:

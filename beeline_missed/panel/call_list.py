@@ -7,12 +7,13 @@ carries all that caller's open call ids (newest first), and the card handles the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
 from beeline_missed import calls_view, phones, timefmt
+from beeline_missed.deadlines import Deadlines, sort_rows
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
@@ -31,6 +32,10 @@ class Entry:
     cells: tuple[str, ...]  # in COLUMNS order
     phone: str | None
     client: str | None
+    # The caller's first open attempt (stored UTC), and how many callback deadlines the case
+    # has passed by the time of the read (None: not judged).
+    since: str | None = None
+    level: int | None = None
 
     @property
     def call_id(self) -> int:
@@ -67,6 +72,8 @@ def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
         ),
         phone=row.get("phone"),
         client=row.get("client"),
+        since=row.get("first_called_at") or row.get("called_at"),
+        level=row.get("deadline_level"),
     )
 
 
@@ -82,14 +89,37 @@ def load(
     zone: tzinfo,
     limit: int | None = DEFAULT_LIMIT,
     decorate: Callable[[Register, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    *,
+    deadlines: Deadlines | None = None,
+    now_ms: int | None = None,
+    sort: str = "time",
 ) -> Listing:
-    """Calls still «Пропущен», newest first; `decorate` adds who is calling back now."""
+    """Calls still «Пропущен», newest first (or the longest waiting first: sort 'age'),
+    each judged against the callback deadlines at `now_ms` when `deadlines` are given;
+    `decorate` adds who is calling back now."""
     rows = register.calls.rows(include_handled=False, limit=limit)
     if decorate is not None:
         rows = decorate(register, rows)
+    if deadlines is not None:
+        deadlines.annotate(rows, timefmt.now_ms() if now_ms is None else now_ms)
+        rows = sort_rows(rows, sort)
     entries = [entry(row, zone) for row in rows]
     shown = sum(len(e.call_ids) for e in entries)
     # Counted from the same read unless capped: a second query could see a call the first
     # did not (the daemon writes in between) and the summary would disagree with the list.
     capped = limit is not None and len(rows) >= limit
     return Listing(entries, register.calls.count(CallStatus.MISSED) if capped else shown, capped)
+
+
+def rejudge(entries: list[Entry], deadlines: Deadlines, now_ms: int) -> list[Entry] | None:
+    """The entries with their deadline levels at `now_ms`; None when no level changed (the
+    clock moved but no case passed a deadline: nothing to redraw)."""
+    changed = False
+    judged = []
+    for item in entries:
+        level = item.level
+        if item.since is not None and level is not None:
+            level = deadlines.level(deadlines.waiting(item.since, now_ms))
+        changed = changed or level != item.level
+        judged.append(replace(item, level=level))
+    return judged if changed else None

@@ -97,6 +97,12 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                 ):
                     yield Label(label, classes="field-label")
                     yield Static(value, id=f"card-{key}", classes="field-value")
+                if fields.get(calls_view.ATTEMPTS_LABEL):
+                    # One line: the latest attempt, and how many there were.
+                    tried = fields[calls_view.ATTEMPTS_LABEL].splitlines()
+                    shown = tried[-1] + (f" (всего: {len(tried)})" if len(tried) > 1 else "")
+                    yield Label(calls_view.ATTEMPTS_LABEL, classes="field-label")
+                    yield Static(shown, id="card-tried", classes="field-value")
                 yield Label("Статус", id="card-status-label", classes="field-label")
                 yield Select(
                     STATUS_OPTIONS, value=self.opened.status, allow_blank=False, id="card-status"

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from beeline_missed.deadlines import Deadlines
 from beeline_missed.panel.call_list import COLUMNS, Entry
 
 
@@ -47,8 +48,11 @@ class MissedCalls(Vertical):
             super().__init__()
             self.entry = entry
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, deadlines: Deadlines | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.deadlines = deadlines
+        self.open_count = 0
+        self.capped = False
         self.entries: list[Entry] = []
         self.by_key: dict[str, Entry] = {}
         self.new_keys: set[str] = set()
@@ -85,9 +89,16 @@ class MissedCalls(Vertical):
         self.entries = list(entries)
         self.by_key = {e.key: e for e in self.entries}
         self.new_keys = set(new_keys)
+        self.open_count, self.capped = open_count, capped
         table.clear()
         for item in self.entries:
-            style = "bold" if item.key in self.new_keys else ""
+            # The case's deadline colour, and bold for calls that came since the panel opened.
+            parts = []
+            if self.deadlines is not None and item.level is not None:
+                parts.append(self.deadlines.style(item.level))
+            if item.key in self.new_keys:
+                parts.append("bold")
+            style = " ".join(parts)
             table.add_row(*(Text(cell, style=style) for cell in item.cells), key=item.key)
         if self.entries:
             if old is not None and old.key in self.by_key:
@@ -107,6 +118,10 @@ class MissedCalls(Vertical):
         if capped:
             summary += f" · показаны последние {len(self.entries)}"
         self.query_one("#calls-summary", Static).update(summary)
+
+    def recolour(self, entries: Sequence[Entry]) -> None:
+        """The same entries judged again as the clock moved (a case passed a deadline)."""
+        self.show(entries, self.open_count, self.new_keys, self.capped)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -153,6 +153,7 @@ class ReportsPane(Vertical):
             group_by=tuple(groups),
             filters=tuple(self.filters),
             zone_name=str(getattr(self.zone, "key", self.zone)),
+            deadlines=tuple(minutes * 60 for minutes in self.settings.callback_deadlines),
         )
 
     def show_error(self, text: str) -> None:

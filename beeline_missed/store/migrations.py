@@ -379,3 +379,36 @@ def m100_claims(db: sqlite_utils.Database) -> None:
         END;
         """,
     )
+
+
+@migration
+def m110_callback_attempts_and_escalations(db: sqlite_utils.Database) -> None:
+    run_script(
+        db,
+        """
+        -- An answered call with the number that was too short to count as a conversation
+        -- (auto_close_min_talk): the case stays open, the attempt is shown and counted.
+        CREATE TABLE callback_attempts (
+            id INTEGER PRIMARY KEY,
+            call_id INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+            session_key TEXT NOT NULL,             -- extTrackingId of the answered call
+            direction TEXT NOT NULL,               -- 'incoming' | 'outgoing'
+            attempted_at TEXT NOT NULL,            -- UTC, when it was answered
+            talk_seconds INTEGER,                  -- NULL: its release was never heard
+            who TEXT,
+            created_at TEXT NOT NULL,
+            UNIQUE (call_id, session_key)
+        );
+        CREATE INDEX callback_attempts_call ON callback_attempts(call_id);
+        -- Answered sessions whose auto-close waits for the release (the talk time).
+        CREATE TABLE answers_awaiting_release (
+            ext_tracking_id TEXT PRIMARY KEY,
+            since_ms INTEGER NOT NULL
+        );
+        -- Open calls the managers were told about (escalate_after): never twice.
+        CREATE TABLE escalations (
+            call_id INTEGER PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
+            escalated_at TEXT NOT NULL
+        );
+        """,
+    )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from beeline_missed.errors import UserError
 from beeline_missed.store import migrations
+from beeline_missed.store.callbacks import Attempts, Escalations
 from beeline_missed.store.calls import Calls
 from beeline_missed.store.claims import Claims
 from beeline_missed.store.clients import Clients
@@ -83,6 +84,8 @@ class Register:
         self.abonents = Abonents(self)
         self.onec = OneC(self)
         self.claims = Claims(self)
+        self.attempts = Attempts(self)
+        self.escalations = Escalations(self)
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -1,0 +1,181 @@
+"""Escalation: cases open past escalate_after are sent once to the managers' channels. End to end
+through the daemon, the simulator, a fake Telegram Bot API and a real SMTP server on loopback
+(the doubles of test_notify.py), then the rule with the clock as a parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from beeline_missed import escalation, hours, timefmt, xsi_build
+from beeline_missed.deadlines import Deadlines
+from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register
+from tests.support import clock
+from tests.support.daemon import free_port, wait_for
+from tests.support.e2e import GROUP, start_daemon, write_config
+from tests.support.factories import add_call
+from tests.test_notify import TOKEN, FakeTelegram, Inbox, config_text, mail_text
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+@pytest.fixture
+def bot() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def mail() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+FIRST = "+79161234567"
+SECOND = "+79035550011"
+
+
+def escalations(telegram: FakeTelegram) -> list[str]:
+    return [
+        body["text"]
+        for _, body in telegram.posts
+        if body["text"].startswith(escalation.SUBJECT)
+    ]
+
+
+@pytest.mark.e2e
+def test_an_overdue_case_is_escalated_once_by_telegram_and_mail(
+    home: Path, sim: Simulator, bot: FakeTelegram, mail: tuple[Inbox, int]
+) -> None:
+    inbox, port = mail
+    extra = "escalate_after = 30\nescalate_interval = 1\n"
+    write_config(home, config_text(bot.url, port, extra))
+    proc = start_daemon(home, sim)
+    try:
+        # Two hours ago (the daemon judges start times against its clock): overdue at once.
+        start = clock.ms(clock.now() - timedelta(hours=2))
+        sim.play(xsi_build.incoming_call(GROUP[:1], FIRST, start))
+        sim.play(xsi_build.incoming_call(GROUP[:1], FIRST, start + 60_000))  # tried again
+        wait_for(lambda: escalations(bot), timeout=30)
+        # A later overdue caller is escalated in a message of its own: the checks in between
+        # (every second) did not send the first case again.
+        sim.play(xsi_build.incoming_call(GROUP[:1], SECOND, start + 600_000))
+        wait_for(lambda: len(escalations(bot)) == 2, timeout=30)
+        wait_for(lambda: sum(subject_of(m) == escalation.SUBJECT for m in inbox.messages) == 2)
+    finally:
+        proc.stop()
+    first, second = escalations(bot)
+    assert first.splitlines()[0] == "Не перезвонили вовремя: 1 (ждут дольше 30 мин)"
+    # The caller's second call may be registered before or after the first check: either
+    # way it is the same case, told once (the attempts line is tested on the message itself).
+    assert "+7 916 123-45-67: ждёт 2 ч" in first
+    assert "+7 903" not in first
+    assert second.splitlines()[1].startswith("+7 903 555-00-11: ждёт 1 ч 50 мин")
+    assert "+7 916" not in second
+    assert TOKEN not in proc.log()
+    assert "escalated 1 overdue case(s) to the managers" in proc.log()
+
+
+def subject_of(message: tuple[list[str], bytes]) -> str:
+    return mail_text(message[1])[0]
+
+
+@pytest.mark.e2e
+def test_off_by_default_no_escalation(
+    home: Path, sim: Simulator, bot: FakeTelegram, mail: tuple[Inbox, int]
+) -> None:
+    inbox, port = mail
+    write_config(home, config_text(bot.url, port, "escalate_interval = 1\n"))
+    proc = start_daemon(home, sim)
+    try:
+        start = clock.ms(clock.now() - timedelta(days=1))
+        sim.play(xsi_build.incoming_call(GROUP[:1], FIRST, start))
+        # The call's own notification arrives; an escalation never would (off by default).
+        wait_for(lambda: bot.posts, timeout=30)
+    finally:
+        proc.stop()
+    assert escalations(bot) == []
+    assert all(subject_of(m) != escalation.SUBJECT for m in inbox.messages)
+    assert "escalating cases" not in proc.log() and "escalated" not in proc.log()
+
+
+# -- the rule, with the clock as a parameter -------------------------------------------------
+
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Monday 12:00 in Moscow
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def case(call_id: int, minutes_ago: float, *ids: int, **more: object) -> dict:
+    first = timefmt.ms_to_stored(ms(NOW - timedelta(minutes=minutes_ago)))
+    return {"id": call_id, "status": "missed", "called_at": first, "first_called_at": first,
+            "call_ids": list(ids or (call_id,)), "phone": FIRST, **more}  # fmt: skip
+
+
+def judged(**days: str) -> Deadlines:
+    return Deadlines((900.0, 3600.0), hours.parse(days, [], MOSCOW))
+
+
+def test_only_cases_past_the_limit_never_escalated_before_longest_first() -> None:
+    cases = [case(1, 29), case(2, 30), case(3, 90, 3, 4), case(5, 300), case(6, 45)]
+    found = escalation.overdue(cases, judged(), 1800, ms(NOW), escalated={5})
+    assert [(c["id"], c["waiting_s"]) for c in found] == [(3, 5400), (6, 2700), (2, 1800)]
+    assert escalation.overdue(cases, judged(), 0, ms(NOW), set()) == []  # off
+
+
+def test_nothing_outside_working_hours_and_the_wait_is_working_time() -> None:
+    shop = judged(mon="09:00-19:00", tue="09:00-19:00")
+    # Called Monday 11:00, judged 12:00: an hour of working time.
+    assert [c["id"] for c in escalation.overdue([case(1, 60)], shop, 1800, ms(NOW), set())] == [1]
+    # At 20:00 the shop is closed: nobody is told, however long the wait.
+    evening = ms(NOW + timedelta(hours=8))
+    assert escalation.overdue([case(1, 60)], shop, 1800, evening, set()) == []
+    # Called Monday 18:50, judged Tuesday 09:10: 20 minutes of working time, not 14 hours.
+    tuesday = NOW + timedelta(hours=21, minutes=10)
+    late = case(2, 0)
+    late["first_called_at"] = timefmt.ms_to_stored(ms(NOW + timedelta(hours=6, minutes=50)))
+    assert escalation.overdue([late], shop, 1800, ms(tuesday), set()) == []
+    assert [c["waiting_s"] for c in escalation.overdue([late], shop, 1200, ms(tuesday), set())] == [
+        1200
+    ]
+
+
+def test_the_message_lists_the_callers() -> None:
+    cases = escalation.overdue(
+        [case(1, 95, client="Иванов Иван", attempts=3), case(2, 40, phone=None)],
+        judged(), 1800, ms(NOW), set(),
+    )  # fmt: skip
+    assert escalation.message(cases, 1800, MOSCOW) == (
+        "Не перезвонили вовремя: 2 (ждут дольше 30 мин)\n"
+        "+7 916 123-45-67 — Иванов Иван: ждёт 1 ч 35 мин (с 30.11.2026 10:25), звонил 3 раз(а)\n"
+        "номер скрыт: ждёт 40 мин (с 30.11.2026 11:20)"
+    )
+
+
+def test_recorded_in_the_register_never_twice_not_for_a_new_attempt(register: Register) -> None:
+    now = ms(NOW)
+    stored = timefmt.ms_to_stored
+    first = add_call(register, "a", FIRST, stored(now - 3_600_000))
+    add_call(register, "b", SECOND, stored(now - 60_000))
+    found = escalation.escalate(register, judged(), 1800, now)
+    assert [c["call_ids"] for c in found] == [[first]]
+    assert escalation.escalate(register, judged(), 1800, now + 60_000) == []
+    # The caller tries again: still the same case, already told about.
+    add_call(register, "c", FIRST, stored(now + 120_000))
+    assert escalation.escalate(register, judged(), 1800, now + 180_000) == []
+    assert register.escalations.among([first]) == {first}
+    # The other caller passes the limit later: told then, alone.
+    later = escalation.escalate(register, judged(), 1800, now + 1_800_000)
+    assert [c["phone"] for c in later] == [SECOND]
