@@ -25,10 +25,10 @@ from tests.support.e2e import (
     now_ms,
     rows,
     settle_after,
-    sqlite_count,
     start_daemon,
     write_config,
 )
+from tests.support.peek import force_result, sqlite_count
 
 CALLER = "+79161234567"
 OTHER = "+79031112233"
@@ -160,7 +160,7 @@ def test_only_earlier_open_calls_close_and_notes_and_staff_work_are_kept(
     handled = add_missed(register, "b", CALLER, T0 + 1000)
     after = add_missed(register, "c", CALLER, T0 + 600_000)
     first = register.calls.get(noted)
-    register.conn.execute("UPDATE calls SET result = 'просил после обеда' WHERE id = ?", [noted])
+    force_result(register, noted, "просил после обеда")
     second = register.calls.get(handled)
     register.calls.save(
         handled,
@@ -367,7 +367,7 @@ def test_without_an_answer_time_the_moment_now_is_used(register: Register) -> No
 def test_notes_keep_their_text_but_not_their_trailing_blanks(register: Register) -> None:
     call_id = add_missed(register, "a", CALLER, T0)
     notes = "  просил после обеда  \n"
-    register.conn.execute("UPDATE calls SET result = ? WHERE id = ?", [notes, call_id])
+    force_result(register, call_id, notes)
     call = AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000)
     autoclose.close_resolved(
         register, call, names=autoclose.StaffNames({}, []), zone=MOSCOW, now_ms=T0 + 360_000

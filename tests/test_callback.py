@@ -4,7 +4,6 @@ real daemon subprocess and the PBX simulator."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from beeline_missed.simulator import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
-from tests.support.e2e import GROUP, now_ms, rows, sqlite_count, start_daemon, write_config
+from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config
 from tests.support.factories import add_call
+from tests.support.peek import sqlite_count
 
 CALLER = "+79161234567"
 STAFF = """\
@@ -52,23 +52,23 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 
 
 def claims_of(home: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(home / "register.sqlite")
+    register = Register.open(home / "register.sqlite")
     try:
-        return [tuple(r) for r in conn.execute("SELECT case_key, claimed_by FROM claims")]
+        return [(key, claim["claimed_by"]) for key, claim in register.claims.rows().items()]
     finally:
-        conn.close()
+        register.close()
 
 
 def set_claimed_at(home: Path, minutes_ago: int) -> None:
     """Age every claim: the claim's clock is the register's stored time, not a sleep (and the
     tests' "now", which BEELINE_MISSED_TEST_NOW moves with the CLI's)."""
     at = clock.stored(clock.now() - timedelta(minutes=minutes_ago))
-    conn = sqlite3.connect(home / "register.sqlite")
+    register = Register.open(home / "register.sqlite")
     try:
-        conn.execute("UPDATE claims SET claimed_at = ?", [at])
-        conn.commit()
+        for key, claim in register.claims.rows().items():
+            register.claims.claim(key, lambda _current, by=claim["claimed_by"]: (by, at))
     finally:
-        conn.close()
+        register.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ clients, renamed clients without codes, merged XLSX headers, numbers that cannot
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import openpyxl
@@ -21,6 +20,11 @@ from beeline_missed.errors import UserError
 from beeline_missed.store import Register
 from beeline_missed.store.clients import Clients
 from tests.support.factories import add_call
+from tests.support.peek import (
+    busy_timeout,
+    undo_client_name_key_migration,
+    write_lock_held_elsewhere,
+)
 
 runner = CliRunner()
 
@@ -175,14 +179,9 @@ def test_reimporting_an_unchanged_file_needs_no_write_lock(
     connection holds the register's write lock (as the daemon does for a moment per event)."""
     entries = [(str(i), f"Клиент {i}", [(f"+7916555{i:04d}", "")]) for i in range(50)]
     register.clients.upsert(entries, batch_size=7)
-    register.conn.execute("PRAGMA busy_timeout = 200")
-    writer = sqlite3.connect(db_path, isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")
-    try:
+    busy_timeout(register, 200)
+    with write_lock_held_elsewhere(db_path):
         again = register.clients.upsert(entries, batch_size=7)
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 50)
 
 
@@ -381,13 +380,7 @@ def test_migration_fills_the_search_key_of_existing_clients(db_path: Path) -> No
     register = Register.open(db_path)
     register.clients.upsert([(None, "Ёлкин  Пётр", [("+79161234567", "")])])
     register.close()
-    # The register as it was before the migration: no name_key column.
-    conn = sqlite3.connect(db_path)
-    conn.execute("DROP INDEX clients_name_key")
-    conn.execute("ALTER TABLE clients DROP COLUMN name_key")
-    conn.execute("DELETE FROM _migrations WHERE name = 'm080_client_name_key'")
-    conn.commit()
-    conn.close()
+    undo_client_name_key_migration(db_path)  # the register as it was: no name_key column
     register = Register.open(db_path)
     assert [r["name"] for r in register.clients.find("елкин петр")] == ["Ёлкин  Пётр"]
     register.close()

@@ -220,15 +220,14 @@ def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Pat
     from beeline_missed import card, card_session, onec_booking
     from beeline_missed.store import Register
     from tests.support.daemon import wait_for
+    from tests.support.peek import onec_refs
 
     with demo.running_demo(tmp_path / "demo", settle=0.5, gap=(0.2, 0.4), pace=0.02, seed=7) as d:
         assert d.clients["total"] == 12 and d.onec is not None
         register = Register.open(d.settings.db)
         try:
-            synced = register.conn.execute(
-                "SELECT count(*) FROM clients WHERE onec_ref IS NOT NULL"
-            ).fetchone()[0]
-            assert synced == 12
+            synced = [name for name, ref in onec_refs(register).items() if ref is not None]
+            assert len(synced) == 12
             missed = wait_for(
                 lambda: [
                     c for c in register.calls.rows(include_handled=False)

@@ -9,7 +9,6 @@ import os
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,6 +25,11 @@ from beeline_missed.processing import Processor
 from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
+from tests.support.peek import (
+    inbox_event_ids,
+    read_like_a_long_report,
+    sqlite3_shell_holding_a_read,
+)
 
 GROUP = ["9001112201@ip.beeline.ru"]
 T0 = 1795766400000
@@ -42,20 +46,6 @@ def bodies_for(calls: int, prefix: str = "+7916100") -> tuple[list[tuple[str, by
         for step in steps
     ]
     return bodies, scenarios
-
-
-def read_only(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-
-
-def event_ids_in_inbox(db: Path) -> list[str]:
-    conn = read_only(db)
-    try:
-        return [
-            row[0] for row in conn.execute("SELECT event_id FROM inbox WHERE event_id IS NOT NULL")
-        ]
-    finally:
-        conn.close()
 
 
 def event_id(body: bytes) -> str:
@@ -107,7 +97,7 @@ def test_daemon_killed_9_in_the_middle_of_a_burst(home: Path) -> None:
     assert 0 < len(acknowledged) < len(bodies)
 
     # Every acknowledged event is in the inbox, exactly once.
-    stored = event_ids_in_inbox(home / "register.sqlite")
+    stored = inbox_event_ids(home / "register.sqlite")
     assert len(stored) == len(set(stored))
     assert {event_id(body) for body in acknowledged} <= set(stored)
 
@@ -239,25 +229,14 @@ def test_open_sqlite3_shell_holding_a_read_transaction(home: Path) -> None:
     if shell is None:
         daemon.stop()
         pytest.skip("the sqlite3 shell is not installed")
-    db = home / "register.sqlite"
-    proc = subprocess.Popen(
-        [shell, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
     try:
-        assert proc.stdin is not None and proc.stdout is not None
         # An admin left a transaction open after a look at the register.
-        proc.stdin.write("BEGIN;\nSELECT 'open', count(*) FROM calls;\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().startswith("open|")
-        sessions = [missed_call(daemon, f"+7916000002{i}") for i in range(5)]
-        calls = wait_for(lambda: len(daemon.calls()) == 5 and daemon.calls())
-        assert {c["phone"] for c in calls} == {f"+7916000002{i}" for i in range(5)}
-        assert len(sessions) == 5
+        with sqlite3_shell_holding_a_read(shell, home / "register.sqlite"):
+            sessions = [missed_call(daemon, f"+7916000002{i}") for i in range(5)]
+            calls = wait_for(lambda: len(daemon.calls()) == 5 and daemon.calls())
+            assert {c["phone"] for c in calls} == {f"+7916000002{i}" for i in range(5)}
+            assert len(sessions) == 5
     finally:
-        if proc.stdin:
-            proc.stdin.write("ROLLBACK;\n.quit\n")
-            proc.stdin.close()
-        proc.wait(timeout=10)
         daemon.stop()
 
 
@@ -265,22 +244,9 @@ def test_long_report_reading_while_events_arrive(home: Path) -> None:
     daemon = Daemon(home).start()
     db = home / "register.sqlite"
     done = threading.Event()
-    reads = []
-
-    def report() -> None:
-        # A report reads in one long transaction: grouped queries, again and again.
-        conn = sqlite3.connect(str(db), isolation_level=None)
-        conn.execute("BEGIN")
-        while not done.is_set():
-            reads.append(
-                conn.execute("SELECT line, status, count(*) FROM calls GROUP BY 1, 2").fetchall()
-            )
-            conn.execute("SELECT count(*) FROM inbox, (SELECT 1 UNION SELECT 2)").fetchone()
-            time.sleep(0.01)
-        conn.execute("COMMIT")
-        conn.close()
-
-    reader = threading.Thread(target=report)
+    reads: list = []
+    # A report reads in one long transaction: grouped queries, again and again.
+    reader = threading.Thread(target=read_like_a_long_report, args=(db, done, reads))
     reader.start()
     try:
         bodies, scenarios = bodies_for(20, prefix="+7916200")
@@ -463,5 +429,5 @@ def test_sigterm_during_a_burst_loses_nothing_acknowledged(home: Path) -> None:
         assert daemon.stop(signal.SIGTERM) == 0
         for future in futures:
             future.result()
-    stored = set(event_ids_in_inbox(home / "register.sqlite"))
+    stored = set(inbox_event_ids(home / "register.sqlite"))
     assert {event_id(body) for body in acknowledged} <= stored

@@ -21,9 +21,10 @@ from beeline_missed.processing import Processor
 from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
-from tests.support.e2e import GROUP, now_ms, rows, session_state, settle_after, sqlite_count
+from tests.support.e2e import GROUP, now_ms, rows, session_state, settle_after
 from tests.support.e2e import start_daemon as start
 from tests.support.factories import add_call
+from tests.support.peek import sqlite_count
 
 CALLER = "+79161234567"
 OTHER = "+79031112233"

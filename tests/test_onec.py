@@ -30,6 +30,7 @@ from beeline_missed.onec_sim import CLIENTS, OnecSimulator, make_client
 from beeline_missed.store import Register
 from tests.support.daemon import free_port
 from tests.support.factories import add_call
+from tests.support.peek import onec_refs
 
 runner = CliRunner()
 ENTITY_PATH = "Catalog_%D0%9A%D0%BE%D0%BD%D1%82%D1%80%D0%B0%D0%B3%D0%B5%D0%BD%D1%82%D1%8B"
@@ -51,10 +52,6 @@ def client_for(onec: OnecSimulator, password: str | None = None, **kw: Any) -> O
 
 def directory(reg: Register) -> dict[str, set[str]]:
     return {row["name"]: set(row["phones"]) for row in reg.clients.rows()}
-
-
-def refs(reg: Register) -> dict[str, str | None]:
-    return {row["name"]: row["onec_ref"] for row in reg.conn.execute("SELECT * FROM clients")}
 
 
 def shop(onec: OnecSimulator) -> dict[str, dict[str, Any]]:
@@ -202,7 +199,7 @@ def test_sync_skips_folders_and_marks_splits_numbers_and_keeps_ref_key(
         "Иванов Иван": {"+79161234567", "+79037654321"},
         "Петрова Мария": {"+74951112233"},
     }
-    assert refs(register) == {
+    assert onec_refs(register) == {
         "Иванов Иван": made["ivanov"]["Ref_Key"],
         "Петрова Мария": made["petrova"]["Ref_Key"],
     }
@@ -250,8 +247,8 @@ def test_sync_matches_clients_imported_from_a_file(
     with client_for(onec) as client:
         counts, _ = onec_sync.sync(register, client, settings_for(onec, home))
     assert register.clients.count() == 3  # Иванов updated, not doubled; Вручную kept
-    assert refs(register)["Иванов Иван"] == made["ivanov"]["Ref_Key"]
-    assert refs(register)["Вручную"] is None
+    assert onec_refs(register)["Иванов Иван"] == made["ivanov"]["Ref_Key"]
+    assert onec_refs(register)["Вручную"] is None
     assert counts["updated"] == 1
 
 

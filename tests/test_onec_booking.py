@@ -5,7 +5,6 @@ refusing → the card saved, the booking kept, listed by `status` and retried by
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +165,6 @@ def test_onec_check_names_a_missing_booking_field(onec_env: OnecSimulator, home:
 # -- the daemon retries --------------------------------------------------------------------
 
 
-def call_result(home: Path, call_id: int) -> str:
-    conn = sqlite3.connect(home / "register.sqlite")
-    try:
-        return str(conn.execute("SELECT result FROM calls WHERE id = ?", [call_id]).fetchone()[0])
-    finally:
-        conn.close()
-
-
 def test_the_daemon_creates_a_waiting_booking_once_1c_is_back(
     home: Path, onec: OnecSimulator, register: Register
 ) -> None:
@@ -192,9 +183,10 @@ def test_the_daemon_creates_a_waiting_booking_once_1c_is_back(
         assert booked.returncode == 0, booked.stderr
         assert json.loads(booked.stdout)["booking"]["state"] == "waiting"
         onec.recover()
-        wait_for(lambda: "заявка №" in call_result(home, call_id), timeout=30)
+        wait_for(lambda: "заявка №" in register.calls.get(call_id)["result"], timeout=30)
         [made] = onec.created
-        assert call_result(home, call_id) == f"Записался на ремонт, заявка № {made['Number']}"
+        booked_text = f"Записался на ремонт, заявка № {made['Number']}"
+        assert register.calls.get(call_id)["result"] == booked_text
         shown = json.loads(proc.cli("status", "--json").stdout)
         assert shown["onec_bookings_waiting"] == []
     finally:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from beeline_missed import xsi_build
@@ -13,16 +12,7 @@ from beeline_missed.onec_sim import CLIENTS, OnecSimulator, make_client
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import write_config
-
-
-def names(home: Path) -> set[str]:
-    conn = sqlite3.connect(home / "register.sqlite")
-    try:
-        return {row[0] for row in conn.execute("SELECT name FROM clients")}
-    except sqlite3.OperationalError:  # not migrated yet
-        return set()
-    finally:
-        conn.close()
+from tests.support.peek import client_names
 
 
 def onec_daemon(home: Path, onec: OnecSimulator, password: str | None = None) -> Daemon:
@@ -47,9 +37,9 @@ def test_daemon_syncs_on_start_and_every_interval(home: Path, onec: OnecSimulato
     onec.add(CLIENTS, make_client("Иванов Иван", ["+7 916 123-45-67"], code="1"))
     proc = onec_daemon(home, onec).start()
     try:
-        wait_for(lambda: names(home) == {"Иванов Иван"}, timeout=30)
+        wait_for(lambda: client_names(home) == {"Иванов Иван"}, timeout=30)
         onec.add(CLIENTS, make_client("Петрова Мария", ["8 495 111-22-33"], code="2"))
-        wait_for(lambda: names(home) == {"Иванов Иван", "Петрова Мария"}, timeout=40)
+        wait_for(lambda: client_names(home) == {"Иванов Иван", "Петрова Мария"}, timeout=40)
         wait_for(lambda: (status(proc) or {}).get("total") == 2, timeout=30)
         shown = status(proc)
         assert shown["added"] == 1 and "error" not in shown
@@ -75,7 +65,7 @@ def test_a_failing_1c_is_shown_retried_and_never_stops_the_hook(
         answer = proc.post(xsi_build.event_document(steps[0], subscription_id="s"))
         assert answer.status_code == 200
         onec.recover()
-        wait_for(lambda: names(home) == {"Иванов Иван"}, timeout=40)
+        wait_for(lambda: client_names(home) == {"Иванов Иван"}, timeout=40)
         assert "error" not in status(proc)
     finally:
         assert proc.stop() == 0

@@ -17,7 +17,7 @@ def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
     assert first == [name for name, _ in MIGRATIONS]
     assert migrate(db) == []
     assert not pending(db.conn)
-    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.journal_mode == "wal"
     for table in ("calls", "inbox", "legs", "sessions", "subscriptions", "clients", "meta"):
         assert db[table].exists()
 

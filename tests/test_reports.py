@@ -197,25 +197,35 @@ def fill_evenly(register: Register, count: int = BIG) -> dict[str, int]:
     """`count` calls, oldest first (so the newest have the highest rowids); calls per local day."""
     start = datetime(2026, 11, 1, tzinfo=UTC)
     per_day: dict[str, int] = {}
-    with register.transaction() as conn:
+    saves = []
+    with register.transaction():
         for i in range(count):
             moment = start + timedelta(minutes=30 * i)
-            register.calls.insert(
+            call_id = register.calls.insert(
                 session_key=f"big{i}",
                 phone=f"+7916{i % 97:07d}",
                 phone_raw="",
                 called_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 line=str(200 + i % 3),
             )
+            assert call_id is not None
             day = moment.astimezone(MOSCOW).date().isoformat()
             per_day[day] = per_day.get(day, 0) + 1
-        # Every fifth call was called back, i * 10 s after it came in.
-        conn.execute(
-            "UPDATE calls SET status = 'called_back', result = 'ok', user = 'Анна', "
-            "closed_by = 'staff', "
-            "handled_at = strftime('%Y-%m-%dT%H:%M:%SZ', called_at, (rowid * 10) || ' seconds') "
-            "WHERE rowid % 5 = 0"
-        )
+            # Every fifth call was called back, id * 10 s after it came in.
+            if call_id % 5 == 0:
+                handled = moment + timedelta(seconds=call_id * 10)
+                saves.append(
+                    {
+                        "call_id": call_id,
+                        "expected_version": 1,
+                        "status": "called_back",
+                        "result": "ok",
+                        "user": "Анна",
+                        "handled_at": handled.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "closed_by": "staff",
+                    }
+                )
+        register.calls.save_many(saves)
     return per_day
 
 

@@ -220,8 +220,8 @@ INJECTIONS = [
 
 @pytest.mark.parametrize("value", INJECTIONS)
 def test_report_filters_cannot_inject_sql(register: Register, value: str) -> None:
-    with register.transaction() as conn:
-        for index, user in enumerate(["Иванов", "O'Brien"]):
+    for index, user in enumerate(["Иванов", "O'Brien"]):
+        with register.transaction():
             call_id = register.calls.insert(
                 session_key=f"s-{index}",
                 phone=f"+7916000000{index}",
@@ -229,9 +229,11 @@ def test_report_filters_cannot_inject_sql(register: Register, value: str) -> Non
                 called_at="2026-11-27T08:00:00Z",
                 line="201",
             )
-            conn.execute(
-                "UPDATE calls SET status = 'called_back', user = ? WHERE id = ?", [user, call_id]
-            )
+        assert call_id is not None
+        version = register.calls.get(call_id)["version"]
+        register.calls.save(
+            call_id, version, status="called_back", result="", user=user, handled_at=None
+        )
     for field, op in (("user", "="), ("client", "~"), ("result", "!="), ("line", "<")):
         result = runner.invoke(
             app,
@@ -258,8 +260,7 @@ def test_report_group_by_unknown_field_is_refused(register: Register) -> None:
     result = runner.invoke(app, ["report", "--group-by", "user; DROP TABLE calls", "--json"])
     assert result.exit_code != 0
     assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
-    assert register.calls.count() == 0
-    assert register.conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+    assert register.calls.count() == 0  # the table is still there, empty
 
 
 def test_user_text_is_shown_literally_not_as_markup(home: Path) -> None:

@@ -1,15 +1,16 @@
-"""For end-to-end tests of the daemon with the simulator: the register as stored, the daemon
-subscribed to the whole simulated PBX, waiting until a call is decided."""
+"""For end-to-end tests of the daemon with the simulator: the register as stored (read by
+`tests.support.peek`), the daemon subscribed to the whole simulated PBX, waiting until a call is
+decided."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from beeline_missed import timefmt, xsi_build
 from beeline_missed.simulator import Simulator
 from tests.support.daemon import Daemon, wait_for
+from tests.support.peek import rows, session_state
 
 GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
 MARKER = "+70000000001"
@@ -22,33 +23,12 @@ def write_config(home: Path, text: str) -> None:
     (home / "config.toml").write_text(text, encoding="utf-8")
 
 
-def rows(home: Path) -> list[dict[str, Any]]:
-    """The register's rows as stored (source and closed_by included), read like any reader."""
-    conn = sqlite3.connect(home / "register.sqlite")
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY called_at, id")]
-    finally:
-        conn.close()
-
-
 def start_daemon(home: Path, sim: Simulator, *, token: bool = True) -> Daemon:
     """The real daemon subprocess, subscribed to every abonent of the simulator."""
     proc = Daemon(home, api_url=sim.base_url, token=sim.token if token else None)
     proc.start()
     sim.subscribe(None, 3600, "BASIC_CALL", proc.public_url)
     return proc
-
-
-def session_state(home: Path, tracking_id: str) -> str | None:
-    conn = sqlite3.connect(home / "register.sqlite")
-    try:
-        row = conn.execute(
-            "SELECT state FROM sessions WHERE ext_tracking_id = ?", [tracking_id]
-        ).fetchone()
-        return row[0] if row else None
-    finally:
-        conn.close()
 
 
 def settle_after(
@@ -64,13 +44,3 @@ def settle_after(
     sim.play(xsi_build.incoming_call(GROUP[:1], MARKER, start_ms))
     wait_for(lambda: any(r["phone"] == MARKER for r in rows(proc.home)), timeout=30)
     return [r for r in rows(proc.home) if r["phone"] != MARKER]
-
-
-def sqlite_count(home: Path, table: str) -> int:
-    conn = sqlite3.connect(home / "register.sqlite")
-    try:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    except sqlite3.OperationalError:  # not migrated yet
-        return 0
-    finally:
-        conn.close()
