@@ -136,6 +136,7 @@ def test_only_cases_past_the_limit_never_escalated_before_longest_first() -> Non
     found = escalation.overdue(cases, judged(), 1800, ms(NOW), escalated={5})
     assert [(c["id"], c["waiting_s"]) for c in found] == [(3, 5400), (6, 2700), (2, 1800)]
     assert escalation.overdue(cases, judged(), 0, ms(NOW), set()) == []  # off
+    assert [c["id"] for c in escalation.overdue([case(1, 1)], judged(), 1, ms(NOW), set())] == [1]
 
 
 def test_nothing_outside_working_hours_and_the_wait_is_working_time() -> None:
@@ -233,47 +234,56 @@ def test_the_message_names_thirty_callers_and_counts_the_rest() -> None:
 # -- the daemon's thread, against a fake Bot API on loopback ---------------------------------
 
 
-def settings_for(home: Path, telegram_url: str) -> Any:
-    (home / "config.toml").write_text(
-        f'telegram_token = "{TOKEN}"\ntelegram_chat_id = "-100500"\n'
-        f'telegram_api_url = "{telegram_url}"\ntimezone = "UTC"\n'
-        "escalate_after = 30\nescalate_interval = 1\ncallback_deadlines = [15, 60]\n",
-        encoding="utf-8",
+def settings_for(home: Path, telegram_url: str, smtp_port: int) -> Any:
+    """The project's config: both channels, UTC, a 30-minute limit, Monday 08:00-18:00."""
+    extra = (
+        'timezone = "UTC"\nescalate_after = 30\nescalate_interval = 1\n'
+        'working_hours.mon = "08:00-18:00"\n'
     )
+    write_config(home, config_text(telegram_url, smtp_port, extra))
     return config.load()
 
 
-def telegram(url: str) -> notify.TelegramSender:
-    return notify.TelegramSender(TOKEN, "-100500", api_url=url, timeout=5)
-
-
-def test_a_check_sends_the_overdue_cases_once(
+def test_a_check_sends_the_overdue_cases_once_within_working_hours(
     home: Path, register: Register, db_path: Path, bot: FakeTelegram,
-    caplog: pytest.LogCaptureFixture,
+    mail: tuple[Inbox, int], caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    now = ms(NOW)
+    inbox, port = mail
+    now = ms(NOW)  # Monday 09:00 UTC, the setting's zone
     first = add_call(register, "a", FIRST, timefmt.ms_to_stored(now - 3_600_000))
-    add_call(register, "b", SECOND, timefmt.ms_to_stored(now - 600_000))
+    second = add_call(register, "b", SECOND, timefmt.ms_to_stored(now - 1_800_000))
+    moments = [now + 10 * 3_600_000, now]  # 19:00, after closing; then 09:00
+    settings = settings_for(home, bot.url, port)
     checker = escalation.Escalator(
-        db_path, settings_for(home, bot.url), [telegram(bot.url)], threading.Event(),
-        clock_ms=lambda: now,
+        db_path, settings, notify.senders(settings), threading.Event(),
+        clock_ms=lambda: moments.pop(0),
     )  # fmt: skip
     caplog.set_level(logging.INFO, "beeline_missed.escalation")
+    assert checker.check(register) == []  # the shop is closed: nobody is woken
     sent = checker.check(register)
-    assert [c["call_ids"] for c in sent] == [[first]]
-    # Thirty minutes is the limit, the zone the setting's (UTC), not the machine's (Moscow).
-    assert escalations(bot) == [
-        "Не перезвонили вовремя: 1 (ждут дольше 30 мин)\n"
-        "+7 916 123-45-67: ждёт 1 ч 00 мин (с 30.11.2026 08:00)"
+    assert [c["call_ids"] for c in sent] == [[first], [second]]
+    # Thirty minutes reached is past the limit; the zone is the setting's (UTC), not the
+    # machine's (Moscow); the hour before 08:00 would not count, the hour after does.
+    text = (
+        "Не перезвонили вовремя: 2 (ждут дольше 30 мин)\n"
+        "+7 916 123-45-67: ждёт 1 ч 00 мин (с 30.11.2026 08:00)\n"
+        "+7 903 555-00-11: ждёт 30 мин (с 30.11.2026 08:30)"
+    )
+    assert escalations(bot) == [text]
+    wait_for(lambda: inbox.messages, timeout=30)
+    mails = [mail_text(m[1]) for m in inbox.messages]
+    assert [(subject, body.rstrip("\n")) for subject, body in mails] == [(escalation.SUBJECT, text)]
+    assert caplog.messages == [
+        f"escalated 2 overdue case(s) to the managers: calls {first}, {second}"
     ]
-    assert f"escalated 1 overdue case(s) to the managers: calls {first}" in caplog.text
+    moments.append(now + 60_000)
     assert checker.check(register) == [] and len(bot.posts) == 1
 
 
 @pytest.mark.parametrize(
-    ("attempts", "stopping", "posts"), [(3, False, 3), (2, False, 2), (3, True, 1)]
+    ("attempts", "stopping", "posts"), [(3, False, 3), (2, False, 2), (3, True, 1), (2, True, 1)]
 )
-def test_a_failing_channel_is_retried_then_logged_unless_stopping(
+def test_failing_channels_are_retried_then_logged_unless_stopping(
     home: Path, register: Register, db_path: Path, caplog: pytest.LogCaptureFixture,
     attempts: int, stopping: bool, posts: int,
 ) -> None:  # fmt: skip
@@ -283,14 +293,15 @@ def test_a_failing_channel_is_retried_then_logged_unless_stopping(
     if stopping:
         stop.set()
     with FakeTelegram(status=500) as broken:
+        settings = settings_for(home, broken.url, free_port())  # no mail server listens
         checker = escalation.Escalator(
-            db_path, settings_for(home, broken.url), [telegram(broken.url)], stop,
+            db_path, settings, notify.senders(settings), stop,
             clock_ms=lambda: now, attempts=attempts, retry_delay=0.01,
         )  # fmt: skip
         assert [c["id"] for c in checker.check(register)] == [first]
     assert len(broken.posts) == posts
-    assert f"escalation of calls {first} not sent by telegram" in caplog.text
-    assert "escalated" not in caplog.text
+    assert f"escalation of calls {first} not sent by telegram, e-mail" in caplog.messages
+    assert not any(m.startswith("escalated") for m in caplog.messages)
 
 
 def test_the_thread_survives_a_failed_check_and_stops_when_told(
@@ -308,8 +319,9 @@ def test_the_thread_survives_a_failed_check_and_stops_when_told(
         return now
 
     stop = threading.Event()
+    settings = settings_for(home, bot.url, free_port())
     checker = escalation.Escalator(
-        db_path, settings_for(home, bot.url), [telegram(bot.url)], stop, clock_ms=clock
+        db_path, settings, [notify.TelegramSender(TOKEN, "-100500", bot.url)], stop, clock_ms=clock
     )
     thread = checker.start()
     assert thread.name == "escalation" and thread.daemon
@@ -319,5 +331,5 @@ def test_the_thread_survives_a_failed_check_and_stops_when_told(
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
-    assert "escalation check failed" in caplog.text
+    assert "escalation check failed" in caplog.messages
     assert len(escalations(bot)) == 1
