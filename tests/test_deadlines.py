@@ -244,3 +244,33 @@ def test_the_distribution_puts_each_call_in_one_bucket(register: Register, db_pa
         "Перезвонили ≤ 15 мин: 3 · ≤ 60 мин: 6 · позже: 4 · не перезвонили: 2 · "
         "открыты на конец периода: 3 · 90-й перцентиль: 2 ч 00 мин · попыток без разговора: 2"
     )
+
+
+def test_equal_ages_and_handled_rows_sort_oldest_first_then_by_id() -> None:
+    # Shop opens at 09:00 Moscow; judged at 09:00, two callers of 08:30 and 08:50 have both
+    # waited no working time: the earlier caller still comes first, ahead of handled rows.
+    shop = shop_hours(mon="09:00-19:00")
+    now = ms(datetime(2026, 11, 30, 9, 0, tzinfo=MOSCOW))
+    at = lambda minutes: timefmt.ms_to_stored(now - minutes * 60_000)  # noqa: E731
+    rows = [
+        {"id": 1, "status": CallStatus.CALLED_BACK, "called_at": at(60)},
+        {"id": 2, "status": CallStatus.CALLED_BACK, "called_at": at(180)},
+        # Handled, last called 10 minutes ago, but the caller first called 2 hours ago.
+        {"id": 3, "status": CallStatus.CALLED_BACK, "called_at": at(10),
+         "first_called_at": at(120)},
+        {"id": 4, "status": CallStatus.MISSED, "called_at": at(10)},
+        {"id": 5, "status": CallStatus.MISSED, "called_at": at(30)},
+        {"id": 7, "status": CallStatus.MISSED, "called_at": at(30)},
+        {"id": 6, "status": CallStatus.MISSED, "called_at": at(30)},
+    ]  # fmt: skip
+    limits(15, 60, hours_=shop).annotate(rows, now)
+    waits = {r["id"]: r["waiting_s"] for r in rows if r["waiting_s"] is not None}
+    assert waits == {4: 0, 5: 0, 6: 0, 7: 0}
+    assert [r["id"] for r in deadlines.sort_rows(rows, "age")] == [5, 6, 7, 4, 2, 3, 1]
+
+
+def test_a_handled_or_unannotated_row_has_no_style() -> None:
+    judged = limits(15, 60)
+    assert deadlines.row_style({"id": 1, "deadline_level": None}, judged) is None
+    assert deadlines.row_style({"id": 1}, judged) is None
+    assert deadlines.row_style({"id": 1, "deadline_level": 1}, judged) == "yellow"

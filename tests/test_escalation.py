@@ -4,15 +4,18 @@ through the daemon, the simulator, a fake Telegram Bot API and a real SMTP serve
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from beeline_missed import escalation, hours, timefmt, xsi_build
+from beeline_missed import config, escalation, hours, notify, timefmt, xsi_build
 from beeline_missed.deadlines import Deadlines
 from beeline_missed.simulator import Simulator
 from beeline_missed.store import Register
@@ -133,6 +136,7 @@ def test_only_cases_past_the_limit_never_escalated_before_longest_first() -> Non
     found = escalation.overdue(cases, judged(), 1800, ms(NOW), escalated={5})
     assert [(c["id"], c["waiting_s"]) for c in found] == [(3, 5400), (6, 2700), (2, 1800)]
     assert escalation.overdue(cases, judged(), 0, ms(NOW), set()) == []  # off
+    assert [c["id"] for c in escalation.overdue([case(1, 1)], judged(), 1, ms(NOW), set())] == [1]
 
 
 def test_nothing_outside_working_hours_and_the_wait_is_working_time() -> None:
@@ -179,3 +183,153 @@ def test_recorded_in_the_register_never_twice_not_for_a_new_attempt(register: Re
     # The other caller passes the limit later: told then, alone.
     later = escalation.escalate(register, judged(), 1800, now + 1_800_000)
     assert [c["phone"] for c in later] == [SECOND]
+
+
+def test_handled_cases_are_skipped_and_any_call_of_a_case_counts_as_told() -> None:
+    handled = case(1, 300, status="called_back")
+    # A case read without call_ids or first_called_at stands for its own call and time.
+    bare = {"id": 2, "status": "missed", "called_at": case(2, 60)["called_at"], "phone": FIRST}
+    told = case(3, 120, 3, 8)  # its later call 8 was escalated before
+    fresh = case(4, 90, 4, 9)
+    found = escalation.overdue([handled, bare, told, fresh], judged(), 1800, ms(NOW), {8})
+    assert [(c["id"], c["call_ids"], c["waiting_s"]) for c in found] == [
+        (4, [4, 9], 5400),
+        (2, [2], 3600),
+    ]
+    assert escalation.overdue([bare], judged(), 1800, ms(NOW), {2}) == []
+
+
+def test_equal_waits_in_id_order_and_waits_are_whole_seconds() -> None:
+    # Judged half a second past the minute (stored times are whole seconds): 2,400 seconds.
+    found = escalation.overdue([case(7, 40), case(5, 40)], judged(), 1800, ms(NOW) + 500, set())
+    assert [(c["id"], c["waiting_s"]) for c in found] == [(5, 2400), (7, 2400)]
+    assert all(type(c["waiting_s"]) is int for c in found)
+
+
+def test_the_message_tells_the_first_call_in_the_given_zone_and_two_attempts() -> None:
+    first = case(1, 95, attempts=2)
+    first["called_at"] = timefmt.ms_to_stored(ms(NOW - timedelta(minutes=5)))  # tried again
+    second = {**case(2, 50), "first_called_at": None}
+    cases = escalation.overdue([first, second], judged(), 1800, ms(NOW), set())
+    assert escalation.message(cases, 1800, UTC).splitlines()[1:] == [
+        "+7 916 123-45-67: ждёт 1 ч 35 мин (с 30.11.2026 07:25), звонил 2 раз(а)",
+        "+7 916 123-45-67: ждёт 50 мин (с 30.11.2026 08:10)",
+    ]
+
+
+def test_the_message_names_thirty_callers_and_counts_the_rest() -> None:
+    thirty = escalation.overdue(
+        [case(i, 60 + i) for i in range(1, 31)], judged(), 1800, ms(NOW), set()
+    )
+    lines = escalation.message(thirty, 1800, MOSCOW).splitlines()
+    assert lines[0] == "Не перезвонили вовремя: 30 (ждут дольше 30 мин)"
+    assert len(lines) == 31 and lines[-1].startswith("+7 916")
+    more = escalation.overdue(
+        [case(i, 60 + i) for i in range(1, 33)], judged(), 1800, ms(NOW), set()
+    )
+    lines = escalation.message(more, 1800, MOSCOW).splitlines()
+    assert len(lines) == 32 and lines[-1] == "… и ещё 2"
+
+
+# -- the daemon's thread, against a fake Bot API on loopback ---------------------------------
+
+
+def settings_for(home: Path, telegram_url: str, smtp_port: int) -> Any:
+    """The project's config: both channels, UTC, a 30-minute limit, Monday 08:00-18:00."""
+    extra = (
+        'timezone = "UTC"\nescalate_after = 30\nescalate_interval = 1\n'
+        'working_hours.mon = "08:00-18:00"\n'
+    )
+    write_config(home, config_text(telegram_url, smtp_port, extra))
+    return config.load()
+
+
+def test_a_check_sends_the_overdue_cases_once_within_working_hours(
+    home: Path, register: Register, db_path: Path, bot: FakeTelegram,
+    mail: tuple[Inbox, int], caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    inbox, port = mail
+    now = ms(NOW)  # Monday 09:00 UTC, the setting's zone
+    first = add_call(register, "a", FIRST, timefmt.ms_to_stored(now - 3_600_000))
+    second = add_call(register, "b", SECOND, timefmt.ms_to_stored(now - 1_800_000))
+    moments = [now + 10 * 3_600_000, now]  # 19:00, after closing; then 09:00
+    settings = settings_for(home, bot.url, port)
+    checker = escalation.Escalator(
+        db_path, settings, notify.senders(settings), threading.Event(),
+        clock_ms=lambda: moments.pop(0),
+    )  # fmt: skip
+    caplog.set_level(logging.INFO, "beeline_missed.escalation")
+    assert checker.check(register) == []  # the shop is closed: nobody is woken
+    sent = checker.check(register)
+    assert [c["call_ids"] for c in sent] == [[first], [second]]
+    # Thirty minutes reached is past the limit; the zone is the setting's (UTC), not the
+    # machine's (Moscow); the hour before 08:00 would not count, the hour after does.
+    text = (
+        "Не перезвонили вовремя: 2 (ждут дольше 30 мин)\n"
+        "+7 916 123-45-67: ждёт 1 ч 00 мин (с 30.11.2026 08:00)\n"
+        "+7 903 555-00-11: ждёт 30 мин (с 30.11.2026 08:30)"
+    )
+    assert escalations(bot) == [text]
+    wait_for(lambda: inbox.messages, timeout=30)
+    mails = [mail_text(m[1]) for m in inbox.messages]
+    assert [(subject, body.rstrip("\n")) for subject, body in mails] == [(escalation.SUBJECT, text)]
+    assert caplog.messages == [
+        f"escalated 2 overdue case(s) to the managers: calls {first}, {second}"
+    ]
+    moments.append(now + 60_000)
+    assert checker.check(register) == [] and len(bot.posts) == 1
+
+
+@pytest.mark.parametrize(
+    ("attempts", "stopping", "posts"), [(3, False, 3), (2, False, 2), (3, True, 1), (2, True, 1)]
+)
+def test_failing_channels_are_retried_then_logged_unless_stopping(
+    home: Path, register: Register, db_path: Path, caplog: pytest.LogCaptureFixture,
+    attempts: int, stopping: bool, posts: int,
+) -> None:  # fmt: skip
+    now = ms(NOW)
+    first = add_call(register, "a", FIRST, timefmt.ms_to_stored(now - 3_600_000))
+    stop = threading.Event()
+    if stopping:
+        stop.set()
+    with FakeTelegram(status=500) as broken:
+        settings = settings_for(home, broken.url, free_port())  # no mail server listens
+        checker = escalation.Escalator(
+            db_path, settings, notify.senders(settings), stop,
+            clock_ms=lambda: now, attempts=attempts, retry_delay=0.01,
+        )  # fmt: skip
+        assert [c["id"] for c in checker.check(register)] == [first]
+    assert len(broken.posts) == posts
+    assert f"escalation of calls {first} not sent by telegram, e-mail" in caplog.messages
+    assert not any(m.startswith("escalated") for m in caplog.messages)
+
+
+def test_the_thread_survives_a_failed_check_and_stops_when_told(
+    home: Path, register: Register, db_path: Path, bot: FakeTelegram,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    now = ms(NOW)
+    add_call(register, "a", FIRST, timefmt.ms_to_stored(now - 3_600_000))
+    calls = []
+
+    def clock() -> int:  # the first check fails; the next, a second later, sends
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("clock unreadable")
+        return now
+
+    stop = threading.Event()
+    settings = settings_for(home, bot.url, free_port())
+    checker = escalation.Escalator(
+        db_path, settings, [notify.TelegramSender(TOKEN, "-100500", bot.url)], stop, clock_ms=clock
+    )
+    thread = checker.start()
+    assert thread.name == "escalation" and thread.daemon
+    try:
+        wait_for(lambda: escalations(bot), timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert "escalation check failed" in caplog.messages
+    assert len(escalations(bot)) == 1

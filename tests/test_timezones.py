@@ -9,6 +9,8 @@ the machine's zone.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import autoclose, config, hours, reports, timefmt
+from beeline_missed import autoclose, config, deadlines, hours, reports, timefmt
 from beeline_missed.cli import app
 from beeline_missed.detection import AnsweredCall
 from beeline_missed.store import Register
@@ -150,3 +152,31 @@ def test_auto_close_result_tells_the_time_in_the_configured_zone(
     closed = closer(AnsweredCall("s1", A, "outgoing", "9001112204", T0 + 300_000, T0 + 360_000))
     assert closed == [call_id]
     assert register.calls.get(call_id)["result"] == f"Перезвонили 27.11 {ANSWERED_AT[wins]}"
+
+
+# -- callback deadlines -------------------------------------------------------------------
+
+
+@pytest.fixture
+def machine_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local times computed in-process (astimezone()) must re-read TZ, and restore it after."""
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("machine", ["UTC", "Asia/Vladivostok"])
+def test_working_time_of_a_wait_is_counted_on_the_configured_zones_days(
+    home: Path, monkeypatch: pytest.MonkeyPatch, machine_zone: None, machine: str
+) -> None:
+    configure(home, monkeypatch, machine, "Europe/Moscow")
+    time.tzset()
+    with (home / "config.toml").open("a", encoding="utf-8") as handle:
+        handle.write('[working_hours]\nmon = "20:00-24:00"\ntue = "00:00-03:00"\n')
+    judged = deadlines.Deadlines.from_settings(config.load())
+    # Monday 21:00 → Tuesday 02:00 in Moscow: 3 hours on Monday, 2 on Tuesday. On the machine
+    # the two moments fall on one day (Monday in UTC, Tuesday in Vladivostok).
+    start = datetime(2026, 11, 30, 21, 0, tzinfo=MOSCOW)
+    end = datetime(2026, 12, 1, 2, 0, tzinfo=MOSCOW)
+    waited = judged.waiting(timefmt.to_stored(start), int(end.timestamp() * 1000))
+    assert waited == 5 * 3600

@@ -41,6 +41,8 @@ MODULES: dict[str, list[str]] = {
     "claims": ["tests/test_claims.py"],
     "callback": ["tests/test_claims.py"],
     "staff": ["tests/test_staff.py"],
+    "deadlines": ["tests/test_deadlines.py", "tests/test_timezones.py"],
+    "escalation": ["tests/test_escalation.py", "tests/test_timezones.py"],
 }
 
 
