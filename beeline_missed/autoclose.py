@@ -18,7 +18,7 @@ unknown talk time is recorded as an attempt too (a wrong close would lose a clie
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
@@ -288,3 +288,25 @@ class AutoCloser:
             targets=self.targets(),
             min_talk=self.min_talk,
         )
+
+
+def settle_new_rows(
+    register: Register, settings: Any, call_ids: Iterable[int], closer: AutoCloser | None = None
+) -> tuple[list[int], list[int]]:
+    """What follows new register rows, the processor's or reconciliation's: each is closed at
+    once when its caller was answered after it came in (a late row). Returns the calls closed
+    and the new rows left open (those to notify about). The one sequence the daemon and the
+    `reconcile` command both run."""
+    call_ids = list(call_ids)
+    if not settings.auto_close:
+        return [], call_ids
+    closer = closer or AutoCloser(register, settings)
+    closed: list[int] = []
+    left_open: list[int] = []
+    for call_id in call_ids:
+        done = closer.check_row(register.calls.get(call_id))
+        if done:
+            closed += done
+        else:
+            left_open.append(call_id)
+    return closed, left_open

@@ -1738,8 +1738,7 @@ def reconcile_command(
     """
     from datetime import timedelta
 
-    from beeline_missed import hours, reconcile, timefmt
-    from beeline_missed.autoclose import AutoCloser
+    from beeline_missed import autoclose, hours, reconcile, timefmt
     from beeline_missed.output import console, print_json, print_table, say
 
     settings = state(ctx).settings()
@@ -1785,11 +1784,7 @@ def reconcile_command(
                     progress=step,
                     outside_hours=working.is_outside,
                 )
-    closed: list[int] = []
-    if settings.auto_close:
-        closer = AutoCloser(register, settings)
-        for call_id in summary.registered:
-            closed += closer.check_row(register.calls.get(call_id))
+    closed, _ = autoclose.settle_new_rows(register, settings, summary.registered)
     data = summary.as_dict()
     data["auto_closed"] = closed
     if json_:

@@ -441,14 +441,13 @@ class Workers:
     def _after_missed(self, register: Register) -> Any:
         """What follows a new register row: close it at once if the number was answered after
         it already (a late row), else notify."""
-        from beeline_missed.autoclose import AutoCloser
+        from beeline_missed import autoclose
 
-        closer = AutoCloser(register, self.settings) if self.settings.auto_close else None
+        closer = autoclose.AutoCloser(register, self.settings) if self.settings.auto_close else None
 
         def hook(call_id: int) -> None:
-            if closer is not None and closer.check_row(register.calls.get(call_id)):
-                return
-            if self.notifier is not None:
+            _, left_open = autoclose.settle_new_rows(register, self.settings, [call_id], closer)
+            if left_open and self.notifier is not None:
                 self.notifier.submit(call_id)
 
         return hook

@@ -198,6 +198,24 @@ def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
     assert closer.check_row(register.calls.get(other)) == []
 
 
+def test_new_rows_are_settled_the_same_way_for_the_daemon_and_reconcile(
+    register: Register,
+) -> None:
+    """settle_new_rows closes a late row whose caller was reached since and leaves the others
+    open (to notify); with auto_close off it closes nothing."""
+    steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
+    hear_all(register, steps)
+    late = add_missed(register, "stat:x", CALLER, T0)
+    other = add_missed(register, "stat:y", OTHER, T0)
+    off = replace(config.load(), auto_close=False)
+    assert autoclose.settle_new_rows(register, off, [late, other]) == ([], [late, other])
+    assert register.calls.get(late)["status"] == "missed"
+    closed, left_open = autoclose.settle_new_rows(register, config.load(), [late, other])
+    assert (closed, left_open) == ([late], [other])
+    assert register.calls.get(late)["status"] == "called_back"
+    assert register.calls.get(other)["status"] == "missed"
+
+
 def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
     register: Register,
 ) -> None:
