@@ -135,13 +135,14 @@ class Escalator:
         if not cases:
             return []
         text = message(cases, self.after_s, self.zone)
-        pending = list(self.channels)
-        for attempt in range(self.attempts):
-            pending = [c for c in pending if c.name in notify.send_all([c], text, SUBJECT)]
-            if not pending:
-                break
-            if attempt + 1 < self.attempts and self.stop.wait(self.retry_delay * (2**attempt)):
-                break
+        pending = notify.send_with_retries(
+            list(self.channels),
+            text,
+            SUBJECT,
+            attempts=self.attempts,
+            retry_delay=self.retry_delay,
+            wait=self.stop.wait,
+        )
         ids = ", ".join(str(i) for case in cases for i in case["call_ids"])
         if pending:
             log.error(

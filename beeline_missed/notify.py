@@ -164,6 +164,28 @@ def send_all(channels: list[Sender], text: str, subject: str = SUBJECT) -> list[
     return failed
 
 
+def send_with_retries(
+    channels: list[Sender],
+    text: str,
+    subject: str,
+    *,
+    attempts: int,
+    retry_delay: float,
+    wait: Callable[[float], bool],
+) -> list[Sender]:
+    """Send to every channel, retrying the failed ones `attempts` times with a doubling delay;
+    `wait(seconds)` returns True when the caller is stopping (then no more retries). Returns
+    the channels that never took the message."""
+    pending = list(channels)
+    for attempt in range(attempts):
+        pending = [c for c in pending if c.name in send_all([c], text, subject)]
+        if not pending:
+            break
+        if attempt + 1 < attempts and wait(retry_delay * (2**attempt)):
+            break  # stopping
+    return pending
+
+
 class Notifier:
     """A queue of new call ids and a worker thread that sends for each (if still missed)."""
 
@@ -219,14 +241,17 @@ class Notifier:
         if row["status"] != CallStatus.MISSED:
             return  # closed already (auto-closed, or a colleague was quick)
         text = message(row, self.zone)
-        pending = list(self.channels)
-        for attempt in range(self.attempts):
-            pending = [c for c in pending if c.name in send_all([c], text)]
-            if not pending:
-                log.info("notified about call %s", call_id)
-                return
-            if attempt + 1 < self.attempts and wait(self.retry_delay * (2**attempt)):
-                break  # stopping
+        pending = send_with_retries(
+            self.channels,
+            text,
+            SUBJECT,
+            attempts=self.attempts,
+            retry_delay=self.retry_delay,
+            wait=wait,
+        )
+        if not pending:
+            log.info("notified about call %s", call_id)
+            return
         log.error(
             "gave up notifying about call %s by %s", call_id, ", ".join(c.name for c in pending)
         )
