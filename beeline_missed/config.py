@@ -409,6 +409,16 @@ def _path(value: Any, where: str) -> Path:
     return Path(check_text(value, where)).expanduser()
 
 
+def _db(value: Any, where: str) -> Path:
+    """The register: a SQLite file's path, or a postgresql:// URL (engine.PostgresURL, which
+    stands in for the path and never prints its password)."""
+    from beeline_missed.store.engine import PostgresURL, is_url
+
+    if isinstance(value, str) and is_url(value.strip()):
+        return PostgresURL(check_text(value.strip(), where))  # type: ignore[return-value]
+    return _path(value, where)
+
+
 def _unknown_key(key: str, path: Path) -> UserError:
     import difflib
 
@@ -471,11 +481,11 @@ def load(
             values[key] = _coerce(key, value, COMMAND_LINE)
 
     if overrides.get("db"):
-        db = _path(overrides["db"], "--db")
+        db = _db(overrides["db"], "--db")
     elif env.get(ENV_DB):
-        db = _path(env[ENV_DB], ENV_DB)
+        db = _db(env[ENV_DB], ENV_DB)
     elif "db" in data:
-        db = _path(data["db"], f"Setting 'db' in {config_path}")
+        db = _db(data["db"], f"Setting 'db' in {config_path}")
     else:
         db = home / "register.sqlite"
     values["api_url"] = str(values.get("api_url", DEFAULT_API_URL)).rstrip("/")
@@ -521,13 +531,15 @@ def effective(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, f.name)
         if f.name in SECRETS:
             value = mask(value)
-        elif isinstance(value, Path):
-            value = str(value)
+        elif isinstance(value, Path) or f.name == "db":
+            value = str(value)  # a PostgreSQL URL prints with its password masked
         elif isinstance(value, tuple):
             value = list(value)
         elif f.name == "staff":
             value = {k: {"name": m.name, "abonent": m.abonent} for k, m in value.items()}
         shown[f.name] = value
+    # Which engine holds the register: 'sqlite' (a file) or 'postgresql' (a server).
+    shown["engine"] = "postgresql" if not isinstance(settings.db, Path) else "sqlite"
     return shown
 
 

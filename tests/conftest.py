@@ -11,7 +11,9 @@ import pytest
 from beeline_missed.onec_sim import OnecSimulator
 from beeline_missed.simulator import Simulator
 from beeline_missed.store import Register
+from beeline_missed.store.engine import PostgresURL
 from tests.support import clock
+from tests.support.postgres import Cluster, ClusterError
 
 if os.environ.get(clock.ENV):
     # Move the whole suite in time: this process now, every Python subprocess through
@@ -71,8 +73,42 @@ def onec_env(onec: OnecSimulator, monkeypatch: pytest.MonkeyPatch) -> OnecSimula
     return onec
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_engines` run once on SQLite and once on PostgreSQL: their `db_path`
+    (and so `register`) is a file, then a fresh database of the test cluster."""
+    if metafunc.definition.get_closest_marker("both_engines") and "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def db_path(home: Path) -> Path:
+def engine() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the whole run (tests/support/postgres.py)."""
+    try:
+        cluster = Cluster()
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        cluster.prepare_template()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> PostgresURL:
+    """A fresh PostgreSQL register (a copy of the migrated template) for this test."""
+    return pg_cluster.fresh()
+
+
+@pytest.fixture
+def db_path(home: Path, engine: str, request: pytest.FixtureRequest) -> Path:
+    if engine == "postgresql":
+        return request.getfixturevalue("pg_url")
     return home / "register.sqlite"
 
 

@@ -22,6 +22,7 @@ def test_migrations_are_recorded_and_idempotent(db_path: Path) -> None:
         assert db[table].exists()
 
 
+@pytest.mark.both_engines
 def test_insert_is_unique_per_session(register: Register) -> None:
     add_call(register, "s1", called_at="2026-11-27T10:00:00Z")
     with register.transaction():
@@ -36,6 +37,7 @@ def test_insert_is_unique_per_session(register: Register) -> None:
     assert register.calls.count() == 1
 
 
+@pytest.mark.both_engines
 def test_list_newest_first_and_only_missed(register: Register) -> None:
     old = add_call(register, "a", called_at="2026-11-27T09:00:00Z", phone="+79161234567")
     new = add_call(register, "b", called_at="2026-11-27T11:00:00Z", phone="+79031112233")
@@ -47,6 +49,7 @@ def test_list_newest_first_and_only_missed(register: Register) -> None:
     assert [c["id"] for c in register.calls.rows(include_handled=True)] == [new, old]
 
 
+@pytest.mark.both_engines
 def test_save_with_stale_version_conflicts(register: Register) -> None:
     call = add_call(register, "a", called_at="2026-11-27T09:00:00Z")
     register.calls.save(call, 1, status="called_back", result="first", user="a", handled_at=None)
@@ -57,6 +60,7 @@ def test_save_with_stale_version_conflicts(register: Register) -> None:
     assert register.calls.get(call)["result"] == "first"
 
 
+@pytest.mark.both_engines
 def test_one_line_per_caller_with_attempts(register: Register) -> None:
     first = add_call(register, "a", called_at="2026-11-27T09:00:00Z", phone="+79161234567")
     other = add_call(register, "b", called_at="2026-11-27T09:30:00Z", phone="+79031112233")
@@ -78,6 +82,7 @@ def test_one_line_per_caller_with_attempts(register: Register) -> None:
     assert len(register.calls.rows(include_handled=True)) == 6
 
 
+@pytest.mark.both_engines
 def test_save_calls_is_all_or_nothing(register: Register) -> None:
     a = add_call(register, "a", called_at="2026-11-27T09:00:00Z")
     b = add_call(register, "b", called_at="2026-11-27T10:00:00Z")

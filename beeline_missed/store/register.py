@@ -7,14 +7,15 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed.errors import UserError
-from beeline_missed.store import migrations
+from beeline_missed.store import engine, migrations
 from beeline_missed.store.callbacks import Attempts, Escalations
 from beeline_missed.store.calls import Calls
 from beeline_missed.store.claims import Claims
 from beeline_missed.store.clients import Clients
+from beeline_missed.store.engine import PostgresURL
 from beeline_missed.store.intake import Inbox, Sessions
 from beeline_missed.store.meta import Meta
 from beeline_missed.store.onec import OneC
@@ -35,8 +36,11 @@ def missing(path: Path) -> UserError:
     )
 
 
-def connect(path: Path | str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
-    """Open the register file with the settings every process uses."""
+def connect(path: Path | str | PostgresURL, busy_timeout_ms: int = 10_000) -> Any:
+    """Open the register file with the settings every process uses (a PostgreSQL register:
+    its database, through the engine layer)."""
+    if isinstance(path, PostgresURL):
+        return engine.connect(path, max(1, busy_timeout_ms // 1000))
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +79,8 @@ class Register:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # 'sqlite' or 'postgresql': the few places whose SQL differs in meaning ask this.
+        self.engine: str = getattr(conn, "engine", "sqlite")
         self.meta = Meta(self)
         self.calls = Calls(self)
         self.clients = Clients(self)
@@ -96,8 +102,18 @@ class Register:
         return sqlite_utils.Database(self.conn)
 
     @classmethod
-    def open(cls, path: Path | str) -> Register:
+    def open(cls, path: Path | str | PostgresURL) -> Register:
         register = cls(connect(path))
+        if register.engine == "postgresql":
+            from beeline_missed.store import pg_schema
+
+            try:
+                if pg_schema.pending(register.conn):
+                    pg_schema.migrate(register.conn)
+            except sqlite3.Error as exc:
+                register.close()
+                raise UserError(f"Cannot prepare the register {path}: {exc}.") from None
+            return register
         try:
             if migrations.pending(register.conn):
                 migrations.migrate(register.db)
@@ -129,14 +145,26 @@ class Register:
         self.conn.commit()
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits: a cheap 'anything new?' check."""
+        """Changes whenever another connection commits: a cheap 'anything new?' check. On
+        PostgreSQL: the server's current snapshot (next transaction id and those in progress)
+        changes whenever a writing transaction starts or ends, anywhere on the server; a change
+        that is not ours costs one needless refresh, never a missed one."""
+        if self.engine == "postgresql":
+            import zlib
+
+            row = self.conn.execute("SELECT CAST(pg_current_snapshot() AS TEXT)").fetchone()
+            return zlib.crc32(str(row[0]).encode())
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def fast_commits(self) -> None:
         """Commit without waiting for the disk, on a connection that writes only what the inbox
         can rebuild (the daemon's processor). WAL keeps each commit atomic, and the next durable
         commit (the intake's, synchronous=FULL) flushes these too; a power cut can lose only the
-        latest derived rows, which the processor derives again from the inbox."""
+        latest derived rows, which the processor derives again from the inbox. On PostgreSQL
+        the same trade is synchronous_commit = off for this session."""
+        if self.engine == "postgresql":
+            self.conn.execute("SET synchronous_commit = off")
+            return
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
     def manual_checkpoints(self) -> None:

@@ -1,0 +1,468 @@
+"""The register on PostgreSQL: the one place where the engines differ.
+
+The store is written in SQLite's dialect and against sqlite3's connection API. On PostgreSQL
+the register's connection is a `PgConnection`: the same `execute` / `executemany` / `commit` /
+`rollback` / `in_transaction`, rows that read by index and by name (as `sqlite3.Row`), and each
+statement translated once (cached) from SQLite's dialect where the two only spell the same thing
+differently: `?` placeholders, `INSERT OR IGNORE` / `OR REPLACE`, `IS ?`, `group_concat`,
+`instr`, two-argument `max`/`min`, the reserved column name `user`, an unnamed subquery, a
+`lastrowid` (PostgreSQL needs `RETURNING id`). What differs in meaning rather than spelling
+(the schema, PRAGMAs, `data_version`, report date functions) is written per engine where it is
+used. psycopg's errors are raised as the sqlite3 exceptions of the same kind, so callers that
+turn a failing register into a sentence (or the hook into a 503) need no change.
+
+psycopg is imported only when a register is on PostgreSQL: SQLite commands pay nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from beeline_missed.errors import UserError
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMES = ("postgresql://", "postgres://")
+
+# Tables whose `id` PostgreSQL generates: an INSERT into them returns it (sqlite3's lastrowid).
+ID_TABLES = frozenset({"calls", "inbox", "clients", "onec_bookings", "callback_attempts"})
+
+# The conflict target of each table written with INSERT OR REPLACE (its primary key).
+REPLACE_KEYS = {
+    "legs": ("target_id", "call_id", "ext_tracking_id"),
+    "claims": ("case_key",),
+    "abonents": ("user_id",),
+    "meta": ("key",),
+    "onec_seen": ("ref",),
+}
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(SCHEMES)
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced: what may be printed or logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class PostgresURL:
+    """`--db` / `BEELINE_MISSED_DB` naming a PostgreSQL register. It stands where a register's
+    Path stands in the settings; printing it never shows the password."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __str__(self) -> str:
+        return mask(self.url)
+
+    def __repr__(self) -> str:
+        return f"PostgresURL({mask(self.url)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PostgresURL) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    def resolve(self) -> PostgresURL:
+        return self
+
+    def exists(self) -> bool:
+        """Whether the database holds a register (its migrations table): a read command
+        refuses an empty database as it refuses a missing file."""
+        conn = connect(self)
+        try:
+            row = conn.execute("SELECT to_regclass('_migrations') IS NOT NULL").fetchone()
+            return bool(row[0])
+        finally:
+            conn.close()
+
+
+def engine_of(db: object) -> str:
+    return "postgresql" if isinstance(db, PostgresURL) else "sqlite"
+
+
+class Row(tuple):
+    """A result row as sqlite3.Row reads: by position, by column name, and dict(row)."""
+
+    __slots__ = ()
+    names: tuple[str, ...] = ()
+    index: dict[str, int] = {}  # noqa: RUF012 -- set per row class
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    return type("Row", (Row,), {"names": names, "index": {n: i for i, n in enumerate(names)}})
+
+
+def _row_factory(cursor: Any) -> Any:
+    description = cursor.description
+    if description is None:
+        return None
+    cls = _row_class(tuple(d.name for d in description))
+
+    def make(values: Sequence[Any]) -> Row:
+        return cls(values)
+
+    return make
+
+
+# --- translation ----------------------------------------------------------------------------
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_WORD_USER = re.compile(r'(?<![.\w"])user(?![\w"])', re.IGNORECASE)
+
+
+def _split_literals(sql: str) -> list[tuple[bool, str]]:
+    """The statement cut into (is_literal, text) pieces: nothing inside '...' is rewritten."""
+    pieces: list[tuple[bool, str]] = []
+    pos = 0
+    for match in _LITERAL.finditer(sql):
+        pieces.append((False, sql[pos : match.start()]))
+        pieces.append((True, match.group()))
+        pos = match.end()
+    pieces.append((False, sql[pos:]))
+    return pieces
+
+
+def _matching(sql: str, open_at: int) -> int:
+    """Index of the parenthesis closing the one at `open_at` (literals already masked)."""
+    depth = 0
+    for i in range(open_at, len(sql)):
+        if sql[i] == "(":
+            depth += 1
+        elif sql[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ValueError("unbalanced parentheses")
+
+
+def _top_level_args(inner: str) -> list[str]:
+    args, depth, start = [], 0, 0
+    for i, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(inner[start:i])
+            start = i + 1
+    args.append(inner[start:])
+    return args
+
+
+def _rewrite_calls(sql: str) -> str:
+    """group_concat(x[, sep]) -> string_agg(CAST(x AS TEXT), sep); max(a, b) -> greatest(a, b);
+    min(a, b) -> least(a, b); instr -> strpos; char(n) -> chr(n)."""
+    pattern = re.compile(r"\b(group_concat|max|min|instr|char)\s*\(", re.IGNORECASE)
+    pos = 0
+    while True:
+        match = pattern.search(sql, pos)
+        if match is None:
+            return sql
+        name = match.group(1).lower()
+        open_at = match.end() - 1
+        close = _matching(sql, open_at)
+        args = _top_level_args(sql[open_at + 1 : close])
+        if name == "group_concat":
+            sep = args[1].strip() if len(args) > 1 else "','"
+            new = f"string_agg(CAST({args[0].strip()} AS TEXT), {sep})"
+            sql = sql[: match.start()] + new + sql[close + 1 :]
+            pos = match.start() + len("string_agg(")
+            continue
+        replacement = {"instr": "strpos", "char": "chr"}.get(name)
+        if name in ("max", "min") and len(args) == 2:
+            replacement = "greatest" if name == "max" else "least"
+        if replacement:
+            sql = sql[: match.start()] + replacement + sql[match.end() - 1 :]
+        pos = match.start() + 1
+
+
+def _alias_subqueries(sql: str) -> str:
+    """PostgreSQL 15 wants a name on every subquery in FROM; SQLite does not."""
+    pattern = re.compile(r"\bFROM\s*\(\s*(?=SELECT\b|WITH\b)", re.IGNORECASE)
+    follows_alias = re.compile(r"\s*(AS\b|[A-Za-z_]\w*\b(?<!WHERE)(?<!ORDER)(?<!GROUP)(?<!LIMIT))")
+    clause = re.compile(
+        r"\s*(\)|$|WHERE\b|ORDER\b|GROUP\b|LIMIT\b|JOIN\b|LEFT\b|INNER\b|UNION\b|,)", re.I
+    )
+    pos, n = 0, 0
+    while True:
+        match = pattern.search(sql, pos)
+        if match is None:
+            return sql
+        open_at = sql.index("(", match.start())
+        close = _matching(sql, open_at)
+        rest = sql[close + 1 :]
+        if clause.match(rest) or not follows_alias.match(rest):
+            n += 1
+            sql = sql[: close + 1] + f" AS _sub{n}" + sql[close + 1 :]
+        pos = open_at + 1
+
+
+@functools.lru_cache(maxsize=2048)
+def translate(sql: str) -> tuple[str, bool]:
+    """SQLite's dialect to PostgreSQL's; returns the statement and whether it returns the new
+    row's id (an INSERT into an ID_TABLES table, for lastrowid)."""
+    stripped = sql.strip()
+    head = stripped[:40].upper()
+    if head.startswith("BEGIN"):
+        return "BEGIN", False
+    # Literals are masked while rewriting, so that nothing inside them changes.
+    pieces = _split_literals(stripped)
+    literals = [text for is_lit, text in pieces if is_lit]
+    masked_parts = []
+    lit_no = 0
+    for is_lit, text in pieces:
+        if is_lit:
+            masked_parts.append(f"'\x00{lit_no}'")
+            lit_no += 1
+        else:
+            masked_parts.append(text)
+    masked = "".join(masked_parts)
+
+    or_ignore = re.search(r"\bINSERT\s+OR\s+IGNORE\s+INTO\b", masked, re.I)
+    or_replace = re.search(r"\bINSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*(\(([^)]*)\))?", masked, re.I)
+    if or_ignore:
+        masked = masked[: or_ignore.start()] + "INSERT INTO" + masked[or_ignore.end() :]
+        masked += " ON CONFLICT DO NOTHING"
+    elif or_replace:
+        table = or_replace.group(1)
+        keys = REPLACE_KEYS[table]
+        columns = [c.strip() for c in (or_replace.group(3) or "").split(",") if c.strip()]
+        masked = re.sub(r"\bINSERT\s+OR\s+REPLACE\s+INTO\b", "INSERT INTO", masked, count=1,
+                        flags=re.I)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
+        conflict = f" ON CONFLICT ({', '.join(keys)}) DO "
+        masked += conflict + (f"UPDATE SET {updates}" if updates else "NOTHING")
+    masked = re.sub(r"\bIS\s+NOT\s+(?=\?|\()", "IS DISTINCT FROM ", masked, flags=re.I)
+    masked = re.sub(r"\bIS\s+(?=\?|\()", "IS NOT DISTINCT FROM ", masked, flags=re.I)
+    masked = _rewrite_calls(masked)
+    masked = _alias_subqueries(masked)
+    masked = _WORD_USER.sub('"user"', masked)
+    masked = re.sub(r"\bAS\s+REAL\b", "AS DOUBLE PRECISION", masked, flags=re.I)
+    masked = re.sub(r"\bWITHOUT\s+ROWID\b", "", masked, flags=re.I)
+    if re.match(r"\s*CREATE\s+TEMP", masked, re.I):
+        masked = re.sub(r"\bINTEGER\b", "BIGINT", masked)
+    masked = re.sub(r"\browid\b", "ctid", masked, flags=re.I)
+    returns_id = False
+    insert = re.match(r"\s*INSERT\s+INTO\s+(\w+)", masked, re.I)
+    if insert and insert.group(1).lower() in ID_TABLES and "RETURNING" not in masked.upper():
+        masked += " RETURNING id"
+        returns_id = True
+    # Placeholders last, numbered in order.
+    counter = iter(range(1, 10_000))
+    masked = re.sub(r"\?", lambda _: f"${next(counter)}", masked)
+    out = re.sub(r"'\x00(\d+)'", lambda m: literals[int(m.group(1))], masked)
+    return out, returns_id
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _as_sqlite_error(exc: Exception) -> sqlite3.Error:
+    """psycopg's error as the sqlite3 error of the same kind (callers catch those)."""
+    import psycopg
+
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    kind: type[sqlite3.Error]
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        kind = sqlite3.IntegrityError
+    elif isinstance(exc, psycopg.errors.DataError):
+        kind = sqlite3.DataError
+    elif isinstance(exc, psycopg.OperationalError | psycopg.ProgrammingError):
+        kind = sqlite3.OperationalError
+    else:
+        kind = sqlite3.DatabaseError
+    error = kind(message)
+    error.__cause__ = exc
+    return error
+
+
+class PgCursor:
+    """What sqlite3's cursor gives the store: rows, rowcount, lastrowid."""
+
+    def __init__(self, cursor: Any, returns_id: bool) -> None:
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+        self.lastrowid: int | None = None
+        if returns_id:
+            row = cursor.fetchone()
+            self.lastrowid = int(row[0]) if row else None
+            self._rows: list[Any] | None = []
+        else:
+            self._rows = None
+
+    def fetchone(self) -> Any:
+        if self._rows is not None:
+            return self._rows.pop(0) if self._rows else None
+        if self._cursor.description is None:
+            return None
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        if self._rows is not None:
+            rows, self._rows = self._rows, []
+            return rows
+        if self._cursor.description is None:
+            return []
+        return self._cursor.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class _Constant:
+    """A cursor for a PRAGMA, which PostgreSQL has no use for: one row (0)."""
+
+    rowcount = -1
+    lastrowid = None
+
+    def fetchone(self) -> tuple[int]:
+        return (0,)
+
+    def fetchall(self) -> list[tuple[int]]:
+        return [(0,)]
+
+    def __iter__(self) -> Iterator[tuple[int]]:
+        return iter([(0,)])
+
+
+class PgConnection:
+    """A psycopg connection behind the part of sqlite3.Connection's API the store uses."""
+
+    engine = "postgresql"
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+        self.url: PostgresURL | None = None
+        self.lock = threading.RLock()
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        if sql.lstrip()[:6].upper() == "PRAGMA":
+            return _Constant()
+        text, returns_id = translate(sql)
+        try:
+            with self.lock:
+                cursor = self.raw.cursor()
+                cursor.execute(text, list(params) if params is not None else None)
+                return PgCursor(cursor, returns_id)
+        except Exception as exc:
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                raise _as_sqlite_error(exc) from exc
+            raise
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        text, _ = translate(sql)
+        text = text.removesuffix(" RETURNING id")
+        try:
+            with self.lock:
+                cursor = self.raw.cursor()
+                cursor.executemany(text, [list(r) for r in rows])
+                return PgCursor(cursor, False)
+        except Exception as exc:
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                raise _as_sqlite_error(exc) from exc
+            raise
+
+    def commit(self) -> None:
+        if self.in_transaction:
+            self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            try:
+                self.execute("ROLLBACK")
+            except sqlite3.OperationalError:
+                pass  # the connection is gone: so is its transaction
+
+    def close(self) -> None:
+        self.raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.raw.closed)
+
+
+def _configure_adapters(raw: Any) -> None:
+    """Types as SQLite hands them back: numeric sums as int (or float), bool stored as 0/1."""
+    from psycopg.adapt import Loader
+    from psycopg.types.numeric import IntDumper
+
+    class NumericLoader(Loader):
+        def load(self, data: Any) -> Any:
+            text = bytes(data).decode()
+            if "." in text or "e" in text.lower() or text in ("NaN", "Infinity", "-Infinity"):
+                return float(text)
+            return int(text)
+
+    raw.adapters.register_loader("numeric", NumericLoader)
+
+    class BoolAsInt(IntDumper):
+        def dump(self, obj: Any) -> Any:
+            return super().dump(int(obj))
+
+    raw.adapters.register_dumper(bool, BoolAsInt)
+
+
+def connect(url: PostgresURL, timeout_s: int = 10) -> PgConnection:
+    """Open the register's database. The password comes from the URL, PGPASSWORD or .pgpass
+    (libpq reads the last two itself); a failure names the server, never the password."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        raise UserError("PostgreSQL needs the psycopg package: pip install 'psycopg[binary]'.")
+    try:
+        raw = psycopg.connect(
+            url.url,
+            autocommit=True,
+            connect_timeout=timeout_s,
+            row_factory=_row_factory,
+            cursor_factory=psycopg.RawCursor,
+        )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"Cannot connect to the register {url}: {reason.replace(url.url, str(url))}.",
+            ru=f"Не удаётся подключиться к реестру звонков {url}: {reason}.",
+        ) from None
+    # Times are stored as UTC text by the store, as on SQLite; the session's zone only matters
+    # to reports, which say which zone they mean.
+    raw.execute("SET TIME ZONE 'UTC'")
+    _configure_adapters(raw)
+    conn = PgConnection(raw)
+    conn.url = url
+    return conn
