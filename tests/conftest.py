@@ -106,9 +106,14 @@ def pg_url(pg_cluster: Cluster) -> PostgresURL:
 
 
 @pytest.fixture
-def db_path(home: Path, engine: str, request: pytest.FixtureRequest) -> Path:
+def db_path(
+    home: Path, engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     if engine == "postgresql":
-        return request.getfixturevalue("pg_url")
+        url = request.getfixturevalue("pg_url")
+        # Commands the test runs (in-process or as subprocesses) use the same register.
+        monkeypatch.setenv("BEELINE_MISSED_DB", url.url)
+        return url
     return home / "register.sqlite"
 
 

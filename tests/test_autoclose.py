@@ -30,6 +30,8 @@ from tests.support.e2e import (
 )
 from tests.support.peek import force_result, sqlite_count
 
+pytestmark = pytest.mark.both_engines
+
 CALLER = "+79161234567"
 OTHER = "+79031112233"
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -115,7 +117,7 @@ def test_auto_close_off_and_staff_names_from_config(home: Path, sim: Simulator) 
         assert [(r["phone"], r["status"]) for r in after] == [(CALLER, "missed")]
     finally:
         proc.stop()
-    register = Register.open(home / "register.sqlite")
+    register = Register.open(config.load().db)  # the test's register, file or database
     try:
         names = autoclose.StaffNames.load(register, config.load().staff_names)
         assert names.name(GROUP[1]) == "Игорь"  # configured by extension

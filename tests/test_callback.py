@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import xsi_build
+from beeline_missed import config, xsi_build
 from beeline_missed.simulator import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
@@ -21,6 +21,8 @@ from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config
 from tests.support.factories import add_call
 from tests.support.peek import sqlite_count
+
+pytestmark = pytest.mark.both_engines
 
 CALLER = "+79161234567"
 STAFF = """\
@@ -52,7 +54,7 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 
 
 def claims_of(home: Path) -> list[tuple[str, str]]:
-    register = Register.open(home / "register.sqlite")
+    register = Register.open(config.load().db)  # the test's register, file or database
     try:
         return [(key, claim["claimed_by"]) for key, claim in register.claims.rows().items()]
     finally:
@@ -63,7 +65,7 @@ def set_claimed_at(home: Path, minutes_ago: int) -> None:
     """Age every claim: the claim's clock is the register's stored time, not a sleep (and the
     tests' "now", which BEELINE_MISSED_TEST_NOW moves with the CLI's)."""
     at = clock.stored(clock.now() - timedelta(minutes=minutes_ago))
-    register = Register.open(home / "register.sqlite")
+    register = Register.open(config.load().db)  # the test's register, file or database
     try:
         for key, claim in register.claims.rows().items():
             register.claims.claim(key, lambda _current, by=claim["claimed_by"]: (by, at))

@@ -12,6 +12,8 @@ from beeline_missed.config import StaffMember
 from beeline_missed.errors import UserError
 from tests.support import clock
 
+pytestmark = pytest.mark.both_engines
+
 TTL = 1800.0
 NOW = clock.moment(clock.today(), 14, 35)
 NAMES = {"petrov": "Петров", "anna": "Смирнова"}.get

@@ -21,6 +21,8 @@ from tests.support.factories import add_call
 runner = CliRunner()
 
 # A 1C export: a title line, a blank line, then the header. Numbers in every habit.
+pytestmark = pytest.mark.both_engines
+
 HEADER = ["Код", "Наименование", "Телефон", "Мобильный телефон"]
 ROWS = [
     ["000001", "Иванов Иван Иванович", "8 (916) 123-45-67", "+7 916 7654321, 79161112233"],

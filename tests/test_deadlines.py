@@ -19,6 +19,8 @@ from beeline_missed.vocabulary import CallStatus
 from tests.support import clock
 from tests.support.factories import add_call
 
+pytestmark = pytest.mark.both_engines
+
 MOSCOW = ZoneInfo("Europe/Moscow")
 runner = CliRunner()
 # A Monday 12:00 in Moscow (09:00 UTC); the rules take the clock as a parameter.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import random
 
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +14,8 @@ from beeline_missed.processing import Processor
 from beeline_missed.store import Register
 
 T0 = 1795766400000
+pytestmark = pytest.mark.both_engines
+
 GROUP = ["201@ip.beeline.ru", "202@ip.beeline.ru", "203@ip.beeline.ru"]
 
 

@@ -16,6 +16,8 @@ from beeline_missed.store import Register
 from beeline_missed.xsi_build import Step
 
 T0 = 1795766400000
+pytestmark = pytest.mark.both_engines
+
 AGENTS = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru"]
 GROUP = ["9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
 CALLER = "+79161234567"

@@ -25,6 +25,8 @@ from tests.support.e2e import GROUP, start_daemon, write_config
 from tests.support.factories import add_call
 from tests.test_notify import TOKEN, FakeTelegram, Inbox, config_text, mail_text
 
+pytestmark = pytest.mark.both_engines
+
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 

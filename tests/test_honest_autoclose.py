@@ -26,6 +26,8 @@ from tests.support.e2e import start_daemon as start
 from tests.support.factories import add_call
 from tests.support.peek import sqlite_count
 
+pytestmark = pytest.mark.both_engines
+
 CALLER = "+79161234567"
 OTHER = "+79031112233"
 MOSCOW = ZoneInfo("Europe/Moscow")

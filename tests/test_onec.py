@@ -33,6 +33,8 @@ from tests.support.factories import add_call
 from tests.support.peek import onec_refs
 
 runner = CliRunner()
+pytestmark = pytest.mark.both_engines
+
 ENTITY_PATH = "Catalog_%D0%9A%D0%BE%D0%BD%D1%82%D1%80%D0%B0%D0%B3%D0%B5%D0%BD%D1%82%D1%8B"
 
 

@@ -25,6 +25,8 @@ from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon
 
 T0 = 1795766400000  # 2026-11-27 08:00 UTC, 11:00 in Moscow
+pytestmark = pytest.mark.both_engines
+
 CALLER = "+79161234567"
 OTHER = "+79031112233"
 DAY_FROM = datetime(2026, 11, 27, tzinfo=UTC)

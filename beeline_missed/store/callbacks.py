@@ -55,7 +55,8 @@ class Attempts(Part):
         marks = ",".join("?" * len(ids))
         rows = self.conn.execute(
             f"""
-            SELECT session_key, direction, attempted_at, talk_seconds, who,
+            SELECT session_key, min(direction) AS direction, min(attempted_at) AS attempted_at,
+                   min(talk_seconds) AS talk_seconds, min(who) AS who,
                    group_concat(call_id) AS call_ids
             FROM callback_attempts WHERE call_id IN ({marks})
             GROUP BY session_key ORDER BY attempted_at, session_key

@@ -204,13 +204,22 @@ class Clients(Part):
             "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL, "
             "PRIMARY KEY (cid, phone)) WITHOUT ROWID"
         )
+        # SQLite takes ident and raw from the row of max(row_no); PostgreSQL says so.
+        won = (
+            """(SELECT phone, ident, raw, max(row_no) AS last_row,
+                       count(DISTINCT ident) > 1 AS shared
+                FROM imp_phone GROUP BY phone)"""
+            if self.register.engine == "sqlite"
+            else """(SELECT DISTINCT ON (p.phone) p.phone, p.ident, p.raw, p.row_no AS last_row,
+                       CAST((SELECT count(DISTINCT q.ident) FROM imp_phone AS q
+                             WHERE q.phone = p.phone) > 1 AS INTEGER) AS shared
+                FROM imp_phone AS p ORDER BY p.phone, p.row_no DESC)"""
+        )
         conn.execute(
-            """
+            f"""
             INSERT INTO imp_won
                 SELECT c.id, w.phone, w.raw, w.last_row, w.shared
-                FROM (SELECT phone, ident, raw, max(row_no) AS last_row,
-                             count(DISTINCT ident) > 1 AS shared
-                      FROM imp_phone GROUP BY phone) AS w
+                FROM {won} AS w
                 JOIN imp_client c ON c.ident = w.ident
                 ORDER BY c.id, w.phone
             """
@@ -279,12 +288,12 @@ class Clients(Part):
         conn.execute(
             """
             UPDATE imp_client SET state = CASE WHEN
-                (:replace AND c.name != imp_client.name)
+                (:replace = 1 AND c.name != imp_client.name)
                 OR (imp_client.code IS NOT NULL AND c.external_id IS NOT imp_client.code)
                 OR EXISTS (SELECT 1 FROM imp_won AS w WHERE w.cid = imp_client.id
                            AND NOT EXISTS (SELECT 1 FROM client_phones AS cp
                                            WHERE cp.client_id = c.id AND cp.phone = w.phone))
-                OR (:replace AND EXISTS (
+                OR (:replace = 1 AND EXISTS (
                         SELECT 1 FROM client_phones AS cp WHERE cp.client_id = c.id
                         AND NOT EXISTS (SELECT 1 FROM imp_won AS w
                                         WHERE w.phone = cp.phone AND w.cid = imp_client.id)))
@@ -398,7 +407,7 @@ class Clients(Part):
         file and one of the directory that is not in it."""
         conn = self.conn
         count = conn.execute(
-            "SELECT count(*) FROM (SELECT phone FROM imp_won WHERE shared "
+            "SELECT count(*) FROM (SELECT phone FROM imp_won WHERE shared = 1 "
             "UNION SELECT phone FROM imp_moved)"
         ).fetchone()[0]
         shown: dict[str, list[str]] = {}
@@ -409,7 +418,7 @@ class Clients(Part):
         for phone, name in conn.execute(
             """
             SELECT p.phone, c.name FROM imp_phone AS p JOIN imp_client AS c ON c.ident = p.ident
-            WHERE p.phone IN (SELECT phone FROM imp_won WHERE shared ORDER BY last_row LIMIT ?)
+            WHERE p.phone IN (SELECT phone FROM imp_won WHERE shared = 1 ORDER BY last_row LIMIT ?)
             GROUP BY p.phone, c.id ORDER BY min(p.row_no)
             """,
             [SHARED_SHOWN],

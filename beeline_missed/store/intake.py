@@ -224,7 +224,7 @@ class Sessions(Part):
                 INSERT INTO sessions (ext_tracking_id, state, last_event_ms)
                 VALUES (?, 'pending', ?)
                 ON CONFLICT(ext_tracking_id)
-                DO UPDATE SET last_event_ms = max(last_event_ms, excluded.last_event_ms)
+                DO UPDATE SET last_event_ms = max(sessions.last_event_ms, excluded.last_event_ms)
                 """,
                 [ext_tracking_id, event_ms],
             )

@@ -69,7 +69,7 @@ class OneC(Part):
             def staged() -> Iterator[tuple[str | None, str, list[tuple[str, str]]]]:
                 for low in range(1, seen + 1, STAGE_CHUNK):
                     chunk = conn.execute(
-                        "SELECT code, name, numbers FROM onec_seen WHERE usable "
+                        "SELECT code, name, numbers FROM onec_seen WHERE usable = 1 "
                         "AND n BETWEEN ? AND ? ORDER BY n",
                         [low, low + STAGE_CHUNK - 1],
                     ).fetchall()
@@ -83,7 +83,7 @@ class OneC(Part):
             conn.execute(f"PRAGMA cache_size = {int(cache)}")
             conn.execute("PRAGMA temp.cache_size = -2000")
             counts["total"] = conn.execute(
-                "SELECT count(*) FROM onec_seen WHERE usable"
+                "SELECT count(*) FROM onec_seen WHERE usable = 1"
             ).fetchone()[0]
             # Each synced client's Ref_Key: found by its code, or, without one, by its name.
             for low in range(1, seen + 1, STAGE_CHUNK):
@@ -93,13 +93,13 @@ class OneC(Part):
                     span = [low, low + STAGE_CHUNK - 1]
                     conn.execute(
                         "UPDATE clients SET onec_ref = s.ref FROM onec_seen AS s "
-                        "WHERE s.n BETWEEN ? AND ? AND s.usable AND s.code IS NOT NULL "
+                        "WHERE s.n BETWEEN ? AND ? AND s.usable = 1 AND s.code IS NOT NULL "
                         "AND clients.external_id = s.code AND clients.onec_ref IS NOT s.ref",
                         span,
                     )
                     conn.execute(
                         "UPDATE clients SET onec_ref = s.ref FROM onec_seen AS s "
-                        "WHERE s.n BETWEEN ? AND ? AND s.usable AND s.code IS NULL "
+                        "WHERE s.n BETWEEN ? AND ? AND s.usable = 1 AND s.code IS NULL "
                         "AND clients.external_id IS NULL AND clients.name_key = s.name_key "
                         "AND clients.onec_ref IS NOT s.ref",
                         span,
