@@ -26,7 +26,7 @@ from itertools import pairwise, repeat
 from pathlib import Path
 from typing import Any
 
-from beeline_missed import timefmt
+from beeline_missed import report_pg, timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.vocabulary import (
     CLOSED_BY_LABELS,
@@ -447,10 +447,12 @@ def _icontains(haystack: Any, needle: Any) -> int | None:
     return int(_fold(needle) in _fold(haystack))
 
 
-def _filter_sql(flt: Filter, column: str) -> tuple[str, list[Any]]:
+def _filter_sql(flt: Filter, column: str, postgres: bool = False) -> tuple[str, list[Any]]:
     op, raw = flt.op, flt.value
     if op in ("~", "!~"):
-        if raw.isascii():
+        if postgres:
+            test, raw = report_pg.contains_sql(column), _fold(raw)
+        elif raw.isascii():
             # SQLite's lower() folds ASCII only, which is exact for an ASCII needle (and an
             # ASCII needle cannot hold ё).
             test = f"instr(lower({column}), lower(?)) > 0"
@@ -732,9 +734,16 @@ def _shift_expr(segments: list[tuple[str, str]], column: str) -> tuple[str, list
 
 
 def _column_sql(
-    fld: Field, called: tuple[str, list[Any]], handled: tuple[str, list[Any]]
+    fld: Field,
+    called: tuple[str, list[Any]],
+    handled: tuple[str, list[Any]],
+    postgres: bool = False,
 ) -> tuple[str, list[Any]]:
     """A field's SQL with its bound parameters, in textual order."""
+    if postgres and fld.name in report_pg.FIELD_SQL:
+        if fld.name == "handled":
+            return report_pg.column_sql(fld.name, "calls.handled_at", handled)
+        return report_pg.column_sql(fld.name, "calls.called_at", called)
     sql = fld.column
     params: list[Any] = []
     if _LOCAL in sql:
@@ -747,6 +756,7 @@ def _column_sql(
 
 
 def build_report(db_path: Path | str, spec: Spec) -> Report:
+    postgres = not isinstance(db_path, Path | str)  # a PostgresURL: see report_pg
     period = spec.period
     fields_ = [get_field(name) for name in spec.group_by]
     seen: set[str] = set()
@@ -768,14 +778,14 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
     select: list[str] = []
     params: list[Any] = []
     for fld in fields_:
-        sql, p = _column_sql(fld, called_shift, handled_shift)
+        sql, p = _column_sql(fld, called_shift, handled_shift, postgres)
         select.append(sql)
         params += p
     where = ["calls.called_at >= ?", "calls.called_at < ?"]
     where_params: list[Any] = [start, end]
     for flt in spec.filters:
-        column, p = _column_sql(flt.field, called_shift, handled_shift)
-        sql, q = _filter_sql(flt, column)
+        column, p = _column_sql(flt.field, called_shift, handled_shift, postgres)
+        sql, q = _filter_sql(flt, column, postgres)
         where.append(sql)
         where_params += p + q
     needs_client = any(f.needs_client for f in fields_) or any(
@@ -786,9 +796,14 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
 
     conn = _open(db_path)
     try:
-        tables = {
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
+        tables = (
+            report_pg.tables(conn)
+            if postgres
+            else {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        )
         if "calls" not in tables:
             # A register another process is still creating: no calls yet.
             empty = Measures(deadlines=tuple(spec.deadlines))
@@ -802,7 +817,9 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
             else "0"
         )
         measures = (
-            "count(*), sum(calls.status = 'called_back'), "
+            report_pg.MEASURES + attempts
+            if postgres
+            else "count(*), sum(calls.status = 'called_back'), "
             "group_concat(calls.phone), group_concat(CASE WHEN calls.status = 'called_back' "
             "THEN max(0, CAST(round((julianday(calls.handled_at) - julianday(calls.called_at))"
             " * 86400) AS INTEGER)) END), "
@@ -812,11 +829,11 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
         )
         head = f"SELECT {keys + ', ' if keys else ''}{measures} FROM calls"
         params.append(end)
-        in_range, low, high = _range_size(conn, start, end)
+        in_range, low, high = (0, 0, 0) if postgres else _range_size(conn, start, end)
         # A long period is read faster by scanning the table than through the called_at
         # index (one random page read per row); a short one the other way round.
         scan = in_range * 4 > (high - low + 1)
-        table = " NOT INDEXED" if scan else ""
+        table = " NOT INDEXED" if scan and not postgres else ""
         join = " LEFT JOIN clients ON clients.id = calls.client_id" if needs_client else ""
         base = head + table + join + " WHERE " + " AND ".join(where)
         workers = min(os.cpu_count() or 1, 4) if scan and in_range >= PARALLEL_MIN_ROWS else 1
@@ -850,6 +867,14 @@ def build_report(db_path: Path | str, spec: Spec) -> Report:
 
 
 def _open(db_path: Path | str) -> sqlite3.Connection:
+    if not isinstance(db_path, Path | str):  # a PostgreSQL register
+        from beeline_missed.store import engine, missing
+
+        if not db_path.exists():
+            raise missing(db_path)  # type: ignore[arg-type]
+        conn = engine.connect(db_path)
+        conn.execute("SET default_transaction_read_only = on")
+        return conn  # type: ignore[return-value]
     path = Path(db_path)
     if not path.exists():
         from beeline_missed.store import missing

@@ -18,6 +18,8 @@ from beeline_missed.store import Register
 from tests.support.factories import add_call
 from tests.support.report_data import A, B, C, fill
 
+pytestmark = pytest.mark.both_engines
+
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
@@ -229,6 +231,7 @@ def fill_evenly(register: Register, count: int = BIG) -> dict[str, int]:
     return per_day
 
 
+@pytest.mark.sqlite_only  # rowid slices: SQLite only
 @pytest.mark.parametrize("cpus", [None, 1, 2, 3, 4, 64])
 def test_parallel_slices_lose_no_call_not_even_the_newest(
     register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int | None
@@ -756,6 +759,7 @@ def test_field_names_aliases_and_dashes() -> None:
     )
 
 
+@pytest.mark.sqlite_only  # rowid slices: SQLite only
 def test_the_period_size_estimate(register: Register, db_path: Path) -> None:
     # Four calls at 0, 1, 2 and 3 s: the table spans 4 s (the last second counts).
     for second in range(4):
