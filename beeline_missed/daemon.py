@@ -85,13 +85,19 @@ class RegisterWatch:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        opened = os.stat(path)  # right after the intake opened it: the file the daemon writes
-        self.identity = (opened.st_dev, opened.st_ino)
         self.lock = threading.Lock()
         self.problem: str | None = None
+        # A register on a database server has no file to lose (engine.PostgresURL).
+        self.server = not isinstance(path, Path)
+        if self.server:
+            return
+        opened = os.stat(path)  # right after the intake opened it: the file the daemon writes
+        self.identity = (opened.st_dev, opened.st_ino)
 
     def check(self) -> str | None:
         """None while the path still leads to the open register, else what happened to it."""
+        if self.server:
+            return None
         try:
             now = os.stat(self.path)
         except FileNotFoundError:
@@ -497,8 +503,15 @@ class Workers:
                         register.checkpoint()
                         next_checkpoint = time.monotonic() + 1.0
                     backoff.succeeded()
-                except Exception:
-                    log.exception("processing failed; retrying")
+                except Exception as exc:
+                    if register.engine == "postgresql" and isinstance(
+                        exc, sqlite3.OperationalError
+                    ):
+                        # The database server unreachable (restarting, network): one line; the
+                        # connection is opened again on the next try (engine.PgConnection).
+                        log.error("processing failed (retrying): %s", exc)
+                    else:
+                        log.exception("processing failed; retrying")
                     self.stop.wait(backoff.failed())
                 if self.stop.is_set():
                     processor.run_once()  # what was acknowledged before the stop

@@ -16,6 +16,7 @@ psycopg is imported only when a register is on PostgreSQL: SQLite commands pay n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
@@ -254,8 +255,9 @@ def translate(sql: str) -> tuple[str, bool, tuple[str, ...]]:
         table = or_replace.group(1)
         keys = REPLACE_KEYS[table]
         columns = [c.strip() for c in (or_replace.group(3) or "").split(",") if c.strip()]
-        masked = re.sub(r"\bINSERT\s+OR\s+REPLACE\s+INTO\b", "INSERT INTO", masked, count=1,
-                        flags=re.I)
+        masked = re.sub(
+            r"\bINSERT\s+OR\s+REPLACE\s+INTO\b", "INSERT INTO", masked, count=1, flags=re.I
+        )
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
         conflict = f" ON CONFLICT ({', '.join(keys)}) DO "
         masked += conflict + (f"UPDATE SET {updates}" if updates else "NOTHING")
@@ -386,25 +388,51 @@ class PgConnection:
 
     engine = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection) -> None:
+    def __init__(self, raw: psycopg.Connection, url: PostgresURL) -> None:
         self.raw = raw
-        self.url: PostgresURL | None = None
+        self.url = url
         self.lock = threading.RLock()
+        # Whether a BEGIN of ours is open: a connection lost inside it must fail the unit of
+        # work, not reconnect and go on in autocommit half-way through it.
+        self.transaction_open = False
+        # SET statements of this session, replayed on a new connection after a loss.
+        self.session: list[str] = []
 
     @property
     def in_transaction(self) -> bool:
-        from psycopg.pq import TransactionStatus
+        return self.transaction_open
 
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+    def _reconnect_if_lost(self) -> None:
+        """The server went away (restart, network): a statement outside a transaction opens
+        a new connection, so the daemon recovers by itself once the server is back."""
+        if not (self.raw.closed or self.raw.broken):
+            return
+        if self.transaction_open:
+            raise sqlite3.OperationalError(f"the connection to {self.url} was lost")
+        try:
+            self.raw.close()
+            self.raw = _open_raw(self.url, 5)
+        except UserError as exc:
+            raise sqlite3.OperationalError(str(exc).rstrip(".")) from None
+        for statement in self.session:
+            self.raw.execute(statement)  # type: ignore[call-overload]
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        if sql.lstrip()[:6].upper() == "PRAGMA":
+        head = sql.lstrip()[:8].upper()
+        if head.startswith("PRAGMA"):
             return _Constant()
         text, returns_id, names = translate(sql)
         try:
             with self.lock:
+                self._reconnect_if_lost()
+                if head.startswith(("COMMIT", "ROLLBACK")):
+                    self.transaction_open = False
                 cursor = self.raw.cursor()
                 cursor.execute(text, _bind(params, names))
+                if head.startswith("BEGIN"):
+                    self.transaction_open = True
+                elif head.startswith("SET ") and text not in self.session:
+                    self.session.append(text)
                 return PgCursor(cursor, returns_id)
         except Exception as exc:
             import psycopg
@@ -418,6 +446,7 @@ class PgConnection:
         text = text.removesuffix(" RETURNING id")
         try:
             with self.lock:
+                self._reconnect_if_lost()
                 cursor = self.raw.cursor()
                 cursor.executemany(text, [_bind(r, names) for r in rows])
                 return PgCursor(cursor, False)
@@ -434,10 +463,11 @@ class PgConnection:
 
     def rollback(self) -> None:
         if self.in_transaction:
-            try:
+            self.transaction_open = False
+            if self.raw.closed or self.raw.broken:
+                return  # the connection is gone: so is its transaction
+            with contextlib.suppress(sqlite3.OperationalError):
                 self.execute("ROLLBACK")
-            except sqlite3.OperationalError:
-                pass  # the connection is gone: so is its transaction
 
     def close(self) -> None:
         self.raw.close()
@@ -474,10 +504,16 @@ def _configure_adapters(raw: Any) -> None:
 def connect(url: PostgresURL, timeout_s: int = 10) -> PgConnection:
     """Open the register's database. The password comes from the URL, PGPASSWORD or .pgpass
     (libpq reads the last two itself); a failure names the server, never the password."""
+    return PgConnection(_open_raw(url, timeout_s), url)
+
+
+def _open_raw(url: PostgresURL, timeout_s: int) -> Any:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
-        raise UserError("PostgreSQL needs the psycopg package: pip install 'psycopg[binary]'.")
+        raise UserError(
+            "PostgreSQL needs the psycopg package: pip install 'psycopg[binary]'."
+        ) from None
     try:
         raw = psycopg.connect(
             url.url,
@@ -490,12 +526,11 @@ def connect(url: PostgresURL, timeout_s: int = 10) -> PgConnection:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise UserError(
             f"Cannot connect to the register {url}: {reason.replace(url.url, str(url))}.",
-            ru=f"Не удаётся подключиться к реестру звонков {url}: {reason}.",
+            ru=f"Не удаётся подключиться к реестру звонков {url}: "
+            f"{reason.replace(url.url, str(url))}.",
         ) from None
     # Times are stored as UTC text by the store, as on SQLite; the session's zone only matters
     # to reports, which say which zone they mean.
     raw.execute("SET TIME ZONE 'UTC'")
     _configure_adapters(raw)
-    conn = PgConnection(raw)
-    conn.url = url
-    return conn
+    return raw

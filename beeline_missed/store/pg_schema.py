@@ -289,9 +289,7 @@ def migrate(conn: PgConnection) -> list[str]:
                 conn.execute("ROLLBACK")
                 continue
             func(db)  # type: ignore[arg-type]
-            conn.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, _now()]
-            )
+            conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, _now()])
             conn.execute("COMMIT")
         except BaseException:
             conn.rollback()

@@ -9,6 +9,7 @@ Missing binaries are a failure with one sentence, never a silent skip: CI has th
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -58,8 +59,19 @@ class Cluster:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(
-            [str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--locale=C", "--no-sync"]
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
         )
         self.start()
 
@@ -76,8 +88,19 @@ class Cluster:
             "-c max_connections=200 -c shared_buffers=32MB"
         )
         self._run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
-             "-l", str(self.root / "server.log"), "start"]
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.root / "server.log"),
+                "start",
+            ]
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -107,8 +130,6 @@ class Cluster:
         return self.url(name)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ClusterError):
             self.stop("immediate")
-        except ClusterError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,298 @@
+"""The register on PostgreSQL: the schema equals SQLite's head, migrations run on both engines,
+the password is never shown, and the real daemon registers missed calls into PostgreSQL and
+survives the server's restart without losing an acknowledged event.
+
+Every test here uses the throwaway cluster of tests/support/postgres.py (started once)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beeline_missed import xsi_build
+from beeline_missed.simulator import Simulator
+from beeline_missed.store import Register, migrations, pg_schema
+from beeline_missed.store.engine import PostgresURL, connect, mask, translate
+from tests.support import clock
+from tests.support.daemon import Daemon, wait_for
+from tests.support.postgres import Cluster
+
+START = clock.yesterday_at(11)
+T0 = clock.ms(START)
+GROUP = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru"]
+
+SQLITE_TYPES = {"INTEGER": "bigint", "TEXT": "text", "BLOB": "bytea"}
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+def sqlite_schema(path: Path) -> dict[str, Any]:
+    """Tables (columns: type, not null, default, primary key), indexes (columns, unique,
+    partial), foreign keys and triggers of a SQLite register, in engine-neutral words."""
+    register = Register.open(path)
+    conn = register.conn
+    tables: dict[str, Any] = {}
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    for table in names:
+        columns = {}
+        for _, name, type_, notnull, default, pk in conn.execute(f"PRAGMA table_info({table})"):
+            columns[name] = (SQLITE_TYPES[type_], bool(notnull or pk), _default(default), pk > 0)
+        fks = sorted(
+            (row[3], row[2], row[4], row[6])
+            for row in conn.execute(f"PRAGMA foreign_key_list({table})")
+        )
+        indexes = set()
+        for _, name, unique, origin, partial in conn.execute(f"PRAGMA index_list({table})"):
+            if origin == "pk":  # the primary key: compared with the columns
+                continue
+            cols = tuple(r[2] for r in conn.execute(f"PRAGMA index_info({name})"))
+            indexes.add((cols, bool(unique), bool(partial)))
+        tables[table] = {"columns": columns, "fks": fks, "indexes": indexes}
+    triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    register.close()
+    return {"tables": tables, "triggers": triggers}
+
+
+def postgres_schema(url: PostgresURL) -> dict[str, Any]:
+    conn = connect(url)
+    tables: dict[str, Any] = {}
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+    ]
+    for table in names:
+        pk_cols = {
+            r[0]
+            for r in conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = CAST(? AS regclass) "
+                "AND i.indisprimary",
+                [table],
+            )
+        }
+        columns = {}
+        for name, type_, nullable, default in conn.execute(
+            "SELECT column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        ):
+            columns[name] = (type_, nullable == "NO", _default(default), name in pk_cols)
+        fks = sorted(
+            (r[0], r[1], r[2], r[3])
+            for r in conn.execute(
+                "SELECT kcu.column_name, ccu.table_name, ccu.column_name, rc.delete_rule "
+                "FROM information_schema.referential_constraints rc "
+                "JOIN information_schema.key_column_usage kcu "
+                "  ON kcu.constraint_name = rc.constraint_name "
+                "JOIN information_schema.constraint_column_usage ccu "
+                "  ON ccu.constraint_name = rc.unique_constraint_name "
+                "WHERE kcu.table_name = ?",
+                [table],
+            )
+        )
+        indexes = set()
+        for indkey, unique, partial in conn.execute(
+            "SELECT CAST(indkey AS TEXT), indisunique, indpred IS NOT NULL FROM pg_index "
+            "WHERE indrelid = CAST(? AS regclass) AND NOT indisprimary",
+            [table],
+        ):
+            attnames = {
+                r[0]: r[1]
+                for r in conn.execute(
+                    "SELECT attnum, attname FROM pg_attribute WHERE attrelid = CAST(? AS regclass)",
+                    [table],
+                )
+            }
+            cols = tuple(attnames[int(n)] for n in str(indkey).split())
+            indexes.add((cols, bool(unique), bool(partial)))
+        tables[table] = {"columns": columns, "fks": fks, "indexes": indexes}
+    triggers = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+    conn.close()
+    return {"tables": tables, "triggers": triggers}
+
+
+def _default(value: Any) -> str | None:
+    """'0', '''', "'missed'::text" ... as one spelling; an identity column has none."""
+    if value is None:
+        return None
+    text = str(value).split("::")[0].strip("()")
+    return text
+
+
+def test_the_postgresql_schema_equals_sqlites_head(home: Path, pg_url: PostgresURL) -> None:
+    lite = sqlite_schema(home / "register.sqlite")
+    pg = postgres_schema(pg_url)
+    assert set(pg["tables"]) == set(lite["tables"])
+    for table, expected in lite["tables"].items():
+        got = pg["tables"][table]
+        assert got["columns"] == expected["columns"], table
+        # SQLite's ON DELETE 'SET NULL' / 'CASCADE', information_schema's the same words.
+        assert got["fks"] == expected["fks"], table
+        assert got["indexes"] == expected["indexes"], table
+    assert pg["triggers"] == lite["triggers"]
+
+
+def test_a_new_postgresql_register_records_the_same_migrations(pg_cluster: Cluster) -> None:
+    url = pg_cluster.fresh(empty=True)
+    register = Register.open(url)
+    names = [r[0] for r in register.conn.execute("SELECT name FROM _migrations ORDER BY name")]
+    assert names == sorted(name for name, _ in migrations.MIGRATIONS)
+    assert not pg_schema.pending(register.conn)
+    assert pg_schema.migrate(register.conn) == []  # run again: nothing to do
+    register.close()
+
+
+@pytest.mark.both_engines
+def test_a_later_migration_runs_on_both_engines(
+    db_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Register.open(db_path).close()  # at head
+
+    def m999_probe(db: Any) -> None:
+        # A migration after the baseline writes SQL both engines read.
+        db.conn.execute("ALTER TABLE meta ADD COLUMN probe TEXT")
+
+    monkeypatch.setattr(
+        migrations, "MIGRATIONS", [*migrations.MIGRATIONS, ("m999_probe", m999_probe)]
+    )
+    register = Register.open(db_path)
+    register.conn.execute("UPDATE meta SET probe = 'x'")
+    done = [r[0] for r in register.conn.execute("SELECT name FROM _migrations")]
+    assert "m999_probe" in done
+    register.close()
+    assert Register.open(db_path).conn.execute("SELECT count(*) FROM _migrations").fetchone()[
+        0
+    ] == len(done)
+
+
+# -- the engine layer ------------------------------------------------------------------------
+
+
+def test_sqlite_dialect_is_translated_where_the_engines_only_spell_it_differently() -> None:
+    sql, returns_id, _ = translate("INSERT OR IGNORE INTO calls (user, phone) VALUES (?, ?)")
+    assert (
+        sql
+        == 'INSERT INTO calls ("user", phone) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id'
+    )
+    assert returns_id
+    sql, _, _ = translate("SELECT group_concat(id) FROM calls WHERE phone IS ? AND x = 'a?b'")
+    assert sql == (
+        "SELECT string_agg(CAST(id AS TEXT), ',') FROM calls "
+        "WHERE phone IS NOT DISTINCT FROM $1 AND x = 'a?b'"
+    )
+    sql, _, _ = translate("SELECT * FROM (SELECT max(a, b) AS m FROM t) WHERE m > 0")
+    assert sql == "SELECT * FROM (SELECT greatest(a, b) AS m FROM t) AS _sub1 WHERE m > 0"
+
+
+def test_the_password_is_never_shown(home: Path, pg_url: PostgresURL) -> None:
+    secret_url = pg_url.url.replace("postgres@", "postgres:S3cretPw@")
+    assert "S3cretPw" not in str(PostgresURL(secret_url))
+    assert mask(secret_url).startswith("postgresql://postgres:***@")
+    env = {"BEELINE_MISSED_DB": secret_url}
+    shown = run_cli(home, env, "config", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    settings = json.loads(shown.stdout)
+    assert settings["engine"] == "postgresql"
+    assert "S3cretPw" not in shown.stdout
+    # trust authentication ignores the password: the register opens, and says nothing of it.
+    listed = run_cli(home, env, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "S3cretPw" not in listed.stdout + listed.stderr
+
+
+def test_an_unreachable_server_is_one_sentence_without_the_password(home: Path) -> None:
+    env = {"BEELINE_MISSED_DB": "postgresql://bm:Pw0rd@127.0.0.1:9/nothing?connect_timeout=2"}
+    done = run_cli(home, env, "list")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Pw0rd" not in done.stderr
+    assert "127.0.0.1" in done.stderr
+
+
+def test_sqlite_stays_the_default_engine(home: Path) -> None:
+    shown = run_cli(home, {}, "config", "show", "--json")
+    assert json.loads(shown.stdout)["engine"] == "sqlite"
+
+
+def run_cli(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "beeline_missed", *args],
+        env={**os.environ, "BEELINE_MISSED_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# -- the daemon on PostgreSQL ----------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_daemon(home: Path, sim: Simulator, pg_url: PostgresURL) -> Iterator[Daemon]:
+    proc = Daemon(home, extra_env={"BEELINE_MISSED_DB": pg_url.url}).start()
+    sim.subscribe(None, 3600, "BASIC_CALL", proc.public_url)
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.e2e
+def test_the_daemon_registers_a_missed_call_in_postgresql(
+    pg_daemon: Daemon, sim: Simulator, pg_url: PostgresURL
+) -> None:
+    caller = "+79161234567"
+    deliveries = sim.play(xsi_build.incoming_call(GROUP[:1], caller, T0))
+    assert deliveries and {d.status for d in deliveries} == {200}
+    (call,) = wait_for(pg_daemon.calls, timeout=30)
+    assert (call["phone"], call["status_label"]) == (caller, "Пропущен")
+    assert call["called_at"] == START.isoformat()
+    # `list` (the staff's view) reads it from PostgreSQL too, and the row is there.
+    listed = pg_daemon.cli("list", "--json")
+    assert [c["phone"] for c in json.loads(listed.stdout)] == [caller]
+    register = Register.open(pg_url)
+    assert register.calls.count() == 1
+    assert register.inbox.counts().get("processed", 0) == len(deliveries)
+    register.close()
+
+
+@pytest.mark.e2e
+def test_postgresql_down_is_503_then_the_daemon_reconnects_and_loses_nothing(
+    pg_daemon: Daemon, sim: Simulator, pg_cluster: Cluster, pg_url: PostgresURL
+) -> None:
+    first = sim.play(xsi_build.incoming_call(GROUP[:1], "+79160000001", T0))
+    wait_for(lambda: len(pg_daemon.calls()) == 1, timeout=30)
+    pg_cluster.stop()
+    try:
+        down = sim.play(xsi_build.incoming_call(GROUP[:1], "+79160000002", T0 + 60_000))
+        assert down and {d.status for d in down} == {503}
+    finally:
+        pg_cluster.start()
+    log = pg_daemon.log()
+    assert "answering 503" in log
+    assert "Traceback" not in log
+    # Back: the next events are stored (the daemon reconnected by itself) and decided.
+    after = sim.play(xsi_build.incoming_call(GROUP[:1], "+79160000003", T0 + 120_000))
+    assert {d.status for d in after} == {200}
+    calls = wait_for(lambda: len(pg_daemon.calls()) == 2 and pg_daemon.calls(), timeout=30)
+    assert sorted(c["phone"] for c in calls) == ["+79160000001", "+79160000003"]
+    # Every acknowledged body is in the inbox, once.
+    register = Register.open(pg_url)
+    acknowledged = sum(1 for d in first + after if d.status == 200)
+    assert sum(register.inbox.counts().values()) == acknowledged
+    register.close()
