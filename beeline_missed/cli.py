@@ -1818,5 +1818,10 @@ def reconcile_command(
         say("Nothing to recover: the register has every missed call of the window.")
 
 
+from beeline_missed import migrate_register  # noqa: E402  (the command is in its own module)
+
+app.command("migrate-register")(migrate_register.command)
+
+
 def main() -> None:
     app()

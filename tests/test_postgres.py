@@ -21,6 +21,7 @@ from beeline_missed.store import Register, migrations, pg_schema
 from beeline_missed.store.engine import PostgresURL, connect, mask, translate
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
+from tests.support.factories import add_call
 from tests.support.postgres import Cluster
 
 START = clock.yesterday_at(11)
@@ -296,3 +297,100 @@ def test_postgresql_down_is_503_then_the_daemon_reconnects_and_loses_nothing(
     acknowledged = sum(1 for d in first + after if d.status == 200)
     assert sum(register.inbox.counts().values()) == acknowledged
     register.close()
+
+
+# -- migrate-register ------------------------------------------------------------------------
+
+
+def fill_sqlite(home: Path) -> Path:
+    """A SQLite register with rows in the tables a shop's register has: calls (one handled),
+    a claim, an attempt, an escalation, clients and numbers, the inbox (bytes), legs,
+    sessions, dedup keys, meta."""
+    path = home / "register.sqlite"
+    added = run_cli(home, {}, "clients", "add", "Иванов Иван", "+79161234567")
+    assert added.returncode == 0, added.stderr
+    register = Register.open(path)
+    first = add_call(register, "s1", phone="+79161234567")
+    second = add_call(register, "s2", phone="+79169999999", called_at="2026-11-27T11:00:00Z")
+    add_call(register, "s3", phone=None, called_at="2026-11-27T12:00:00Z")
+    call = register.calls.get(second)
+    register.calls.save(
+        second, call["version"], status="called_back", result="Записался", user="petrov",
+        handled_at="2026-11-27T11:30:00Z",
+    )  # fmt: skip
+    register.claims.claim("+79161234567", lambda _now: ("anna", "2026-11-27T10:05:00Z"))
+    register.attempts.add(
+        first, session_key="cb1", direction="outgoing", attempted_at="2026-11-27T10:10:00Z",
+        talk_seconds=4, who="Анна",
+    )  # fmt: skip
+    register.escalations.mark([first], "2026-11-27T10:40:00Z")
+    register.inbox.add(b"<xsi:Event>\x00\xff</xsi:Event>", T0, event_id="e1")
+    register.sessions.claim_event("e1", "digest", ["leg1"], T0)
+    register.sessions.touch("s1", T0)
+    register.meta.set("last_event_at", "2026-11-27T10:00:00Z")
+    register.sessions.put_leg(
+        {"target_id": GROUP[0], "call_id": "c1", "ext_tracking_id": "s1", "start_ms": T0}
+    )
+    register.attempts.await_release("s5", T0)
+    register.abonents.replace([{"userId": GROUP[0], "phone": "9001112201"}])
+    register.subscriptions.insert(
+        {"id": "sub1", "subscription_type": "BASIC_CALL", "url": "https://x/hook",
+         "expires": 3600, "created_at": "2026-11-27T09:00:00Z",
+         "expires_at": "2026-11-27T10:00:00Z"}
+    )  # fmt: skip
+    register.onec.add_booking(first, "ref-1", "tok-1", "{}", "2026-11-27T10:20:00Z")
+    register.close()
+    return path
+
+
+def table_counts(conn: Any, tables: list[str]) -> dict[str, int]:
+    return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+
+
+def test_migrate_register_copies_everything_once_and_refuses_a_second_time(
+    home: Path, pg_cluster: Cluster
+) -> None:
+    from beeline_missed.migrate_register import tables_in_order
+
+    source = fill_sqlite(home)
+    target = pg_cluster.fresh(empty=True)
+    done = run_cli(home, {}, "migrate-register", "--to", target.url, "--json")
+    assert done.returncode == 0, done.stderr
+    lite = Register.open(source)
+    pg = Register.open(target)
+    tables = tables_in_order(lite.conn)
+    expected = table_counts(lite.conn, tables)
+    assert json.loads(done.stdout)["tables"] == expected
+    assert table_counts(pg.conn, tables) == expected
+    assert all(expected.values()), expected  # the test filled every table
+    # Rows as they were: ids, the handled card, the claim, the raw body's bytes.
+    assert pg.calls.rows(include_handled=True) == lite.calls.rows(include_handled=True)
+    assert pg.claims.rows() == lite.claims.rows()
+    assert pg.inbox.body(1) == lite.inbox.body(1)
+    assert pg.clients.rows() == lite.clients.rows()
+    # New rows continue after the copied ids.
+    new_id = add_call(pg, "s4", called_at="2026-11-28T09:00:00Z")
+    assert new_id == lite.calls.max_id() + 1
+    lite.close()
+    pg.close()
+
+    # Again: refused in one sentence, nothing doubled.
+    again = run_cli(home, {}, "migrate-register", "--to", target.url)
+    assert again.returncode == 1
+    assert "already holds rows" in again.stderr and "nothing was copied" in again.stderr
+    assert "Traceback" not in again.stderr
+    pg = Register.open(target)
+    assert pg.calls.count() == expected["calls"] + 1
+    pg.close()
+
+
+def test_migrate_register_says_what_to_change_without_the_password(
+    home: Path, pg_cluster: Cluster
+) -> None:
+    fill_sqlite(home)
+    target = pg_cluster.fresh(empty=True)
+    url = target.url.replace("postgres@", "postgres:Hush1@")
+    done = run_cli(home, {}, "migrate-register", "--to", url)
+    assert done.returncode == 0, done.stderr
+    assert "BEELINE_MISSED_DB=postgresql://postgres:***@" in done.stdout + done.stderr
+    assert "Hush1" not in done.stdout + done.stderr
