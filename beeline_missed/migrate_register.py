@@ -135,15 +135,18 @@ def _copy_table(lite: sqlite3.Connection, pg: Any, table: str) -> int:
     quoted = ", ".join(f'"{c}"' for c in columns)
     count = 0
     rows = lite.execute(f"SELECT {quoted} FROM {table}")
-    with pg.lock, pg.raw.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copier:
-            while True:
-                chunk = rows.fetchmany(CHUNK)
-                if not chunk:
-                    break
-                for row in chunk:
-                    copier.write_row(tuple(row))
-                count += len(chunk)
+    with (
+        pg.lock,
+        pg.raw.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copier,
+    ):
+        while True:
+            chunk = rows.fetchmany(CHUNK)
+            if not chunk:
+                break
+            for row in chunk:
+                copier.write_row(tuple(row))
+            count += len(chunk)
     return count
 
 
