@@ -1287,9 +1287,13 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     onec_status = _onec_status(register, zone)
     onec_line = onec_status.pop("line") if onec_status else None
     waiting = register.onec.bookings("waiting")
+    from beeline_missed import leases
+
+    roles = leases.holders(register)  # several daemons on PostgreSQL: who does what
     if json_:
         print_json(
             {
+                **({"roles": roles} if roles else {}),
                 "subscriptions": [_subscription_json(row, zone) for row in rows],
                 "last_event_at": timefmt.iso_local(last_event, zone),
                 "upkeep_error": upkeep_error,
@@ -1332,6 +1336,8 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
     say(_reconcile_line(last_reconcile, zone))
+    for role, holder in roles.items():
+        say(f"Role {role}: {holder or 'no daemon holds it'}.")
     if onec_line or waiting:
         from rich.markup import escape
 

@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from beeline_missed import xsi
+from beeline_missed import leases, xsi
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.processing import Processor, now_ms
@@ -487,9 +487,16 @@ class Workers:
         tick = max(0.05, min(0.5, self.settings.settle / 4))
         backoff = Backoff(limit=30)
         next_checkpoint = 0.0
+        lease = leases.Lease(register, "processor")  # several daemons: one decides
         try:
             while True:
                 try:
+                    if not lease.held():
+                        self.drained.set()  # the holder drains the shared inbox
+                        self.stop.wait(tick)
+                        if self.stop.is_set():
+                            return
+                        continue
                     if self.abonents_changed.is_set():
                         self.abonents_changed.clear()
                         processor.forget_targets()
@@ -514,7 +521,8 @@ class Workers:
                         log.exception("processing failed; retrying")
                     self.stop.wait(backoff.failed())
                 if self.stop.is_set():
-                    processor.run_once()  # what was acknowledged before the stop
+                    if lease.held():
+                        processor.run_once()  # what was acknowledged before the stop
                     return
                 self.wake.wait(tick)
                 self.wake.clear()
@@ -535,9 +543,13 @@ class Workers:
         # Terminated subscriptions not yet replaced: kept until a re-subscription succeeds,
         # retried with the backoff, not left for the next scheduled check.
         terminated: list[str] = []
+        lease = leases.Lease(register, "keeper")  # several daemons: one keeps them
         try:
             while not self.stop.is_set():
                 try:
+                    if not lease.held():
+                        self.stop.wait(leases.RETRY_SECONDS)
+                        continue
                     while not self.terminated.empty():
                         terminated.append(self.terminated.get_nowait())
                     while terminated:
@@ -561,7 +573,8 @@ class Workers:
                 except Exception as exc:  # PBX down, slow, 5xx, 401: keep serving, try later
                     wait = backoff.failed()
                     log.error("subscription upkeep failed (retry in %.0f s): %s", wait, exc)
-                    register.meta.set("keeper_error", str(exc))
+                    with contextlib.suppress(sqlite3.Error):  # the register may be down too
+                        register.meta.set("keeper_error", str(exc))
                 self.stop.wait(wait)
         finally:
             client.close()
@@ -624,9 +637,13 @@ class Workers:
         client = PbxClient.from_settings(self.settings)
         after = self._after_missed(register)
         backoff = Backoff()
+        lease = leases.Lease(register, "reconcile")  # several daemons: one catches up
         try:
             while not self.stop.is_set():
                 try:
+                    if not lease.held():
+                        self.stop.wait(leases.RETRY_SECONDS)
+                        continue
                     summary = reconcile.run_scheduled(
                         register, client, self.settings, outside_hours=self.hours.is_outside
                     )
@@ -643,7 +660,8 @@ class Workers:
                 except Exception as exc:  # PBX down or slow: the next run covers the gap
                     wait = min(float(self.settings.reconcile_interval), backoff.failed())
                     log.error("reconciliation failed (retry in %.0f s): %s", wait, exc)
-                    register.meta.set(reconcile.META_ERROR, str(exc))
+                    with contextlib.suppress(sqlite3.Error):  # the register may be down too
+                        register.meta.set(reconcile.META_ERROR, str(exc))
                 self.stop.wait(wait)
         finally:
             client.close()

@@ -394,3 +394,94 @@ def test_migrate_register_says_what_to_change_without_the_password(
     assert done.returncode == 0, done.stderr
     assert "BEELINE_MISSED_DB=postgresql://postgres:***@" in done.stdout + done.stderr
     assert "Hush1" not in done.stdout + done.stderr
+
+
+# -- two daemons, one register ---------------------------------------------------------------
+
+
+def test_a_role_is_held_by_one_daemon_and_taken_over_when_it_dies(pg_url: PostgresURL) -> None:
+    from beeline_missed import leases
+
+    first, second = Register.open(pg_url), Register.open(pg_url)
+    try:
+        assert leases.Lease(first, "keeper").held()
+        assert leases.Lease(first, "keeper").held()  # its own: still held
+        waiting = leases.Lease(second, "keeper")
+        assert not waiting.held()
+        assert leases.Lease(second, "reconcile").held()  # another role is free
+        holders = leases.holders(second)
+        assert holders["keeper"] == holders["reconcile"] == leases.daemon_name()
+        assert holders["processor"] is None
+        first.close()  # the holder's connection ends (a daemon killed): the role is free
+        assert wait_for(waiting.held, timeout=10)
+    finally:
+        second.close()
+
+
+@pytest.mark.e2e
+def test_two_daemons_kill_9_one_mid_burst_every_acknowledged_event_once(
+    home: Path, pg_url: PostgresURL
+) -> None:
+    import httpx
+
+    from tests.support.daemon import SECRET_PATH
+
+    env = {"BEELINE_MISSED_DB": pg_url.url}
+    homes = [home / "a", home / "b"]
+    daemons = []
+    for folder in homes:
+        folder.mkdir()
+        daemons.append(Daemon(folder, extra_env=env).start())
+    try:
+        # Which daemon decides (the processor role): that is the one killed.
+        roles = json.loads(daemons[0].cli("status", "--json").stdout)["roles"]
+        holder = next(d for d in daemons if f"pid {d.proc.pid}" in str(roles["processor"]))
+        survivor = next(d for d in daemons if d is not holder)
+        callers = [f"+7916555{i:04d}" for i in range(40)]
+        acknowledged = 0
+        posted = 0
+        for n, caller in enumerate(callers):
+            if n == len(callers) // 2:
+                holder.kill()  # mid-burst, the deciding daemon dies
+            steps = xsi_build.incoming_call(GROUP[:1], caller, T0 + n * 1000)
+            for step in steps:
+                posted += 1
+                body = xsi_build.event_document(step, subscription_id="sub-1", sequence=posted)
+                # The load balancer: alternate, and retry on the other when one does not answer.
+                order = daemons if posted % 2 else daemons[::-1]
+                for daemon in order:
+                    try:
+                        answer = httpx.post(daemon.base + SECRET_PATH, content=body, timeout=10)
+                    except httpx.HTTPError:
+                        continue
+                    if answer.status_code == 200:
+                        acknowledged += 1
+                        break
+        assert acknowledged == posted  # the survivor took every event the dead one could not
+
+        def registered() -> list[dict[str, Any]] | None:
+            calls = survivor.calls()
+            return calls if len(calls) >= len(callers) else None
+
+        calls = wait_for(registered, timeout=60)
+        phones = [c["phone"] for c in calls]
+        assert sorted(phones) == sorted(callers)  # each missed call once: none lost, none doubled
+        register = Register.open(pg_url)
+        counts = register.inbox.counts()
+        assert counts.get("new", 0) == 0
+        assert sum(counts.values()) == acknowledged  # every acknowledged body, once
+        register.close()
+        # No call registered (and so notified) by both daemons: each id is logged at most once
+        # across both logs (the killed one may die between its commit and its log line).
+        import re
+
+        line = re.compile(r"missed call registered: id (\d+)")
+        logged = [int(m) for d in daemons for m in line.findall(d.log())]
+        assert len(logged) == len(set(logged))
+        assert set(logged) <= {c["id"] for c in calls}
+        assert len(logged) >= len(callers) // 2  # the survivor's share at least
+        roles = json.loads(survivor.cli("status", "--json").stdout)["roles"]
+        assert f"pid {survivor.proc.pid}" in str(roles["processor"])
+    finally:
+        for daemon in daemons:
+            daemon.stop()
