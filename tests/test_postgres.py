@@ -485,3 +485,31 @@ def test_two_daemons_kill_9_one_mid_burst_every_acknowledged_event_once(
     finally:
         for daemon in daemons:
             daemon.stop()
+
+
+# -- the live list ---------------------------------------------------------------------------
+
+
+def test_watch_wakes_on_notify_from_another_connection_and_idles_without_asking(
+    pg_url: PostgresURL,
+) -> None:
+    from beeline_missed.watch import Watcher
+
+    viewer, writer = Register.open(pg_url), Register.open(pg_url)
+    try:
+        watcher = Watcher(viewer, clock.MOSCOW)
+        assert watcher.poll()  # the first look
+        assert not watcher.poll()  # nothing committed: nothing re-read
+        add_call(writer, "w1", phone="+79161230001")  # another site's daemon commits
+
+        def new_call_shown() -> bool:
+            watcher.poll()
+            return [r["phone"] for r in watcher.rows] == ["+79161230001"]
+
+        assert wait_for(new_call_shown, timeout=10)
+        # Idle again: no notification, no re-read.
+        loads = watcher.loads
+        assert not watcher.poll() and watcher.loads == loads
+    finally:
+        viewer.close()
+        writer.close()

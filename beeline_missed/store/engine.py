@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 SCHEMES = ("postgresql://", "postgres://")
 
+# Every commit through the engine layer notifies this channel (NOTIFY is delivered on commit,
+# once per transaction): `watch` and the panel wake on it instead of polling the server.
+CHANNEL = "beeline_missed"
+
 # Tables whose `id` PostgreSQL generates: an INSERT into them returns it (sqlite3's lastrowid).
 ID_TABLES = frozenset({"calls", "inbox", "clients", "onec_bookings", "callback_attempts"})
 
@@ -427,6 +431,8 @@ class PgConnection:
                 self._reconnect_if_lost()
                 if head.startswith(("COMMIT", "ROLLBACK")):
                     self.transaction_open = False
+                if head.startswith("COMMIT"):
+                    text = f"NOTIFY {CHANNEL}; COMMIT"  # one round trip, no parameters
                 cursor = self.raw.cursor()
                 cursor.execute(text, _bind(params, names))
                 if head.startswith("BEGIN"):
@@ -470,7 +476,34 @@ class PgConnection:
                 self.execute("ROLLBACK")
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
         self.raw.close()
+
+    listener: Any = None
+
+    def changes(self) -> int:
+        """A counter of the commits heard on CHANNEL (anyone's, ours too): what
+        `Register.data_version` is on PostgreSQL. It reads the notifications already on the
+        listening connection's socket and waits for nothing, so a tick costs no round trip
+        to the server; a lost listening connection counts as a change (it may have missed one)
+        and listens again."""
+        try:
+            if self.listener is None or self.listener.closed or self.listener.broken:
+                self._changes = getattr(self, "_changes", 0) + 1
+                self.listener = _open_raw(self.url, 5)  # type: ignore[arg-type]
+                self.listener.execute(f"LISTEN {CHANNEL}")
+            for _ in self.listener.notifies(timeout=0):
+                self._changes += 1
+        except Exception as exc:
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                raise _as_sqlite_error(exc) from exc
+            if isinstance(exc, UserError):
+                raise sqlite3.OperationalError(str(exc).rstrip(".")) from None
+            raise
+        return self._changes
 
     @property
     def closed(self) -> bool:

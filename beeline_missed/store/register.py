@@ -146,14 +146,10 @@ class Register:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: a cheap 'anything new?' check. On
-        PostgreSQL: the server's current snapshot (next transaction id and those in progress)
-        changes whenever a writing transaction starts or ends, anywhere on the server; a change
-        that is not ours costs one needless refresh, never a missed one."""
+        PostgreSQL: the commits heard through LISTEN/NOTIFY (engine.PgConnection.changes),
+        read from the socket without asking the server."""
         if self.engine == "postgresql":
-            import zlib
-
-            row = self.conn.execute("SELECT CAST(pg_current_snapshot() AS TEXT)").fetchone()
-            return zlib.crc32(str(row[0]).encode())
+            return int(self.conn.changes())  # type: ignore[attr-defined]
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def fast_commits(self) -> None:

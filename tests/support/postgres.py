@@ -49,7 +49,9 @@ class Cluster:
     """One running server: `url(dbname)`, `fresh()` database, `stop()` / `start()` (to test
     what the daemon does while PostgreSQL is down), `close()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        # Tests run without fsync (a throwaway cluster); benchmarks measure with it.
+        self.durable = durable
         self.bin = bindir()
         self.root = Path(tempfile.mkdtemp(prefix="bm-pg-"))
         self.data = self.root / "data"
@@ -83,10 +85,8 @@ class Cluster:
             raise ClusterError(f"{argv[-1] if argv else ''}: {done.stderr.strip()[-2000:]}")
 
     def start(self) -> None:
-        options = (
-            f"-k {self.socket} -c listen_addresses='' -c fsync=off "
-            "-c max_connections=200 -c shared_buffers=32MB"
-        )
+        options = f"-k {self.socket} -c listen_addresses='' -c max_connections=200"
+        options += " -c shared_buffers=128MB" if self.durable else " -c fsync=off"
         self._run(
             [
                 str(self.bin / "pg_ctl"),
