@@ -80,7 +80,7 @@ app.add_typer(config_app, name="config")
 class State:
     """What the global options say, and the settings resolved from them once."""
 
-    def __init__(self, db: Path | None) -> None:
+    def __init__(self, db: str | None) -> None:
         self.db = db
         self._settings: Any = None
 
@@ -134,8 +134,13 @@ def state(ctx: typer.Context) -> State:
 def root(
     ctx: typer.Context,
     db: Annotated[
-        Path | None,
-        typer.Option("--db", help="Path of the SQLite register, for this command only."),
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="PATH|URL",
+            help="The register for this command only: a SQLite file's path, or "
+            "postgresql://USER@HOST/DBNAME (password from PGPASSWORD or ~/.pgpass).",
+        ),
     ] = None,
 ) -> None:
     ctx.obj = State(db)

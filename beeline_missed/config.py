@@ -558,6 +558,9 @@ CONFIG_TEMPLATE = """\
 
 # Path of the SQLite register (BEELINE_MISSED_DB); default: register.sqlite here.
 # db = "/var/lib/beeline-missed/register.sqlite"
+# Or a PostgreSQL register (README: "Outgrowing one machine"); the password goes in
+# PGPASSWORD or ~/.pgpass rather than here.
+# db = "postgresql://beeline@db.example.ru/beeline_missed"
 
 # Address the daemon listens on, and the grace period (seconds) before an
 # unanswered call is declared missed.

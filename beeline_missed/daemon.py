@@ -94,10 +94,30 @@ class RegisterWatch:
         opened = os.stat(path)  # right after the intake opened it: the file the daemon writes
         self.identity = (opened.st_dev, opened.st_ino)
 
+    def probe(self) -> str | None:
+        """The periodic check (its own thread): a file's identity, or on a database server a
+        query on a connection of its own, so that /healthz fails while the server is away and
+        a load balancer sends the events to another daemon."""
+        if not self.server:
+            return self.check()
+        problem: str | None = None
+        try:
+            if self.probe_conn is None:
+                from beeline_missed.store import engine
+
+                self.probe_conn = engine.connect(self.path, 5)  # type: ignore[arg-type]
+            self.probe_conn.execute("SELECT 1")
+        except (sqlite3.Error, UserError):
+            problem = "the register's database server cannot be reached"
+        self._record(problem)
+        return problem
+
+    probe_conn: Any = None
+
     def check(self) -> str | None:
         """None while the path still leads to the open register, else what happened to it."""
         if self.server:
-            return None
+            return self.problem  # as the last probe found it: no waiting in an answer
         try:
             now = os.stat(self.path)
         except FileNotFoundError:
@@ -107,6 +127,10 @@ class RegisterWatch:
         else:
             same = (now.st_dev, now.st_ino) == self.identity
             problem = None if same else "the register file was replaced by another file"
+        self._record(problem)
+        return problem
+
+    def _record(self, problem: str | None) -> None:
         with self.lock:  # one log line per change, whichever thread notices it first
             if problem != self.problem:
                 if problem:
@@ -116,10 +140,11 @@ class RegisterWatch:
                         problem,
                         self.path,
                     )
+                elif self.server:
+                    log.info("the register %s can be used again; accepting events", self.path)
                 else:
                     log.info("the register file %s is back; accepting events again", self.path)
                 self.problem = problem
-        return problem
 
 
 class DaemonRegister(Register):
@@ -837,7 +862,7 @@ class RunningDaemon:
         """Check the register's file now and then, so a lost register is logged (and /healthz
         fails) even while no event arrives."""
         while not self.stopping.wait(REGISTER_CHECK_INTERVAL):
-            self.intake.watch.check()
+            self.intake.watch.probe()
 
     def run(self) -> None:
         before, limit = raise_open_files_limit()

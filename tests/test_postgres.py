@@ -272,6 +272,12 @@ def test_the_daemon_registers_a_missed_call_in_postgresql(
     register.close()
 
 
+def health(daemon: Daemon) -> int:
+    import httpx
+
+    return httpx.get(daemon.base + "/healthz", timeout=5).status_code
+
+
 @pytest.mark.e2e
 def test_postgresql_down_is_503_then_the_daemon_reconnects_and_loses_nothing(
     pg_daemon: Daemon, sim: Simulator, pg_cluster: Cluster, pg_url: PostgresURL
@@ -282,10 +288,13 @@ def test_postgresql_down_is_503_then_the_daemon_reconnects_and_loses_nothing(
     try:
         down = sim.play(xsi_build.incoming_call(GROUP[:1], "+79160000002", T0 + 60_000))
         assert down and {d.status for d in down} == {503}
+        # /healthz says so too (a load balancer then sends events to another daemon).
+        assert wait_for(lambda: health(pg_daemon) == 503, timeout=30)
     finally:
         pg_cluster.start()
+    assert wait_for(lambda: health(pg_daemon) == 200, timeout=30)
     log = pg_daemon.log()
-    assert "answering 503" in log
+    assert "503" in log
     assert "Traceback" not in log
     # Back: the next events are stored (the daemon reconnected by itself) and decided.
     after = sim.play(xsi_build.incoming_call(GROUP[:1], "+79160000003", T0 + 120_000))

@@ -556,7 +556,9 @@ def _open_raw(url: PostgresURL, timeout_s: int) -> Any:
             cursor_factory=psycopg.RawCursor,
         )
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # The first line names what failed (host, socket); libpq's hints follow it.
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        reason = (lines[0] if lines else type(exc).__name__).rstrip(".")
         raise UserError(
             f"Cannot connect to the register {url}: {reason.replace(url.url, str(url))}.",
             ru=f"Не удаётся подключиться к реестру звонков {url}: "
