@@ -522,3 +522,16 @@ def test_watch_wakes_on_notify_from_another_connection_and_idles_without_asking(
     finally:
         viewer.close()
         writer.close()
+
+
+def test_missing_server_binaries_are_one_clear_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support import postgres
+
+    monkeypatch.setattr(postgres.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(postgres, "DEBIAN_FOLDER", tmp_path / "none")
+    with pytest.raises(postgres.ClusterError) as caught:
+        postgres.bindir()
+    message = str(caught.value)
+    assert "initdb" in message and "pg_ctl" in message and message.count(".") == 1

@@ -106,21 +106,22 @@ class Row(tuple):
     """A result row as sqlite3.Row reads: by position, by column name, and dict(row)."""
 
     __slots__ = ()
-    names: tuple[str, ...] = ()
-    index: dict[str, int] = {}  # noqa: RUF012 -- set per row class
+    _names: tuple[str, ...] = ()
+    _positions: dict[str, int] = {}  # noqa: RUF012 -- set per row class
 
     def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
         if isinstance(key, str):
-            return tuple.__getitem__(self, self.index[key])
+            return tuple.__getitem__(self, self._positions[key])
         return tuple.__getitem__(self, key)
 
     def keys(self) -> list[str]:
-        return list(self.names)
+        return list(self._names)
 
 
 @functools.lru_cache(maxsize=256)
 def _row_class(names: tuple[str, ...]) -> type[Row]:
-    return type("Row", (Row,), {"names": names, "index": {n: i for i, n in enumerate(names)}})
+    positions = {n: i for i, n in enumerate(names)}
+    return type("Row", (Row,), {"_names": names, "_positions": positions, "__slots__": ()})
 
 
 def _row_factory(cursor: Any) -> Any:

@@ -5,7 +5,7 @@ migrations up to BASELINE_HEAD reach (same tables, columns, constraints, indexes
 those migrations are recorded as applied in `_migrations`, as on SQLite. Every migration after
 BASELINE_HEAD runs on both engines: it gets a `PgDatabase` there (`.conn`, `.execute`,
 `.engine == "postgresql"`) instead of a sqlite_utils.Database, and writes SQL for both where
-they differ. tests/test_pg_schema.py compares the two heads column by column.
+they differ. tests/test_postgres.py compares the two heads column by column.
 
 Types: SQLite's INTEGER is BIGINT here (times in ms overflow a 32-bit integer), TEXT is TEXT,
 BLOB is BYTEA; an `INTEGER PRIMARY KEY` is an identity column, so that `id` is generated as the

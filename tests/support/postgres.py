@@ -21,6 +21,8 @@ from pathlib import Path
 from beeline_missed.store.engine import PostgresURL
 
 TEMPLATE = "bm_template"
+# Where Debian and Ubuntu install the server binaries, one folder per major version.
+DEBIAN_FOLDER = Path("/usr/lib/postgresql")
 
 
 class ClusterError(RuntimeError):
@@ -35,7 +37,7 @@ def bindir() -> Path:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
         if out.returncode == 0 and out.stdout.strip():
             candidates.append(Path(out.stdout.strip()))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    candidates += sorted(DEBIAN_FOLDER.glob("*/bin"), reverse=True)
     for folder in candidates:
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
