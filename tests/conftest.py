@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed.onec_sim import OnecSimulator
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator.onec import OnecSimulator
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
 

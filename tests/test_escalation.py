@@ -15,9 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from beeline_missed import config, escalation, hours, notify, timefmt, xsi_build
-from beeline_missed.deadlines import Deadlines
-from beeline_missed.simulator import Simulator
+from beeline_missed import config, timefmt
+from beeline_missed.daemon import notify
+from beeline_missed.rules import escalation, hours
+from beeline_missed.rules.deadlines import Deadlines
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import free_port, wait_for

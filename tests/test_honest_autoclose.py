@@ -15,11 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beeline_missed import autoclose, calls_view, card_session, config, timefmt, xsi_build
-from beeline_missed.detection import AnsweredCall
-from beeline_missed.processing import Processor
-from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
+from beeline_missed import config, timefmt
+from beeline_missed.cases import card_service as card_session
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.rules import autoclose
+from beeline_missed.rules.detection import AnsweredCall
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import DEFAULT_ABONENTS, Simulator
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, session_state, settle_after
 from tests.support.e2e import start_daemon as start

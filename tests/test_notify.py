@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from beeline_missed import notify, xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed.daemon import notify
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from tests.support import clock
 from tests.support.daemon import free_port, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config

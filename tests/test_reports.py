@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beeline_missed import reports
 from beeline_missed.errors import UserError
+from beeline_missed.reports import engine as reports
 from beeline_missed.store import Register
 from tests.support.factories import add_call
 from tests.support.report_data import A, B, C, fill

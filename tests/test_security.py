@@ -13,10 +13,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import daemon as daemon_module
-from beeline_missed import xsi_build
 from beeline_missed.cli import app
-from beeline_missed.simulator import Simulator
+from beeline_missed.daemon import server as daemon_module
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import autoclose, config, deadlines, hours, reports, timefmt
+from beeline_missed import config, timefmt
 from beeline_missed.cli import app
-from beeline_missed.detection import AnsweredCall
+from beeline_missed.reports import engine as reports
+from beeline_missed.rules import autoclose, deadlines, hours
+from beeline_missed.rules.detection import AnsweredCall
 from beeline_missed.store import Register
 from tests.support.report_data import A, B, fill
 

@@ -15,10 +15,14 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Select, Static, TextArea
 
-from beeline_missed import calls_view, card, card_session, casework, config, timefmt
+from beeline_missed import config, timefmt
+from beeline_missed.cases import calling_back as casework
+from beeline_missed.cases import card_service as card_session
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
+from beeline_missed.rules import card
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 
 STATUS_OPTIONS = [(card.STATUS_LABELS[s], s) for s in (card.MISSED, card.CALLED_BACK)]
 
@@ -74,7 +78,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         self.journal = journal
 
     def _pbx(self) -> Any:
-        from beeline_missed.pbx import PbxClient
+        from beeline_missed.pbx.api import PbxClient
 
         return PbxClient.from_settings(self.settings)
 

@@ -55,7 +55,7 @@ class ReportsPane(Vertical):
         self.report: Any = None  # the last reports.Report shown
 
     def compose(self) -> ComposeResult:
-        from beeline_missed import reports
+        from beeline_missed.reports import engine as reports
 
         field_options = [(f.label, f.name) for f in reports.FIELDS.values()]
         with Horizontal(classes="report-row"):
@@ -129,7 +129,7 @@ class ReportsPane(Vertical):
 
     def spec(self) -> Any:
         """The chosen report as a reports.Spec; UserError for a bad date or grouping."""
-        from beeline_missed import reports
+        from beeline_missed.reports import engine as reports
 
         period_key = str(self.query_one("#report-period", Select).value)
         today = self.clock().astimezone(self.zone).date()
@@ -164,7 +164,7 @@ class ReportsPane(Vertical):
     @on(Button.Pressed, "#filter-add")
     @on(Input.Submitted, "#filter-value")
     def add_filter(self) -> None:
-        from beeline_missed import reports
+        from beeline_missed.reports import engine as reports
 
         field = self.query_one("#filter-field", Select).value
         if field is Select.NULL:
@@ -214,7 +214,7 @@ class ReportsPane(Vertical):
     @work(thread=True, exclusive=True, group="report")
     def build(self, spec: Any) -> None:
         """reports.build_report opens its own read-only connection: safe in a thread."""
-        from beeline_missed import reports
+        from beeline_missed.reports import engine as reports
 
         try:
             report = reports.build_report(self.settings.db, spec)
@@ -224,8 +224,8 @@ class ReportsPane(Vertical):
         self.app.call_from_thread(self.show_report, report)
 
     def show_report(self, report: Any) -> None:
-        from beeline_missed import report_formats as rf
-        from beeline_missed.reports import MEASURE_LABELS
+        from beeline_missed.reports import formats as rf
+        from beeline_missed.reports.engine import MEASURE_LABELS
 
         self.report = report
         table = self.query_one("#report-table", DataTable)
@@ -242,7 +242,7 @@ class ReportsPane(Vertical):
 
     @on(Button.Pressed, "#report-export")
     def export(self) -> None:
-        from beeline_missed import report_formats as rf
+        from beeline_missed.reports import formats as rf
 
         if self.report is None:
             self.show_error("Сначала сформируйте отчёт.")

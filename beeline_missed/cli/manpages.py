@@ -1,7 +1,7 @@
 """Man pages generated from the CLI's own help: one page per command, kept in man/.
 
-`python -m beeline_missed.manpages man` (or `make man`) regenerates them;
-`python -m beeline_missed.manpages man --check` exits 1 when they are out of date.
+`python -m beeline_missed.cli.manpages man` (or `make man`) regenerates them;
+`python -m beeline_missed.cli.manpages man --check` exits 1 when they are out of date.
 Pages carry no date, so regenerating an unchanged CLI changes nothing.
 """
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     check = "--check" in args
     args = [a for a in args if a != "--check"]
     if len(args) != 1:
-        sys.stderr.write("usage: python -m beeline_missed.manpages FOLDER [--check]\n")
+        sys.stderr.write("usage: python -m beeline_missed.cli.manpages FOLDER [--check]\n")
         return 2
     folder = Path(args[0])
     if check:

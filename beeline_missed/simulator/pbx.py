@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from beeline_missed import xsi_build
-from beeline_missed.xsi_build import Step
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.xsi_build import Step
 
 API_PREFIX = "/apis/portal"
 DEFAULT_TOKEN = "simulator-token"

@@ -30,7 +30,7 @@ class AppGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:
-        from beeline_missed.output import fail
+        from beeline_missed.views.output import fail
 
         words: list[str] = ctx.meta.get("words", [])
         # The sub-command's name is the first word the group did not take as its own option.
@@ -106,8 +106,8 @@ class State:
     def register(self, create: str | None = None) -> Any:
         """Open the register. Only commands that are meant to start one pass `create`: the
         notice said when they do, so that the new file's place is never a surprise."""
-        from beeline_missed.output import notice
         from beeline_missed.store import Register
+        from beeline_missed.views.output import notice
 
         if create is None:
             return Register.open(self.existing_db())
@@ -200,7 +200,7 @@ COUNT = {"parser": _count}
 def config_show(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Print the effective settings (the token masked)."""
     from beeline_missed import config
-    from beeline_missed.output import print_json, print_table
+    from beeline_missed.views.output import print_json, print_table
 
     shown = config.effective(state(ctx).settings())
     if json_:
@@ -216,7 +216,7 @@ def config_init(
 ) -> None:
     """Write a commented config.toml (mode 0600) into the home folder."""
     from beeline_missed import config
-    from beeline_missed.output import say
+    from beeline_missed.views.output import say
 
     path = config.init_file(state(ctx).settings().home, force=force)
     say(f"Wrote {path}")
@@ -249,7 +249,7 @@ FmtOption = Annotated[
 
 
 def _sort(value: str) -> str:
-    from beeline_missed.deadlines import SORTS
+    from beeline_missed.rules.deadlines import SORTS
 
     word = value.strip().lower()
     if word not in SORTS:
@@ -278,7 +278,7 @@ def _print_clients(rows: list[dict[str, Any]], json_: bool, empty: str) -> None:
     from rich.markup import escape
 
     from beeline_missed import phones
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.views.output import print_json, print_table, say
 
     if json_:
         print_json(rows)
@@ -327,8 +327,8 @@ def clients_import(
     from rich.markup import escape
     from rich.progress import Progress
 
-    from beeline_missed import clients
-    from beeline_missed.output import err_console, print_json, print_table, say
+    from beeline_missed.directory import clients_file as clients
+    from beeline_missed.views.output import err_console, print_json, print_table, say
 
     # The bar goes to stderr and only to a terminal: scripts and pipes get the summary only.
     # The file is streamed, so its length is not known in advance: the bar counts rows.
@@ -419,8 +419,8 @@ def clients_add(
     """Add a client (or add numbers to the client of that name); calls are re-linked."""
     from rich.markup import escape
 
-    from beeline_missed import clients
-    from beeline_missed.output import print_json, say
+    from beeline_missed.directory import clients_file as clients
+    from beeline_missed.views.output import print_json, say
 
     name = " ".join(name.split())
     if not name:
@@ -451,9 +451,9 @@ def clients_sync(ctx: typer.Context, json_: JsonOption = False) -> None:
     from rich.markup import escape
     from rich.progress import Progress
 
-    from beeline_missed import onec_sync
-    from beeline_missed.onec import OnecClient
-    from beeline_missed.output import err_console, print_json, print_table, say
+    from beeline_missed.onec import sync as onec_sync
+    from beeline_missed.onec.client import OnecClient
+    from beeline_missed.views.output import err_console, print_json, print_table, say
 
     settings = state(ctx).settings()
     with OnecClient.from_settings(settings) as client:
@@ -490,7 +490,7 @@ def clients_sync(ctx: typer.Context, json_: JsonOption = False) -> None:
         say(escape(f"«{item['client']}»: «{item['text']}» — не номер телефона."))
     if report.unrecognised_count > len(unrecognised):
         say(f"… и ещё {report.unrecognised_count - len(unrecognised)}.")
-    from beeline_missed import clients
+    from beeline_missed.directory import clients_file as clients
 
     for line in clients.shared_lines(counts):
         say(escape(line))
@@ -507,9 +507,9 @@ app.add_typer(onec_app, name="onec")
 def onec_check(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Say in plain words what works: reachable, authorised, which configured entity sets and
     fields the base publishes over OData, and what is missing. Exits 1 when anything is."""
-    from beeline_missed import onec_sync
-    from beeline_missed.onec import OnecClient
-    from beeline_missed.output import print_json, say
+    from beeline_missed.onec import sync as onec_sync
+    from beeline_missed.onec.client import OnecClient
+    from beeline_missed.views.output import print_json, say
 
     settings = state(ctx).settings()
     with OnecClient.from_settings(settings) as client:
@@ -552,9 +552,9 @@ def onec_simulator_command(
     import os
     import sys
 
-    from beeline_missed import onec_sim
     from beeline_missed.config import ENV_ONEC_PASSWORD
-    from beeline_missed.daemon import parse_listen
+    from beeline_missed.daemon.server import parse_listen
+    from beeline_missed.simulator import onec as onec_sim
 
     host, port = parse_listen(listen)
     sim = onec_sim.OnecSimulator(
@@ -594,8 +594,11 @@ def list_calls(
     each case is coloured by how long it has waited (callback_deadlines: green, yellow, red);
     --sort age puts the longest waiting first.
     """
-    from beeline_missed import calls_view, casework, deadlines, timefmt
-    from beeline_missed.output import console, print_json, print_text, say, table_style
+    from beeline_missed import timefmt
+    from beeline_missed.cases import calling_back as casework
+    from beeline_missed.rules import deadlines
+    from beeline_missed.views import calls as calls_view
+    from beeline_missed.views.output import console, print_json, print_text, say, table_style
 
     style = None if fmt is None else table_style(fmt)
     if style and json_:
@@ -651,8 +654,11 @@ def watch_calls(
 
     Cases are coloured by how long they have waited (callback_deadlines), as the clock moves.
     """
-    from beeline_missed import casework, deadlines, timefmt, watch
-    from beeline_missed.output import console
+    from beeline_missed import timefmt
+    from beeline_missed.cases import calling_back as casework
+    from beeline_missed.rules import deadlines
+    from beeline_missed.views import watch
+    from beeline_missed.views.output import console
 
     zone = _zone(ctx)
     settings = state(ctx).settings()
@@ -743,14 +749,18 @@ def call_card(
     from rich.markup import escape
     from rich.prompt import Prompt
 
-    from beeline_missed import calls_view, card, card_session, casework, config, timefmt
-    from beeline_missed.output import console, err_console, print_json, say
+    from beeline_missed import config, timefmt
+    from beeline_missed.cases import calling_back as casework
+    from beeline_missed.cases import card_service as card_session
+    from beeline_missed.rules import card
+    from beeline_missed.views import calls as calls_view
+    from beeline_missed.views.output import console, err_console, print_json, say
 
     settings = state(ctx).settings()
     register = state(ctx).register()
     zone = _zone(ctx)
     editing = status is not None or result is not None or book
-    from beeline_missed import onec_card
+    from beeline_missed.onec import card_info as onec_card
 
     if (call or claim) and editing:
         raise UserError("--call и --claim не сочетаются с --status, --result и --book.")
@@ -758,7 +768,7 @@ def call_card(
         raise UserError("--force нужен только вместе с --claim или --call.")
     now = timefmt.now_utc()
     if not editing and not (call or claim) and json_:
-        from beeline_missed import deadlines
+        from beeline_missed.rules import deadlines
 
         row = card_session.case_row(register, call_id)
         deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
@@ -794,7 +804,7 @@ def call_card(
         for message in messages:
             say(escape(message))
         return
-    from beeline_missed import onec_booking
+    from beeline_missed.onec import booking as onec_booking
 
     booker = onec_booking.booker_for(register, settings, zone)
     if not editing:
@@ -886,7 +896,7 @@ def _abonent_list(ctx: typer.Context, refresh: bool) -> tuple[list[dict[str, Any
     if register is not None:
         register.abonents.replace(fetched)
         return register.abonents.rows(), "pbx"
-    from beeline_missed import staff
+    from beeline_missed.directory import staff
 
     return staff.as_cached(fetched), "pbx"  # no register to cache them in: shown as they came
 
@@ -907,8 +917,8 @@ def staff_list(
     """
     from rich.markup import escape
 
-    from beeline_missed import staff
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.directory import staff
+    from beeline_missed.views.output import print_json, print_table, say
 
     settings = state(ctx).settings()
     abonents, source = _abonent_list(ctx, refresh)
@@ -984,8 +994,9 @@ def staff_link(
     """
     from rich.markup import escape
 
-    from beeline_missed import config, staff
-    from beeline_missed.output import notice, say
+    from beeline_missed import config
+    from beeline_missed.directory import staff
+    from beeline_missed.views.output import notice, say
 
     settings = state(ctx).settings()
     abonent = abonent.strip()
@@ -1036,7 +1047,7 @@ def daemon_command(
     Serves POST on the path of BEELINE_MISSED_PUBLIC_URL and GET /healthz. Stops cleanly on
     SIGTERM or SIGINT.
     """
-    from beeline_missed import daemon
+    from beeline_missed.daemon import server as daemon
 
     settings = state(ctx).settings(listen=listen, settle=settle)
     daemon.run(settings, detach=detach, pidfile=pidfile, log_file=log_file, verbose=verbose)
@@ -1049,8 +1060,8 @@ def replay_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     Staff's handling is kept; calls now found answered (by a person, or picked up) that nobody
     handled yet are closed as answered.
     """
-    from beeline_missed.output import print_json, say
-    from beeline_missed.processing import replay, targets_from_settings
+    from beeline_missed.daemon.processing import replay, targets_from_settings
+    from beeline_missed.views.output import print_json, say
 
     settings = state(ctx).settings()
     targets_from = targets_from_settings(settings)
@@ -1094,7 +1105,7 @@ def inbox_command(
     """Inspect the raw events the hook received; rejected documents are kept here."""
     import sys
 
-    from beeline_missed.output import print_json, print_table
+    from beeline_missed.views.output import print_json, print_table
 
     register = state(ctx).register()
     if show is not None:
@@ -1119,7 +1130,7 @@ def _print_subscriptions(rows: list[list[Any]], title: str) -> None:
     """The output.py table, except that ids are never cut: `unsubscribe ID` needs them whole."""
     from rich.table import Table
 
-    from beeline_missed.output import console
+    from beeline_missed.views.output import console
 
     table = Table(title=title)
     for header in SUBSCRIPTION_HEADERS:
@@ -1133,7 +1144,7 @@ def _print_subscriptions(rows: list[list[Any]], title: str) -> None:
 
 
 def _pbx(ctx: typer.Context) -> Any:
-    from beeline_missed.pbx import PbxClient
+    from beeline_missed.pbx.api import PbxClient
 
     return PbxClient.from_settings(state(ctx).settings())
 
@@ -1219,8 +1230,9 @@ def subscribe_command(
     already held for the same URL and type is renewed (the new one made first, then the old
     one deleted), never doubled. The daemon keeps the recorded subscriptions alive.
     """
-    from beeline_missed import subscriptions, timefmt
-    from beeline_missed.output import print_json, say
+    from beeline_missed import timefmt
+    from beeline_missed.pbx import subscriptions
+    from beeline_missed.views.output import print_json, say
 
     settings = state(ctx).settings()
     chosen: list[str | None] = list(patterns or [])
@@ -1269,8 +1281,9 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
 
     Also shows when the daemon last received an event.
     """
-    from beeline_missed import subscriptions, timefmt
-    from beeline_missed.output import console, print_json, say
+    from beeline_missed import timefmt
+    from beeline_missed.pbx import subscriptions
+    from beeline_missed.views.output import console, print_json, say
 
     register = state(ctx).register()
     zone = _zone(ctx)
@@ -1281,7 +1294,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     last_event = subscriptions.last_event_at(register)
     upkeep_error = subscriptions.upkeep_error(register)
     # The last reconciliation and what it recovered.
-    from beeline_missed import reconcile
+    from beeline_missed.rules import reconcile
 
     last_reconcile = reconcile.last_run(register)
     onec_status = _onec_status(register, zone)
@@ -1353,7 +1366,8 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
 
 def _onec_status(register: Any, zone: Any) -> dict[str, Any] | None:
     """The last 1C sync for `status --json`, times local; None when 1C was never synced."""
-    from beeline_missed import onec_sync, timefmt
+    from beeline_missed import timefmt
+    from beeline_missed.onec import sync as onec_sync
 
     last = onec_sync.last_sync(register)
     if last is not None:
@@ -1417,8 +1431,8 @@ def unsubscribe_command(
     json_: JsonOption = False,
 ) -> None:
     """Delete subscriptions at the PBX and mark them deleted in the register."""
-    from beeline_missed import subscriptions
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.pbx import subscriptions
+    from beeline_missed.views.output import print_json, print_table, say
 
     if bool(ids) == all_:
         raise UserError("Give subscription ids or --all (not both).")
@@ -1471,8 +1485,8 @@ def simulator_command(
     import sys
 
     from beeline_missed.config import ENV_API_TOKEN
-    from beeline_missed.daemon import parse_listen
-    from beeline_missed.simulator import DEFAULT_TOKEN, Simulator, serve_forever
+    from beeline_missed.daemon.server import parse_listen
+    from beeline_missed.simulator.pbx import DEFAULT_TOKEN, Simulator, serve_forever
 
     host, port = parse_listen(listen)
     sim = Simulator(
@@ -1502,7 +1516,7 @@ class ReportCommand(TyperCommand):
     """Lets `--where FIELD OP VALUE` come as three words, as well as one ('user=Иванов')."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        from beeline_missed.reports import OPERATORS
+        from beeline_missed.reports.engine import OPERATORS
 
         merged: list[str] = []
         i = 0
@@ -1592,8 +1606,9 @@ def report(
     """
     import sys
 
-    from beeline_missed import report_formats, reports
-    from beeline_missed.output import console, print_text, table_style
+    from beeline_missed.reports import engine as reports
+    from beeline_missed.reports import formats as report_formats
+    from beeline_missed.views.output import console, print_text, table_style
 
     settings = state(ctx).settings()
     chosen = "json" if json_ else fmt
@@ -1695,8 +1710,8 @@ def demo_command(
     (answered, missed, hunt groups, repeat callers, hidden numbers) and missed calls appear
     live. The register, log and reports stay in the demo folder.
     """
-    from beeline_missed import demo
-    from beeline_missed.output import console, say
+    from beeline_missed.simulator import demo
+    from beeline_missed.views.output import console, say
 
     counts = demo.run(home, tui=not no_tui, duration=duration, settle=settle, console=console)
     say(
@@ -1738,8 +1753,9 @@ def reconcile_command(
     """
     from datetime import timedelta
 
-    from beeline_missed import autoclose, hours, reconcile, timefmt
-    from beeline_missed.output import console, print_json, print_table, say
+    from beeline_missed import timefmt
+    from beeline_missed.rules import autoclose, hours, reconcile
+    from beeline_missed.views.output import console, print_json, print_table, say
 
     settings = state(ctx).settings()
     settings.require_token()

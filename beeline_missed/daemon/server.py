@@ -31,11 +31,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from beeline_missed import xsi
 from beeline_missed.config import Settings
+from beeline_missed.daemon.processing import Processor, now_ms
+from beeline_missed.daemon.processing import targets_from_settings as processing_targets
 from beeline_missed.errors import UserError
-from beeline_missed.processing import Processor, now_ms
-from beeline_missed.processing import targets_from_settings as processing_targets
+from beeline_missed.pbx import xsi
 from beeline_missed.store import Register
 
 log = logging.getLogger("beeline_missed.daemon")
@@ -396,7 +396,9 @@ class Workers:
     asked_about: set[str] = field(default_factory=set)
 
     def start(self) -> None:
-        from beeline_missed import hours, notify, timefmt
+        from beeline_missed import timefmt
+        from beeline_missed.daemon import notify
+        from beeline_missed.rules import hours
 
         self.hours = hours.from_settings(self.settings)  # a bad table fails here, at start
         self.targets_from = processing_targets(self.settings)
@@ -412,7 +414,7 @@ class Workers:
             threading.Thread(target=self._abonents_loop, name="abonents", daemon=True),
         ]
         # 1C:Альфа-Авто: the clients directory synced in its own thread (onec_worker.py).
-        from beeline_missed import onec_worker
+        from beeline_missed.onec import worker as onec_worker
 
         if onec_worker.configured(self.settings):
             self.threads.append(
@@ -430,7 +432,7 @@ class Workers:
         if self.settings.escalate_after > 0:
             # Its own thread: the hook and the processor never wait for a manager's channel.
             if channels:
-                from beeline_missed.escalation import Escalator
+                from beeline_missed.rules.escalation import Escalator
 
                 escalator = Escalator(self.settings.db, self.settings, channels, self.stop)
                 self.threads.append(escalator.start())
@@ -441,7 +443,7 @@ class Workers:
     def _after_missed(self, register: Register) -> Any:
         """What follows a new register row: close it at once if the number was answered after
         it already (a late row), else notify."""
-        from beeline_missed import autoclose
+        from beeline_missed.rules import autoclose
 
         closer = autoclose.AutoCloser(register, self.settings) if self.settings.auto_close else None
 
@@ -475,7 +477,7 @@ class Workers:
             release_wait=self.settings.auto_close_release_wait,
         )
         if self.settings.auto_close:
-            from beeline_missed.autoclose import AutoCloser
+            from beeline_missed.rules.autoclose import AutoCloser
 
             processor.on_answered.append(AutoCloser(register, self.settings))
         tick = max(0.05, min(0.5, self.settings.settle / 4))
@@ -512,8 +514,8 @@ class Workers:
         if not self.settings.api_token:
             log.warning("no API token: subscriptions are not kept alive by this daemon")
             return
-        from beeline_missed import subscriptions
-        from beeline_missed.pbx import PbxClient
+        from beeline_missed.pbx import subscriptions
+        from beeline_missed.pbx.api import PbxClient
 
         register = DaemonRegister.open(self.settings.db)
         client = PbxClient.from_settings(self.settings)
@@ -567,7 +569,7 @@ class Workers:
         if not self.settings.api_token:
             log.warning("no API token: people and services are told apart by their ids only")
             return
-        from beeline_missed.pbx import PbxClient
+        from beeline_missed.pbx.api import PbxClient
 
         register = DaemonRegister.open(self.settings.db)
         client = PbxClient.from_settings(self.settings)
@@ -600,8 +602,8 @@ class Workers:
         if not self.settings.api_token:
             log.warning("no API token: missed calls are not reconciled from the statistics")
             return
-        from beeline_missed import reconcile
-        from beeline_missed.pbx import PbxClient
+        from beeline_missed.pbx.api import PbxClient
+        from beeline_missed.rules import reconcile
 
         # The inbox first: events acknowledged before a restart are the hook's, not recoveries.
         while not self.drained.wait(0.2):
@@ -889,7 +891,7 @@ def configure_logging(
 def prepare_register(db: Path) -> None:
     """Create (or migrate) the register now, in the foreground, and say so when it is new: the
     daemon is one of the commands meant to start a register, and its place must be visible."""
-    from beeline_missed.output import notice
+    from beeline_missed.views.output import notice
 
     new = not db.exists()
     Register.open(db).close()
@@ -942,7 +944,7 @@ def claim_pidfile(pidfile: Path) -> None:
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"Cannot write the pidfile {pidfile}: its folder is missing or read-only.")
     if pidfile.exists():
-        from beeline_missed.output import notice
+        from beeline_missed.views.output import notice
 
         try:
             pidfile.unlink()  # stale: its process is gone
@@ -966,7 +968,7 @@ def run(
     reports back through a pipe whether it listens, so the command's exit status is the truth.
     """
     hook_path(settings.public_url)  # fail before forking
-    from beeline_missed import hours
+    from beeline_missed.rules import hours
 
     hours.from_settings(settings)  # a bad working_hours table too
     host, port = parse_listen(settings.listen)
@@ -998,7 +1000,7 @@ def _detach(
     pidfile: Path | None,
     verbose: bool,
 ) -> None:
-    from beeline_missed.output import notice
+    from beeline_missed.views.output import notice
 
     read_end, write_end = os.pipe()
     child = os.fork()

@@ -696,7 +696,8 @@ def demo_clients() -> list[tuple[str, str, list[str]]]:
     import io
     from importlib import resources
 
-    text = (resources.files("beeline_missed") / "demo_data" / "clients.csv").read_text("utf-8")
+    demo_data = resources.files("beeline_missed.simulator") / "demo_data"
+    text = (demo_data / "clients.csv").read_text("utf-8")
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))[1:]
     return [(row[0], row[1], [cell for cell in row[2:] if cell.strip()]) for row in rows if row]
 

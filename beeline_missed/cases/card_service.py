@@ -13,9 +13,12 @@ from typing import Any
 
 from rich.markup import escape
 
-from beeline_missed import calls_view, card, journal, timefmt
+from beeline_missed import timefmt
+from beeline_missed.cases import journal
 from beeline_missed.errors import UserError
+from beeline_missed.rules import card
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 
 BOOK = "book"  # the third choice of the status prompt
 _CHOICES = {

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from beeline_missed import phones, timefmt
-from beeline_missed.clients import BAD_NUMBER, NO_NAME, NO_NUMBER
-from beeline_missed.onec import Metadata, OnecClient, OnecError
+from beeline_missed.directory.clients_file import BAD_NUMBER, NO_NAME, NO_NUMBER
+from beeline_missed.onec.client import Metadata, OnecClient, OnecError
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
@@ -255,7 +255,7 @@ def extra_sets(settings: Settings) -> list[tuple[str, list[str], dict[str, list[
 def diagnose(client: OnecClient, settings: Settings) -> dict[str, Any]:
     """`onec check`: reachable, authorised, what the base publishes of the configured names,
     with the problems in plain words (`ok` when there are none)."""
-    from beeline_missed.onec import OnecAuthError, OnecNotJson, OnecTimeout, OnecUnreachable
+    from beeline_missed.onec.client import OnecAuthError, OnecNotJson, OnecTimeout, OnecUnreachable
 
     found: dict[str, Any] = {
         "url": client.url,

@@ -12,7 +12,7 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from beeline_missed import phones, timefmt
-from beeline_missed.card import status_label
+from beeline_missed.rules.card import status_label
 from beeline_missed.vocabulary import LOST_AT_LABELS
 
 if TYPE_CHECKING:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from beeline_missed import card, phones, timefmt
+from beeline_missed import phones, timefmt
 from beeline_missed.errors import ConflictError
-from beeline_missed.onec import OnecClient, OnecError
+from beeline_missed.onec.client import OnecClient, OnecError
+from beeline_missed.rules import card
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings

@@ -18,8 +18,9 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from beeline_missed import notify, phones, timefmt
-from beeline_missed.deadlines import Deadlines
+from beeline_missed import phones, timefmt
+from beeline_missed.daemon import notify
+from beeline_missed.rules.deadlines import Deadlines
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 

@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from beeline_missed import phones, timefmt
-from beeline_missed.detection import HIDDEN, abonent_name
 from beeline_missed.errors import UserError
+from beeline_missed.rules.detection import HIDDEN, abonent_name
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import Source
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from beeline_missed import onec_sync
-from beeline_missed.onec import OnecClient
+from beeline_missed.onec import sync as onec_sync
+from beeline_missed.onec.client import OnecClient
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
@@ -33,7 +33,7 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Sync, and retry waiting bookings, until `stop` is set."""
-    from beeline_missed import onec_booking
+    from beeline_missed.onec import booking as onec_booking
 
     interval = float(settings.onec_sync_interval)
     register = open_register()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from beeline_missed.onec import OnecClient, OnecError
+from beeline_missed.onec.client import OnecClient, OnecError
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings

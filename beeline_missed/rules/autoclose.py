@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
-from beeline_missed import card, timefmt
-from beeline_missed.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
+from beeline_missed import timefmt
 from beeline_missed.errors import ConflictError
+from beeline_missed.rules import card
+from beeline_missed.rules.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
 from beeline_missed.store import Register
 
 log = logging.getLogger("beeline_missed.autoclose")
@@ -254,7 +255,7 @@ class AutoCloser:
         # without the patterns, as some tests pass, get the defaults).
         self.targets_from: Callable[[list[dict[str, Any]]], Targets] | None = None
         if hasattr(settings, "voice_menu_targets"):
-            from beeline_missed.processing import targets_from_settings
+            from beeline_missed.daemon.processing import targets_from_settings
 
             self.targets_from = targets_from_settings(settings)
 

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from beeline_missed import timefmt
-from beeline_missed.hours import WorkingHours
+from beeline_missed.rules.hours import WorkingHours
 from beeline_missed.vocabulary import CallStatus
 
 DEFAULT_DEADLINES_MIN = (15.0, 60.0)
@@ -63,7 +63,7 @@ class Deadlines:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Deadlines:
-        from beeline_missed import hours
+        from beeline_missed.rules import hours
 
         minutes = getattr(settings, "callback_deadlines", None) or DEFAULT_DEADLINES_MIN
         return cls(tuple(float(m) * 60 for m in minutes), hours.from_settings(settings))

@@ -18,9 +18,10 @@ from typing import Any
 from rich.console import Console, Group
 from rich.text import Text
 
-from beeline_missed import calls_view, timefmt
-from beeline_missed.deadlines import Deadlines, row_style, sort_rows
+from beeline_missed import timefmt
+from beeline_missed.rules.deadlines import Deadlines, row_style, sort_rows
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 from beeline_missed.vocabulary import CallStatus
 
 Decorate = Callable[[Register, list[dict[str, Any]]], list[dict[str, Any]]]

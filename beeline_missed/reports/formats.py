@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from beeline_missed import timefmt
-from beeline_missed.reports import (
+from beeline_missed.reports.engine import (
     DEADLINE_LABELS,
     MEASURE_LABELS,
     Group,

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from beeline_missed import config, xsi_build
+from beeline_missed import config
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
+from beeline_missed.simulator import xsi_build
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus
 
@@ -291,8 +292,8 @@ def with_demo_staff(settings: Settings, user: str) -> Settings:
 def sync_clients(settings: Settings) -> dict[str, Any]:
     """The demo directory, synced from the 1C stand-in as `clients sync` does (the same
     clients as the 1C-style CSV, with cars and repair orders in 1C)."""
-    from beeline_missed import onec_sync
-    from beeline_missed.onec import OnecClient
+    from beeline_missed.onec import sync as onec_sync
+    from beeline_missed.onec.client import OnecClient
     from beeline_missed.store import Register
 
     register = Register.open(settings.db)
@@ -307,8 +308,8 @@ def sync_clients(settings: Settings) -> dict[str, Any]:
 def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
     """One subscription for the whole (simulated) PBX, as `subscribe --enterprise` does: it sees
     the voice menu and the queue too."""
-    from beeline_missed import subscriptions
-    from beeline_missed.pbx import PbxClient
+    from beeline_missed.pbx import subscriptions
+    from beeline_missed.pbx.api import PbxClient
     from beeline_missed.store import Register
 
     register = Register.open(settings.db)
@@ -331,7 +332,7 @@ _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 def _quiet_logging(log_file: Path) -> None:
     """Everything the servers log goes to the demo folder, never over the screen."""
-    from beeline_missed import daemon
+    from beeline_missed.daemon import server as daemon
 
     daemon.configure_logging(log_file)
     for name in _SERVER_LOGGERS:
@@ -386,10 +387,10 @@ def running_demo(
     seed: int | None = None,
     fresh: bool = True,
 ) -> Iterator[Demo]:
-    from beeline_missed import onec_sim
-    from beeline_missed.daemon import RunningDaemon
-    from beeline_missed.onec_sim import OnecSimulator
-    from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
+    from beeline_missed.daemon.server import RunningDaemon
+    from beeline_missed.simulator import onec as onec_sim
+    from beeline_missed.simulator.onec import OnecSimulator
+    from beeline_missed.simulator.pbx import DEFAULT_TOKEN, Simulator
 
     home = prepare_home(home, fresh=fresh)
     with _logging_restored(), contextlib.ExitStack() as running:
@@ -456,14 +457,14 @@ def run(
 
             PanelApp(settings, zone=zone, user=user, duration=duration, note="демо").run()
         else:
-            from beeline_missed import watch
-            from beeline_missed.deadlines import Deadlines
+            from beeline_missed.rules.deadlines import Deadlines
+            from beeline_missed.views import watch
 
             intro = (
                 f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
                 "Пропущенные звонки появятся через несколько секунд. Ctrl-C — выход."
             )
-            from beeline_missed import casework
+            from beeline_missed.cases import calling_back as casework
 
             def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return casework.with_claims(register, settings, rows, timefmt.now_utc())
@@ -484,7 +485,7 @@ def run(
 
 
 def _demo_user() -> str:
-    from beeline_missed import card
+    from beeline_missed.rules import card
 
     try:
         return card.current_user(None, None)

@@ -22,7 +22,7 @@ from beeline_missed.errors import UserError
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
-    from beeline_missed.pbx import PbxClient
+    from beeline_missed.pbx.api import PbxClient
     from beeline_missed.store import Register
 
 ACTIVE = "active"
@@ -132,7 +132,7 @@ def _retire(
     register: Register, client: PbxClient, old: dict[str, Any], new_row: dict[str, Any], state: str
 ) -> str:
     """Record `new_row` as the successor of `old`, then DELETE `old` at the PBX."""
-    from beeline_missed.pbx import PbxError, PbxNotFound
+    from beeline_missed.pbx.api import PbxError, PbxNotFound
 
     if not register.subscriptions.replace(old["id"], new_row, old_state=state):
         # Someone else (the daemon, another command) retired it first: do not keep a twin.
@@ -171,7 +171,7 @@ def subscribe(
     A pattern we already hold for the same URL and type is renewed (new first, then the old one
     deleted) rather than doubled, since two live subscriptions deliver every event twice.
     """
-    from beeline_missed.pbx import PbxError
+    from beeline_missed.pbx.api import PbxError
 
     url = validate(expires, subscription_type, url)
     held = {
@@ -208,7 +208,7 @@ def status(
     Only looks: it does not retire anything (re-subscribing is check()'s job), so a gone
     subscription stays held until the daemon or the user acts on it.
     """
-    from beeline_missed.pbx import PbxNotFound
+    from beeline_missed.pbx.api import PbxNotFound
 
     moment = _now(now)
     report = []
@@ -234,7 +234,7 @@ def unsubscribe(
     The row is marked before the DELETE so that the termination event the PBX then sends does
     not make the daemon re-subscribe; if the DELETE fails the row is active again.
     """
-    from beeline_missed.pbx import PbxError, PbxNotFound
+    from beeline_missed.pbx.api import PbxError, PbxNotFound
 
     if ids is None:
         targets = [row["id"] for row in register.subscriptions.rows((ACTIVE,))]
@@ -283,7 +283,7 @@ def _run(
     A PBX-wide failure (token rejected, PBX unreachable) stops at once: every other call would
     fail the same way.
     """
-    from beeline_missed.pbx import PbxAuthError, PbxError, PbxTimeout, PbxUnreachable
+    from beeline_missed.pbx.api import PbxAuthError, PbxError, PbxTimeout, PbxUnreachable
 
     actions: list[str] = []
     errors: list[Exception] = []
@@ -311,7 +311,7 @@ def keep_alive(
     Also retries the DELETE of replaced subscriptions whose deletion failed and that are not yet
     expired. Returns what was done; raises KeepAliveError after recording each failure.
     """
-    from beeline_missed.pbx import PbxError, PbxNotFound
+    from beeline_missed.pbx.api import PbxError, PbxNotFound
 
     moment = _now(now)
     actions: list[str] = []
@@ -346,7 +346,7 @@ def check(
 
     `settings` gives the expires asked for rows recorded without one (default: loaded)."""
     from beeline_missed.config import load
-    from beeline_missed.pbx import PbxNotFound
+    from beeline_missed.pbx.api import PbxNotFound
 
     moment = _now(now)
     stamp = timefmt.to_stored(moment)

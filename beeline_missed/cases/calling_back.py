@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from beeline_missed import callback, claims, config, timefmt
+from beeline_missed import config, timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
+from beeline_missed.rules import callback, claims
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 
@@ -104,7 +105,7 @@ def card_row(
     """A card's row as people read it: the claim (with_claims), and `line_label`, the abonents
     that rang with the names staff know them by («Смирнова (9001112201)»; the [staff] tables,
     staff_names, else the PBX's list)."""
-    from beeline_missed.autoclose import StaffNames
+    from beeline_missed.rules.autoclose import StaffNames
 
     shown = with_claims(register, settings, [row], now)[0]
     abonents = [a.strip() for a in str(row.get("line") or "").split(",") if a.strip()]
@@ -136,7 +137,7 @@ def call_client(
 
     Whatever makes the call impossible (a hidden number, no abonent, no token) is told before
     the case is taken. `pbx` makes the PbxClient."""
-    from beeline_missed.pbx import PbxError
+    from beeline_missed.pbx.api import PbxError
 
     row = _open_row(register, call_id)
     number = callback.dial_number(row.get("phone"), settings.call_number_format)

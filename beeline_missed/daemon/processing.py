@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from beeline_missed import detection, phones, timefmt, xsi
-from beeline_missed.detection import AnsweredCall, LegState
+from beeline_missed import phones, timefmt
 from beeline_missed.errors import UserError
+from beeline_missed.pbx import xsi
+from beeline_missed.rules import detection
+from beeline_missed.rules.detection import AnsweredCall, LegState
 from beeline_missed.store import Register
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus

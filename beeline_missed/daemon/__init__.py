@@ -1,0 +1,1 @@
+"""The daemon: the hook, its workers and the server's lifecycle."""
