@@ -1047,10 +1047,10 @@ def daemon_command(
     Serves POST on the path of BEELINE_MISSED_PUBLIC_URL and GET /healthz. Stops cleanly on
     SIGTERM or SIGINT.
     """
-    from beeline_missed.daemon import server as daemon
+    from beeline_missed.daemon.main import run
 
     settings = state(ctx).settings(listen=listen, settle=settle)
-    daemon.run(settings, detach=detach, pidfile=pidfile, log_file=log_file, verbose=verbose)
+    run(settings, detach=detach, pidfile=pidfile, log_file=log_file, verbose=verbose)
 
 
 @app.command("replay")

@@ -332,9 +332,9 @@ _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 def _quiet_logging(log_file: Path) -> None:
     """Everything the servers log goes to the demo folder, never over the screen."""
-    from beeline_missed.daemon import server as daemon
+    from beeline_missed.daemon.main import configure_logging
 
-    daemon.configure_logging(log_file)
+    configure_logging(log_file)
     for name in _SERVER_LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
