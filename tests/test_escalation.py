@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from beeline_missed import config, timefmt
-from beeline_missed.daemon import notify
+from beeline_missed.daemon import escalator, notify
 from beeline_missed.rules import escalation, hours
 from beeline_missed.rules.deadlines import Deadlines
 from beeline_missed.simulator import xsi_build
@@ -176,15 +176,15 @@ def test_recorded_in_the_register_never_twice_not_for_a_new_attempt(register: Re
     stored = timefmt.ms_to_stored
     first = add_call(register, "a", FIRST, stored(now - 3_600_000))
     add_call(register, "b", SECOND, stored(now - 60_000))
-    found = escalation.escalate(register, judged(), 1800, now)
+    found = escalator.escalate(register, judged(), 1800, now)
     assert [c["call_ids"] for c in found] == [[first]]
-    assert escalation.escalate(register, judged(), 1800, now + 60_000) == []
+    assert escalator.escalate(register, judged(), 1800, now + 60_000) == []
     # The caller tries again: still the same case, already told about.
     add_call(register, "c", FIRST, stored(now + 120_000))
-    assert escalation.escalate(register, judged(), 1800, now + 180_000) == []
+    assert escalator.escalate(register, judged(), 1800, now + 180_000) == []
     assert register.escalations.among([first]) == {first}
     # The other caller passes the limit later: told then, alone.
-    later = escalation.escalate(register, judged(), 1800, now + 1_800_000)
+    later = escalator.escalate(register, judged(), 1800, now + 1_800_000)
     assert [c["phone"] for c in later] == [SECOND]
 
 
@@ -257,7 +257,7 @@ def test_a_check_sends_the_overdue_cases_once_within_working_hours(
     second = add_call(register, "b", SECOND, timefmt.ms_to_stored(now - 1_800_000))
     moments = [now + 10 * 3_600_000, now]  # 19:00, after closing; then 09:00
     settings = settings_for(home, bot.url, port)
-    checker = escalation.Escalator(
+    checker = escalator.Escalator(
         db_path, settings, notify.senders(settings), threading.Event(),
         clock_ms=lambda: moments.pop(0),
     )  # fmt: skip
@@ -297,7 +297,7 @@ def test_failing_channels_are_retried_then_logged_unless_stopping(
         stop.set()
     with FakeTelegram(status=500) as broken:
         settings = settings_for(home, broken.url, free_port())  # no mail server listens
-        checker = escalation.Escalator(
+        checker = escalator.Escalator(
             db_path, settings, notify.senders(settings), stop,
             clock_ms=lambda: now, attempts=attempts, retry_delay=0.01,
         )  # fmt: skip
@@ -323,7 +323,7 @@ def test_the_thread_survives_a_failed_check_and_stops_when_told(
 
     stop = threading.Event()
     settings = settings_for(home, bot.url, free_port())
-    checker = escalation.Escalator(
+    checker = escalator.Escalator(
         db_path, settings, [notify.TelegramSender(TOKEN, "-100500", bot.url)], stop, clock_ms=clock
     )
     thread = checker.start()

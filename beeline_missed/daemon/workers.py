@@ -94,7 +94,7 @@ class Workers:
         if self.settings.escalate_after > 0:
             # Its own thread: the hook and the processor never wait for a manager's channel.
             if channels:
-                from beeline_missed.rules.escalation import Escalator
+                from beeline_missed.daemon.escalator import Escalator
 
                 escalator = Escalator(self.settings.db, self.settings, channels, self.stop)
                 self.threads.append(escalator.start())
