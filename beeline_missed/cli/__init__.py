@@ -751,7 +751,8 @@ def call_card(
 
     from beeline_missed import config, timefmt
     from beeline_missed.cases import calling_back as casework
-    from beeline_missed.cases import card_service as card_session
+    from beeline_missed.cases import card_service
+    from beeline_missed.cli import card_dialog
     from beeline_missed.rules import card
     from beeline_missed.views import calls as calls_view
     from beeline_missed.views.output import console, err_console, print_json, say
@@ -770,7 +771,7 @@ def call_card(
     if not editing and not (call or claim) and json_:
         from beeline_missed.rules import deadlines
 
-        row = card_session.case_row(register, call_id)
+        row = card_service.case_row(register, call_id)
         deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
         row = casework.with_claims(register, settings, [row], now)[0]
         shown = calls_view.call_json(row, zone)
@@ -824,7 +825,7 @@ def call_card(
                 ) from None
             return answer
 
-        outcome = card_session.interactive(
+        outcome = card_dialog.interactive(
             register,
             call_id,
             name,
@@ -844,9 +845,9 @@ def call_card(
         if outcome.journal:
             say(escape(outcome.journal))
         return
-    opened = card_session.open_card(register, call_id, expect_version)
+    opened = card_service.open_card(register, call_id, expect_version)
     edit = card.Edit.parse(user=name, status=status, result=result, book=book)
-    outcome = card_session.apply(register, opened, edit, settings.journal, booker=booker)
+    outcome = card_service.apply(register, opened, edit, settings.journal, booker=booker)
     if outcome.refused:
         raise UserError(outcome.message)
     if json_:

@@ -46,7 +46,7 @@ def configured(settings: Settings) -> bool:
 
 
 def booker_for(register: Register, settings: Settings, zone: tzinfo) -> Any:
-    """What card_session.apply calls after «Записаться»; None when 1C is not configured."""
+    """What card_service.apply calls after «Записаться»; None when 1C is not configured."""
     if not configured(settings):
         return None
     return lambda saved: book(register, settings, saved, zone)

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from beeline_missed import phones, timefmt
 from beeline_missed.cases import calling_back as casework
-from beeline_missed.cases import card_service as card_session
+from beeline_missed.cases import card_service
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.onec import booking as onec_booking
@@ -238,7 +238,7 @@ class PanelApp(App[None]):
 
         return lines
 
-    def _card_closed(self, outcome: card_session.Outcome | None) -> None:
+    def _card_closed(self, outcome: card_service.Outcome | None) -> None:
         if outcome is not None:
             self.notify(
                 outcome.message,

@@ -1,4 +1,4 @@
-"""The call card as a modal screen. Every rule is card.py's (through card_session.apply), and
+"""The call card as a modal screen. Every rule is card.py's (through card_service.apply), and
 claims' and click-to-call's are claims.py's and callback.py's (through casework); this screen
 only collects the status and result, and shows what the rules answered."""
 
@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, Label, Select, Static, TextArea
 
 from beeline_missed import config, timefmt
 from beeline_missed.cases import calling_back as casework
-from beeline_missed.cases import card_service as card_session
+from beeline_missed.cases import card_service
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.rules import card
@@ -27,7 +27,7 @@ from beeline_missed.views import calls as calls_view
 STATUS_OPTIONS = [(card.STATUS_LABELS[s], s) for s in (card.MISSED, card.CALLED_BACK)]
 
 
-class CardScreen(ModalScreen[card_session.Outcome | None]):
+class CardScreen(ModalScreen[card_service.Outcome | None]):
     """Dismissed with the Outcome of a save, or None when closed without saving."""
 
     BINDINGS: ClassVar[list[Binding]] = [
@@ -67,7 +67,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         # The next «Взять в работу» takes someone else's claim (after they were named).
         self.take_over = False
         # With the caller's open attempts: saving handles all of them.
-        row = card_session.case_row(register, call_id)
+        row = card_service.case_row(register, call_id)
         self.row = casework.card_row(register, self.settings, row, clock())
         # What the save will check: someone else saving after this moment is a conflict.
         self.opened = card.Card.from_row(self.row)
@@ -197,12 +197,12 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
             self.take_over = True
             self.query_one("#claim", Button).label = self.TAKE_OVER
 
-    def _apply(self, *, book: bool) -> card_session.Outcome | None:
+    def _apply(self, *, book: bool) -> card_service.Outcome | None:
         """Run the rules; None (and the reason shown in the card) when nothing was saved."""
         status = card.CALLED_BACK if book else self.status
         edit = card.Edit(user=self.user_name, status=status, result=self.result, book=book)
         try:
-            outcome = card_session.apply(
+            outcome = card_service.apply(
                 self.register, self.opened, edit, self.journal, booker=self.booker
             )
         except UserError as exc:  # no result, a conflict: the card stays open
@@ -285,7 +285,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         # with «Перезвонили» it saves, and a missing result keeps the card open.
         if self.status == card.MISSED:
             changed = self.result.strip() != self.opened.result.strip()
-            discarded = card_session.Outcome(None, card.NOT_SAVED_MISSED, refused=True)
+            discarded = card_service.Outcome(None, card.NOT_SAVED_MISSED, refused=True)
             self.dismiss(discarded if changed else None)
             return
         outcome = self._apply(book=False)
