@@ -28,7 +28,7 @@ from typing import Any
 from beeline_missed import config
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
-from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator import shop, xsi_build
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus
 
@@ -37,11 +37,8 @@ DEFAULT_HOME = Path("demo-home")
 REGISTER_FILES = ("register.sqlite", "register.sqlite-wal", "register.sqlite-shm")
 HOOK_SECRET_BYTES = 16
 
-# The simulator's abonents (simulator.DEFAULT_ABONENTS): reception, two masters, a manager.
-RECEPTION = "9001112201@ip.beeline.ru"
-MASTER_1 = "9001112202@ip.beeline.ru"
-MASTER_2 = "9001112203@ip.beeline.ru"
-MANAGER = "9001112204@ip.beeline.ru"
+# The shop's people (simulator/shop.py): reception, two masters, a manager.
+RECEPTION, MASTER_1, MASTER_2, MANAGER = shop.RECEPTION, shop.MASTER_1, shop.MASTER_2, shop.MANAGER
 HUNT_GROUP = [RECEPTION, MASTER_1, MASTER_2]
 
 # Callers: numbers from the demo clients directory (demo_data/clients.csv) and strangers.
@@ -285,7 +282,7 @@ def demo_settings(home: Path, sim_url: str, token: str, port: int, settle: float
 def with_demo_staff(settings: Settings, user: str) -> Settings:
     """The person at the demo's panel is reception's Анна Смирнова (abonent 201): «Позвонить»
     in a card rings the simulator, whose call closes the case by itself."""
-    member = config.StaffMember(user, "Анна Смирнова", RECEPTION.partition("@")[0])
+    member = config.StaffMember(user, shop.full_name(RECEPTION), RECEPTION.partition("@")[0])
     return replace(settings, staff={user: member})
 
 

@@ -691,15 +691,10 @@ def demo_base(sim: OnecSimulator, clients: Iterable[tuple[str, str, list[str]]])
 
 
 def demo_clients() -> list[tuple[str, str, list[str]]]:
-    """The demo shop's clients (the same as the demo's 1C-style CSV): (code, name, phones)."""
-    import csv
-    import io
-    from importlib import resources
+    """The demo shop's clients (simulator/shop.py): (code, name, phones)."""
+    from beeline_missed.simulator import shop
 
-    demo_data = resources.files("beeline_missed.simulator") / "demo_data"
-    text = (demo_data / "clients.csv").read_text("utf-8")
-    rows = list(csv.reader(io.StringIO(text), delimiter=";"))[1:]
-    return [(row[0], row[1], [cell for cell in row[2:] if cell.strip()]) for row in rows if row]
+    return shop.clients()
 
 
 def serve_forever(sim: OnecSimulator, ready: Callable[[str], None]) -> None:

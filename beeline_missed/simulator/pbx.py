@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator import shop, xsi_build
 from beeline_missed.simulator.xsi_build import Step
 
 API_PREFIX = "/apis/portal"
@@ -39,54 +39,8 @@ SEQUENCE_WRAP = 2147483647
 ENTERPRISE_ID = "MPBX_E_000001@ip.beeline.ru"
 MAX_PAGE_SIZE = 100
 
-# A small car-repair shop: reception, two masters, a manager and the owner.
-DEFAULT_ABONENTS: list[dict[str, str]] = [
-    {
-        "userId": "9001112201@ip.beeline.ru",
-        "phone": "9001112201",
-        "extension": "201",
-        "firstName": "Анна",
-        "lastName": "Смирнова",
-        "email": "reception@avtoservis.example.ru",
-        "department": "Ресепшн",
-    },
-    {
-        "userId": "9001112202@ip.beeline.ru",
-        "phone": "9001112202",
-        "extension": "202",
-        "firstName": "Игорь",
-        "lastName": "Петров",
-        "email": "petrov@avtoservis.example.ru",
-        "department": "Мастера",
-    },
-    {
-        "userId": "9001112203@ip.beeline.ru",
-        "phone": "9001112203",
-        "extension": "203",
-        "firstName": "Сергей",
-        "lastName": "Кузнецов",
-        "email": "kuznetsov@avtoservis.example.ru",
-        "department": "Мастера",
-    },
-    {
-        "userId": "9001112204@ip.beeline.ru",
-        "phone": "9001112204",
-        "extension": "204",
-        "firstName": "Ольга",
-        "lastName": "Иванова",
-        "email": "ivanova@avtoservis.example.ru",
-        "department": "Менеджеры",
-    },
-    {
-        "userId": "9001112205@ip.beeline.ru",
-        "phone": "9001112205",
-        "extension": "205",
-        "firstName": "Дмитрий",
-        "lastName": "Соколов",
-        "email": "director@avtoservis.example.ru",
-        "department": "Руководство",
-    },
-]
+# The demo shop's staff (simulator/shop.py): the abonents the simulated PBX lists.
+DEFAULT_ABONENTS: list[dict[str, str]] = shop.ABONENTS
 
 Document = bytes | Callable[[str, int], bytes]
 
