@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,11 +27,12 @@ from typing import Any, overload
 from urllib.parse import unquote
 from xml.sax.saxutils import escape, quoteattr
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from beeline_missed.simulator.loopback import LoopbackServer
 
 PUBLICATION = "/alfa/odata/standard.odata"
 DEFAULT_USER = "odata"
@@ -267,9 +266,7 @@ def _split_and(text: str) -> list[str]:
     return parts
 
 
-def parse_filter(
-    text: str, fields: set[str]
-) -> tuple[Callable[[dict[str, Any]], bool], set[str]]:
+def parse_filter(text: str, fields: set[str]) -> tuple[Callable[[dict[str, Any]], bool], set[str]]:
     """A predicate for `$filter` and the fields it reads; ValueError for what the stand-in
     (or 1C) cannot read."""
     tests: list[Callable[[dict[str, Any]], bool]] = []
@@ -317,7 +314,7 @@ class OnecSimulator:
         self.user = user
         self.password = password
         self.host = host
-        self.port = port
+        self.http = LoopbackServer(None, host, port, name="the 1C OData stand-in")
         self.sets: dict[str, Any] = {name: [] for name in SCHEMA} if sets is None else dict(sets)
         self.required = required or {BOOKINGS: ("Заказчик_Key",)}
         self.fault: OnecFault | None = None
@@ -325,9 +322,6 @@ class OnecSimulator:
         self.created: list[dict[str, Any]] = []  # documents POSTed, in order
         self._numbers: dict[str, int] = {}
         self._lock = threading.RLock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self._restart: threading.Timer | None = None
         self._stopping = threading.Event()
         self.app = Starlette(
@@ -335,6 +329,10 @@ class OnecSimulator:
         )
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.http.port
 
     @property
     def base_url(self) -> str:
@@ -346,33 +344,11 @@ class OnecSimulator:
         return self.base_url
 
     def _serve(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="onec-sim", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("the 1C OData stand-in did not start")
-            time.sleep(0.01)
-        self._server, self._thread, self._sock = server, thread, sock
+        self.http.app = self.app
+        self.http.serve()
 
     def _shutdown(self) -> None:
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout=10)
-        if sock is not None:
-            sock.close()
+        self.http.shutdown()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -418,7 +394,7 @@ class OnecSimulator:
     def recover(self) -> None:
         with self._lock:
             self.fault = None
-        if self._server is None and not self._stopping.is_set():
+        if not self.http.running and not self._stopping.is_set():
             self._serve()
 
     def _take_fault(self, method: str) -> OnecFault | None:

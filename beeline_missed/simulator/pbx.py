@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import math
-import socket
 import threading
 import time
 import uuid
@@ -24,13 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from beeline_missed.simulator import shop, xsi_build
+from beeline_missed.simulator.loopback import LoopbackServer
 from beeline_missed.simulator.xsi_build import Step
 
 API_PREFIX = "/apis/portal"
@@ -107,7 +106,7 @@ class Simulator:
         self.max_expires = max_expires
         self.min_expires = min_expires
         self.host = host
-        self.port = port
+        self.http = LoopbackServer(None, host, port, name="the PBX simulator")
         self.terminate_on_delete = terminate_on_delete
         self.subscriptions: dict[str, SimSubscription] = {}
         self.calls: list[dict[str, Any]] = []  # the call statistics
@@ -127,15 +126,16 @@ class Simulator:
         # expire some, which posts their termination from inside a delivery.
         self._deliver_lock = threading.RLock()
         self._http = httpx.Client(timeout=deliver_timeout)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._restart_timer: threading.Timer | None = None
         self.app = self._build_app()
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.http.port
 
     @property
     def base_url(self) -> str:
@@ -155,35 +155,11 @@ class Simulator:
         return self.base_url
 
     def _serve(self) -> None:
-        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
-        # TCP; without it every answer waits ~40 ms for a delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]  # port 0: keep the one the OS chose, also for restarts
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="sim-http", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise RuntimeError("the PBX simulator did not start")
-            time.sleep(0.01)
-        self._server, self._thread, self._sock = server, thread, sock
+        self.http.app = self.app
+        self.http.serve()
 
     def _shutdown_server(self) -> None:
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout=10)
-        if sock is not None:
-            sock.close()
+        self.http.shutdown()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -242,7 +218,7 @@ class Simulator:
         """Clear any fault; serve again when down."""
         with self._lock:
             self.fault = None
-        if self._server is None and not self._stopping.is_set():
+        if not self.http.running and not self._stopping.is_set():
             self._serve()
 
     def _take_fault(self, method: str) -> Fault | None:
