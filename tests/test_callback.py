@@ -285,17 +285,17 @@ def test_watch_shows_who_is_calling_back(home: Path, register: Register) -> None
     from rich.console import Console
 
     from beeline_missed import config
-    from beeline_missed.cases import calling_back as casework
+    from beeline_missed.cases import calling_back
     from beeline_missed.views import watch
 
     write_config(home, STAFF)
     call_id = add_call(register, "s1", phone=CALLER)
     settings = config.load()
     now = datetime.now(UTC).replace(microsecond=0)  # as the register stores it
-    casework.claim(register, settings, call_id, "petrov", now)
+    calling_back.claim(register, settings, call_id, "petrov", now)
 
     def decorate(reg: Register, found: list[dict]) -> list[dict]:
-        return casework.with_claims(reg, settings, found, now)
+        return calling_back.with_claims(reg, settings, found, now)
 
     watcher = watch.Watcher(register, UTC, decorate=decorate)
     watcher.poll()

@@ -53,7 +53,7 @@ def interactive(
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
     of rich markup (data in it is escaped). `decorate` adds what the row does not store (who
-    is calling back, the line's staff names: casework.card_row)."""
+    is calling back, the line's staff names: calling_back.card_row)."""
     row = case_row(register, call_id)
     if decorate is not None:
         row = decorate(row)

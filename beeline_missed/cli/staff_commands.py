@@ -274,7 +274,7 @@ def list_calls(
     --sort age puts the longest waiting first.
     """
     from beeline_missed import timefmt
-    from beeline_missed.cases import calling_back as casework
+    from beeline_missed.cases import calling_back
     from beeline_missed.rules import deadlines
     from beeline_missed.views import calls as calls_view
     from beeline_missed.views.output import console, print_json, print_text, say, table_style
@@ -285,7 +285,7 @@ def list_calls(
     zone = _zone(ctx)
     register = state(ctx).register()
     rows = register.calls.rows(include_handled=all_, limit=limit)
-    rows = casework.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
+    rows = calling_back.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
     limits = deadlines.Deadlines.from_settings(state(ctx).settings())
     limits.annotate(rows, timefmt.now_ms())
     rows = deadlines.sort_rows(rows, sort)
@@ -334,7 +334,7 @@ def watch_calls(
     Cases are coloured by how long they have waited (callback_deadlines), as the clock moves.
     """
     from beeline_missed import timefmt
-    from beeline_missed.cases import calling_back as casework
+    from beeline_missed.cases import calling_back
     from beeline_missed.rules import deadlines
     from beeline_missed.views import watch
     from beeline_missed.views.output import console
@@ -344,7 +344,7 @@ def watch_calls(
     limits = deadlines.Deadlines.from_settings(settings)
 
     def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return casework.with_claims(register, settings, rows, timefmt.now_utc())
+        return calling_back.with_claims(register, settings, rows, timefmt.now_utc())
 
     watch.run_live(
         state(ctx).existing_db(),
@@ -429,8 +429,7 @@ def call_card(
     from rich.prompt import Prompt
 
     from beeline_missed import config, timefmt
-    from beeline_missed.cases import calling_back as casework
-    from beeline_missed.cases import card_service
+    from beeline_missed.cases import calling_back, card_service
     from beeline_missed.cli import card_dialog
     from beeline_missed.rules import card
     from beeline_missed.views import calls as calls_view
@@ -452,7 +451,7 @@ def call_card(
 
         row = card_service.case_row(register, call_id)
         deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
-        row = casework.with_claims(register, settings, [row], now)[0]
+        row = calling_back.with_claims(register, settings, [row], now)[0]
         shown = calls_view.call_json(row, zone)
         found = onec_card.for_call(register, settings, row.get("phone"))
         if found is not None:
@@ -465,13 +464,14 @@ def call_card(
     name = config.display_name(settings, who) or who
     if call or claim:
         if call:
-            messages = casework.call_client(
+            messages = calling_back.call_client(
                 register, settings, call_id, who, now, lambda: _pbx(ctx), force=force
             )
         else:
-            messages = [casework.claim(register, settings, call_id, who, now, force=force)]
+            messages = [calling_back.claim(register, settings, call_id, who, now, force=force)]
         if json_:
-            row = casework.with_claims(register, settings, [register.calls.get(call_id)], now)[0]
+            call = register.calls.get(call_id)
+            row = calling_back.with_claims(register, settings, [call], now)[0]
             print_json(
                 {
                     "claimed": True,
@@ -516,7 +516,7 @@ def call_card(
             workshop=lambda row: onec_card.card_lines(
                 onec_card.for_call(register, settings, row.get("phone"))
             ),
-            decorate=lambda row: casework.card_row(register, settings, row, now),
+            decorate=lambda row: calling_back.card_row(register, settings, row, now),
         )
         say(escape(outcome.message))
         if outcome.booking_message:

@@ -75,7 +75,7 @@ class Workers:
             threading.Thread(target=self._reconcile_loop, name="reconciler", daemon=True),
             threading.Thread(target=self._abonents_loop, name="abonents", daemon=True),
         ]
-        # 1C:Альфа-Авто: the clients directory synced in its own thread (onec_worker.py).
+        # 1C:Альфа-Авто: the clients directory synced in its own thread (onec/worker.py).
         from beeline_missed.onec import worker as onec_worker
 
         if onec_worker.configured(self.settings):

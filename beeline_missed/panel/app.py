@@ -20,8 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from beeline_missed import phones, timefmt
-from beeline_missed.cases import calling_back as casework
-from beeline_missed.cases import card_service
+from beeline_missed.cases import calling_back, card_service
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.onec import booking as onec_booking
@@ -155,7 +154,7 @@ class PanelApp(App[None]):
         return True
 
     def _with_claims(self, register: Register, rows: list[dict]) -> list[dict]:
-        return casework.with_claims(register, self.settings, rows, self.clock())
+        return calling_back.with_claims(register, self.settings, rows, self.clock())
 
     def _now_ms(self) -> int:
         return int(self.clock().timestamp() * 1000)

@@ -1,6 +1,6 @@
 """The call card as a modal screen. Every rule is card.py's (through card_service.apply), and
-claims' and click-to-call's are claims.py's and callback.py's (through casework); this screen
-only collects the status and result, and shows what the rules answered."""
+claims' and click-to-call's are claims.py's and callback.py's (through cases/calling_back.py);
+this screen only collects the status and result, and shows what the rules answered."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Select, Static, TextArea
 
 from beeline_missed import config, timefmt
-from beeline_missed.cases import calling_back as casework
-from beeline_missed.cases import card_service
+from beeline_missed.cases import calling_back, card_service
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.rules import card
@@ -68,7 +67,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
         self.take_over = False
         # With the caller's open attempts: saving handles all of them.
         row = card_service.case_row(register, call_id)
-        self.row = casework.card_row(register, self.settings, row, clock())
+        self.row = calling_back.card_row(register, self.settings, row, clock())
         # What the save will check: someone else saving after this moment is a conflict.
         self.opened = card.Card.from_row(self.row)
         self.zone = zone
@@ -183,7 +182,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
         self.query_one("#claim", Button).label = self.CLAIM
         self.query_one("#call", Button).disabled = False
         now = self.clock()
-        row = casework.with_claims(self.register, self.settings, [self.row], now)[0]
+        row = calling_back.with_claims(self.register, self.settings, [self.row], now)[0]
         self.row = row
         self.query_one("#card-claim", Static).update(row.get("claim_label") or "—")
         self.show_info(" ".join(messages))
@@ -230,7 +229,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
     @on(Button.Pressed, "#claim")
     def action_claim(self) -> None:
         try:
-            message = casework.claim(
+            message = calling_back.claim(
                 self.register,
                 self.settings,
                 self.opened.id,
@@ -258,7 +257,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
 
         register = Register.open(self.settings.db)
         try:
-            messages = casework.call_client(
+            messages = calling_back.call_client(
                 register,
                 self.settings,
                 self.opened.id,

@@ -461,10 +461,10 @@ def run(
                 f"Демо: симулятор АТС и демон на 127.0.0.1, папка {demo.home}. "
                 "Пропущенные звонки появятся через несколько секунд. Ctrl-C — выход."
             )
-            from beeline_missed.cases import calling_back as casework
+            from beeline_missed.cases import calling_back
 
             def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-                return casework.with_claims(register, settings, rows, timefmt.now_utc())
+                return calling_back.with_claims(register, settings, rows, timefmt.now_utc())
 
             watch.run_live(
                 settings.db,

@@ -89,7 +89,7 @@ def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
             row.get("first_called_at") or row.get("called_at"), zone
         ),
         "call_ids": list(row.get("call_ids") or [row["id"]]),
-        # «Взять в работу»: a live claim on the caller's case (casework.with_claims), and
+        # «Взять в работу»: a live claim on the caller's case (calling_back.with_claims), and
         # the staff names of the logins (the [staff] tables).
         "claimed_by": row.get("claimed_by"),
         "claimed_by_name": row.get("claimed_by_name"),
@@ -268,7 +268,7 @@ def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
         ("Номер", f"{number} — {client}" if client else number),
         ("Дата и время", timefmt.show_local(row.get("called_at"), zone)),
         ("Попыток", attempts_text(row, zone)),
-        # With staff names when the card was read through casework.card_row.
+        # With staff names when the card was read through calling_back.card_row.
         ("Линия", row.get("line_label") or row.get("line") or ""),
     ]
     lines += where_lost_lines(row)

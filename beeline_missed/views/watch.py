@@ -43,7 +43,7 @@ class Watcher:
         clock_ms: Callable[[], int] = timefmt.now_ms,
     ) -> None:
         self.register = register
-        # Adds what the rows do not store (who is calling back now: casework.with_claims).
+        # Adds what the rows do not store (who is calling back now: calling_back.with_claims).
         self.decorate = decorate
         self.zone = zone
         self.include_handled = include_handled
