@@ -74,7 +74,9 @@ def parse_stored(text: str) -> datetime:
 
 
 def local_zone(name: str | None = None) -> tzinfo:
-    """The configured zone, else this machine's."""
+    """The configured zone, else this machine's as a real zone (so a period that crosses a
+    change of offset is right): TZ when it names one, else /etc/localtime, else the current
+    offset. The one place the product resolves a time zone."""
     if name:
         try:
             return ZoneInfo(name)
@@ -85,8 +87,13 @@ def local_zone(name: str | None = None) -> tzinfo:
     if env:
         try:
             return ZoneInfo(env)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
+    try:
+        with open("/etc/localtime", "rb") as handle:
+            return ZoneInfo.from_file(handle, key="localtime")
+    except (OSError, ValueError):
+        pass
     local = datetime.now().astimezone().tzinfo
     assert local is not None
     return local

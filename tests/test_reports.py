@@ -447,28 +447,6 @@ def test_two_changes_of_offset_in_one_period(register: Register, db_path: Path) 
 # -- each rule, checked so that a wrong value fails ------------------------------------------
 
 
-def test_without_a_setting_the_report_zone_is_the_machines_real_zone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("TZ", ":Asia/Vladivostok")
-    assert reports.report_zone(None) == ZoneInfo("Asia/Vladivostok")
-    monkeypatch.setenv("TZ", "Asia/Vladivostok")
-    assert reports.report_zone("") == ZoneInfo("Asia/Vladivostok")
-    for tz in ("Not/AZone", None):
-        if tz is None:
-            monkeypatch.delenv("TZ")
-        else:
-            monkeypatch.setenv("TZ", tz)
-        zone = reports.report_zone(None)
-        if Path("/etc/localtime").exists():
-            # A real zone read from the file (its offsets may change), not a fixed offset.
-            assert getattr(zone, "key", None) == "localtime"
-            with open("/etc/localtime", "rb") as handle:
-                machine = ZoneInfo.from_file(handle)
-            moment = datetime(2026, 7, 1, tzinfo=UTC)
-            assert zone.utcoffset(moment) == machine.utcoffset(moment)
-
-
 def test_period_labels() -> None:
     one = reports.Period(date(2026, 11, 1), date(2026, 11, 1), MOSCOW)
     assert one.label() == "01.11.2026"

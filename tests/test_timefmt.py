@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -74,14 +75,26 @@ def test_without_a_setting_the_machines_tz_is_used(monkeypatch: pytest.MonkeyPat
     assert timefmt.local_zone("") == ZoneInfo("UTC")
 
 
-def test_an_unknown_tz_falls_back_to_the_system_offset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "Not/AZone")
-    zone = timefmt.local_zone(None)
-    expected = datetime.now().astimezone().utcoffset()
-    assert datetime.now(zone).utcoffset() == expected
-    monkeypatch.delenv("TZ")
-    zone = timefmt.local_zone(None)
-    assert datetime.now(zone).utcoffset() == datetime.now().astimezone().utcoffset()
+def test_without_a_setting_the_zone_is_the_machines_real_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", ":Asia/Vladivostok")
+    assert timefmt.local_zone(None) == ZoneInfo("Asia/Vladivostok")
+    monkeypatch.setenv("TZ", "Asia/Vladivostok")
+    assert timefmt.local_zone("") == ZoneInfo("Asia/Vladivostok")
+    for tz in ("Not/AZone", None):
+        if tz is None:
+            monkeypatch.delenv("TZ")
+        else:
+            monkeypatch.setenv("TZ", tz)
+        zone = timefmt.local_zone(None)
+        if Path("/etc/localtime").exists():
+            # A real zone read from the file (its offsets may change), not a fixed offset.
+            assert getattr(zone, "key", None) == "localtime"
+            with open("/etc/localtime", "rb") as handle:
+                machine = ZoneInfo.from_file(handle)
+            moment = datetime(2026, 7, 1, tzinfo=UTC)
+            assert zone.utcoffset(moment) == machine.utcoffset(moment)
 
 
 @pytest.mark.parametrize("name", ["Moscow", "Europe/Nowhere", "../etc/passwd"])

@@ -49,7 +49,7 @@ def test_report_zone_is_the_setting_else_the_machines(
     monkeypatch: pytest.MonkeyPatch, machine: str, setting: str | None, wins: str
 ) -> None:
     monkeypatch.setenv("TZ", machine)
-    assert reports.report_zone(setting) == ZoneInfo(wins)
+    assert timefmt.local_zone(setting) == ZoneInfo(wins)
 
 
 # 1 November, by the zone that wins: the calls (report_data) and their local hours.
@@ -91,7 +91,7 @@ def test_named_periods_start_at_local_midnight_of_the_configured_zone(
     monkeypatch: pytest.MonkeyPatch, machine: str, setting: str | None, wins: str
 ) -> None:
     monkeypatch.setenv("TZ", machine)
-    zone = reports.report_zone(setting)
+    zone = timefmt.local_zone(setting)
     period = reports.resolve_period("yesterday", None, None, zone, datetime(2026, 11, 2).date())
     start = datetime(2026, 11, 1, tzinfo=ZoneInfo(wins)).astimezone(UTC)
     assert (period.start_utc, (period.end_utc - period.start_utc).days) == (start, 1)

@@ -110,6 +110,8 @@ def report(
     """
     import sys
 
+    from beeline_missed import timefmt
+    from beeline_missed.files import write_atomic
     from beeline_missed.reports import engine as reports
     from beeline_missed.reports import formats as report_formats
     from beeline_missed.views.output import console, print_text, table_style
@@ -128,7 +130,7 @@ def report(
         style = table_style(style)
         if chosen != "table":  # from --format, --json or the --output suffix
             raise UserError(f"--fmt styles the table, not {chosen} output.")
-    zone = reports.report_zone(settings.timezone)
+    zone = timefmt.local_zone(settings.timezone)
     spec = reports.Spec(
         period=reports.resolve_period(period, date_from, date_to, zone),
         group_by=tuple(reports.get_field(name).name for name in group_by or []),
@@ -142,11 +144,11 @@ def report(
     if style is not None:
         text = report_formats.plain_table(result, style)
         if output is not None:
-            report_formats.write_atomic(output, (text + "\n").encode("utf-8"))
+            write_atomic(output, (text + "\n").encode("utf-8"))
         else:
             print_text(text)
     elif output is not None:
-        report_formats.write_atomic(output, report_formats.render(result, chosen))
+        write_atomic(output, report_formats.render(result, chosen))
     elif chosen == "table" and console.is_terminal:
         report_formats.print_table(result, console)
     else:  # a pipe or a cron mail: plain text, wide enough not to wrap the figures

@@ -6,7 +6,6 @@ Pure functions (the abonent list and the file's text are arguments), and `write_
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import stat
@@ -189,23 +188,11 @@ def link_text(text: str, login: str, abonent: str, name: str | None = None) -> s
 def write_config(path: Path, text: str) -> None:
     """Replace config.toml atomically, keeping its mode (0600 for a new one: it may hold the
     token)."""
-    import os
-    import tempfile
+    from beeline_missed.files import write_atomic
 
     try:
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, mode)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
     except OSError as exc:
         raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
+    write_atomic(path, text.encode("utf-8"), mode)

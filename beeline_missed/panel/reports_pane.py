@@ -242,6 +242,7 @@ class ReportsPane(Vertical):
 
     @on(Button.Pressed, "#report-export")
     def export(self) -> None:
+        from beeline_missed.files import write_atomic
         from beeline_missed.reports import formats as rf
 
         if self.report is None:
@@ -253,7 +254,7 @@ class ReportsPane(Vertical):
         path = self.settings.home / "reports" / name
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            rf.write_atomic(path, rf.render(self.report, fmt))
+            write_atomic(path, rf.render(self.report, fmt))
         except OSError as exc:
             self.show_error(f"Не удалось записать {path}: {exc.strerror or exc}.")
             return

@@ -82,29 +82,6 @@ DEFAULT_DEADLINES = (900.0, 3600.0)  # callback_deadlines' default, in seconds
 # -- periods and time zones -------------------------------------------------------------
 
 
-def report_zone(name: str | None) -> tzinfo:
-    """settings.timezone, else the machine's zone as a real zone (so offsets may change).
-
-    timefmt.local_zone() gives the current fixed offset, which is wrong for a period that
-    crosses a change of offset; TZ and /etc/localtime name the real zone.
-    """
-    if name:
-        return timefmt.local_zone(name)
-    from zoneinfo import ZoneInfo
-
-    tz_env = os.environ.get("TZ", "").lstrip(":")
-    if tz_env:
-        try:
-            return ZoneInfo(tz_env)
-        except (ValueError, OSError, KeyError):
-            pass
-    try:
-        with open("/etc/localtime", "rb") as handle:
-            return ZoneInfo.from_file(handle, key="localtime")
-    except (OSError, ValueError):
-        return timefmt.local_zone(None)
-
-
 def parse_date(text: str, what: str = "date") -> date:
     value = text.strip()
     for fmt in ("%Y-%m-%d", "%d.%m.%Y"):

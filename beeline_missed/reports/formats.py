@@ -7,14 +7,12 @@ stored values and seconds for scripts.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import html
 import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from beeline_missed import timefmt
@@ -452,33 +450,6 @@ def to_html(report: Report) -> bytes:
 </html>
 """
     return page.encode("utf-8")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a temp file beside `path`, then rename it over: readers never see half a file."""
-    import os
-    import tempfile
-
-    from beeline_missed.errors import UserError
-
-    path = Path(path)
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
 
 
 def render(report: Report, fmt: str) -> bytes:
