@@ -743,6 +743,7 @@ def reconcile_command(
 
     from beeline_missed import timefmt
     from beeline_missed.rules import autoclose, hours, reconcile
+    from beeline_missed.views import status as status_view
     from beeline_missed.views.output import console, print_json, print_table, say
 
     settings = state(ctx).settings()
@@ -789,34 +790,10 @@ def reconcile_command(
                     outside_hours=working.is_outside,
                 )
     closed, _ = autoclose.settle_new_rows(register, settings, summary.registered)
-    data = summary.as_dict()
-    data["auto_closed"] = closed
     if json_:
-        data["date_from"] = timefmt.iso_local(summary.date_from, zone)
-        data["date_to"] = timefmt.iso_local(summary.date_to, zone)
-        data["at"] = timefmt.iso_local(summary.at, zone)
-        print_json(data)
+        print_json(status_view.reconcile_run_json(summary, closed, zone))
         return
-    shown_from = timefmt.show_local(summary.date_from, zone)
-    window = f"{shown_from} – {timefmt.show_local(summary.date_to, zone)}"
-    print_table(
-        ["window", "records", "missed inbound", "already known", "recovered", "auto-closed"],
-        [
-            [
-                window,
-                summary.records,
-                summary.missed,
-                summary.known,
-                len(summary.registered),
-                len(closed),
-            ]
-        ],
-        title="Reconciliation",
-    )
-    if summary.unusable:
-        say(f"{summary.unusable} statistics record(s) had no usable start time and were skipped.")
-    if summary.registered:
-        ids = ", ".join(map(str, summary.registered))
-        say(f"Recovered missed calls: {ids} (see `beeline-missed list`).")
-    else:
-        say("Nothing to recover: the register has every missed call of the window.")
+    row = status_view.reconcile_run_row(summary, closed, zone)
+    print_table(status_view.RUN_HEADERS, [row], title="Reconciliation")
+    for line in status_view.reconcile_run_lines(summary):
+        say(line)

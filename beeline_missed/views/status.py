@@ -1,5 +1,5 @@
-"""What `status` shows beside the subscriptions: the last catch-up from the PBX statistics and
-the last 1C sync, as JSON and as a line."""
+"""What `status` and `reconcile` show of the catch-up from the PBX statistics (a run's summary,
+the last run) and of the last 1C sync, as JSON and as text."""
 
 from __future__ import annotations
 
@@ -61,3 +61,43 @@ def reconcile_line(last: dict[str, Any] | None, zone: Any) -> str:
     if last.get("error"):
         text += f"; the latest attempt failed: {last['error']}"
     return text + "."
+
+
+RUN_HEADERS = ["window", "records", "missed inbound", "already known", "recovered", "auto-closed"]
+
+
+def reconcile_run_json(summary: Any, closed: list[int], zone: Any) -> dict[str, Any]:
+    """`reconcile --json`: the run's summary, what it auto-closed, times local."""
+    from beeline_missed import timefmt
+
+    data = summary.as_dict()
+    data["auto_closed"] = closed
+    data["date_from"] = timefmt.iso_local(summary.date_from, zone)
+    data["date_to"] = timefmt.iso_local(summary.date_to, zone)
+    data["at"] = timefmt.iso_local(summary.at, zone)
+    return data
+
+
+def reconcile_run_row(summary: Any, closed: list[int], zone: Any) -> list[Any]:
+    """The run's one row under RUN_HEADERS."""
+    from beeline_missed import timefmt
+
+    shown_from = timefmt.show_local(summary.date_from, zone)
+    window = f"{shown_from} – {timefmt.show_local(summary.date_to, zone)}"
+    recovered = len(summary.registered)
+    return [window, summary.records, summary.missed, summary.known, recovered, len(closed)]
+
+
+def reconcile_run_lines(summary: Any) -> list[str]:
+    """The sentences after the table: skipped records, and what was recovered."""
+    lines = []
+    if summary.unusable:
+        lines.append(
+            f"{summary.unusable} statistics record(s) had no usable start time and were skipped."
+        )
+    if summary.registered:
+        ids = ", ".join(map(str, summary.registered))
+        lines.append(f"Recovered missed calls: {ids} (see `beeline-missed list`).")
+    else:
+        lines.append("Nothing to recover: the register has every missed call of the window.")
+    return lines
