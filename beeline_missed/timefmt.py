@@ -14,6 +14,8 @@ STORED = "%Y-%m-%dT%H:%M:%SZ"
 # 1970, and the day after the last one must still be a date (year 9999 is Python's last).
 FIRST_YEAR = 1970
 LAST_YEAR = 9998
+# The machine's zone when TZ names none (a real zone: its offsets change with the seasons).
+MACHINE_ZONE_FILE = "/etc/localtime"
 
 
 def check_year(moment: date, text: str) -> None:
@@ -90,7 +92,7 @@ def local_zone(name: str | None = None) -> tzinfo:
         except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
     try:
-        with open("/etc/localtime", "rb") as handle:
+        with open(MACHINE_ZONE_FILE, "rb") as handle:
             return ZoneInfo.from_file(handle, key="localtime")
     except (OSError, ValueError):
         pass
