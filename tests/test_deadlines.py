@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from beeline_missed import timefmt
 from beeline_missed.cli import app
 from beeline_missed.reports import engine as reports
+from beeline_missed.reports import spec as report_spec
 from beeline_missed.rules import deadlines, hours
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
@@ -198,8 +199,8 @@ def fill_known(register: Register) -> None:
 
 def build(db: Path, minutes: tuple[float, ...] = (15, 60)) -> reports.Report:
     day = datetime.fromisoformat(PERIOD_DAY).date()
-    spec = reports.Spec(
-        reports.Period(day, day, MOSCOW), deadlines=tuple(m * 60 for m in minutes)
+    spec = report_spec.Spec(
+        report_spec.Period(day, day, MOSCOW), deadlines=tuple(m * 60 for m in minutes)
     )
     return reports.build_report(db, spec)
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from beeline_missed import config, timefmt
 from beeline_missed.cli import app
-from beeline_missed.reports import engine as reports
+from beeline_missed.reports import spec as report_spec
 from beeline_missed.rules import autoclose, deadlines, hours
 from beeline_missed.rules.detection import AnsweredCall
 from beeline_missed.store import Register
@@ -92,7 +92,7 @@ def test_named_periods_start_at_local_midnight_of_the_configured_zone(
 ) -> None:
     monkeypatch.setenv("TZ", machine)
     zone = timefmt.local_zone(setting)
-    period = reports.resolve_period("yesterday", None, None, zone, datetime(2026, 11, 2).date())
+    period = report_spec.resolve_period("yesterday", None, None, zone, datetime(2026, 11, 2).date())
     start = datetime(2026, 11, 1, tzinfo=ZoneInfo(wins)).astimezone(UTC)
     assert (period.start_utc, (period.end_utc - period.start_utc).days) == (start, 1)
 

@@ -20,7 +20,7 @@ class ReportCommand(TyperCommand):
     """Lets `--where FIELD OP VALUE` come as three words, as well as one ('user=Иванов')."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        from beeline_missed.reports.engine import OPERATORS
+        from beeline_missed.reports.spec import OPERATORS
 
         merged: list[str] = []
         i = 0
@@ -114,6 +114,7 @@ def report(
     from beeline_missed.files import write_atomic
     from beeline_missed.reports import engine as reports
     from beeline_missed.reports import formats as report_formats
+    from beeline_missed.reports import spec as report_spec
     from beeline_missed.views.output import console, print_text, table_style
 
     settings = state(ctx).settings()
@@ -131,10 +132,10 @@ def report(
         if chosen != "table":  # from --format, --json or the --output suffix
             raise UserError(f"--fmt styles the table, not {chosen} output.")
     zone = timefmt.local_zone(settings.timezone)
-    spec = reports.Spec(
-        period=reports.resolve_period(period, date_from, date_to, zone),
-        group_by=tuple(reports.get_field(name).name for name in group_by or []),
-        filters=tuple(reports.parse_where(text) for text in where or []),
+    spec = report_spec.Spec(
+        period=report_spec.resolve_period(period, date_from, date_to, zone),
+        group_by=tuple(report_spec.get_field(name).name for name in group_by or []),
+        filters=tuple(report_spec.parse_where(text) for text in where or []),
         zone_name=str(getattr(zone, "key", None) or settings.timezone or zone),
         deadlines=tuple(minutes * 60 for minutes in settings.callback_deadlines),
     )
