@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 man: $(STAMP)
-	$(BIN)/python -m beeline_missed.manpages man
+	$(BIN)/python -m beeline_missed.cli.manpages man
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

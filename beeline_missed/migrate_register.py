@@ -174,8 +174,8 @@ def command(
 
     All in one transaction; the rows keep their ids. A target that holds any row already is
     refused (nothing copied), so running it twice never doubles anything."""
-    from beeline_missed.cli import state
-    from beeline_missed.output import print_json, print_table, say
+    from beeline_missed.cli.common import state
+    from beeline_missed.views.output import print_json, print_table, say
 
     source = state(ctx).settings().db
     done = run(source, to)

@@ -14,6 +14,8 @@ STORED = "%Y-%m-%dT%H:%M:%SZ"
 # 1970, and the day after the last one must still be a date (year 9999 is Python's last).
 FIRST_YEAR = 1970
 LAST_YEAR = 9998
+# The machine's zone when TZ names none (a real zone: its offsets change with the seasons).
+MACHINE_ZONE_FILE = "/etc/localtime"
 
 
 def check_year(moment: date, text: str) -> None:
@@ -74,7 +76,9 @@ def parse_stored(text: str) -> datetime:
 
 
 def local_zone(name: str | None = None) -> tzinfo:
-    """The configured zone, else this machine's."""
+    """The configured zone, else this machine's as a real zone (so a period that crosses a
+    change of offset is right): TZ when it names one, else /etc/localtime, else the current
+    offset. The one place the product resolves a time zone."""
     if name:
         try:
             return ZoneInfo(name)
@@ -85,8 +89,13 @@ def local_zone(name: str | None = None) -> tzinfo:
     if env:
         try:
             return ZoneInfo(env)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
+    try:
+        with open(MACHINE_ZONE_FILE, "rb") as handle:
+            return ZoneInfo.from_file(handle, key="localtime")
+    except (OSError, ValueError):
+        pass
     local = datetime.now().astimezone().tzinfo
     assert local is not None
     return local

@@ -91,7 +91,7 @@ def timed_cpu(
 def event_bodies(count: int, start_ms: int = 1_795_766_400_000) -> list[bytes]:
     """`count` XSI documents: unanswered single-leg calls (received, then released), so the
     processor registers a missed call for every second event, as on a busy day."""
-    from beeline_missed import xsi_build
+    from beeline_missed.simulator import xsi_build
 
     bodies: list[bytes] = []
     index = 0

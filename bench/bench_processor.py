@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from beeline_missed import xsi, xsi_build
-from beeline_missed.processing import Processor
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.pbx import xsi
+from beeline_missed.simulator import xsi_build
 from beeline_missed.store import Register
 
 START_MS = 1_795_766_400_000

@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import ROOT, verdict  # noqa: F401  (ROOT puts the project on sys.path)
 
-from beeline_missed import config, reconcile, timefmt
-from beeline_missed.pbx import PbxClient
-from beeline_missed.simulator import Simulator
+from beeline_missed import config, timefmt
+from beeline_missed.pbx.api import PbxClient
+from beeline_missed.rules import reconcile
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 
 GOAL_S = 3.0

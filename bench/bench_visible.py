@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import GROUP, verdict
 
-from beeline_missed import xsi_build
+from beeline_missed.simulator import xsi_build
 from tests.support.daemon import Daemon
 
 SLACK = 0.5

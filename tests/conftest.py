@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed.onec_sim import OnecSimulator
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator.onec import OnecSimulator
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from beeline_missed.store.engine import PostgresURL
 from tests.support import clock
+from tests.support.channels import FakeTelegram, Inbox
+from tests.support.daemon import free_port
 from tests.support.postgres import Cluster, ClusterError
 
 if os.environ.get(clock.ENV):
@@ -125,3 +127,23 @@ def register(db_path: Path) -> Iterator[Register]:
     reg = Register.open(db_path)
     yield reg
     reg.close()
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API on loopback that keeps what it was sent."""
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server (aiosmtpd) on loopback: its inbox and its port."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()

@@ -14,10 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beeline_missed import autoclose, card, config, timefmt, xsi_build
-from beeline_missed.detection import AnsweredCall
-from beeline_missed.processing import Processor
-from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
+from beeline_missed import config, timefmt
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.rules import autoclose, card
+from beeline_missed.rules.detection import AnsweredCall
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import DEFAULT_ABONENTS, Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import (

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import config, xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed import config
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
@@ -237,8 +238,8 @@ def test_claiming_a_handled_call_or_mixing_flags_is_refused(home: Path, register
 def test_an_answered_click_to_dial_leg_is_an_outgoing_call(
     personality: str, call_type: str, direction: str | None
 ) -> None:
-    from beeline_missed import detection
-    from beeline_missed.detection import LegState
+    from beeline_missed.rules import detection
+    from beeline_missed.rules.detection import LegState
 
     staff_leg = LegState(
         target_id=GROUP[1],
@@ -262,7 +263,7 @@ def test_an_answered_click_to_dial_leg_is_an_outgoing_call(
 
 
 def test_the_simulator_records_a_click_to_call_as_placed_outbound(sim: Simulator) -> None:
-    from beeline_missed.pbx import PbxClient, PbxError, PbxNotFound
+    from beeline_missed.pbx.api import PbxClient, PbxError, PbxNotFound
 
     with PbxClient(sim.base_url, sim.token) as pbx:
         answer = pbx.call("201", "+79161234567")
@@ -286,16 +287,18 @@ def test_watch_shows_who_is_calling_back(home: Path, register: Register) -> None
 
     from rich.console import Console
 
-    from beeline_missed import casework, config, watch
+    from beeline_missed import config
+    from beeline_missed.cases import calling_back
+    from beeline_missed.views import watch
 
     write_config(home, STAFF)
     call_id = add_call(register, "s1", phone=CALLER)
     settings = config.load()
     now = datetime.now(UTC).replace(microsecond=0)  # as the register stores it
-    casework.claim(register, settings, call_id, "petrov", now)
+    calling_back.claim(register, settings, call_id, "petrov", now)
 
     def decorate(reg: Register, found: list[dict]) -> list[dict]:
-        return casework.with_claims(reg, settings, found, now)
+        return calling_back.with_claims(reg, settings, found, now)
 
     watcher = watch.Watcher(register, UTC, decorate=decorate)
     watcher.poll()

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from beeline_missed import card
 from beeline_missed.errors import ConflictError, UserError
+from beeline_missed.rules import card
 from beeline_missed.store import Register
 from tests.support.factories import add_call
 

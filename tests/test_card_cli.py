@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import journal
+from beeline_missed.cases import journal
 from beeline_missed.cli import app
 from beeline_missed.store import Register
 from tests.support.factories import add_call

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from beeline_missed import callback, claims
 from beeline_missed.config import StaffMember
 from beeline_missed.errors import UserError
+from beeline_missed.rules import callback, claims
 from tests.support import clock
 
 pytestmark = pytest.mark.both_engines

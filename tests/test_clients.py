@@ -12,8 +12,8 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import clients
 from beeline_missed.cli import app
+from beeline_missed.directory import clients_file as clients
 from beeline_missed.errors import UserError
 from beeline_missed.store import Register
 from tests.support.factories import add_call

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from beeline_missed import clients, phones
+from beeline_missed import phones
 from beeline_missed.cli import app
+from beeline_missed.directory import clients_file as clients
 from beeline_missed.errors import UserError
 from beeline_missed.store import Register
 from beeline_missed.store.clients import Clients

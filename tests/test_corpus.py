@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import xsi_build
+from beeline_missed.simulator import xsi_build
 from tests.support.daemon import Daemon, wait_for
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from beeline_missed import xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from tests.support import clock
 from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 

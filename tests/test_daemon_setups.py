@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import session_state

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from tests.support.daemon import Daemon, wait_for
 
 PATTERN = "201"

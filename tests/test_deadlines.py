@@ -12,8 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import deadlines, hours, reports, timefmt
+from beeline_missed import timefmt
 from beeline_missed.cli import app
+from beeline_missed.reports import engine as reports
+from beeline_missed.reports import spec as report_spec
+from beeline_missed.rules import deadlines, hours
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 from tests.support import clock
@@ -153,7 +156,7 @@ def test_list_json_has_waiting_s_and_sorts_by_age(register: Register, moscow: No
 def test_the_table_is_coloured_by_deadline_on_a_terminal(register: Register, moscow: None) -> None:
     from rich.console import Console
 
-    from beeline_missed import calls_view
+    from beeline_missed.views import calls as calls_view
 
     now = ms(MONDAY)
     add_call(register, "a", "+79161234567", timefmt.ms_to_stored(now - 4 * 3600_000))
@@ -198,8 +201,8 @@ def fill_known(register: Register) -> None:
 
 def build(db: Path, minutes: tuple[float, ...] = (15, 60)) -> reports.Report:
     day = datetime.fromisoformat(PERIOD_DAY).date()
-    spec = reports.Spec(
-        reports.Period(day, day, MOSCOW), deadlines=tuple(m * 60 for m in minutes)
+    spec = report_spec.Spec(
+        report_spec.Period(day, day, MOSCOW), deadlines=tuple(m * 60 for m in minutes)
     )
     return reports.build_report(db, spec)
 
@@ -232,7 +235,7 @@ def test_other_deadlines_give_other_buckets(register: Register, db_path: Path) -
 
 
 def test_the_distribution_puts_each_call_in_one_bucket(register: Register, db_path: Path):
-    from beeline_missed import report_formats
+    from beeline_missed.reports import formats as report_formats
 
     fill_known(register)
     assert report_formats.distribution(build(db_path).total) == [

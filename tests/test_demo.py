@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beeline_missed import demo
 from beeline_missed.panel import call_list
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.panel.missed_calls import MissedCalls
+from beeline_missed.simulator import demo
 from beeline_missed.store import Register
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -217,7 +217,9 @@ def test_demo_opens_the_panel_in_a_terminal_and_ends_by_itself(tmp_path: Path) -
 
 def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Path) -> None:
     """The demo's directory is synced from the 1C stand-in, and «Записаться» books there."""
-    from beeline_missed import card, card_session, onec_booking
+    from beeline_missed.cases import card_service
+    from beeline_missed.onec import booking as onec_booking
+    from beeline_missed.rules import card
     from beeline_missed.store import Register
     from tests.support.daemon import wait_for
     from tests.support.peek import onec_refs
@@ -235,10 +237,10 @@ def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Pat
                 ],
                 timeout=30,
             )
-            opened = card_session.open_card(register, missed[0]["id"])
+            opened = card_service.open_card(register, missed[0]["id"])
             edit = card.Edit(user="Оператор", status=card.CALLED_BACK, result="", book=True)
             booker = onec_booking.booker_for(register, d.settings, MOSCOW)
-            outcome = card_session.apply(register, opened, edit, None, booker=booker)
+            outcome = card_service.apply(register, opened, edit, None, booker=booker)
         finally:
             register.close()
         [made] = d.onec.created

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beeline_missed import xsi_build
-from beeline_missed.processing import Processor
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.simulator import xsi_build
 from beeline_missed.store import Register
 
 T0 = 1795766400000

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beeline_missed import detection
-from beeline_missed.detection import LegState, Targets
 from beeline_missed.errors import UserError
+from beeline_missed.rules import detection
+from beeline_missed.rules.detection import LegState, Targets
 
 PERSON = "9001112201@ip.beeline.ru"
 COLLEAGUE = "9001112202@ip.beeline.ru"

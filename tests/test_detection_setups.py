@@ -10,10 +10,11 @@ import random
 
 import pytest
 
-from beeline_missed import detection, xsi_build
-from beeline_missed.processing import Processor, replay
+from beeline_missed.daemon.processing import Processor, replay
+from beeline_missed.rules import detection
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.xsi_build import Step
 from beeline_missed.store import Register
-from beeline_missed.xsi_build import Step
 
 T0 = 1795766400000
 pytestmark = pytest.mark.both_engines

@@ -6,44 +6,29 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from beeline_missed import config, escalation, hours, notify, timefmt, xsi_build
-from beeline_missed.deadlines import Deadlines
-from beeline_missed.simulator import Simulator
+from beeline_missed import config, timefmt
+from beeline_missed.daemon import escalator, notify
+from beeline_missed.rules import escalation, hours
+from beeline_missed.rules.deadlines import Deadlines
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
+from tests.support.channels import TOKEN, FakeTelegram, Inbox, config_text, mail_text
 from tests.support.daemon import free_port, wait_for
 from tests.support.e2e import GROUP, start_daemon, write_config
 from tests.support.factories import add_call
-from tests.test_notify import TOKEN, FakeTelegram, Inbox, config_text, mail_text
 
 pytestmark = pytest.mark.both_engines
 
 MOSCOW = ZoneInfo("Europe/Moscow")
-
-
-@pytest.fixture
-def bot() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def mail() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 FIRST = "+79161234567"
@@ -52,34 +37,32 @@ SECOND = "+79035550011"
 
 def escalations(telegram: FakeTelegram) -> list[str]:
     return [
-        body["text"]
-        for _, body in telegram.posts
-        if body["text"].startswith(escalation.SUBJECT)
+        body["text"] for _, body in telegram.posts if body["text"].startswith(escalation.SUBJECT)
     ]
 
 
 @pytest.mark.e2e
 def test_an_overdue_case_is_escalated_once_by_telegram_and_mail(
-    home: Path, sim: Simulator, bot: FakeTelegram, mail: tuple[Inbox, int]
+    home: Path, sim: Simulator, telegram: FakeTelegram, smtp: tuple[Inbox, int]
 ) -> None:
-    inbox, port = mail
+    inbox, port = smtp
     extra = "escalate_after = 30\nescalate_interval = 1\n"
-    write_config(home, config_text(bot.url, port, extra))
+    write_config(home, config_text(telegram.url, port, extra))
     proc = start_daemon(home, sim)
     try:
         # Two hours ago (the daemon judges start times against its clock): overdue at once.
         start = clock.ms(clock.now() - timedelta(hours=2))
         sim.play(xsi_build.incoming_call(GROUP[:1], FIRST, start))
         sim.play(xsi_build.incoming_call(GROUP[:1], FIRST, start + 60_000))  # tried again
-        wait_for(lambda: escalations(bot), timeout=30)
+        wait_for(lambda: escalations(telegram), timeout=30)
         # A later overdue caller is escalated in a message of its own: the checks in between
         # (every second) did not send the first case again.
         sim.play(xsi_build.incoming_call(GROUP[:1], SECOND, start + 600_000))
-        wait_for(lambda: len(escalations(bot)) == 2, timeout=30)
+        wait_for(lambda: len(escalations(telegram)) == 2, timeout=30)
         wait_for(lambda: sum(subject_of(m) == escalation.SUBJECT for m in inbox.messages) == 2)
     finally:
         proc.stop()
-    first, second = escalations(bot)
+    first, second = escalations(telegram)
     assert first.splitlines()[0] == "Не перезвонили вовремя: 1 (ждут дольше 30 мин)"
     # The caller's second call may be registered before or after the first check: either
     # way it is the same case, told once (the attempts line is tested on the message itself).
@@ -97,19 +80,19 @@ def subject_of(message: tuple[list[str], bytes]) -> str:
 
 @pytest.mark.e2e
 def test_off_by_default_no_escalation(
-    home: Path, sim: Simulator, bot: FakeTelegram, mail: tuple[Inbox, int]
+    home: Path, sim: Simulator, telegram: FakeTelegram, smtp: tuple[Inbox, int]
 ) -> None:
-    inbox, port = mail
-    write_config(home, config_text(bot.url, port, "escalate_interval = 1\n"))
+    inbox, port = smtp
+    write_config(home, config_text(telegram.url, port, "escalate_interval = 1\n"))
     proc = start_daemon(home, sim)
     try:
         start = clock.ms(clock.now() - timedelta(days=1))
         sim.play(xsi_build.incoming_call(GROUP[:1], FIRST, start))
         # The call's own notification arrives; an escalation never would (off by default).
-        wait_for(lambda: bot.posts, timeout=30)
+        wait_for(lambda: telegram.posts, timeout=30)
     finally:
         proc.stop()
-    assert escalations(bot) == []
+    assert escalations(telegram) == []
     assert all(subject_of(m) != escalation.SUBJECT for m in inbox.messages)
     assert "escalating cases" not in proc.log() and "escalated" not in proc.log()
 
@@ -175,15 +158,15 @@ def test_recorded_in_the_register_never_twice_not_for_a_new_attempt(register: Re
     stored = timefmt.ms_to_stored
     first = add_call(register, "a", FIRST, stored(now - 3_600_000))
     add_call(register, "b", SECOND, stored(now - 60_000))
-    found = escalation.escalate(register, judged(), 1800, now)
+    found = escalator.escalate(register, judged(), 1800, now)
     assert [c["call_ids"] for c in found] == [[first]]
-    assert escalation.escalate(register, judged(), 1800, now + 60_000) == []
+    assert escalator.escalate(register, judged(), 1800, now + 60_000) == []
     # The caller tries again: still the same case, already told about.
     add_call(register, "c", FIRST, stored(now + 120_000))
-    assert escalation.escalate(register, judged(), 1800, now + 180_000) == []
+    assert escalator.escalate(register, judged(), 1800, now + 180_000) == []
     assert register.escalations.among([first]) == {first}
     # The other caller passes the limit later: told then, alone.
-    later = escalation.escalate(register, judged(), 1800, now + 1_800_000)
+    later = escalator.escalate(register, judged(), 1800, now + 1_800_000)
     assert [c["phone"] for c in later] == [SECOND]
 
 
@@ -247,16 +230,16 @@ def settings_for(home: Path, telegram_url: str, smtp_port: int) -> Any:
 
 
 def test_a_check_sends_the_overdue_cases_once_within_working_hours(
-    home: Path, register: Register, db_path: Path, bot: FakeTelegram,
-    mail: tuple[Inbox, int], caplog: pytest.LogCaptureFixture,
+    home: Path, register: Register, db_path: Path, telegram: FakeTelegram,
+    smtp: tuple[Inbox, int], caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    inbox, port = mail
+    inbox, port = smtp
     now = ms(NOW)  # Monday 09:00 UTC, the setting's zone
     first = add_call(register, "a", FIRST, timefmt.ms_to_stored(now - 3_600_000))
     second = add_call(register, "b", SECOND, timefmt.ms_to_stored(now - 1_800_000))
     moments = [now + 10 * 3_600_000, now]  # 19:00, after closing; then 09:00
-    settings = settings_for(home, bot.url, port)
-    checker = escalation.Escalator(
+    settings = settings_for(home, telegram.url, port)
+    checker = escalator.Escalator(
         db_path, settings, notify.senders(settings), threading.Event(),
         clock_ms=lambda: moments.pop(0),
     )  # fmt: skip
@@ -271,7 +254,7 @@ def test_a_check_sends_the_overdue_cases_once_within_working_hours(
         "+7 916 123-45-67: ждёт 1 ч 00 мин (с 30.11.2026 08:00)\n"
         "+7 903 555-00-11: ждёт 30 мин (с 30.11.2026 08:30)"
     )
-    assert escalations(bot) == [text]
+    assert escalations(telegram) == [text]
     wait_for(lambda: inbox.messages, timeout=30)
     mails = [mail_text(m[1]) for m in inbox.messages]
     assert [(subject, body.rstrip("\n")) for subject, body in mails] == [(escalation.SUBJECT, text)]
@@ -279,7 +262,7 @@ def test_a_check_sends_the_overdue_cases_once_within_working_hours(
         f"escalated 2 overdue case(s) to the managers: calls {first}, {second}"
     ]
     moments.append(now + 60_000)
-    assert checker.check(register) == [] and len(bot.posts) == 1
+    assert checker.check(register) == [] and len(telegram.posts) == 1
 
 
 @pytest.mark.parametrize(
@@ -296,7 +279,7 @@ def test_failing_channels_are_retried_then_logged_unless_stopping(
         stop.set()
     with FakeTelegram(status=500) as broken:
         settings = settings_for(home, broken.url, free_port())  # no mail server listens
-        checker = escalation.Escalator(
+        checker = escalator.Escalator(
             db_path, settings, notify.senders(settings), stop,
             clock_ms=lambda: now, attempts=attempts, retry_delay=0.01,
         )  # fmt: skip
@@ -307,7 +290,7 @@ def test_failing_channels_are_retried_then_logged_unless_stopping(
 
 
 def test_the_thread_survives_a_failed_check_and_stops_when_told(
-    home: Path, register: Register, db_path: Path, bot: FakeTelegram,
+    home: Path, register: Register, db_path: Path, telegram: FakeTelegram,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     now = ms(NOW)
@@ -321,17 +304,21 @@ def test_the_thread_survives_a_failed_check_and_stops_when_told(
         return now
 
     stop = threading.Event()
-    settings = settings_for(home, bot.url, free_port())
-    checker = escalation.Escalator(
-        db_path, settings, [notify.TelegramSender(TOKEN, "-100500", bot.url)], stop, clock_ms=clock
+    settings = settings_for(home, telegram.url, free_port())
+    checker = escalator.Escalator(
+        db_path,
+        settings,
+        [notify.TelegramSender(TOKEN, "-100500", telegram.url)],
+        stop,
+        clock_ms=clock,
     )
     thread = checker.start()
     assert thread.name == "escalation" and thread.daemon
     try:
-        wait_for(lambda: escalations(bot), timeout=30)
+        wait_for(lambda: escalations(telegram), timeout=30)
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert "escalation check failed" in caplog.messages
-    assert len(escalations(bot)) == 1
+    assert len(escalations(telegram)) == 1

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from beeline_missed import xsi_build
-from beeline_missed.processing import Processor
-from beeline_missed.simulator import DEFAULT_TOKEN, Simulator
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import DEFAULT_TOKEN, Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
 from tests.support.peek import (
@@ -49,7 +49,7 @@ def bodies_for(calls: int, prefix: str = "+7916100") -> tuple[list[tuple[str, by
 
 
 def event_id(body: bytes) -> str:
-    from beeline_missed import xsi
+    from beeline_missed.pbx import xsi
 
     return xsi.parse_event(body).event_id
 

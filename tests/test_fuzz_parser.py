@@ -13,8 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beeline_missed import xsi
-from beeline_missed.processing import Processor
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.pbx import xsi
 from beeline_missed.store import Register
 
 SAMPLES = sorted((Path(__file__).parent / "data" / "beeline-samples").glob("*.xml"))

@@ -15,11 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from beeline_missed import autoclose, calls_view, card_session, config, timefmt, xsi_build
-from beeline_missed.detection import AnsweredCall
-from beeline_missed.processing import Processor
-from beeline_missed.simulator import DEFAULT_ABONENTS, Simulator
+from beeline_missed import config, timefmt
+from beeline_missed.cases import card_service
+from beeline_missed.daemon.processing import Processor
+from beeline_missed.rules import autoclose
+from beeline_missed.rules.detection import AnsweredCall
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import DEFAULT_ABONENTS, Simulator
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, session_state, settle_after
 from tests.support.e2e import start_daemon as start
@@ -172,7 +176,7 @@ def test_the_threshold_is_talk_seconds_at_least_min_talk(
 def test_a_client_who_gets_through_for_a_moment_is_the_same_rule(register: Register) -> None:
     call_id = missed(register, "a")
     assert close(register, callback(3, "incoming")) == []
-    row = card_session.with_attempts(register, register.calls.get(call_id))
+    row = card_service.with_attempts(register, register.calls.get(call_id))
     assert dict(calls_view.card_lines(row, MOSCOW))["Попытки"] == (
         "Клиент дозвонился 27.11 11:05, 3 с — разговор не состоялся (Петров)"
     )
@@ -187,7 +191,7 @@ def test_an_unknown_talk_time_is_an_attempt_unless_the_threshold_is_off(
 ) -> None:
     call_id = missed(register, "a")
     assert close(register, callback(None)) == []
-    row = card_session.with_attempts(register, register.calls.get(call_id))
+    row = card_service.with_attempts(register, register.calls.get(call_id))
     assert calls_view.attempts_json(row, MOSCOW) == [
         {
             "attempted_at": "2026-11-27T11:05:00+03:00",

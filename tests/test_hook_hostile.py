@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from beeline_missed import xsi_build
+from beeline_missed.simulator import xsi_build
 from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
 GROUP = ["9001112201@ip.beeline.ru"]

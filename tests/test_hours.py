@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import hours, reconcile, xsi_build
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
-from beeline_missed.simulator import Simulator
+from beeline_missed.rules import hours, reconcile
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import free_port, wait_for

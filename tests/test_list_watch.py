@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from beeline_missed.cli import app
 from beeline_missed.store import Register
-from beeline_missed.watch import Watcher, run_live
+from beeline_missed.views.watch import Watcher, run_live
 from tests.support.factories import add_call
 
 runner = CliRunner()

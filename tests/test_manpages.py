@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import manpages
+from beeline_missed.cli import manpages
 
 MAN = Path(__file__).resolve().parent.parent / "man"
 
@@ -63,7 +63,7 @@ def test_roff_escaping() -> None:
 
 
 def test_check_command_exit_codes(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "beeline_missed.manpages"]
+    command = [sys.executable, "-m", "beeline_missed.cli.manpages"]
     assert subprocess.run([*command, str(MAN), "--check"], capture_output=True).returncode == 0
     stale = subprocess.run([*command, str(tmp_path), "--check"], capture_output=True, text=True)
     assert stale.returncode == 1 and "make man" in stale.stderr

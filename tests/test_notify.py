@@ -3,21 +3,13 @@ daemon as a subprocess, the simulator posting the calls."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.header import decode_header, make_header
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
-
-from beeline_missed import notify, xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed.daemon import notify
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from tests.support import clock
+from tests.support.channels import TOKEN, FakeTelegram, Inbox, config_text, mail_text
 from tests.support.daemon import free_port, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config
 
@@ -25,95 +17,6 @@ CALLER = "+79161234567"
 # Call starts are judged against the daemon's clock, so the test calls happened yesterday.
 START = clock.yesterday_at(11)
 T0 = clock.ms(START)
-TOKEN = "123456:SECRET-bot-token"
-
-
-class FakeTelegram:
-    """Answers sendMessage like the Bot API (or with `status`), and keeps what it was sent."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.posts.append((self.path, json.loads(body)))
-                answer = (
-                    {"ok": True, "result": {"message_id": len(outer.posts)}}
-                    if outer.status == 200
-                    else {"ok": False, "description": "Internal Server Error"}
-                )
-                data = json.dumps(answer).encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeTelegram:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Inbox:
-    """aiosmtpd handler keeping every message delivered."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
-
-
-def config_text(telegram_url: str, smtp_port: int, extra: str = "") -> str:
-    return (
-        f'telegram_token = "{TOKEN}"\n'
-        'telegram_chat_id = "-100500"\n'
-        f'telegram_api_url = "{telegram_url}"\n'
-        'smtp_host = "127.0.0.1"\n'
-        f"smtp_port = {smtp_port}\n"
-        'mail_from = "missed@avtoservis.example.ru"\n'
-        'mail_to = ["manager@avtoservis.example.ru"]\n'
-        "notify_timeout = 5\n" + extra
-    )
-
-
-def mail_text(raw: bytes) -> tuple[str, str]:
-    mail = message_from_bytes(raw)
-    subject = str(make_header(decode_header(mail["Subject"])))
-    payload = mail.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return subject, payload.decode(mail.get_content_charset() or "utf-8")
 
 
 def test_each_new_missed_call_is_sent_by_telegram_and_mail_with_the_clients_name(

@@ -15,9 +15,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import config, onec_sync
+from beeline_missed import config
 from beeline_missed.cli import app
-from beeline_missed.onec import (
+from beeline_missed.onec import sync as onec_sync
+from beeline_missed.onec.client import (
     OnecAuthError,
     OnecClient,
     OnecError,
@@ -26,7 +27,7 @@ from beeline_missed.onec import (
     OnecTimeout,
     OnecUnreachable,
 )
-from beeline_missed.onec_sim import CLIENTS, OnecSimulator, make_client
+from beeline_missed.simulator.onec import CLIENTS, OnecSimulator, make_client
 from beeline_missed.store import Register
 from tests.support.daemon import free_port
 from tests.support.factories import add_call

@@ -10,10 +10,12 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from beeline_missed import config, onec_booking, onec_sync
+from beeline_missed import config
 from beeline_missed.cli import app
-from beeline_missed.onec import OnecClient
-from beeline_missed.onec_sim import BOOKINGS, CLIENTS, OnecSimulator, make_client
+from beeline_missed.onec import booking as onec_booking
+from beeline_missed.onec import sync as onec_sync
+from beeline_missed.onec.client import OnecClient
+from beeline_missed.simulator.onec import BOOKINGS, CLIENTS, OnecSimulator, make_client
 from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for

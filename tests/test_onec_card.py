@@ -12,11 +12,12 @@ import pytest
 from textual.widgets import Static
 from typer.testing import CliRunner
 
-from beeline_missed import config, onec_sync
+from beeline_missed import config
 from beeline_missed.cli import app
-from beeline_missed.onec import OnecClient
-from beeline_missed.onec_sim import CARS, CLIENTS, ORDERS, OnecSimulator, make_client
+from beeline_missed.onec import sync as onec_sync
+from beeline_missed.onec.client import OnecClient
 from beeline_missed.panel.card_screen import CardScreen
+from beeline_missed.simulator.onec import CARS, CLIENTS, ORDERS, OnecSimulator, make_client
 from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.panel_data import make_app

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from beeline_missed import xsi_build
-from beeline_missed.onec_sim import CLIENTS, OnecSimulator, make_client
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.onec import CLIENTS, OnecSimulator, make_client
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import write_config

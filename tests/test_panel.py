@@ -15,12 +15,13 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Select, Static, TabbedContent, TextArea
 
-from beeline_missed import card, journal
+from beeline_missed.cases import journal
 from beeline_missed.panel import call_list
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
-from beeline_missed.simulator import Simulator
+from beeline_missed.rules import card
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support import factories, panel_data
 from tests.support.panel_data import USER, add_call, make_app, seed

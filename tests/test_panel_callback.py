@@ -15,7 +15,7 @@ from beeline_missed import timefmt
 from beeline_missed.panel.app import PanelApp
 from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support.panel_data import NOW, USER, make_app, seed
 
@@ -202,7 +202,7 @@ async def test_call_errors_are_shown_in_the_card_and_ring_nobody(
 
 
 async def test_the_card_names_the_line_by_staff_names(db_path: Path, call_ids: list[int]) -> None:
-    from beeline_missed.simulator import DEFAULT_ABONENTS
+    from beeline_missed.simulator.pbx import DEFAULT_ABONENTS
 
     reg = Register.open(db_path)
     reg.abonents.replace(DEFAULT_ABONENTS)  # as the daemon caches them

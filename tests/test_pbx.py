@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from beeline_missed import xsi_build
 from beeline_missed.config import load
 from beeline_missed.errors import UserError
-from beeline_missed.pbx import (
+from beeline_missed.pbx.api import (
     PbxAuthError,
     PbxClient,
     PbxError,
@@ -20,7 +19,8 @@ from beeline_missed.pbx import (
     PbxTimeout,
     PbxUnreachable,
 )
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 
 TOKEN = "t0ken-5ecret-value-42"
 HOOK = "http://127.0.0.1:9/hook/secret"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from beeline_missed import xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register, migrations, pg_schema
 from beeline_missed.store.engine import PostgresURL, connect, mask, translate
 from tests.support import clock
@@ -502,7 +502,7 @@ def test_two_daemons_kill_9_one_mid_burst_every_acknowledged_event_once(
 def test_watch_wakes_on_notify_from_another_connection_and_idles_without_asking(
     pg_url: PostgresURL,
 ) -> None:
-    from beeline_missed.watch import Watcher
+    from beeline_missed.views.watch import Watcher
 
     viewer, writer = Register.open(pg_url), Register.open(pg_url)
     try:

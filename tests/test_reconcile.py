@@ -14,12 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import config, reconcile, xsi_build
+from beeline_missed import config
 from beeline_missed.cli import app
+from beeline_missed.daemon.processing import Processor
 from beeline_missed.errors import UserError
-from beeline_missed.pbx import PbxClient
-from beeline_missed.processing import Processor
-from beeline_missed.simulator import Simulator
+from beeline_missed.pbx.api import PbxClient
+from beeline_missed.rules import reconcile
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beeline_missed import reports
 from beeline_missed.errors import UserError
+from beeline_missed.reports import engine as reports
+from beeline_missed.reports import spec as report_spec
 from beeline_missed.store import Register
 from tests.support.factories import add_call
 from tests.support.report_data import A, B, C, fill
@@ -30,9 +31,9 @@ def filled(register: Register, db_path: Path) -> Path:
 
 
 def run(db: Path, first: str, last: str, group_by=(), where=(), zone=MOSCOW) -> reports.Report:
-    period = reports.Period(date.fromisoformat(first), date.fromisoformat(last), zone)
-    filters = tuple(reports.parse_where(text) for text in where)
-    return reports.build_report(db, reports.Spec(period, tuple(group_by), filters, "test"))
+    period = report_spec.Period(date.fromisoformat(first), date.fromisoformat(last), zone)
+    filters = tuple(report_spec.parse_where(text) for text in where)
+    return reports.build_report(db, report_spec.Spec(period, tuple(group_by), filters, "test"))
 
 
 def figures(m: reports.Measures) -> tuple:
@@ -278,7 +279,7 @@ def test_below_the_threshold_one_scan_reads_everything(
 
 def test_resolve_named_periods() -> None:
     today = date(2026, 1, 14)  # a Wednesday
-    resolve = reports.resolve_period
+    resolve = report_spec.resolve_period
 
     def days(name: str) -> tuple[date, date]:
         period = resolve(name, None, None, MOSCOW, today)
@@ -311,7 +312,7 @@ def test_resolve_named_periods() -> None:
 )
 def test_bad_periods(args: tuple, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        reports.resolve_period(*args, MOSCOW, date(2026, 11, 27))
+        report_spec.resolve_period(*args, MOSCOW, date(2026, 11, 27))
 
 
 @pytest.mark.parametrize(
@@ -331,7 +332,7 @@ def test_bad_periods(args: tuple, message: str) -> None:
 )
 def test_bad_filters(text: str, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        reports.parse_where(text)
+        report_spec.parse_where(text)
 
 
 def test_unknown_or_repeated_group_field(filled: Path) -> None:
@@ -346,7 +347,7 @@ def test_offset_changes_inside_the_period_are_honoured(register: Register, db_pa
     zone = ZoneInfo("America/New_York")
     start = datetime(2026, 3, 1, 5, tzinfo=UTC)
     end = datetime(2026, 3, 15, 4, tzinfo=UTC)
-    assert reports.offset_segments(zone, start, end) == [
+    assert report_spec.offset_segments(zone, start, end) == [
         ("2026-02-28T05:00:00Z", "-300 minutes"),
         ("2026-03-08T07:00:00Z", "-240 minutes"),
     ]
@@ -364,7 +365,7 @@ def test_offset_changes_inside_the_period_are_honoured(register: Register, db_pa
 
 def test_moscow_has_one_offset(filled: Path) -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    segments = reports.offset_segments(MOSCOW, start, datetime(2026, 12, 31, tzinfo=UTC))
+    segments = report_spec.offset_segments(MOSCOW, start, datetime(2026, 12, 31, tzinfo=UTC))
     assert [modifier for _, modifier in segments] == ["+180 minutes"]
 
 
@@ -374,7 +375,7 @@ def test_a_missing_register_is_one_sentence(tmp_path: Path) -> None:
 
 
 def test_display_values() -> None:
-    fields = reports.FIELDS
+    fields = report_spec.FIELDS
     assert fields["week"].display("2026-10-26") == "26.10–01.11.2026"
     assert fields["month"].display("2026-11") == "ноябрь 2026"
     assert fields["weekday"].display(7) == "Вс"
@@ -450,56 +451,38 @@ def test_two_changes_of_offset_in_one_period(register: Register, db_path: Path) 
 # -- each rule, checked so that a wrong value fails ------------------------------------------
 
 
-def test_without_a_setting_the_report_zone_is_the_machines_real_zone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("TZ", ":Asia/Vladivostok")
-    assert reports.report_zone(None) == ZoneInfo("Asia/Vladivostok")
-    monkeypatch.setenv("TZ", "Asia/Vladivostok")
-    assert reports.report_zone("") == ZoneInfo("Asia/Vladivostok")
-    for tz in ("Not/AZone", None):
-        if tz is None:
-            monkeypatch.delenv("TZ")
-        else:
-            monkeypatch.setenv("TZ", tz)
-        zone = reports.report_zone(None)
-        if Path("/etc/localtime").exists():
-            # A real zone read from the file (its offsets may change), not a fixed offset.
-            assert getattr(zone, "key", None) == "localtime"
-            with open("/etc/localtime", "rb") as handle:
-                machine = ZoneInfo.from_file(handle)
-            moment = datetime(2026, 7, 1, tzinfo=UTC)
-            assert zone.utcoffset(moment) == machine.utcoffset(moment)
-
-
 def test_period_labels() -> None:
-    one = reports.Period(date(2026, 11, 1), date(2026, 11, 1), MOSCOW)
+    one = report_spec.Period(date(2026, 11, 1), date(2026, 11, 1), MOSCOW)
     assert one.label() == "01.11.2026"
-    two = reports.Period(date(2026, 11, 1), date(2026, 11, 30), MOSCOW)
+    two = report_spec.Period(date(2026, 11, 1), date(2026, 11, 30), MOSCOW)
     assert two.label() == "01.11.2026 – 30.11.2026"
 
 
 @pytest.mark.parametrize("name", [None, "today", "yesterday", "week", "last-week", "month"])
 def test_every_named_period_keeps_its_zone(name: str | None) -> None:
     zone = ZoneInfo("Asia/Vladivostok")
-    period = reports.resolve_period(name, None, None, zone, date(2026, 1, 14))
+    period = report_spec.resolve_period(name, None, None, zone, date(2026, 1, 14))
     assert period.zone is zone
     if name is None:
         assert (period.first, period.last) == (date(2026, 1, 14), date(2026, 1, 14))
-    assert reports.resolve_period("last-month", None, None, zone, date(2026, 1, 14)).zone is zone
-    assert reports.resolve_period(None, "2026-01-01", None, zone, date(2026, 1, 14)).zone is zone
+    assert (
+        report_spec.resolve_period("last-month", None, None, zone, date(2026, 1, 14)).zone is zone
+    )
+    assert (
+        report_spec.resolve_period(None, "2026-01-01", None, zone, date(2026, 1, 14)).zone is zone
+    )
 
 
 def test_today_is_the_date_in_the_reports_zone() -> None:
     # UTC+14 and UTC-12 never share a date: at least one differs from the machine's.
     for name in ("Etc/GMT-14", "Etc/GMT+12"):
         zone = ZoneInfo(name)
-        assert reports.resolve_period(None, None, None, zone).first == datetime.now(zone).date()
+        assert report_spec.resolve_period(None, None, None, zone).first == datetime.now(zone).date()
 
 
 def test_a_one_day_range_and_the_sentences_of_bad_ranges() -> None:
     today = date(2026, 11, 27)
-    day = reports.resolve_period(None, "27.11.2026", "2026-11-27", MOSCOW, today)
+    day = report_spec.resolve_period(None, "27.11.2026", "2026-11-27", MOSCOW, today)
     assert (day.first, day.last) == (today, today)
     cases = [
         (("week", "2026-11-01", None), "Give either --period or --from/--to, not both."),
@@ -513,12 +496,12 @@ def test_a_one_day_range_and_the_sentences_of_bad_ranges() -> None:
     ]  # fmt: skip
     for args, message in cases:
         with pytest.raises(UserError) as caught:
-            reports.resolve_period(*args, MOSCOW, today)
+            report_spec.resolve_period(*args, MOSCOW, today)
         assert str(caught.value) == message
 
 
 def test_values_as_people_read_them() -> None:
-    fields = reports.FIELDS
+    fields = report_spec.FIELDS
     assert fields["day"].display("2026-11-01") == "01.11.2026"
     assert fields["handled"].display(None) == "—"
     assert fields["day"].display("") == "—"
@@ -565,7 +548,7 @@ def test_values_as_people_read_them() -> None:
     ],
 )
 def test_filter_values_are_read_into_stored_values(field: str, text: str, stored: object) -> None:
-    parse = reports.FIELDS[field].parse
+    parse = report_spec.FIELDS[field].parse
     assert parse is not None
     assert parse(text) == stored
 
@@ -585,7 +568,7 @@ def test_filter_values_are_read_into_stored_values(field: str, text: str, stored
     ],
 )  # fmt: skip
 def test_bad_filter_values_are_exact_sentences(field: str, text: str, message: str) -> None:
-    parse = reports.FIELDS[field].parse
+    parse = report_spec.FIELDS[field].parse
     assert parse is not None
     with pytest.raises(UserError) as caught:
         parse(text)
@@ -606,7 +589,7 @@ def test_bad_filter_values_are_exact_sentences(field: str, text: str, message: s
     ],
 )
 def test_only_matching_quotes_around_a_value_are_removed(text: str, value: str) -> None:
-    assert reports.parse_where(text).value == value
+    assert report_spec.parse_where(text).value == value
 
 
 @pytest.mark.parametrize(
@@ -625,19 +608,19 @@ def test_only_matching_quotes_around_a_value_are_removed(text: str, value: str) 
 )  # fmt: skip
 def test_operators_that_do_not_apply_are_exact_sentences(args: tuple, message: str) -> None:
     with pytest.raises(UserError) as caught:
-        reports.make_filter(*args)
+        report_spec.make_filter(*args)
     assert str(caught.value) == message
     with pytest.raises(UserError) as caught:
-        reports.parse_where("user ^ x")
+        report_spec.parse_where("user ^ x")
     assert str(caught.value) == (
         "Bad filter 'user ^ x': use FIELD OP VALUE with OP one of != !~ <= >= = ~ < >."
     )
 
 
 def test_values_are_checked_only_where_they_are_parsed() -> None:
-    assert reports.make_filter("hour", "=", "").value == ""  # empty: not parsed
-    assert reports.make_filter("phone", "!~", "abc").value == "abc"  # contains: raw text
-    assert reports.make_filter("phone", "~", "abc").value == "abc"
+    assert report_spec.make_filter("hour", "=", "").value == ""  # empty: not parsed
+    assert report_spec.make_filter("phone", "!~", "abc").value == "abc"  # contains: raw text
+    assert report_spec.make_filter("phone", "~", "abc").value == "abc"
 
 
 def test_contains_is_unknown_when_either_side_is_missing() -> None:
@@ -732,7 +715,7 @@ def test_rolled_up_groups_keep_no_working_sets(filled: Path) -> None:
 
 
 def test_a_choice_parser_takes_the_stored_value_or_the_label_in_any_case() -> None:
-    parse = reports._parse_choice({"staff": "Вручную", "auto": "автоматически"}, "closed_by")
+    parse = report_spec._parse_choice({"staff": "Вручную", "auto": "автоматически"}, "closed_by")
     assert parse("  STAFF ") == "staff"
     assert parse("вручную") == "staff"
     assert parse("Автоматически") == "auto"
@@ -744,14 +727,14 @@ def test_a_choice_parser_takes_the_stored_value_or_the_label_in_any_case() -> No
 
 
 def test_field_names_aliases_and_dashes() -> None:
-    assert reports.get_field(" Outside-Hours ").name == "outside_hours"
-    assert reports.get_field("date").name == "day"
-    assert reports.get_field("handled-date").name == "handled"
-    assert reports.get_field("closed").name == "closed_by"
-    assert reports.get_field("lost").name == "lost_at"
-    assert reports.get_field("forwarded").name == "forwarded_to"
+    assert report_spec.get_field(" Outside-Hours ").name == "outside_hours"
+    assert report_spec.get_field("date").name == "day"
+    assert report_spec.get_field("handled-date").name == "handled"
+    assert report_spec.get_field("closed").name == "closed_by"
+    assert report_spec.get_field("lost").name == "lost_at"
+    assert report_spec.get_field("forwarded").name == "forwarded_to"
     with pytest.raises(UserError) as caught:
-        reports.get_field("colour")
+        report_spec.get_field("colour")
     assert str(caught.value) == (
         "Unknown field 'colour'; fields are: day, week, month, hour, weekday, phone, client, "
         "line, status, result, user, handled, closed_by, source, outside_hours, lost_at, "
@@ -793,13 +776,15 @@ def test_an_empty_register_is_one_scan_whatever_the_threshold(
 
 def test_offset_segments_in_utc_and_at_the_edges_of_a_period() -> None:
     start = datetime(2026, 3, 1, 8, tzinfo=UTC)
-    assert reports.offset_segments(UTC, start, datetime(2026, 12, 1, tzinfo=UTC)) == [
+    assert report_spec.offset_segments(UTC, start, datetime(2026, 12, 1, tzinfo=UTC)) == [
         ("2026-02-28T08:00:00Z", "+0 minutes")
     ]
     # A change 24 hours after the end (8 March 07:00 UTC) is not the period's.
     york = ZoneInfo("America/New_York")
     end = datetime(2026, 3, 7, 8, tzinfo=UTC)
-    assert reports.offset_segments(york, start, end) == [("2026-02-28T08:00:00Z", "-300 minutes")]
+    assert report_spec.offset_segments(york, start, end) == [
+        ("2026-02-28T08:00:00Z", "-300 minutes")
+    ]
 
 
 def test_every_change_of_offset_is_found_to_the_second() -> None:
@@ -817,7 +802,7 @@ def test_every_change_of_offset_is_found_to_the_second() -> None:
             previous = minutes
         hour += timedelta(hours=1)
     assert len(expected) == 15  # the first, then two changes a year for seven years
-    assert reports.offset_segments(zone, start, end) == expected
+    assert report_spec.offset_segments(zone, start, end) == expected
     # Wherever the day-long steps start, each change is pinned to its exact second.
     for shift in (
         timedelta(minutes=17, seconds=23),
@@ -825,11 +810,11 @@ def test_every_change_of_offset_is_found_to_the_second() -> None:
         timedelta(hours=11, minutes=1, seconds=1),
         timedelta(hours=19, seconds=31),
     ):
-        assert reports.offset_segments(zone, start + shift, end)[1:] == expected[1:], shift
+        assert report_spec.offset_segments(zone, start + shift, end)[1:] == expected[1:], shift
 
 
 def test_a_period_covers_utc_instants() -> None:
-    period = reports.Period(date(2026, 11, 1), date(2026, 11, 30), MOSCOW)
+    period = report_spec.Period(date(2026, 11, 1), date(2026, 11, 30), MOSCOW)
     assert period.start_utc.utcoffset() == timedelta(0)
     assert period.end_utc.utcoffset() == timedelta(0)
     assert period.start_utc.isoformat() == "2026-10-31T21:00:00+00:00"

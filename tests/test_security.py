@@ -13,10 +13,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import daemon as daemon_module
-from beeline_missed import xsi_build
 from beeline_missed.cli import app
-from beeline_missed.simulator import Simulator
+from beeline_missed.daemon import hook as hook_module
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 from tests.support.daemon import SECRET_PATH, Daemon, wait_for
 
@@ -44,16 +44,16 @@ def test_secret_path_is_compared_in_constant_time(
     from starlette.testclient import TestClient
 
     seen: list[tuple[bytes, bytes]] = []
-    real = daemon_module.hmac.compare_digest
+    real = hook_module.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(daemon_module.hmac, "compare_digest", spy)
-    intake = daemon_module.Intake(tmp_path / "r.sqlite", 1024, threading.Event())
+    monkeypatch.setattr(hook_module.hmac, "compare_digest", spy)
+    intake = hook_module.Intake(tmp_path / "r.sqlite", 1024, threading.Event())
     try:
-        with TestClient(daemon_module.build_app(intake, SECRET_PATH)) as client:
+        with TestClient(hook_module.build_app(intake, SECRET_PATH)) as client:
             assert client.post("/beeline/hook/guess", content=b"x").status_code == 404
             assert client.post(SECRET_PATH, content=b"<x/>").status_code == 422
     finally:

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from lxml import etree
 
-from beeline_missed import xsi_build
-from beeline_missed.pbx import PbxClient
-from beeline_missed.simulator import Simulator
+from beeline_missed.pbx.api import PbxClient
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 
 TOKEN = "sim-test-token"
 XSI = "{http://schema.broadsoft.com/xsi}"

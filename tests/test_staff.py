@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import config, staff
+from beeline_missed import config
 from beeline_missed.cli import app
 from beeline_missed.config import StaffMember
+from beeline_missed.directory import staff
 from beeline_missed.errors import UserError
-from beeline_missed.simulator import Simulator
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 
 runner = CliRunner()

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import subscriptions, timefmt
+from beeline_missed import timefmt
 from beeline_missed.cli import app
 from beeline_missed.config import load
-from beeline_missed.pbx import PbxClient
-from beeline_missed.simulator import Simulator
+from beeline_missed.pbx import subscriptions
+from beeline_missed.pbx.api import PbxClient
+from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 
 runner = CliRunner()

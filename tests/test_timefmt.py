@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -74,17 +76,77 @@ def test_without_a_setting_the_machines_tz_is_used(monkeypatch: pytest.MonkeyPat
     assert timefmt.local_zone("") == ZoneInfo("UTC")
 
 
-def test_an_unknown_tz_falls_back_to_the_system_offset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "Not/AZone")
-    zone = timefmt.local_zone(None)
-    expected = datetime.now().astimezone().utcoffset()
-    assert datetime.now(zone).utcoffset() == expected
-    monkeypatch.delenv("TZ")
-    zone = timefmt.local_zone(None)
-    assert datetime.now(zone).utcoffset() == datetime.now().astimezone().utcoffset()
+def test_without_a_setting_the_zone_is_the_machines_real_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", ":Asia/Vladivostok")
+    assert timefmt.local_zone(None) == ZoneInfo("Asia/Vladivostok")
+    monkeypatch.setenv("TZ", "Asia/Vladivostok")
+    assert timefmt.local_zone("") == ZoneInfo("Asia/Vladivostok")
+    for tz in ("Not/AZone", None):
+        if tz is None:
+            monkeypatch.delenv("TZ")
+        else:
+            monkeypatch.setenv("TZ", tz)
+        zone = timefmt.local_zone(None)
+        if Path("/etc/localtime").exists():
+            # A real zone read from the file (its offsets may change), not a fixed offset.
+            assert getattr(zone, "key", None) == "localtime"
+            with open("/etc/localtime", "rb") as handle:
+                machine = ZoneInfo.from_file(handle)
+            moment = datetime(2026, 7, 1, tzinfo=UTC)
+            assert zone.utcoffset(moment) == machine.utcoffset(moment)
 
 
 @pytest.mark.parametrize("name", ["Moscow", "Europe/Nowhere", "../etc/passwd"])
 def test_an_unknown_configured_zone_is_one_sentence(name: str) -> None:
     with pytest.raises(UserError, match=f"Unknown time zone '{name}'; use a name like"):
         timefmt.local_zone(name)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "russian", "english"),
+    [
+        (None, "—", "—"),
+        (-5, "0 с", "0 s"),
+        (0, "0 с", "0 s"),
+        (59.4, "59 с", "59 s"),
+        (59.6, "1 мин", "1 min"),  # rounded first
+        (3599, "59 мин", "59 min"),
+        (3600, "1 ч 00 мин", "1 h 00 min"),
+        (2 * 3600 + 5 * 60 + 59, "2 ч 05 мин", "2 h 05 min"),
+        (86399, "23 ч 59 мин", "23 h 59 min"),
+        (86400, "1 д 0 ч", "1 d 0 h"),
+        (3 * 86400 + 4 * 3600 + 59 * 60, "3 д 4 ч", "3 d 4 h"),
+    ],
+)
+def test_durations_read_in_the_largest_units_that_fit(
+    seconds: float | None, russian: str, english: str
+) -> None:
+    assert timefmt.duration(seconds) == russian
+    assert timefmt.duration(seconds, "en") == english
+
+
+def test_years_outside_the_range_are_one_sentence() -> None:
+    timefmt.check_year(datetime(timefmt.FIRST_YEAR, 1, 1).date(), "first")
+    timefmt.check_year(datetime(timefmt.LAST_YEAR, 12, 31).date(), "last")
+    for year in (timefmt.FIRST_YEAR - 1, timefmt.LAST_YEAR + 1):
+        with pytest.raises(UserError, match=rf"'{year}-01-01' is out of range: give a date from"):
+            timefmt.check_year(datetime(2000, 1, 1).date().replace(year=year), f"{year}-01-01")
+
+
+def test_now_ms_is_the_wall_clock_in_milliseconds() -> None:
+    before = time.time() * 1000
+    now = timefmt.now_ms()
+    after = time.time() * 1000
+    assert before - 1 <= now <= after
+
+
+def test_without_a_zone_file_the_current_offset_is_used(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TZ", "Not/AZone")
+    monkeypatch.setattr(timefmt, "MACHINE_ZONE_FILE", str(tmp_path / "no-such-file"))
+    zone = timefmt.local_zone(None)
+    assert zone is not None
+    assert datetime.now(zone).utcoffset() == datetime.now().astimezone().utcoffset()

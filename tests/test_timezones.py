@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import autoclose, config, deadlines, hours, reports, timefmt
+from beeline_missed import config, timefmt
 from beeline_missed.cli import app
-from beeline_missed.detection import AnsweredCall
+from beeline_missed.reports import spec as report_spec
+from beeline_missed.rules import autoclose, deadlines, hours
+from beeline_missed.rules.detection import AnsweredCall
 from beeline_missed.store import Register
 from tests.support.report_data import A, B, fill
 
@@ -47,7 +49,7 @@ def test_report_zone_is_the_setting_else_the_machines(
     monkeypatch: pytest.MonkeyPatch, machine: str, setting: str | None, wins: str
 ) -> None:
     monkeypatch.setenv("TZ", machine)
-    assert reports.report_zone(setting) == ZoneInfo(wins)
+    assert timefmt.local_zone(setting) == ZoneInfo(wins)
 
 
 # 1 November, by the zone that wins: the calls (report_data) and their local hours.
@@ -89,8 +91,8 @@ def test_named_periods_start_at_local_midnight_of_the_configured_zone(
     monkeypatch: pytest.MonkeyPatch, machine: str, setting: str | None, wins: str
 ) -> None:
     monkeypatch.setenv("TZ", machine)
-    zone = reports.report_zone(setting)
-    period = reports.resolve_period("yesterday", None, None, zone, datetime(2026, 11, 2).date())
+    zone = timefmt.local_zone(setting)
+    period = report_spec.resolve_period("yesterday", None, None, zone, datetime(2026, 11, 2).date())
     start = datetime(2026, 11, 1, tzinfo=ZoneInfo(wins)).astimezone(UTC)
     assert (period.start_utc, (period.end_utc - period.start_utc).days) == (start, 1)
 

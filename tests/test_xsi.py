@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from beeline_missed import xsi, xsi_build
+from beeline_missed.pbx import xsi
+from beeline_missed.simulator import xsi_build
 
 # Copies of shared/beeline/samples, so that the suite runs from any clone.
 SAMPLES = Path(__file__).parent / "data" / "beeline-samples"

@@ -46,6 +46,23 @@ MODULES: dict[str, list[str]] = {
 }
 
 
+# module -> its files
+FILES: dict[str, list[str]] = {
+    "detection": ["beeline_missed/rules/detection.py"],
+    "card": ["beeline_missed/rules/card.py"],
+    "hours": ["beeline_missed/rules/hours.py"],
+    "timefmt": ["beeline_missed/timefmt.py"],
+    "reports": ["beeline_missed/reports/engine.py", "beeline_missed/reports/spec.py"],
+    "autoclose": ["beeline_missed/rules/autoclose.py"],
+    "reconcile": ["beeline_missed/rules/reconcile.py"],
+    "claims": ["beeline_missed/rules/claims.py"],
+    "callback": ["beeline_missed/rules/callback.py"],
+    "staff": ["beeline_missed/directory/staff.py"],
+    "deadlines": ["beeline_missed/rules/deadlines.py"],
+    "escalation": ["beeline_missed/rules/escalation.py"],
+}
+
+
 def _toml_value(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -61,7 +78,7 @@ def workspace(module: str) -> Path:
     shutil.copytree(ROOT / "tests", folder / "tests", ignore=ignore)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     settings = dict(project["tool"]["mutmut"])
-    settings["only_mutate"] = [f"beeline_missed/{module}.py"]
+    settings["only_mutate"] = FILES[module]
     settings["pytest_add_cli_args_test_selection"] = MODULES[module]
     pytest_ini = dict(project["tool"]["pytest"]["ini_options"])
     pytest_ini.pop("testpaths", None)

@@ -19,15 +19,18 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from beeline_missed import card, card_session, casework, onec_booking, phones, timefmt
+from beeline_missed import phones, timefmt
+from beeline_missed.cases import calling_back, card_service
 from beeline_missed.config import Settings
-from beeline_missed.deadlines import Deadlines
 from beeline_missed.errors import UserError
+from beeline_missed.onec import booking as onec_booking
 from beeline_missed.panel import call_list
 from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.panel.reports_pane import ReportsPane
 from beeline_missed.panel.subscriptions_pane import SubscriptionsPane
+from beeline_missed.rules import card
+from beeline_missed.rules.deadlines import Deadlines
 from beeline_missed.store import Register
 
 TABS = {"calls": "Пропущенные звонки", "reports": "Отчёты", "subs": "Подписки"}
@@ -151,7 +154,7 @@ class PanelApp(App[None]):
         return True
 
     def _with_claims(self, register: Register, rows: list[dict]) -> list[dict]:
-        return casework.with_claims(register, self.settings, rows, self.clock())
+        return calling_back.with_claims(register, self.settings, rows, self.clock())
 
     def _now_ms(self) -> int:
         return int(self.clock().timestamp() * 1000)
@@ -218,7 +221,7 @@ class PanelApp(App[None]):
         """The card's 1C lines (cars, open orders) when 1C is configured, else None."""
         if not onec_booking.configured(self.settings):
             return None
-        from beeline_missed import onec_card
+        from beeline_missed.onec import card_info as onec_card
 
         register_path, settings = self.settings.db, self.settings
 
@@ -234,7 +237,7 @@ class PanelApp(App[None]):
 
         return lines
 
-    def _card_closed(self, outcome: card_session.Outcome | None) -> None:
+    def _card_closed(self, outcome: card_service.Outcome | None) -> None:
         if outcome is not None:
             self.notify(
                 outcome.message,

@@ -12,9 +12,10 @@ from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
-from beeline_missed import calls_view, phones, timefmt
-from beeline_missed.deadlines import Deadlines, sort_rows
+from beeline_missed import phones, timefmt
+from beeline_missed.rules.deadlines import Deadlines, sort_rows
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 from beeline_missed.vocabulary import CallStatus
 
 # Staff read these headers, so they are in Russian.

@@ -1,6 +1,6 @@
-"""The call card as a modal screen. Every rule is card.py's (through card_session.apply), and
-claims' and click-to-call's are claims.py's and callback.py's (through casework); this screen
-only collects the status and result, and shows what the rules answered."""
+"""The call card as a modal screen. Every rule is card.py's (through card_service.apply), and
+claims' and click-to-call's are claims.py's and callback.py's (through cases/calling_back.py);
+this screen only collects the status and result, and shows what the rules answered."""
 
 from __future__ import annotations
 
@@ -15,15 +15,18 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Select, Static, TextArea
 
-from beeline_missed import calls_view, card, card_session, casework, config, timefmt
+from beeline_missed import config, timefmt
+from beeline_missed.cases import calling_back, card_service
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
+from beeline_missed.rules import card
 from beeline_missed.store import Register
+from beeline_missed.views import calls as calls_view
 
 STATUS_OPTIONS = [(card.STATUS_LABELS[s], s) for s in (card.MISSED, card.CALLED_BACK)]
 
 
-class CardScreen(ModalScreen[card_session.Outcome | None]):
+class CardScreen(ModalScreen[card_service.Outcome | None]):
     """Dismissed with the Outcome of a save, or None when closed without saving."""
 
     BINDINGS: ClassVar[list[Binding]] = [
@@ -63,8 +66,8 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         # The next «Взять в работу» takes someone else's claim (after they were named).
         self.take_over = False
         # With the caller's open attempts: saving handles all of them.
-        row = card_session.case_row(register, call_id)
-        self.row = casework.card_row(register, self.settings, row, clock())
+        row = card_service.case_row(register, call_id)
+        self.row = calling_back.card_row(register, self.settings, row, clock())
         # What the save will check: someone else saving after this moment is a conflict.
         self.opened = card.Card.from_row(self.row)
         self.zone = zone
@@ -74,7 +77,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         self.journal = journal
 
     def _pbx(self) -> Any:
-        from beeline_missed.pbx import PbxClient
+        from beeline_missed.pbx.api import PbxClient
 
         return PbxClient.from_settings(self.settings)
 
@@ -179,7 +182,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         self.query_one("#claim", Button).label = self.CLAIM
         self.query_one("#call", Button).disabled = False
         now = self.clock()
-        row = casework.with_claims(self.register, self.settings, [self.row], now)[0]
+        row = calling_back.with_claims(self.register, self.settings, [self.row], now)[0]
         self.row = row
         self.query_one("#card-claim", Static).update(row.get("claim_label") or "—")
         self.show_info(" ".join(messages))
@@ -193,12 +196,12 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
             self.take_over = True
             self.query_one("#claim", Button).label = self.TAKE_OVER
 
-    def _apply(self, *, book: bool) -> card_session.Outcome | None:
+    def _apply(self, *, book: bool) -> card_service.Outcome | None:
         """Run the rules; None (and the reason shown in the card) when nothing was saved."""
         status = card.CALLED_BACK if book else self.status
         edit = card.Edit(user=self.user_name, status=status, result=self.result, book=book)
         try:
-            outcome = card_session.apply(
+            outcome = card_service.apply(
                 self.register, self.opened, edit, self.journal, booker=self.booker
             )
         except UserError as exc:  # no result, a conflict: the card stays open
@@ -226,7 +229,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
     @on(Button.Pressed, "#claim")
     def action_claim(self) -> None:
         try:
-            message = casework.claim(
+            message = calling_back.claim(
                 self.register,
                 self.settings,
                 self.opened.id,
@@ -254,7 +257,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
 
         register = Register.open(self.settings.db)
         try:
-            messages = casework.call_client(
+            messages = calling_back.call_client(
                 register,
                 self.settings,
                 self.opened.id,
@@ -281,7 +284,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         # with «Перезвонили» it saves, and a missing result keeps the card open.
         if self.status == card.MISSED:
             changed = self.result.strip() != self.opened.result.strip()
-            discarded = card_session.Outcome(None, card.NOT_SAVED_MISSED, refused=True)
+            discarded = card_service.Outcome(None, card.NOT_SAVED_MISSED, refused=True)
             self.dismiss(discarded if changed else None)
             return
         outcome = self._apply(book=False)

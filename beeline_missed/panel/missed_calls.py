@@ -11,8 +11,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from beeline_missed.deadlines import Deadlines
 from beeline_missed.panel.call_list import COLUMNS, Entry
+from beeline_missed.rules.deadlines import Deadlines
 
 
 class CallsTable(DataTable):

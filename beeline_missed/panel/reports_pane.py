@@ -51,13 +51,13 @@ class ReportsPane(Vertical):
         self.settings = settings
         self.zone = zone
         self.clock = clock
-        self.filters: list[Any] = []  # reports.Filter
+        self.filters: list[Any] = []  # report_spec.Filter
         self.report: Any = None  # the last reports.Report shown
 
     def compose(self) -> ComposeResult:
-        from beeline_missed import reports
+        from beeline_missed.reports import spec as report_spec
 
-        field_options = [(f.label, f.name) for f in reports.FIELDS.values()]
+        field_options = [(f.label, f.name) for f in report_spec.FIELDS.values()]
         with Horizontal(classes="report-row"):
             yield Label("Период", classes="report-label")
             yield Select(
@@ -128,13 +128,13 @@ class ReportsPane(Vertical):
         self.run_report()
 
     def spec(self) -> Any:
-        """The chosen report as a reports.Spec; UserError for a bad date or grouping."""
-        from beeline_missed import reports
+        """The chosen report as a report_spec.Spec; UserError for a bad date or grouping."""
+        from beeline_missed.reports import spec as report_spec
 
         period_key = str(self.query_one("#report-period", Select).value)
         today = self.clock().astimezone(self.zone).date()
         if period_key == "range":
-            period = reports.resolve_period(
+            period = report_spec.resolve_period(
                 None,
                 self.query_one("#report-from", Input).value.strip() or None,
                 self.query_one("#report-to", Input).value.strip() or None,
@@ -142,13 +142,13 @@ class ReportsPane(Vertical):
                 today=today,
             )
         else:
-            period = reports.resolve_period(period_key, None, None, self.zone, today=today)
+            period = report_spec.resolve_period(period_key, None, None, self.zone, today=today)
         groups: list[str] = []
         for level in range(1, GROUP_LEVELS + 1):
             value = self.query_one(f"#report-group-{level}", Select).value
             if value is not Select.NULL and str(value) not in groups:
                 groups.append(str(value))
-        return reports.Spec(
+        return report_spec.Spec(
             period=period,
             group_by=tuple(groups),
             filters=tuple(self.filters),
@@ -164,7 +164,7 @@ class ReportsPane(Vertical):
     @on(Button.Pressed, "#filter-add")
     @on(Input.Submitted, "#filter-value")
     def add_filter(self) -> None:
-        from beeline_missed import reports
+        from beeline_missed.reports import spec as report_spec
 
         field = self.query_one("#filter-field", Select).value
         if field is Select.NULL:
@@ -173,7 +173,7 @@ class ReportsPane(Vertical):
         op = str(self.query_one("#filter-op", Select).value)
         value = self.query_one("#filter-value", Input).value.strip()
         try:
-            self.filters.append(reports.make_filter(str(field), op, value))
+            self.filters.append(report_spec.make_filter(str(field), op, value))
         except UserError as exc:
             self.show_error(str(exc))
             return
@@ -214,7 +214,7 @@ class ReportsPane(Vertical):
     @work(thread=True, exclusive=True, group="report")
     def build(self, spec: Any) -> None:
         """reports.build_report opens its own read-only connection: safe in a thread."""
-        from beeline_missed import reports
+        from beeline_missed.reports import engine as reports
 
         try:
             report = reports.build_report(self.settings.db, spec)
@@ -224,8 +224,8 @@ class ReportsPane(Vertical):
         self.app.call_from_thread(self.show_report, report)
 
     def show_report(self, report: Any) -> None:
-        from beeline_missed import report_formats as rf
-        from beeline_missed.reports import MEASURE_LABELS
+        from beeline_missed.reports import formats as rf
+        from beeline_missed.reports.engine import MEASURE_LABELS
 
         self.report = report
         table = self.query_one("#report-table", DataTable)
@@ -242,7 +242,8 @@ class ReportsPane(Vertical):
 
     @on(Button.Pressed, "#report-export")
     def export(self) -> None:
-        from beeline_missed import report_formats as rf
+        from beeline_missed.files import write_atomic
+        from beeline_missed.reports import formats as rf
 
         if self.report is None:
             self.show_error("Сначала сформируйте отчёт.")
@@ -253,7 +254,7 @@ class ReportsPane(Vertical):
         path = self.settings.home / "reports" / name
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            rf.write_atomic(path, rf.render(self.report, fmt))
+            write_atomic(path, rf.render(self.report, fmt))
         except OSError as exc:
             self.show_error(f"Не удалось записать {path}: {exc.strerror or exc}.")
             return

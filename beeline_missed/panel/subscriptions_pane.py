@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Static
 
-from beeline_missed import subscriptions, timefmt
+from beeline_missed import timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
+from beeline_missed.pbx import subscriptions
 from beeline_missed.store import Register
 
 COLUMNS = ("Абонент", "Состояние", "Осталось", "Действует до", "Проверена", "Подписка")
@@ -122,7 +123,7 @@ class SubscriptionsPane(Vertical):
     @work(thread=True, exclusive=True, group="subs-check")
     def check_live(self) -> None:
         """Ask the PBX about each subscription, in a thread with its own connections."""
-        from beeline_missed.pbx import PbxClient
+        from beeline_missed.pbx.api import PbxClient
 
         message = ""
         checked: dict[str, str] = {}

@@ -13,7 +13,8 @@ Layout, the way sqlite-utils splits Database and Table:
 - `migrations.py`: the numbered schema migrations.
 
 Reports' read-only queries (grouping, filters, slices read in parallel) stay in
-`beeline_missed/reports.py` next to the report engine, on a read-only connection of their own.
+`beeline_missed/reports/engine.py` next to the report engine, on a read-only connection of
+their own.
 
 The one transaction rule: every write runs inside `register.transaction()` (BEGIN IMMEDIATE, so
 concurrent writers queue rather than fail). A store method that writes opens it itself; called

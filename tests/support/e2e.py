@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from beeline_missed import timefmt, xsi_build
-from beeline_missed.simulator import Simulator
+from beeline_missed import timefmt
+from beeline_missed.simulator import xsi_build
+from beeline_missed.simulator.pbx import Simulator
 from tests.support.daemon import Daemon, wait_for
 from tests.support.peek import rows, session_state
 

@@ -52,6 +52,10 @@ def settings(**changes: object) -> Settings:
 
 
 def make_app(interval: float = 0.05, **changes: object) -> PanelApp:
-    return PanelApp(
+    app = PanelApp(
         settings(**changes), zone=MOSCOW, user=USER, interval=interval, clock=lambda: NOW
     )
+    # Toasts stay until the test reads them: on a loaded machine the default 5 s can pass
+    # between the refresh that posted one and the assertion that looks for it.
+    app.NOTIFICATION_TIMEOUT = 600
+    return app

@@ -1,0 +1,1 @@
+"""Casework over the register: the card service, calling back together, the journal."""

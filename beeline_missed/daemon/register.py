@@ -1,0 +1,103 @@
+"""The daemon's register: one connection shared by its threads behind a lock, and a watch
+that notices when the register file is moved or deleted under the running daemon."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from beeline_missed.errors import UserError
+from beeline_missed.store import Register
+
+log = logging.getLogger("beeline_missed.daemon")
+
+
+class RegisterWatch:
+    """Notices the register file being moved, deleted or replaced under the running daemon.
+
+    SQLite keeps writing to the file it opened, even once no path leads to it any more: events
+    acknowledged then would be lost with that file. The identity (device, inode) of the file at
+    the register's path is compared with the one the daemon opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.problem: str | None = None
+        # A register on a database server has no file to lose (engine.PostgresURL).
+        self.server = not isinstance(path, Path)
+        if self.server:
+            return
+        opened = os.stat(path)  # right after the intake opened it: the file the daemon writes
+        self.identity = (opened.st_dev, opened.st_ino)
+
+    def probe(self) -> str | None:
+        """The periodic check (its own thread): a file's identity, or on a database server a
+        query on a connection of its own, so that /healthz fails while the server is away and
+        a load balancer sends the events to another daemon."""
+        if not self.server:
+            return self.check()
+        problem: str | None = None
+        try:
+            if self.probe_conn is None:
+                from beeline_missed.store import engine
+
+                self.probe_conn = engine.connect(self.path, 5)  # type: ignore[arg-type]
+            self.probe_conn.execute("SELECT 1")
+        except (sqlite3.Error, UserError):
+            problem = "the register's database server cannot be reached"
+        self._record(problem)
+        return problem
+
+    probe_conn: Any = None
+
+    def check(self) -> str | None:
+        """None while the path still leads to the open register, else what happened to it."""
+        if self.server:
+            return self.problem  # as the last probe found it: no waiting in an answer
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            problem: str | None = "the register file was moved or deleted"
+        except OSError as exc:  # e.g. the folder's permissions changed
+            problem = f"the register file cannot be checked ({exc.strerror})"
+        else:
+            same = (now.st_dev, now.st_ino) == self.identity
+            problem = None if same else "the register file was replaced by another file"
+        self._record(problem)
+        return problem
+
+    def _record(self, problem: str | None) -> None:
+        with self.lock:  # one log line per change, whichever thread notices it first
+            if problem != self.problem:
+                if problem:
+                    log.error(
+                        "%s (%s) while the daemon runs: refusing events with 503 until it is "
+                        "back or the daemon is restarted",
+                        problem,
+                        self.path,
+                    )
+                elif self.server:
+                    log.info("the register %s can be used again; accepting events", self.path)
+                else:
+                    log.info("the register file %s is back; accepting events again", self.path)
+                self.problem = problem
+
+
+class DaemonRegister(Register):
+    """The daemon's threads (intake, processor, keeper...) each have a connection; for writing
+    they queue on one in-process lock. Without it they meet only in SQLite's busy handler,
+    which sleeps and polls, so a thread committing in a loop (the processor) starves the
+    intake for hundreds of milliseconds."""
+
+    write_lock = threading.RLock()  # one per process, shared by every instance
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.write_lock, super().transaction() as conn:
+            yield conn

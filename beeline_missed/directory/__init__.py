@@ -1,0 +1,1 @@
+"""Who is who: the clients directory from a file, and the shop's staff."""

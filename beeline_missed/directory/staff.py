@@ -1,0 +1,198 @@
+"""Staff as people of the PBX: the `[staff.<login>]` tables next to the PBX's abonent list, and
+`staff link`'s edit of config.toml that keeps every other line of the file as it was.
+
+Pure functions (the abonent list and the file's text are arguments), and `write_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from beeline_missed.config import StaffMember
+from beeline_missed.errors import UserError
+
+NO_ABONENT = "no abonent"
+NOT_ON_PBX = "not on the PBX"
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def as_cached(abonents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The PBX's answer (GET abonents) in the shape of the register's cache."""
+    keys = {
+        "user_id": "userId",
+        "phone": "phone",
+        "extension": "extension",
+        "first_name": "firstName",
+        "last_name": "lastName",
+        "department": "department",
+    }
+    rows = [{ours: a.get(theirs) for ours, theirs in keys.items()} for a in abonents]
+    return sorted((r for r in rows if r["user_id"]), key=lambda r: str(r["user_id"]))
+
+
+def abonent_ids(row: Mapping[str, Any]) -> set[str]:
+    """Every way an abonent of the list may be named: userId, its part before '@', phone,
+    extension."""
+    user_id = str(row.get("user_id") or "")
+    names = {user_id, user_id.partition("@")[0], str(row.get("phone") or "")}
+    names.add(str(row.get("extension") or ""))
+    return {name for name in names if name}
+
+
+def find_abonent(abonent: str, abonents: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    for row in abonents:
+        if abonent in abonent_ids(row):
+            return row
+    return None
+
+
+def pbx_name(row: Mapping[str, Any]) -> str:
+    return " ".join(str(row[k]) for k in ("last_name", "first_name") if row.get(k))
+
+
+@dataclass(frozen=True)
+class Line:
+    """One member of staff next to the PBX abonent their table names."""
+
+    login: str
+    name: str
+    abonent: str | None
+    pbx: Mapping[str, Any] | None
+    problem: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        pbx = None
+        if self.pbx is not None:
+            pbx = {
+                "userId": self.pbx.get("user_id"),
+                "phone": self.pbx.get("phone"),
+                "extension": self.pbx.get("extension"),
+                "name": pbx_name(self.pbx) or None,
+                "department": self.pbx.get("department"),
+            }
+        return {
+            "login": self.login,
+            "name": self.name,
+            "abonent": self.abonent,
+            "pbx_abonent": pbx,
+            "problem": self.problem,
+        }
+
+
+def lines(
+    staff: Mapping[str, StaffMember], abonents: list[Mapping[str, Any]], known: bool
+) -> list[Line]:
+    """Each member, by login; `problem` names a member with no abonent, or (when the PBX's list
+    is `known`) one whose abonent the PBX does not have."""
+    shown = []
+    for login in sorted(staff):
+        member = staff[login]
+        row = find_abonent(member.abonent, abonents) if member.abonent else None
+        problem = None
+        if not member.abonent:
+            problem = NO_ABONENT
+        elif known and row is None:
+            problem = NOT_ON_PBX
+        shown.append(Line(login, member.display, member.abonent, row, problem))
+    return shown
+
+
+def unlinked(
+    staff: Mapping[str, StaffMember], abonents: list[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The PBX's abonents no member of staff names."""
+    used = {m.abonent for m in staff.values() if m.abonent}
+    return [row for row in abonents if not (abonent_ids(row) & used)]
+
+
+# -- staff link: edit config.toml as text ------------------------------------------------------
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string (the same escapes).
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _key(login: str) -> str:
+    return login if BARE_KEY.match(login) else _toml_string(login)
+
+
+def _header(login: str) -> re.Pattern[str]:
+    quoted = "|".join(re.escape(k) for k in {login, _toml_string(login), f"'{login}'"})
+    return re.compile(rf"^[ \t]*\[[ \t]*staff[ \t]*\.[ \t]*(?:{quoted})[ \t]*\][ \t]*(?:#.*)?$")
+
+
+def link_text(text: str, login: str, abonent: str, name: str | None = None) -> str:
+    """config.toml's text with `[staff.<login>]` saying `abonent` (and `name` when given): the
+    table's line replaced or added, the table appended when there is none; every other line
+    kept. UserError when the file is laid out so that a text edit cannot be sure (the result
+    is checked by parsing it)."""
+    for what, value in (("login", login), ("abonent", abonent), ("name", name)):
+        if value is not None and (not value.strip() or any(c in value for c in "\r\n\x00")):
+            raise UserError(f"The {what} must be one line of text, not {value!r}.")
+    try:
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config.toml is not valid TOML ({exc}); fix it first.") from None
+    wanted = {"abonent": abonent, **({"name": name} if name is not None else {})}
+    rows = text.splitlines(keepends=True)
+    header = _header(login)
+    start = next((i for i, row in enumerate(rows) if header.match(row.rstrip("\r\n"))), None)
+    if start is None:
+        tail = "" if not text or text.endswith("\n") else "\n"
+        gap = "\n" if text.strip() else ""
+        table = [f"[staff.{_key(login)}]\n"] + [
+            f"{key} = {_toml_string(value)}\n" for key, value in wanted.items()
+        ]
+        new = text + tail + gap + "".join(table)
+    else:
+        end = next(
+            (i for i in range(start + 1, len(rows)) if rows[i].lstrip().startswith("[")),
+            len(rows),
+        )
+        body = rows[start + 1 : end]
+        for key, value in wanted.items():
+            line = f"{key} = {_toml_string(value)}\n"
+            pattern = re.compile(rf"^[ \t]*{key}[ \t]*=")
+            found = next((i for i, row in enumerate(body) if pattern.match(row)), None)
+            if found is None:
+                body.insert(0, line)
+            else:
+                body[found] = line
+        if not rows[start].endswith("\n"):
+            rows[start] += "\n"
+        new = "".join(rows[: start + 1] + body + rows[end:])
+    expected = dict(before)
+    tables = dict(expected.get("staff") or {})
+    tables[login] = {**dict(tables.get(login) or {}), **wanted}
+    expected["staff"] = tables
+    try:
+        after = tomllib.loads(new)
+    except tomllib.TOMLDecodeError:
+        after = None
+    if after != expected:
+        raise UserError(
+            f"config.toml lays out [staff.{login}] in a way this command cannot edit safely; "
+            f'add abonent = "{abonent}" to that table by hand.'
+        )
+    return new
+
+
+def write_config(path: Path, text: str) -> None:
+    """Replace config.toml atomically, keeping its mode (0600 for a new one: it may hold the
+    token)."""
+    from beeline_missed.files import write_atomic
+
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
+    write_atomic(path, text.encode("utf-8"), mode)

@@ -1,0 +1,40 @@
+"""Writing a file so that readers never see half of it: a temp file beside it, then a rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from beeline_missed.errors import UserError
+
+
+def write_atomic(path: Path | str, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to a temp file beside `path`, sync it, and rename it over `path`.
+
+    `mode` is the new file's permission bits; None makes an ordinary file (0666 less the
+    umask: mkstemp alone would make it 0600). Any failure is one sentence naming the file.
+    """
+    path = Path(path)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
+        raise

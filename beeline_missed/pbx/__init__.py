@@ -1,0 +1,1 @@
+"""The PBX side: the portal API client, the XSI event parser, the subscriptions we hold."""

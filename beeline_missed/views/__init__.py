@@ -1,0 +1,1 @@
+"""How rows are shown: JSON for scripts, tables and text for people, the live list."""
