@@ -118,6 +118,7 @@ def onec_simulator_command(
     from beeline_missed.config import ENV_ONEC_PASSWORD
     from beeline_missed.daemon.server import parse_listen
     from beeline_missed.simulator import onec as onec_sim
+    from beeline_missed.simulator.loopback import serve_forever
 
     host, port = parse_listen(listen)
     sim = onec_sim.OnecSimulator(
@@ -134,7 +135,7 @@ def onec_simulator_command(
         sys.stderr.write(f"1C OData stand-in at {url}; Ctrl-C stops.\n")
 
     try:
-        onec_sim.serve_forever(sim, ready)
+        serve_forever(sim, ready)
     except OSError as exc:
         raise UserError(f"Cannot listen on {listen}: {exc.strerror or exc}.") from None
 
@@ -649,7 +650,8 @@ def simulator_command(
 
     from beeline_missed.config import ENV_API_TOKEN
     from beeline_missed.daemon.server import parse_listen
-    from beeline_missed.simulator.pbx import DEFAULT_TOKEN, Simulator, serve_forever
+    from beeline_missed.simulator.loopback import serve_forever
+    from beeline_missed.simulator.pbx import DEFAULT_TOKEN, Simulator
 
     host, port = parse_listen(listen)
     sim = Simulator(

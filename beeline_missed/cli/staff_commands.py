@@ -470,8 +470,8 @@ def call_card(
         else:
             messages = [calling_back.claim(register, settings, call_id, who, now, force=force)]
         if json_:
-            call = register.calls.get(call_id)
-            row = calling_back.with_claims(register, settings, [call], now)[0]
+            stored = register.calls.get(call_id)
+            row = calling_back.with_claims(register, settings, [stored], now)[0]
             print_json(
                 {
                     "claimed": True,

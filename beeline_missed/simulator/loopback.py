@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -60,3 +61,29 @@ class LoopbackServer:
             thread.join(timeout=10)
         if sock is not None:
             sock.close()
+
+
+class StandIn(Protocol):
+    def start(self) -> str: ...
+    def stop(self) -> None: ...
+
+
+def serve_forever(stand_in: StandIn, ready: Callable[[str], None]) -> None:
+    """Serve a stand-in until SIGINT or SIGTERM (the `simulator` commands); `ready` gets its
+    URL once it listens."""
+    import signal
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ready(stand_in.start())
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stand_in.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -671,23 +671,3 @@ def demo_clients() -> list[tuple[str, str, list[str]]]:
     from beeline_missed.simulator import shop
 
     return shop.clients()
-
-
-def serve_forever(sim: OnecSimulator, ready: Callable[[str], None]) -> None:
-    """Run until SIGINT/SIGTERM (the CLI entry)."""
-    import signal
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        ready(sim.start())
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sim.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -745,23 +745,3 @@ def _parse_stat_time(text: str) -> int:
     """'YYYY-MM-DDTHH:MM:SSZ' (UTC) to epoch ms."""
     moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
-
-
-def serve_forever(sim: Simulator, ready: Callable[[str], None]) -> None:
-    """Run until SIGINT/SIGTERM (the CLI entry)."""
-    import signal
-
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        ready(sim.start())
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sim.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
