@@ -10,7 +10,12 @@ Layout, the way sqlite-utils splits Database and Table:
   sessions, their decisions, dedup keys);
 - `subscriptions.py`: `register.subscriptions` and `register.abonents` (the PBX side);
 - `meta.py`: `register.meta`, small shared values;
-- `migrations.py`: the numbered schema migrations.
+- `migrations.py`: the numbered schema migrations;
+- `engine.py`, `pg_schema.py`: the register on PostgreSQL (`BEELINE_MISSED_DB=postgresql://…`):
+  a connection adapter that speaks sqlite3's API and translates SQLite's dialect where the two
+  only spell things differently, and the PostgreSQL baseline schema. The parts above are
+  written once, for both engines; the few statements whose meaning differs ask
+  `register.engine`.
 
 Reports' read-only queries (grouping, filters, slices read in parallel) stay in
 `beeline_missed/reports/engine.py` next to the report engine, on a read-only connection of

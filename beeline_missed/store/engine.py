@@ -402,6 +402,9 @@ class PgConnection:
         self.transaction_open = False
         # SET statements of this session, replayed on a new connection after a loss.
         self.session: list[str] = []
+        # The LISTEN connection of changes(), opened on first use, and what it has heard.
+        self.listener: Any = None
+        self._changes = 0
 
     @property
     def in_transaction(self) -> bool:
@@ -481,8 +484,6 @@ class PgConnection:
             self.listener.close()
         self.raw.close()
 
-    listener: Any = None
-
     def changes(self) -> int:
         """A counter of the commits heard on CHANNEL (anyone's, ours too): what
         `Register.data_version` is on PostgreSQL. It reads the notifications already on the
@@ -491,7 +492,7 @@ class PgConnection:
         and listens again."""
         try:
             if self.listener is None or self.listener.closed or self.listener.broken:
-                self._changes = getattr(self, "_changes", 0) + 1
+                self._changes += 1
                 self.listener = _open_raw(self.url, 5)  # type: ignore[arg-type]
                 self.listener.execute(f"LISTEN {CHANNEL}")
             for _ in self.listener.notifies(timeout=0):
