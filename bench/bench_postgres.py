@@ -66,6 +66,40 @@ def intake(home: Path, env: dict[str, str], seconds: float, concurrency: int) ->
     return result
 
 
+def intake_two(folder: Path, env: dict[str, str], seconds: float, concurrency: int) -> dict:
+    """Two daemons on one PostgreSQL register, each loaded by its own wrk with half the
+    connections at the same time (the load balancer's share)."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemons = []
+    for name in ("two-a", "two-b"):
+        (folder / name).mkdir()
+        daemons.append(Daemon(folder / name, settle=1.0, extra_env=env).start())
+    try:
+        for daemon in daemons:
+            load(daemon.public_url, 250, concurrency // 2, 30, start_ms=1_700_000_000_000)
+        if not shutil.which("wrk"):
+            raise SystemExit("the two-daemon intake needs wrk (apt-get install wrk)")
+        with ThreadPoolExecutor(2) as pool:
+            results = list(
+                pool.map(
+                    lambda d: load_wrk(d.public_url, seconds, concurrency // 2, d.home),
+                    daemons,
+                )
+            )
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"wrk failed: {exc.stderr}") from None
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+    return {
+        "acknowledged": sum(r["acknowledged"] for r in results),
+        "per_second": sum(r["per_second"] for r in results),
+        "each": results,
+    }
+
+
 def main() -> dict:
     from bench_common import event_bodies
 
@@ -83,15 +117,20 @@ def main() -> dict:
             bodies = event_bodies(5000)
             cluster.admin("CREATE DATABASE intake")
             cluster.admin("CREATE DATABASE big")
+            cluster.admin("CREATE DATABASE two")
             intake_url, big_url = cluster.url("intake"), cluster.url("big")
             figures["sqlite_commits_per_s"] = sqlite_baseline(folder, bodies)
             figures["pg_commits_per_s"] = pg_baseline(intake_url, bodies)
             lite = intake(folder / "lite", {}, args.seconds, args.concurrency)
             pg = intake(folder / "pg", {"BEELINE_MISSED_DB": intake_url.url}, args.seconds,
                         args.concurrency)  # fmt: skip
+            two_url = cluster.url("two")
+            two = intake_two(folder, {"BEELINE_MISSED_DB": two_url.url}, args.seconds,
+                             args.concurrency)  # fmt: skip
             register = Register.open(intake_url)
             stored = sum(register.inbox.counts().values())
             register.close()
+            figures["intake_two_daemons_per_s"] = two["per_second"]
             for name, result in (("sqlite", lite), ("postgresql", pg)):
                 figures[f"intake_{name}_per_s"] = result["per_second"]
                 figures[f"intake_{name}"] = result
@@ -105,6 +144,12 @@ def main() -> dict:
                 f"intake, PostgreSQL: {pg['per_second']:,.0f} events/s "
                 f"({pg['acknowledged']:,} acknowledged, {stored:,} in the inbox incl. warm-up; "
                 f"baseline {figures['pg_commits_per_s']:,.0f} single-row commits/s, fsync on)"
+            )
+
+            print(
+                f"intake, PostgreSQL, two daemons: {two['per_second']:,.0f} events/s together "
+                f"({two['acknowledged']:,} acknowledged, {args.concurrency // 2} connections "
+                "each)"
             )
 
             db = folder / "big.sqlite"
@@ -135,6 +180,21 @@ def main() -> dict:
                 f"big register: {args.rows:,} calls built in SQLite in {built:.1f} s, copied to "
                 f"PostgreSQL by migrate-register in {figures['migrate_register_s']:.1f} s "
                 f"({copied.rows:,} rows)"
+            )
+            report = [str(EXE), "report", "--from", "2025-01-01", "--to", "2026-11-30",
+                      "--group-by", "month", "--group-by", "user", "--format", "json"]  # fmt: skip
+            rl_wall, rl_cpu, rl_out = timed_cpu(
+                report, 3, env={**env, "BEELINE_MISSED_DB": str(db)}
+            )
+            rp_wall, rp_cpu, rp_out = timed_cpu(
+                report, 3, env={**env, "BEELINE_MISSED_DB": big_url.url}
+            )
+            same = json.loads(rl_out)["total"] == json.loads(rp_out)["total"]
+            figures.update(report_sqlite_s=rl_wall, report_postgresql_s=rp_wall, report_same=same)
+            print(
+                f"report by month and user over the register: SQLite {rl_wall:.2f} s (cpu "
+                f"{rl_cpu:.2f} s), PostgreSQL {rp_wall:.2f} s (cpu {rp_cpu:.2f} s), median of 3; "
+                f"totals {'equal' if same else 'DIFFER'}"
             )
             print(
                 f"list --json: SQLite {lite_wall * 1000:.0f} ms (cpu {lite_cpu * 1000:.0f} ms), "
