@@ -30,8 +30,7 @@ from bench_intake import baseline as sqlite_baseline
 from bench_intake import load, load_wrk
 from bench_list import build
 
-from beeline_missed import migrate_register
-from beeline_missed.store import Register
+from beeline_missed.store import Register, transfer
 from beeline_missed.store.engine import PostgresURL
 from tests.support.daemon import Daemon
 from tests.support.postgres import Cluster
@@ -157,7 +156,7 @@ def main() -> dict:
             build(db, args.rows, args.open)
             built = time.perf_counter() - t0
             t0 = time.perf_counter()
-            copied = migrate_register.copy(db, big_url)
+            copied = transfer.copy(db, big_url)
             figures["migrate_register_s"] = time.perf_counter() - t0
             Register.open(big_url).conn.execute("ANALYZE")
             command = [str(EXE), "list", "--json"]

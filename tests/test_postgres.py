@@ -359,7 +359,7 @@ def table_counts(conn: Any, tables: list[str]) -> dict[str, int]:
 def test_migrate_register_copies_everything_once_and_refuses_a_second_time(
     home: Path, pg_cluster: Cluster
 ) -> None:
-    from beeline_missed.migrate_register import tables_in_order
+    from beeline_missed.store.transfer import tables_in_order
 
     source = fill_sqlite(home)
     target = pg_cluster.fresh(empty=True)
@@ -409,7 +409,7 @@ def test_migrate_register_says_what_to_change_without_the_password(
 
 
 def test_a_role_is_held_by_one_daemon_and_taken_over_when_it_dies(pg_url: PostgresURL) -> None:
-    from beeline_missed import leases
+    from beeline_missed.store import leases
 
     first, second = Register.open(pg_url), Register.open(pg_url)
     try:

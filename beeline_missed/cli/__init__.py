@@ -94,9 +94,9 @@ def root(
 
 
 # Imported here, after `app` exists: each file's commands join it (order = order in --help).
-from beeline_missed import migrate_register  # noqa: E402
 from beeline_missed.cli import (  # noqa: E402
     admin_commands,
+    migrate_command,
     report_commands,
     staff_commands,
 )
@@ -104,7 +104,7 @@ from beeline_missed.cli import (  # noqa: E402
 app.add_typer(staff_commands.app)
 app.add_typer(report_commands.app)
 app.add_typer(admin_commands.app)
-app.command("migrate-register")(migrate_register.command)  # its own module
+app.command("migrate-register")(migrate_command.command)
 
 
 def main() -> None:

@@ -515,7 +515,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     onec_status = onec_sync_status(register, zone)
     onec_line = onec_status.pop("line") if onec_status else None
     waiting = register.onec.bookings("waiting")
-    from beeline_missed import leases
+    from beeline_missed.store import leases
 
     roles = leases.holders(register)  # several daemons on PostgreSQL: who does what
     if json_:

@@ -12,12 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from beeline_missed import leases
 from beeline_missed.config import Settings
 from beeline_missed.daemon.processing import Processor
 from beeline_missed.daemon.processing import targets_from_settings as processing_targets
 from beeline_missed.daemon.register import DaemonRegister
-from beeline_missed.store import Register
+from beeline_missed.store import Register, leases
 
 log = logging.getLogger("beeline_missed.daemon")
 

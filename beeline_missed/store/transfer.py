@@ -1,4 +1,4 @@
-"""`beeline-missed migrate-register --to postgresql://…`: copy a SQLite register into PostgreSQL.
+"""Copy a SQLite register into PostgreSQL (`beeline-missed migrate-register --to …`).
 
 Everything the SQLite register holds is copied — calls, cases' claims, callback attempts,
 escalations, clients and their numbers, the inbox, legs and sessions with their dedup keys,
@@ -16,13 +16,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from beeline_missed.errors import UserError
-from beeline_missed.store import Register
 from beeline_missed.store.engine import PostgresURL
+from beeline_missed.store.register import Register
 
 # Rows are copied through COPY in chunks of this many.
 CHUNK = 5000
@@ -157,36 +155,3 @@ def run(source: Path, to: str) -> Copied:
         raise UserError(f"--to must be a postgresql:// URL, not {to!r}.")
     return copy(source, PostgresURL(to))
 
-
-def command(
-    ctx: typer.Context,
-    to: Annotated[
-        str,
-        typer.Option(
-            "--to",
-            help="The PostgreSQL register to copy into: postgresql://USER@HOST/DBNAME (the "
-            "password from PGPASSWORD or ~/.pgpass, or in the URL; never printed).",
-        ),
-    ],
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-) -> None:
-    """Copy this SQLite register (--db) into PostgreSQL, once, and check every table's count.
-
-    All in one transaction; the rows keep their ids. A target that holds any row already is
-    refused (nothing copied), so running it twice never doubles anything."""
-    from beeline_missed.cli.common import state
-    from beeline_missed.views.output import print_json, print_table, say
-
-    source = state(ctx).settings().db
-    done = run(source, to)
-    if json_:
-        print_json({"source": done.source, "target": done.target, "tables": done.tables})
-        return
-    print_table(["table", "rows copied"], sorted(done.tables.items()), title="Copied")
-    say(
-        f"Copied {done.rows} rows from {done.source} into {done.target}; every table's count "
-        "matches.\nNow point every command and the daemon at it: set "
-        f"BEELINE_MISSED_DB={done.target} (or db = \"{done.target}\" in config.toml, the "
-        "password in PGPASSWORD or ~/.pgpass), then restart the daemon. The SQLite file is "
-        "left as it was."
-    )
