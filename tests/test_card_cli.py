@@ -21,6 +21,8 @@ from tests.support.factories import add_call
 runner = CliRunner()
 
 
+pytestmark = pytest.mark.both_engines
+
 def flat(text: str) -> str:
     """Output with rich's line wrapping undone, for matching whole sentences."""
     return " ".join(text.split())

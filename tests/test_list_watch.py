@@ -23,6 +23,8 @@ from beeline_missed.views.watch import Watcher, run_live
 from tests.support.factories import add_call
 
 runner = CliRunner()
+pytestmark = pytest.mark.both_engines
+
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
@@ -125,6 +127,8 @@ def test_watcher_reloads_only_when_the_register_changed(db_path: Path) -> None:
         writer.close()
 
 
+@pytest.mark.sqlite_only  # polls right after another connection commits: PostgreSQL's NOTIFY
+# arrives a moment later, on the next tick (tests/test_postgres.py waits for it)
 def test_render_marks_new_calls_and_shows_counts(db_path: Path) -> None:
     writer = Register.open(db_path)
     add_call(writer, "before", called_at="2026-11-27T07:00:00Z")
@@ -337,6 +341,8 @@ def test_list_in_a_pipe_is_80_columns_with_every_number_whole(
     assert "…" not in done.stdout
 
 
+@pytest.mark.sqlite_only  # polls right after another connection commits: PostgreSQL's NOTIFY
+# arrives a moment later, on the next tick (tests/test_postgres.py waits for it)
 @pytest.mark.parametrize("width", [80, 60])
 def test_watch_keeps_the_number_and_date_whole(db_path: Path, width: int) -> None:
     writer = Register.open(db_path)
