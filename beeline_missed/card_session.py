@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from beeline_missed import calls_view, card, journal, timefmt
 from beeline_missed.errors import UserError
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 
 BOOK = "book"  # the third choice of the status prompt
 _CHOICES = {
@@ -32,7 +32,7 @@ _CHOICES = {
 class Outcome:
     """What happened to the card: saved row (or None), the sentence for staff, journal text."""
 
-    saved: dict[str, Any] | None
+    saved: Call | None
     message: str
     journal: str | None = None
     refused: bool = False
@@ -56,7 +56,7 @@ def apply(
     edit: card.Edit,
     journal_template: str | None,
     now: str | None = None,
-    booker: Callable[[dict[str, Any]], Any] | None = None,
+    booker: Callable[[Call], Any] | None = None,
 ) -> Outcome:
     """Decide with card.py's rules, write, and open the journal after «Записаться»; with a
     `booker` (onec_booking, when 1C is configured) the booking is created in 1C first."""
@@ -69,7 +69,7 @@ def apply(
         [
             card.Card.from_row(row)
             for row in register.calls.case(opened.id)
-            if row["id"] != opened.id
+            if row.id != opened.id
         ]
         if opened.status == card.MISSED
         else []
@@ -78,10 +78,10 @@ def apply(
         other for other in card.decide_many(others, edit, now) if isinstance(other, card.Save)
     ]
     saved = card.store(register.calls, saves)[0]
-    who = f", {saved['user']}" if saved.get("user") else ""
+    who = f", {saved.user}" if saved.user else ""
     also = f" (и ещё {len(saves) - 1} звонка этого номера)" if len(saves) > 1 else ""
     message = (
-        f"Сохранено: звонок {saved['id']}{also} — «{card.status_label(saved['status'])}»{who}."
+        f"Сохранено: звонок {saved.id}{also} — «{card.status_label(saved.status)}»{who}."
     )
     journal_text = None
     booked = None
@@ -93,8 +93,8 @@ def apply(
         try:
             journal_text = journal.open_for_call(
                 journal_template,
-                saved.get("phone"),
-                saved.get("client"),
+                saved.phone,
+                saved.client,
                 booked.booking if booked is not None else None,
             )
         except UserError as exc:
@@ -107,21 +107,22 @@ def apply(
     return Outcome(saved, message, journal_text)
 
 
-def case_row(register: Register, call_id: int) -> dict[str, Any]:
+def case_row(register: Register, call_id: int) -> Call:
     """The call with its caller's open attempts, as the card shows it."""
     row = register.calls.get(call_id)
     case = register.calls.case(call_id)
-    row["attempts"] = len(case)
-    row["first_called_at"] = min(c["called_at"] for c in case)
-    row["call_ids"] = sorted(c["id"] for c in case)
+    row = replace(
+        row,
+        attempts=len(case),
+        first_called_at=min(c.called_at for c in case),
+        call_ids=tuple(sorted(c.id for c in case)),
+    )
     return with_attempts(register, row)
 
 
-def with_attempts(register: Register, row: dict[str, Any]) -> dict[str, Any]:
+def with_attempts(register: Register, row: Call) -> Call:
     """The row with the callback attempts recorded on its case (calls too short to close it)."""
-    ids = row.get("call_ids") or [row["id"]]
-    row["callback_attempts"] = register.attempts.of(ids)
-    return row
+    return replace(row, callback_attempts=tuple(register.attempts.of(row.call_ids)))
 
 
 def parse_choice(text: str, current: str) -> str:
@@ -142,9 +143,9 @@ def interactive(
     journal_template: str | None,
     ask: Callable[[str, str], str],
     show: Callable[[str], None],
-    booker: Callable[[dict[str, Any]], Any] | None = None,
-    workshop: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
-    decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    booker: Callable[[Call], Any] | None = None,
+    workshop: Callable[[Call], list[tuple[str, str]]] | None = None,
+    decorate: Callable[[Call], Call] | None = None,
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
     of rich markup (data in it is escaped). `decorate` adds what the row does not store (who
@@ -153,13 +154,16 @@ def interactive(
     if decorate is not None:
         row = decorate(row)
     opened = card.Card.from_row(row)  # its version is what the save will check
-    show(f"[bold]Карточка звонка {row['id']}[/bold]")
+    show(f"[bold]Карточка звонка {row.id}[/bold]")
     for label, value in calls_view.card_lines(row, zone):
         show(f"{label}: {escape(value)}" if value else f"{label}: —")
     # 1C:Альфа-Авто: the client's cars and open repair orders (onec_card; short timeout).
     for label, value in workshop(row) if workshop is not None else []:
         show(f"{label}: {escape(value)}")
-    show("Статус: 1 — Пропущен, 2 — Перезвонили, 3 — Записаться на ремонт")
+    show(
+        f"Статус: 1 — {card.status_label(card.MISSED)}, "
+        f"2 — {card.status_label(card.CALLED_BACK)}, 3 — Записаться на ремонт"
+    )
     while True:
         answer = ask("Статус", card.status_label(opened.status))
         try:

@@ -8,14 +8,17 @@ at each start (~20 ms).
 import math
 import sqlite3
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from beeline_missed.config import MAX_SECONDS, show_number
+from beeline_missed.config import MAX_SECONDS, Settings, show_number
 from beeline_missed.errors import UserError
 from beeline_missed.store import INBOX_STATES, MAX_ROWID
+
+if TYPE_CHECKING:
+    from beeline_missed.store import Call, Register
 
 # Commands staff use: they speak Russian, errors included. The others are for admins.
 STAFF_COMMANDS = {"list", "watch", "card", "clients", "panel"}
@@ -82,9 +85,9 @@ class State:
 
     def __init__(self, db: Path | None) -> None:
         self.db = db
-        self._settings: Any = None
+        self._settings: Settings | None = None
 
-    def settings(self, **flags: Any) -> Any:
+    def settings(self, **flags: Any) -> Settings:
         from beeline_missed import config
 
         if self._settings is None:
@@ -605,8 +608,7 @@ def list_calls(
     rows = register.calls.rows(include_handled=all_, limit=limit)
     rows = casework.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
     limits = deadlines.Deadlines.from_settings(state(ctx).settings())
-    limits.annotate(rows, timefmt.now_ms())
-    rows = deadlines.sort_rows(rows, sort)
+    rows = deadlines.sort_rows(limits.annotate(rows, timefmt.now_ms()), sort)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -658,7 +660,7 @@ def watch_calls(
     settings = state(ctx).settings()
     limits = deadlines.Deadlines.from_settings(settings)
 
-    def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def claimed(register: "Register", rows: "list[Call]") -> "list[Call]":
         return casework.with_claims(register, settings, rows, timefmt.now_utc())
 
     watch.run_live(
@@ -761,10 +763,10 @@ def call_card(
         from beeline_missed import deadlines
 
         row = card_session.case_row(register, call_id)
-        deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
+        row = deadlines.Deadlines.from_settings(settings).annotate_one(row, timefmt.now_ms())
         row = casework.with_claims(register, settings, [row], now)[0]
         shown = calls_view.call_json(row, zone)
-        found = onec_card.for_call(register, settings, row.get("phone"))
+        found = onec_card.for_call(register, settings, row.phone)
         if found is not None:
             shown["onec"] = found.as_json()
         print_json(shown)
@@ -824,7 +826,7 @@ def call_card(
             console.print,
             booker=booker,
             workshop=lambda row: onec_card.card_lines(
-                onec_card.for_call(register, settings, row.get("phone"))
+                onec_card.for_call(register, settings, row.phone)
             ),
             decorate=lambda row: casework.card_row(register, settings, row, now),
         )

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from beeline_missed import notify, phones, timefmt
 from beeline_missed.deadlines import Deadlines
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 from beeline_missed.vocabulary import CallStatus
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
 
 log = logging.getLogger("beeline_missed.escalation")
 
@@ -30,12 +34,12 @@ SHOWN = 30  # cases listed by name in one message; the rest are counted
 
 
 def overdue(
-    cases: Sequence[Mapping[str, Any]],
+    cases: Sequence[Call],
     deadlines: Deadlines,
     after_s: float,
     now_ms: int,
     escalated: set[int],
-) -> list[dict[str, Any]]:
+) -> list[Call]:
     """The open cases (one row per caller, `Register.list_calls`) that have waited `after_s`
     seconds or more and none of whose calls was escalated before; none outside working hours.
     Each is returned with its `waiting_s`, the longest waiting first."""
@@ -43,27 +47,25 @@ def overdue(
         return []
     found = []
     for case in cases:
-        if case.get("status") != CallStatus.MISSED:
+        if case.status != CallStatus.MISSED:
             continue
-        ids = [int(i) for i in case.get("call_ids") or [case["id"]]]
-        if escalated.intersection(ids):
+        if escalated.intersection(case.call_ids):
             continue
-        waiting = deadlines.waiting(str(case.get("first_called_at") or case["called_at"]), now_ms)
+        waiting = int(deadlines.waiting(case.first_called_at or case.called_at, now_ms))
         if waiting >= after_s:
-            found.append({**case, "call_ids": ids, "waiting_s": int(waiting)})
-    return sorted(found, key=lambda c: (-c["waiting_s"], int(c["id"])))
+            found.append(replace(case, waiting_s=waiting))
+    return sorted(found, key=lambda c: (-(c.waiting_s or 0), c.id))
 
 
-def message(cases: Sequence[Mapping[str, Any]], after_s: float, zone: tzinfo) -> str:
+def message(cases: Sequence[Call], after_s: float, zone: tzinfo) -> str:
     """What managers read: how many callers wait past the limit, then each of them."""
     lines = [f"{SUBJECT}: {len(cases)} (ждут дольше {timefmt.duration(after_s)})"]
     for case in cases[:SHOWN]:
-        number = phones.display(case.get("phone"))
-        who = f"{number} — {case['client']}" if case.get("client") else number
-        since = timefmt.show_local(case.get("first_called_at") or case.get("called_at"), zone)
-        attempts = int(case.get("attempts") or 1)
-        tried = f", звонил {attempts} раз(а)" if attempts > 1 else ""
-        lines.append(f"{who}: ждёт {timefmt.duration(case['waiting_s'])} (с {since}){tried}")
+        number = phones.display(case.phone)
+        who = f"{number} — {case.client}" if case.client else number
+        since = timefmt.show_local(case.first_called_at or case.called_at, zone)
+        tried = f", звонил {case.attempts} раз(а)" if case.attempts > 1 else ""
+        lines.append(f"{who}: ждёт {timefmt.duration(case.waiting_s or 0)} (с {since}){tried}")
     if len(cases) > SHOWN:
         lines.append(f"… и ещё {len(cases) - SHOWN}")
     return "\n".join(lines)
@@ -74,17 +76,17 @@ def escalate(
     deadlines: Deadlines,
     after_s: float,
     now_ms: int,
-) -> list[dict[str, Any]]:
+) -> list[Call]:
     """Find the overdue cases and record them as escalated; returns those this call recorded
     (another process may have recorded some a moment earlier: those are its to send)."""
     cases = register.calls.rows()
-    ids = [int(i) for case in cases for i in case.get("call_ids") or [case["id"]]]
+    ids = [i for case in cases for i in case.call_ids]
     found = overdue(cases, deadlines, after_s, now_ms, register.escalations.among(ids))
     if not found:
         return []
     at = timefmt.ms_to_stored(now_ms)
-    recorded = set(register.escalations.mark([i for case in found for i in case["call_ids"]], at))
-    return [case for case in found if recorded.intersection(case["call_ids"])]
+    recorded = set(register.escalations.mark([i for case in found for i in case.call_ids], at))
+    return [case for case in found if recorded.intersection(case.call_ids)]
 
 
 class Escalator:
@@ -93,7 +95,7 @@ class Escalator:
     def __init__(
         self,
         db_path: Path,
-        settings: Any,
+        settings: Settings,
         channels: list[notify.Sender],
         stop: threading.Event,
         *,
@@ -130,7 +132,7 @@ class Escalator:
         finally:
             register.close()
 
-    def check(self, register: Register) -> list[dict[str, Any]]:
+    def check(self, register: Register) -> list[Call]:
         cases = escalate(register, self.deadlines, self.after_s, self.clock_ms())
         if not cases:
             return []
@@ -143,7 +145,7 @@ class Escalator:
             retry_delay=self.retry_delay,
             wait=self.stop.wait,
         )
-        ids = ", ".join(str(i) for case in cases for i in case["call_ids"])
+        ids = ", ".join(str(i) for case in cases for i in case.call_ids)
         if pending:
             log.error(
                 "escalation of calls %s not sent by %s", ids, ", ".join(c.name for c in pending)

@@ -87,7 +87,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                 yield Static(fields["Номер"], id="card-number", classes="field-value")
                 yield Label("Дата и время", classes="field-label")
                 yield Static(fields["Дата и время"], id="card-when", classes="field-value")
-                if int(self.row["attempts"]) > 1:
+                if self.row.attempts > 1:
                     yield Label("Попыток", classes="field-label")
                     yield Static(fields["Попыток"], id="card-attempts", classes="field-value")
                 yield Label("Линия", classes="field-label")
@@ -111,7 +111,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
                 yield Static(self.opened.user or "", id="card-user", classes="field-value readonly")
                 yield Label("В работе", classes="field-label")
                 yield Static(
-                    self.row.get("claim_label") or "—", id="card-claim", classes="field-value"
+                    self.row.claim_label or "—", id="card-claim", classes="field-value"
                 )
             if self.workshop is not None:
                 yield Static("1С: запрашиваю автомобили и заказ-наряды…", id="card-onec")
@@ -181,7 +181,7 @@ class CardScreen(ModalScreen[card_session.Outcome | None]):
         now = self.clock()
         row = casework.with_claims(self.register, self.settings, [self.row], now)[0]
         self.row = row
-        self.query_one("#card-claim", Static).update(row.get("claim_label") or "—")
+        self.query_one("#card-claim", Static).update(row.claim_label or "—")
         self.show_info(" ".join(messages))
         if self.on_claimed is not None:
             self.on_claimed()
