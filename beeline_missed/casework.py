@@ -90,8 +90,7 @@ def with_claims(
         if not claims.is_live(live, now, settings.claim_ttl):
             live = None
         shown.append(
-            replace(
-                row,
+            row.replaced(
                 claimed_by=live.holder if live else None,
                 claimed_at=timefmt.to_stored(live.since) if live else None,
                 claim_label=claims.label(live, now, name) if live else None,

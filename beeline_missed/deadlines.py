@@ -11,7 +11,7 @@ panel and escalation all ask this module.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -93,9 +93,9 @@ class Deadlines:
 
     def annotate_one(self, row: Call, now_ms: int) -> Call:
         if row.status != CallStatus.MISSED:
-            return replace(row, waiting_s=None, deadline_level=None)
+            return row.replaced(waiting_s=None, deadline_level=None)
         waiting = self.waiting(row.first_called_at or row.called_at, now_ms)
-        return replace(row, waiting_s=int(waiting), deadline_level=self.level(waiting))
+        return row.replaced(waiting_s=int(waiting), deadline_level=self.level(waiting))
 
 
 def row_style(row: Call, deadlines: Deadlines) -> str | None:

@@ -232,3 +232,14 @@ def test_card_json_is_the_stored_row_with_its_case_and_attempts(
     want = golden(stored[ids["staff"]], [stored[ids["staff"]]], None)
     want["callback_attempts"] = []
     assert handled.output == printed(want)
+
+
+def test_a_changed_copy_keeps_the_original_and_refuses_unknown_fields(register: Register) -> None:
+    ids = fill(register)
+    call = register.calls.get(ids["first"])
+    shown = call.replaced(claim_label="перезванивает Анна", waiting_s=60)
+    assert (shown.claim_label, shown.waiting_s, shown.id) == ("перезванивает Анна", 60, call.id)
+    assert (call.claim_label, call.waiting_s) == (None, None)
+    assert shown == dataclasses.replace(call, claim_label="перезванивает Анна", waiting_s=60)
+    with pytest.raises(TypeError):
+        call.replaced(claimed=True)

@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from beeline_missed.vocabulary import CallStatus, ClosedBy, LostAt, Source
+
+# Stored string -> enum member, read once per row: a dict lookup, cheaper than CallStatus(text).
+_STATUS = CallStatus._value2member_map_
+_SOURCE = Source._value2member_map_
+_CLOSED_BY = ClosedBy._value2member_map_
+_LOST_AT = LostAt._value2member_map_
 
 
 def _ids(text: Any, own: int) -> tuple[int, ...]:
@@ -106,35 +112,45 @@ class Call:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Call:
-        """A call from a row of `SELECT calls.*[, clients.name AS client, attempts, ...]`."""
-        keys = row.keys()
-        call_id = int(row["id"])
-        called_at = str(row["called_at"])
-        closed_by = row["closed_by"]
-        lost_at = row["lost_at"]
-        return cls(
-            id=call_id,
-            session_key=str(row["session_key"]),
-            phone=row["phone"],
-            phone_raw=str(row["phone_raw"] or ""),
-            client_id=row["client_id"],
-            called_at=called_at,
-            line=str(row["line"] or ""),
-            status=CallStatus(row["status"]),
-            result=str(row["result"] or ""),
-            user=row["user"],
-            handled_at=row["handled_at"],
-            closed_by=ClosedBy(closed_by) if closed_by else None,
-            source=Source(row["source"]),
-            outside_hours=bool(row["outside_hours"]),
-            created_at=str(row["created_at"]),
-            version=int(row["version"]),
-            lost_at=LostAt(lost_at) if lost_at else None,
-            forwarded_to=row["forwarded_to"],
-            client=row["client"] if "client" in keys else None,
-            attempts=int(row["attempts"]) if "attempts" in keys else 1,
-            first_called_at=str(row["first_called_at"])
-            if "first_called_at" in keys and row["first_called_at"]
-            else called_at,
-            call_ids=_ids(row["call_ids"] if "call_ids" in keys else None, call_id),
-        )
+        """A call from a row of `SELECT calls.*[, clients.name AS client, attempts, ...]`.
+
+        Built into the instance's `__dict__` rather than through the 31-argument frozen
+        `__init__` (one `object.__setattr__` per field): `list` builds every row it shows."""
+        values = dict(zip(row.keys(), row, strict=True))  # ~3x faster than dict(row)
+        for extra in values.keys() - _CALL_FIELDS:  # helper columns (the case's position)
+            del values[extra]
+        closed_by, lost_at = values["closed_by"], values["lost_at"]
+        values["status"] = _STATUS[values["status"]]
+        values["source"] = _SOURCE[values["source"]]
+        values["closed_by"] = _CLOSED_BY[closed_by] if closed_by else None
+        values["lost_at"] = _LOST_AT[lost_at] if lost_at else None
+        values["outside_hours"] = bool(values["outside_hours"])
+        for text in ("phone_raw", "line", "result"):
+            values[text] = values[text] or ""
+        values["attempts"] = int(values.get("attempts") or 1)
+        values["first_called_at"] = values.get("first_called_at") or values["called_at"]
+        values["call_ids"] = _ids(values.get("call_ids"), values["id"])
+        call = object.__new__(cls)
+        call.__dict__.update(_CALL_DEFAULTS, **values)
+        return call
+
+    def replaced(self, **changes: Any) -> Call:
+        """`dataclasses.replace(self, **changes)` without its walk over every field and the
+        frozen `__init__`: the list adds claims and waits to every row it shows, and `replace`
+        made `list --all` of 5,000 calls twice as slow. Unknown names are refused, as by
+        `replace`."""
+        new = object.__new__(Call)
+        values = new.__dict__
+        values.update(self.__dict__)
+        values.update(changes)
+        if len(values) != len(_CALL_FIELDS):
+            unknown = ", ".join(sorted(values.keys() - _CALL_FIELDS))
+            raise TypeError(f"Call has no field(s) {unknown}")
+        return new
+
+
+_CALL_FIELDS = frozenset(field.name for field in fields(Call))
+# The fields a row does not carry start at their defaults (client None, nothing added).
+_CALL_DEFAULTS = {
+    field.name: field.default for field in fields(Call) if field.default is not MISSING
+}
