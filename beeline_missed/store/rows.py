@@ -117,16 +117,20 @@ class Call:
         Built into the instance's `__dict__` rather than through the 31-argument frozen
         `__init__` (one `object.__setattr__` per field): `list` builds every row it shows."""
         values = dict(zip(row.keys(), row, strict=True))  # ~3x faster than dict(row)
-        for extra in values.keys() - _CALL_FIELDS:  # helper columns (the case's position)
-            del values[extra]
+        values.pop("position", None)  # the case query's helper column
+        if not values.keys() <= _CALL_FIELDS:  # a column Call does not know: left out
+            for extra in values.keys() - _CALL_FIELDS:
+                del values[extra]
         closed_by, lost_at = values["closed_by"], values["lost_at"]
         values["status"] = _STATUS[values["status"]]
         values["source"] = _SOURCE[values["source"]]
         values["closed_by"] = _CLOSED_BY[closed_by] if closed_by else None
         values["lost_at"] = _LOST_AT[lost_at] if lost_at else None
         values["outside_hours"] = bool(values["outside_hours"])
-        for text in ("phone_raw", "line", "result"):
-            values[text] = values[text] or ""
+        # NOT NULL DEFAULT '' in the schema; '' for a NULL some old row may hold.
+        values["phone_raw"] = values["phone_raw"] or ""
+        values["line"] = values["line"] or ""
+        values["result"] = values["result"] or ""
         values["attempts"] = int(values.get("attempts") or 1)
         values["first_called_at"] = values.get("first_called_at") or values["called_at"]
         values["call_ids"] = _ids(values.get("call_ids"), values["id"])
