@@ -1,5 +1,6 @@
 """The register's words, defined once: call statuses, session states, sources, who closed a
-call, where a call was lost — each with the Russian label staff and managers read.
+call, which way an answered call went, where a call was lost — each with the Russian label
+staff and managers read.
 
 They are `StrEnum`s: a member is the very string the register stores and `--json` prints
 ('missed' == CallStatus.MISSED), so SQL, JSON and comparisons need no conversion. SQL text in
@@ -51,6 +52,13 @@ class ClosedBy(StrEnum):
 
 
 CLOSED_BY_LABELS: dict[str, str] = {ClosedBy.STAFF: "вручную", ClosedBy.AUTO: "автоматически"}
+
+
+class Direction(StrEnum):
+    """Which way an answered call with a missed caller's number went (auto-closing, attempts)."""
+
+    INCOMING = "incoming"  # the client called in again
+    OUTGOING = "outgoing"  # staff called the client
 
 
 class LostAt(StrEnum):

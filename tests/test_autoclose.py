@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -168,7 +167,7 @@ def test_only_earlier_open_calls_close_and_notes_and_staff_work_are_kept(
     second = register.calls.get(handled)
     register.calls.save(
         handled,
-        second["version"],
+        second.version,
         status="called_back",
         result="Записан",
         user="Иванов",
@@ -179,11 +178,11 @@ def test_only_earlier_open_calls_close_and_notes_and_staff_work_are_kept(
     closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
     assert closed == [noted]
     row = register.calls.get(noted)
-    assert row["result"] == "просил после обеда\nКлиент дозвонился сам 27.11 11:05, ответил Петров"
-    assert row["version"] == first["version"] + 1
-    assert register.calls.get(handled)["result"] == "Записан"
-    assert register.calls.get(handled)["user"] == "Иванов"
-    assert register.calls.get(after)["status"] == "missed"
+    assert row.result == "просил после обеда\nКлиент дозвонился сам 27.11 11:05, ответил Петров"
+    assert row.version == first.version + 1
+    assert register.calls.get(handled).result == "Записан"
+    assert register.calls.get(handled).user == "Иванов"
+    assert register.calls.get(after).status == "missed"
 
 
 def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
@@ -196,8 +195,8 @@ def test_a_row_registered_late_is_closed_if_the_number_was_reached_since(
     closer = autoclose.AutoCloser(register, config.load())
     assert closer.check_row(register.calls.get(late)) == [late]
     row = register.calls.get(late)
-    assert row["result"] == "Перезвонили 27.11 11:10"
-    assert row["user"] == "9001112204"  # no abonent list cached: the PBX's id
+    assert row.result == "Перезвонили 27.11 11:10"
+    assert row.user == "9001112204"  # no abonent list cached: the PBX's id
     other = add_missed(register, "stat:y", OTHER, T0)
     assert closer.check_row(register.calls.get(other)) == []
 
@@ -213,11 +212,11 @@ def test_new_rows_are_settled_the_same_way_for_the_daemon_and_reconcile(
     other = add_missed(register, "stat:y", OTHER, T0)
     off = replace(config.load(), auto_close=False)
     assert autoclose.settle_new_rows(register, off, [late, other]) == ([], [late, other])
-    assert register.calls.get(late)["status"] == "missed"
+    assert register.calls.get(late).status == "missed"
     closed, left_open = autoclose.settle_new_rows(register, config.load(), [late, other])
     assert (closed, left_open) == ([late], [other])
-    assert register.calls.get(late)["status"] == "called_back"
-    assert register.calls.get(other)["status"] == "missed"
+    assert register.calls.get(late).status == "called_back"
+    assert register.calls.get(other).status == "missed"
 
 
 def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
@@ -236,17 +235,17 @@ def test_an_answer_heard_late_also_closes_the_callers_earlier_calls(
     hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
     second = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000)
     hear(second, T0 + 3_600_000)
-    calls = sorted(register.calls.rows(include_handled=True), key=lambda c: c["called_at"])
-    first_row, second_row = (c["id"] for c in calls)
+    calls = sorted(register.calls.rows(include_handled=True), key=lambda c: c.called_at)
+    first_row, second_row = (c.id for c in calls)
     # The PBX's answer for the second call arrives after it was registered as missed.
     leg = second[0].leg
     answer = xsi_build.Step("CallAnsweredEvent", replace(leg, answer_ms=T0 + 605_000))
     hear([answer], T0 + 3_700_000)
-    assert register.calls.get(second_row)["result"].startswith("Звонок был принят")
+    assert register.calls.get(second_row).result.startswith("Звонок был принят")
     first = register.calls.get(first_row)
-    assert first["status"] == "called_back"
-    assert first["result"] == "Клиент дозвонился сам 27.11 11:10, ответил Петров"
-    assert first["closed_by"] == "auto"
+    assert first.status == "called_back"
+    assert first.result == "Клиент дозвонился сам 27.11 11:10, ответил Петров"
+    assert first.closed_by == "auto"
 
 
 def test_a_card_staff_saved_between_the_read_and_the_write_is_left_as_saved(
@@ -269,7 +268,7 @@ def test_a_card_staff_saved_between_the_read_and_the_write_is_left_as_saved(
     closed = autoclose.close_resolved(register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000)
     assert closed == []
     row = register.calls.get(call_id)
-    assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
+    assert (row.status, row.result, row.user, row.closed_by, row.handled_at) == (
         "called_back",
         "Записан на пятницу",
         "Анна",
@@ -291,7 +290,7 @@ def test_a_late_answer_leaves_a_card_staff_already_saved(register: Register) -> 
 
     hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0), T0 + 3_600_000)
     hear(xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 60_000), T0 + 3_600_000)
-    saved_id, open_id = sorted(c["id"] for c in register.calls.rows(include_handled=True))
+    saved_id, open_id = sorted(c.id for c in register.calls.rows(include_handled=True))
     opened = card.Card.from_row(register.calls.get(saved_id))
     edit = card.Edit(user="Анна", status="called_back", result="Записан на пятницу")
     card.store(register.calls, [card.decide(opened, edit, "2026-11-27T08:04:00Z")])
@@ -299,9 +298,9 @@ def test_a_late_answer_leaves_a_card_staff_already_saved(register: Register) -> 
     # card stays as she saved it.
     answered = xsi_build.incoming_call([GROUP[1]], CALLER, T0 + 600_000, answered_by=GROUP[1])
     hear(answered, T0 + 3_700_000)
-    assert register.calls.get(open_id)["closed_by"] == "auto"
+    assert register.calls.get(open_id).closed_by == "auto"
     row = register.calls.get(saved_id)
-    assert (row["status"], row["result"], row["user"], row["closed_by"], row["version"]) == (
+    assert (row.status, row.result, row.user, row.closed_by, row.version) == (
         "called_back",
         "Записан на пятницу",
         "Анна",
@@ -378,7 +377,7 @@ def test_without_an_answer_time_the_moment_now_is_used(register: Register) -> No
         call_id
     ]
     row = register.calls.get(call_id)
-    assert (row["result"], row["handled_at"], row["closed_by"], row["user"]) == (
+    assert (row.result, row.handled_at, row.closed_by, row.user) == (
         "Перезвонили 27.11 11:06",
         timefmt.ms_to_stored(now_ms),
         "auto",
@@ -394,7 +393,7 @@ def test_notes_keep_their_text_but_not_their_trailing_blanks(register: Register)
     autoclose.close_resolved(
         register, call, names=autoclose.StaffNames({}, []), zone=MOSCOW, now_ms=T0 + 360_000
     )
-    assert register.calls.get(call_id)["result"] == "просил после обеда\nПерезвонили 27.11 11:05"
+    assert register.calls.get(call_id).result == "просил после обеда\nПерезвонили 27.11 11:05"
 
 
 def test_a_handled_row_and_a_lost_race_do_not_stop_the_others(
@@ -425,8 +424,8 @@ def test_a_handled_row_and_a_lost_race_do_not_stop_the_others(
             register, call, names=names, zone=MOSCOW, now_ms=T0 + 360_000
         )
     assert closed == [last]
-    assert register.calls.get(handled)["result"] == "Записан"
-    assert register.calls.get(raced)["user"] == "Борис"
+    assert register.calls.get(handled).result == "Записан"
+    assert register.calls.get(raced).user == "Борис"
     assert [r.getMessage() for r in caplog.records] == [
         f"call {raced} was saved by someone meanwhile; not auto-closed",
         f"auto-closed {last}: Клиент дозвонился сам 27.11 11:05, ответил Петров "
@@ -454,24 +453,26 @@ def test_a_late_row_is_closed_only_by_an_answer_after_it(register: Register) -> 
     steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 - 600_000)
     hear_all(register, steps)
     late = add_missed(register, "stat:x", CALLER, T0)
-    vladivostok = SimpleNamespace(staff_names={}, timezone="Asia/Vladivostok")
+    vladivostok = replace(config.load(), staff_names={}, timezone="Asia/Vladivostok")
     closer = autoclose.AutoCloser(register, vladivostok)
     assert closer.check_row(register.calls.get(late)) == []
     # Reached again at 11:10: now it is closed, the time told in the configured zone.
     steps = xsi_build.outgoing_call("9001112204@ip.beeline.ru", CALLER, T0 + 600_000)
     hear_all(register, steps)
     assert closer.check_row(register.calls.get(late)) == [late]
-    assert register.calls.get(late)["result"] == "Перезвонили 27.11 18:10"
+    assert register.calls.get(late).result == "Перезвонили 27.11 18:10"
     direct = add_missed(register, "stat:y", CALLER, T0 + 1000)
     assert autoclose.close_if_reached(
         register, register.calls.get(direct), names=autoclose.StaffNames({}, []),
         zone=ZoneInfo("Asia/Vladivostok"), now_ms=T0 + 3_600_000,
     ) == [direct]  # fmt: skip
-    assert register.calls.get(direct)["result"] == "Перезвонили 27.11 18:10"
+    assert register.calls.get(direct).result == "Перезвонили 27.11 18:10"
 
 
 def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Register) -> None:
-    settings = SimpleNamespace(staff_names={"9001112204": "Игорь"}, timezone="Asia/Vladivostok")
+    settings = replace(
+        config.load(), staff_names={"9001112204": "Игорь"}, timezone="Asia/Vladivostok"
+    )
     closer = autoclose.AutoCloser(register, settings)
     assert closer.mapping == {"9001112204": "Игорь"}
     assert closer.zone == ZoneInfo("Asia/Vladivostok")
@@ -479,8 +480,8 @@ def test_the_closer_reads_staff_names_and_zone_from_the_settings(register: Regis
     call_id = add_missed(register, "a", CALLER, T0)
     talk = AnsweredCall("s1", CALLER, "outgoing", "9001112204", T0 + 300_000, T0 + 360_000)
     assert closer(talk) == [call_id]
-    assert register.calls.get(call_id)["user"] == "Игорь"
-    bare = autoclose.AutoCloser(register, SimpleNamespace())  # an older settings object
+    assert register.calls.get(call_id).user == "Игорь"
+    bare = autoclose.AutoCloser(register, config.load())  # nothing configured
     assert bare.mapping == {}
     assert bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
     assert bare.min_talk == autoclose.DEFAULT_MIN_TALK
@@ -499,15 +500,15 @@ def test_a_voice_menu_callers_row_is_not_closed_by_a_service_answering(
     queue_only = xsi_build.queue_call(["9001112202@ip.beeline.ru"], CALLER, T0 + 600_456)
     hear_all(register, menu, queue_only)
     calls = register.calls.rows(include_handled=True)
-    assert [c["status"] for c in calls] == ["missed", "missed"]
+    assert [c.status for c in calls] == ["missed", "missed"]
     closer = autoclose.AutoCloser(register, config.load())
     for call in calls:
-        assert closer.check_row(register.calls.get(call["id"])) == []
+        assert closer.check_row(register.calls.get(call.id)) == []
     # A person who takes the number's next call does close them.
     answered = xsi_build.incoming_call(
         ["9001112203@ip.beeline.ru"], CALLER, T0 + 1_200_456, answered_by="9001112203@ip.beeline.ru"
     )
     hear_all(register, answered)
-    first = min(calls, key=lambda c: c["called_at"])
-    assert closer.check_row(register.calls.get(first["id"])) == [c["id"] for c in sorted(
-        calls, key=lambda c: c["id"])]  # fmt: skip
+    first = min(calls, key=lambda c: c.called_at)
+    assert closer.check_row(register.calls.get(first.id)) == [c.id for c in sorted(
+        calls, key=lambda c: c.id)]  # fmt: skip

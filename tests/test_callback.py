@@ -16,7 +16,7 @@ import pytest
 from beeline_missed import config
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import Simulator
-from beeline_missed.store import Register
+from beeline_missed.store import Register, StoredClaim
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config
@@ -57,7 +57,7 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 def claims_of(home: Path) -> list[tuple[str, str]]:
     register = Register.open(config.load().db)  # the test's register, file or database
     try:
-        return [(key, claim["claimed_by"]) for key, claim in register.claims.rows().items()]
+        return [(key, claim.claimed_by) for key, claim in register.claims.rows().items()]
     finally:
         register.close()
 
@@ -69,7 +69,7 @@ def set_claimed_at(home: Path, minutes_ago: int) -> None:
     register = Register.open(config.load().db)  # the test's register, file or database
     try:
         for key, claim in register.claims.rows().items():
-            register.claims.claim(key, lambda _current, by=claim["claimed_by"]: (by, at))
+            register.claims.claim(key, lambda _current, by=claim.claimed_by: (by, at))
     finally:
         register.close()
 
@@ -318,7 +318,7 @@ def test_the_register_ends_a_claim_when_the_cases_last_open_call_closes(
     assert set(register.claims.rows()) == {CALLER, f"call:{hidden}"}
 
     def close(call_id: int) -> None:
-        version = register.calls.get(call_id)["version"]
+        version = register.calls.get(call_id).version
         register.calls.save(
             call_id, version, status="called_back", result="ok", user=None,
             handled_at="2026-11-27T12:05:00Z", closed_by="auto",
@@ -335,7 +335,5 @@ def test_a_refused_claim_writes_nothing(register: Register) -> None:
     register.claims.claim(CALLER, lambda current: ("anna", "2026-11-27T12:00:00Z"))
     seen = []
     kept = register.claims.claim(CALLER, lambda current: seen.append(current))
-    assert seen == [
-        {"case_key": CALLER, "claimed_by": "anna", "claimed_at": "2026-11-27T12:00:00Z"}
-    ]
+    assert seen == [StoredClaim(CALLER, "anna", "2026-11-27T12:00:00Z")]
     assert kept == seen[0]

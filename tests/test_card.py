@@ -8,8 +8,8 @@ import pytest
 
 from beeline_missed.errors import ConflictError, UserError
 from beeline_missed.rules import card
-from beeline_missed.store import Register
-from tests.support.factories import add_call
+from beeline_missed.store import Call, Register
+from tests.support.factories import add_call, call_row
 
 NOW = "2026-11-27T12:00:00Z"
 LATER = "2026-11-27T15:00:00Z"
@@ -157,7 +157,7 @@ def test_store_writes_and_second_saver_gets_a_conflict(register: Register) -> No
         register.calls,
         [card.decide(first_open, card.Edit(user="Анна", status="called_back", result="A"), NOW)],
     )
-    assert saved[0]["result"] == "A" and saved[0]["version"] == 2
+    assert saved[0].result == "A" and saved[0].version == 2
 
     late = card.decide(second_open, card.Edit(user="Борис", status="called_back", result="B"), NOW)
     with pytest.raises(ConflictError) as caught:
@@ -168,7 +168,7 @@ def test_store_writes_and_second_saver_gets_a_conflict(register: Register) -> No
         "редактировали: ваши изменения не записаны, откройте карточку заново."
     )
     row = register.calls.get(call_id)
-    assert (row["result"], row["user"], row["version"]) == ("A", "Анна", 2)
+    assert (row.result, row.user, row.version) == ("A", "Анна", 2)
 
 
 # -- each rule, checked so that a wrong value fails ------------------------------------------
@@ -220,18 +220,18 @@ def test_booking_keeps_leading_text_and_drops_trailing_blank_lines() -> None:
 
 
 def test_a_card_is_read_from_every_column_of_its_row() -> None:
-    row = {
-        "id": "12",
-        "version": "5",
-        "status": "called_back",
-        "result": "Приедет",
-        "user": "Анна",
-        "handled_at": NOW,
-        "phone": "+79161234567",
-        "client": "Иванов Иван",
-        "called_at": "2026-11-27T09:00:00Z",
-        "line": 200,
-    }
+    row = call_row(
+        id=12,
+        version=5,
+        status="called_back",
+        result="Приедет",
+        user="Анна",
+        handled_at=NOW,
+        phone="+79161234567",
+        client="Иванов Иван",
+        called_at="2026-11-27T09:00:00Z",
+        line="200",
+    )
     assert card.Card.from_row(row) == card.Card(
         id=12,
         version=5,
@@ -244,11 +244,12 @@ def test_a_card_is_read_from_every_column_of_its_row() -> None:
         called_at="2026-11-27T09:00:00Z",
         line="200",
     )
-    bare = card.Card.from_row({"id": 3, "version": 1, "status": "missed", "result": None})
+    bare = card.Card.from_row(call_row(id=3, phone=None, called_at="2026-11-27T09:00:00Z"))
     assert bare == card.Card(
-        id=3, version=1, status="missed", result="", user=None, handled_at=None, line=""
-    )
-    assert (bare.phone, bare.client, bare.called_at) == (None, None, None)
+        id=3, version=1, status="missed", result="", user=None, handled_at=None, line="",
+        called_at="2026-11-27T09:00:00Z",
+    )  # fmt: skip
+    assert (bare.phone, bare.client) == (None, None)
 
 
 def test_edit_parse_keeps_an_absent_status_absent_and_the_booking_flag() -> None:
@@ -329,7 +330,7 @@ def test_auto_close_does_not_overwrite_what_staff_saved(register: Register) -> N
     with pytest.raises(ConflictError):
         card.store(register.calls, [stale])
     row = register.calls.get(call_id)
-    assert (row["status"], row["result"], row["user"], row["closed_by"], row["handled_at"]) == (
+    assert (row.status, row.result, row.user, row.closed_by, row.handled_at) == (
         "called_back",
         "Записан",
         "Анна",
@@ -345,14 +346,14 @@ class _ConflictingStore:
         self.call_id = call_id
         self.asked: list[int] = []
 
-    def save_many(self, saves: list[dict]) -> list[dict]:
+    def save_many(self, saves: list[dict]) -> list[Call]:
         conflict = ConflictError("changed")
         conflict.call_id = self.call_id
         raise conflict
 
-    def get(self, call_id: int) -> dict:
+    def get(self, call_id: int) -> Call:
         self.asked.append(call_id)
-        return {"id": call_id, "status": "called_back", "user": None, "closed_by": "auto"}
+        return call_row(id=call_id, status="called_back", user=None, closed_by="auto")
 
 
 def test_a_conflict_names_the_call_the_register_names_else_the_first() -> None:
@@ -382,9 +383,9 @@ def test_a_conflict_names_the_call_the_register_names_else_the_first() -> None:
     ],
 )
 def test_conflict_message_says_who_saved_and_the_status_now(row: dict, who: str) -> None:
-    assert card.conflict_message({"id": 9, **row}) == (
+    assert card.conflict_message(call_row(id=9, **row)) == (
         f"Карточку звонка 9 уже сохранили ({who}, статус «Перезвонили»), пока вы её "
         "редактировали: ваши изменения не записаны, откройте карточку заново."
     )
-    missed = card.conflict_message({"id": 9, **row, "status": "missed"})
+    missed = card.conflict_message(call_row(**{"id": 9, **row, "status": "missed"}))
     assert "статус «Пропущен»" in missed

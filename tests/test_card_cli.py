@@ -40,7 +40,7 @@ def moscow(home: Path) -> None:
 
 def unchanged(reg: Register, call_id: int) -> bool:
     row = reg.calls.get(call_id)
-    return (row["status"], row["result"], row["user"], row["version"]) == ("missed", "", None, 1)
+    return (row.status, row.result, row.user, row.version) == ("missed", "", None, 1)
 
 
 # -- for scripts ----------------------------------------------------------------------------
@@ -93,13 +93,13 @@ def test_user_flag_beats_setting_and_os_login_is_last(
     configure(home, user="Анна")
     args = ["--status", "called_back", "--result", "ok"]
     assert runner.invoke(app, ["card", str(first), *args, "--user", "Борис"]).exit_code == 0
-    assert register.calls.get(first)["user"] == "Борис"
+    assert register.calls.get(first).user == "Борис"
     configure(home)
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOGNAME", "kassa2")
     assert runner.invoke(app, ["card", str(second), *args]).exit_code == 0
-    assert register.calls.get(second)["user"] == "kassa2"
+    assert register.calls.get(second).user == "kassa2"
 
 
 def test_book_without_journal_says_where_to_book(register: Register) -> None:
@@ -109,7 +109,7 @@ def test_book_without_journal_says_where_to_book(register: Register) -> None:
     assert "Сохранено: звонок" in result.output
     assert "запишите клиента в журнал записи на ремонт в 1С вручную" in flat(result.output)
     row = register.calls.get(call_id)
-    assert (row["status"], row["result"], row["user"]) == (
+    assert (row.status, row.result, row.user) == (
         "called_back",
         "Записался на ремонт",
         "Анна",
@@ -188,7 +188,7 @@ def test_journal_that_cannot_start_does_not_hide_the_save(register: Register, ho
     result = runner.invoke(app, ["card", str(call_id), "--book", "--user", "A"])
     assert result.exit_code == 0
     assert "Карточка сохранена, но журнал записи не открылся" in flat(result.output)
-    assert register.calls.get(call_id)["status"] == "called_back"
+    assert register.calls.get(call_id).status == "called_back"
 
 
 def test_expect_version_conflict_exits_3_and_keeps_the_first_save(register: Register) -> None:
@@ -206,7 +206,7 @@ def test_expect_version_conflict_exits_3_and_keeps_the_first_save(register: Regi
     assert "уже сохранили (Анна, статус «Перезвонили»)" in text
     assert "ваши изменения не записаны" in text
     row = register.calls.get(call_id)
-    assert (row["result"], row["user"], row["version"]) == ("A", "Анна", 2)
+    assert (row.result, row.user, row.version) == ("A", "Анна", 2)
 
 
 def test_bad_input_is_one_sentence(register: Register) -> None:
@@ -239,7 +239,7 @@ def test_interactive_shows_the_card_and_saves_called_back(register: Register) ->
     assert "«Перезвонили» нельзя сохранить без результата" in flat(out)
     assert "Сохранено: звонок" in out
     row = register.calls.get(call_id)
-    assert (row["status"], row["result"], row["user"]) == (
+    assert (row.status, row.result, row.user) == (
         "called_back",
         "Приедет в пятницу",
         "Анна",
@@ -264,7 +264,7 @@ def test_interactive_book_and_unknown_answer(register: Register) -> None:
     assert "Неизвестный статус «может быть»" in flat(result.output)
     assert "журнал записи на ремонт в 1С" in flat(result.output)
     row = register.calls.get(call_id)
-    assert (row["status"], row["result"]) == ("called_back", "На 10:00\nЗаписался на ремонт")
+    assert (row.status, row.result) == ("called_back", "На 10:00\nЗаписался на ремонт")
 
 
 def test_interactive_end_of_input_saves_nothing(register: Register) -> None:
@@ -306,7 +306,7 @@ def test_two_people_on_one_card_second_gets_conflict(register: Register, home: P
     assert anna.returncode == 3, (out, err)
     assert "уже сохранили (Борис" in flat(err)
     row = register.calls.get(call_id)
-    assert (row["result"], row["user"]) == ("Б", "Борис")
+    assert (row.result, row.user) == ("Б", "Борис")
 
 
 def test_names_that_look_like_markup_print_as_written(register: Register) -> None:
@@ -332,10 +332,10 @@ def test_handling_a_card_handles_all_open_calls_of_that_caller(register: Registe
     assert "и ещё 2 звонка" in result.output
     for call_id in calls:
         row = register.calls.get(call_id)
-        assert (row["status"], row["result"], row["user"]) == (
+        assert (row.status, row.result, row.user) == (
             "called_back",
             "договорились",
             "Анна",
         )
-    assert register.calls.get(other)["status"] == "missed"
+    assert register.calls.get(other).status == "missed"
     assert [c["id"] for c in json.loads(runner.invoke(app, ["list", "--json"]).output)] == [other]

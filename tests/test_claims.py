@@ -10,6 +10,7 @@ import pytest
 from beeline_missed.config import StaffMember
 from beeline_missed.errors import UserError
 from beeline_missed.rules import callback, claims
+from beeline_missed.store import StoredClaim
 from tests.support import clock
 
 pytestmark = pytest.mark.both_engines
@@ -109,7 +110,7 @@ def test_case_key_is_the_number_or_the_hidden_call() -> None:
 
 
 def test_claim_from_a_stored_row() -> None:
-    row = {"claimed_by": "anna", "claimed_at": clock.stored(NOW)}
+    row = StoredClaim("+79161234567", "anna", clock.stored(NOW))
     assert claims.Claim.from_row(row) == claims.Claim("anna", NOW)
 
 

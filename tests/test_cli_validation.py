@@ -226,7 +226,7 @@ def test_card_answer_that_is_not_utf8_is_one_sentence(one_call: int, register: R
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
     assert result.stderr.decode().startswith("Ошибка: Ответ — не текст в UTF-8")
-    assert register.calls.get(one_call)["status"] == "missed"
+    assert register.calls.get(one_call).status == "missed"
 
 
 @pytest.mark.parametrize("brk", ["\r", "\x85", "\u2028"])  # "\n" separates numbers

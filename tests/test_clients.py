@@ -178,22 +178,22 @@ def test_english_headers_are_detected(tmp_path: Path) -> None:
 def test_calls_show_the_client_and_follow_directory_changes(register: Register) -> None:
     early = add_call(register, "before", "+79161234567")
     hidden = add_call(register, "hidden", None)
-    assert register.calls.get(early)["client"] is None
+    assert register.calls.get(early).client is None
     counts = register.clients.upsert(
         [(None, "Иванов", [("+79161234567", "8 916 123-45-67")])], replace_phones=False
     )
     assert counts["calls_relinked"] == 1
-    assert register.calls.get(early)["client"] == "Иванов"
-    assert register.calls.get(hidden)["client"] is None
+    assert register.calls.get(early).client == "Иванов"
+    assert register.calls.get(hidden).client is None
     # A call arriving now is linked at insert.
     later = add_call(register, "after", "+79161234567")
-    assert register.calls.get(later)["client"] == "Иванов"
+    assert register.calls.get(later).client == "Иванов"
     # The number moves to another client on re-import: existing calls follow.
     register.clients.upsert([(None, "Иванов", [("+79030000000", "")])])
     register.clients.upsert([(None, "Петрова", [("+79161234567", "")])])
-    assert {register.calls.get(i)["client"] for i in (early, later)} == {"Петрова"}
+    assert {register.calls.get(i).client for i in (early, later)} == {"Петрова"}
     # Re-linking is not a card edit: the card's version stays.
-    assert register.calls.get(early)["version"] == 1
+    assert register.calls.get(early).version == 1
 
 
 def test_find_by_name_any_case_and_by_number_in_any_form(register: Register) -> None:
@@ -251,7 +251,7 @@ def test_cli_add_list_and_bad_number(register: Register) -> None:
     assert result.exit_code == 0, result.output
     assert "Добавлен «Иванов»" in result.output
     assert "звонков с этим именем теперь: 1" in result.output
-    assert register.calls.get(call_id)["client"] == "Иванов"
+    assert register.calls.get(call_id).client == "Иванов"
     again = runner.invoke(app, ["clients", "add", "иванов", "79031112233"])
     assert "Уже есть:" in again.output
     listed = json.loads(runner.invoke(app, ["clients", "list", "--json"]).output)

@@ -60,7 +60,7 @@ def test_number_of_two_clients_goes_to_the_last_row_and_is_reported(
         {"phone": "+79165550001", "clients": ["Сидоров", "Козлов"], "kept_by": "Козлов"}
     ]
     assert directory(register) == {"Сидоров": set(), "Козлов": {"+79165550001"}}
-    assert register.calls.get(call)["client"] == "Козлов"
+    assert register.calls.get(call).client == "Козлов"
     text = runner.invoke(app, ["clients", "import", str(tmp_path / "c.csv")]).output
     assert "указан у нескольких клиентов («Сидоров», «Козлов»): оставлен у «Козлов»" in text
 
@@ -152,8 +152,8 @@ def test_batches_give_the_same_directory_as_one_transaction(
         "Орлов": {"+79165550001"},
     }
     assert (counts["added"], counts["updated"], counts["shared_count"]) == (2, 2, 1)
-    assert register.calls.get(calls["+79165550001"])["client"] == "Орлов"
-    assert register.calls.get(calls["+79165550002"])["client"] == "Козлов"
+    assert register.calls.get(calls["+79165550001"]).client == "Орлов"
+    assert register.calls.get(calls["+79165550002"]).client == "Козлов"
     again = register.clients.upsert(entries, batch_size=batch_size)
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 4)
 

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
-from beeline_missed import timefmt
+from beeline_missed import config, timefmt
 from beeline_missed.cli import app
 from beeline_missed.reports import engine as reports
 from beeline_missed.reports import spec as report_spec
@@ -20,7 +20,7 @@ from beeline_missed.rules import deadlines, hours
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import CallStatus
 from tests.support import clock
-from tests.support.factories import add_call
+from tests.support.factories import add_call, call_row
 
 pytestmark = pytest.mark.both_engines
 
@@ -92,36 +92,37 @@ def test_levels_and_colours_by_the_deadlines(waited: int, level: int, style: str
 
 
 def test_from_settings_reads_minutes_and_hours() -> None:
-    settings = SimpleNamespace(
-        callback_deadlines=(5.0, 30.0, 120.0), working_hours={"mon": "09:00-19:00"},
-        holidays=(), timezone="Europe/Moscow",
+    settings = replace(
+        config.load(), callback_deadlines=(5.0, 30.0, 120.0),
+        working_hours={"mon": "09:00-19:00"}, holidays=(), timezone="Europe/Moscow",
     )  # fmt: skip
     judged = deadlines.Deadlines.from_settings(settings)
     assert judged.thresholds == (300, 1800, 7200)
     assert judged.hours.configured
     assert judged.style(1) == judged.style(2) == "yellow"
-    assert deadlines.Deadlines.from_settings(SimpleNamespace()).thresholds == (900, 3600)
+    defaults = replace(config.load(), callback_deadlines=config.Settings.callback_deadlines)
+    assert deadlines.Deadlines.from_settings(defaults).thresholds == (900, 3600)
 
 
 def test_annotate_ages_open_cases_from_their_first_attempt_and_sort_by_age() -> None:
     now = ms(MONDAY)
     stored = timefmt.ms_to_stored
     rows = [
-        {"id": 3, "status": CallStatus.MISSED, "called_at": stored(now - 60_000),
-         "first_called_at": stored(now - 1_800_000)},
-        {"id": 2, "status": CallStatus.MISSED, "called_at": stored(now - 300_000)},
-        {"id": 1, "status": CallStatus.CALLED_BACK, "called_at": stored(now - 9_000_000)},
-        {"id": 4, "status": CallStatus.MISSED, "called_at": stored(now - 7_200_000)},
+        call_row(id=3, status=CallStatus.MISSED, called_at=stored(now - 60_000),
+                 first_called_at=stored(now - 1_800_000)),
+        call_row(id=2, status=CallStatus.MISSED, called_at=stored(now - 300_000)),
+        call_row(id=1, status=CallStatus.CALLED_BACK, called_at=stored(now - 9_000_000)),
+        call_row(id=4, status=CallStatus.MISSED, called_at=stored(now - 7_200_000)),
     ]  # fmt: skip
-    limits(15, 60).annotate(rows, now)
-    assert [(r["id"], r["waiting_s"], r["deadline_level"]) for r in rows] == [
+    rows = limits(15, 60).annotate(rows, now)
+    assert [(r.id, r.waiting_s, r.deadline_level) for r in rows] == [
         (3, 1800, 1),  # the caller's first open attempt counts, not the latest
         (2, 300, 0),
         (1, None, None),  # handled: no age
         (4, 7200, 2),
     ]
-    assert [r["id"] for r in deadlines.sort_rows(rows, "age")] == [4, 3, 2, 1]
-    assert [r["id"] for r in deadlines.sort_rows(rows, "time")] == [3, 2, 1, 4]
+    assert [r.id for r in deadlines.sort_rows(rows, "age")] == [4, 3, 2, 1]
+    assert [r.id for r in deadlines.sort_rows(rows, "time")] == [3, 2, 1, 4]
 
 
 # -- the list --------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def test_the_table_is_coloured_by_deadline_on_a_terminal(register: Register, mos
     add_call(register, "a", "+79161234567", timefmt.ms_to_stored(now - 4 * 3600_000))
     rows = register.calls.rows()
     judged = limits(15, 60)
-    judged.annotate(rows, now)
+    rows = judged.annotate(rows, now)
     console = Console(width=160, force_terminal=True, color_system="standard")
     with console.capture() as capture:
         table = calls_view.CallTable(
@@ -258,24 +259,23 @@ def test_equal_ages_and_handled_rows_sort_oldest_first_then_by_id() -> None:
     now = ms(datetime(2026, 11, 30, 9, 0, tzinfo=MOSCOW))
     at = lambda minutes: timefmt.ms_to_stored(now - minutes * 60_000)  # noqa: E731
     rows = [
-        {"id": 1, "status": CallStatus.CALLED_BACK, "called_at": at(60)},
-        {"id": 2, "status": CallStatus.CALLED_BACK, "called_at": at(180)},
+        call_row(id=1, status=CallStatus.CALLED_BACK, called_at=at(60)),
+        call_row(id=2, status=CallStatus.CALLED_BACK, called_at=at(180)),
         # Handled, last called 10 minutes ago, but the caller first called 2 hours ago.
-        {"id": 3, "status": CallStatus.CALLED_BACK, "called_at": at(10),
-         "first_called_at": at(120)},
-        {"id": 4, "status": CallStatus.MISSED, "called_at": at(10)},
-        {"id": 5, "status": CallStatus.MISSED, "called_at": at(30)},
-        {"id": 7, "status": CallStatus.MISSED, "called_at": at(30)},
-        {"id": 6, "status": CallStatus.MISSED, "called_at": at(30)},
+        call_row(id=3, status=CallStatus.CALLED_BACK, called_at=at(10),
+                 first_called_at=at(120)),
+        call_row(id=4, status=CallStatus.MISSED, called_at=at(10)),
+        call_row(id=5, status=CallStatus.MISSED, called_at=at(30)),
+        call_row(id=7, status=CallStatus.MISSED, called_at=at(30)),
+        call_row(id=6, status=CallStatus.MISSED, called_at=at(30)),
     ]  # fmt: skip
-    limits(15, 60, hours_=shop).annotate(rows, now)
-    waits = {r["id"]: r["waiting_s"] for r in rows if r["waiting_s"] is not None}
+    rows = limits(15, 60, hours_=shop).annotate(rows, now)
+    waits = {r.id: r.waiting_s for r in rows if r.waiting_s is not None}
     assert waits == {4: 0, 5: 0, 6: 0, 7: 0}
-    assert [r["id"] for r in deadlines.sort_rows(rows, "age")] == [5, 6, 7, 4, 2, 3, 1]
+    assert [r.id for r in deadlines.sort_rows(rows, "age")] == [5, 6, 7, 4, 2, 3, 1]
 
 
 def test_a_handled_or_unannotated_row_has_no_style() -> None:
     judged = limits(15, 60)
-    assert deadlines.row_style({"id": 1, "deadline_level": None}, judged) is None
-    assert deadlines.row_style({"id": 1}, judged) is None
-    assert deadlines.row_style({"id": 1, "deadline_level": 1}, judged) == "yellow"
+    assert deadlines.row_style(call_row(id=1, deadline_level=None), judged) is None
+    assert deadlines.row_style(call_row(id=1, deadline_level=1), judged) == "yellow"

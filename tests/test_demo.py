@@ -70,7 +70,7 @@ def test_demo_registers_missed_calls_and_writes_only_its_folder(tmp_path: Path) 
         clients = reg.clients.count()
     finally:
         reg.close()
-    phones = [row["phone"] for row in calls]
+    phones = [row.phone for row in calls]
     # The morning's history: a known client, a hidden number and a stranger were missed...
     assert demo.IVANOV in phones
     assert None in phones
@@ -79,11 +79,11 @@ def test_demo_registers_missed_calls_and_writes_only_its_folder(tmp_path: Path) 
     assert demo.PETROVA not in phones
     assert demo.KUZNETSOV not in phones
     # A caller who gave up in the voice menu is missed; one the queue put through is not.
-    lost = {row["phone"]: (row["lost_at"], row["forwarded_to"]) for row in calls}
+    lost = {row.phone: (row.lost_at, row.forwarded_to) for row in calls}
     assert lost[demo.LEBEDEVA] == ("voice_menu", None)
     assert demo.VOLKOV not in phones
     assert lost[demo.STRANGER_4] == ("forwarded", demo.OWNER_MOBILE)
-    names = {row["phone"]: row["client"] for row in calls}
+    names = {row.phone: row.client for row in calls}
     assert names[demo.IVANOV] == "Иванов Иван Петрович"  # recognised from the directory
     assert clients == 12
     # One subscription for the whole simulated PBX: it sees the voice menu and the queue.
@@ -233,11 +233,11 @@ def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Pat
             missed = wait_for(
                 lambda: [
                     c for c in register.calls.rows(include_handled=False)
-                    if c["phone"] == demo.IVANOV
+                    if c.phone == demo.IVANOV
                 ],
                 timeout=30,
             )
-            opened = card_service.open_card(register, missed[0]["id"])
+            opened = card_service.open_card(register, missed[0].id)
             edit = card.Edit(user="Оператор", status=card.CALLED_BACK, result="", book=True)
             booker = onec_booking.booker_for(register, d.settings, MOSCOW)
             outcome = card_service.apply(register, opened, edit, None, booker=booker)
@@ -246,7 +246,7 @@ def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Pat
         [made] = d.onec.created
     assert outcome.booking == {"state": "created", "number": made["Number"], "ref": made["Ref_Key"]}
     assert outcome.saved is not None
-    assert outcome.saved["result"].endswith(f"заявка № {made['Number']}")
+    assert outcome.saved.result.endswith(f"заявка № {made['Number']}")
 
 
 @pytest.mark.anyio
@@ -276,11 +276,11 @@ async def test_demo_panel_calls_a_client_back_and_the_case_closes_by_itself(
             try:
                 for _ in range(600):
                     rows = [register.calls.get(i) for i in chosen.call_ids]
-                    if all(r["status"] == "called_back" for r in rows):
+                    if all(r.status == "called_back" for r in rows):
                         break
                     await pilot.pause(0.05)
             finally:
                 register.close()
     assert [c["phoneNumber"] for c in d.sim.click_calls] == [chosen.phone]
     assert d.sim.click_calls[0]["abonent"] == demo.RECEPTION
-    assert {(r["closed_by"], r["user"]) for r in rows} == {("auto", "Смирнова")}
+    assert {(r.closed_by, r.user) for r in rows} == {("auto", "Смирнова")}

@@ -34,11 +34,11 @@ def test_single_missed_call_is_one_row(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79161234567", T0))
     settle_all(register)
     (call,) = register.calls.rows()
-    assert call["phone"] == "+79161234567"
-    assert call["phone_raw"] == "tel:+79161234567"
-    assert call["called_at"] == "2026-11-27T08:00:00Z"
-    assert call["line"] == "201"
-    assert call["status"] == "missed"
+    assert call.phone == "+79161234567"
+    assert call.phone_raw == "tel:+79161234567"
+    assert call.called_at == "2026-11-27T08:00:00Z"
+    assert call.line == "201"
+    assert call.status == "missed"
 
 
 def test_answered_call_is_not_missed(register: Register) -> None:
@@ -59,7 +59,7 @@ def test_hunt_group_nobody_answered_is_one_row(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP, "+79161234567", T0))
     settle_all(register)
     (call,) = register.calls.rows()
-    assert call["line"] == "201, 202, 203"
+    assert call.line == "201, 202, 203"
 
 
 def test_nothing_is_decided_before_the_settle_period(register: Register) -> None:
@@ -112,8 +112,8 @@ def test_hidden_number_is_registered_as_hidden(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], None, T0))
     settle_all(register)
     (call,) = register.calls.rows()
-    assert call["phone"] is None
-    assert call["phone_raw"] == "номер скрыт"
+    assert call.phone is None
+    assert call.phone_raw == "номер скрыт"
 
 
 def test_late_answer_closes_the_registered_call(register: Register) -> None:
@@ -129,14 +129,14 @@ def test_late_answer_closes_the_registered_call(register: Register) -> None:
     processor.run_once(at_ms=T0 + 10_000_000)
     assert register.calls.count("missed") == 0
     (call,) = register.calls.rows(include_handled=True)
-    assert call["closed_by"] == "auto"
+    assert call.closed_by == "auto"
 
 
 def test_absurd_pbx_clock_gives_a_sane_called_at(register: Register) -> None:
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79161234567", 1000), at_ms=T0)
     deliver(register, xsi_build.incoming_call(GROUP[:1], "+79031112233", 2**61), at_ms=T0)
     Processor(register, settle=1.0).run_once(at_ms=T0 + 5_000)
-    assert [c["called_at"] for c in register.calls.rows()] == ["2026-11-27T08:00:00Z"] * 2
+    assert [c.called_at for c in register.calls.rows()] == ["2026-11-27T08:00:00Z"] * 2
 
 
 CALLS = st.lists(
@@ -158,7 +158,7 @@ def register_of(tmp_path, name: str, bodies: list[bytes]) -> list[tuple]:
             reg.inbox.add(body, T0)
         Processor(reg, settle=1.0).run_once(at_ms=T0 + 10_000_000)
         return sorted(
-            (c["session_key"], c["phone"], c["line"], c["called_at"])
+            (c.session_key, c.phone, c.line, c.called_at)
             for c in reg.calls.rows(include_handled=True)
         )
     finally:
@@ -203,7 +203,7 @@ def test_a_recycled_call_half_id_on_a_new_session_is_a_new_call(register: Regist
     assert recycled[0].leg.ext_tracking_id != first[0].leg.ext_tracking_id
     deliver(register, first + recycled)
     settle_all(register)
-    assert sorted(c["phone"] for c in register.calls.rows()) == ["+79031112233", "+79161234567"]
+    assert sorted(c.phone for c in register.calls.rows()) == ["+79031112233", "+79161234567"]
     assert register.inbox.counts() == {"processed": 4}
 
 

@@ -56,9 +56,9 @@ def test_caller_who_gave_up_in_the_voice_menu_is_missed_though_no_phone_rang(
 ) -> None:
     deliver(register, xsi_build.voice_menu_call(CALLER, T0))
     (call,) = settle_all(register)
-    assert call["phone"] == CALLER
-    assert call["lost_at"] == detection.LOST_VOICE_MENU
-    assert call["line"] == "0000100001_vxml"
+    assert call.phone == CALLER
+    assert call.lost_at == detection.LOST_VOICE_MENU
+    assert call.line == "0000100001_vxml"
 
 
 def test_voice_menu_answer_alone_does_not_make_a_call_answered(register: Register) -> None:
@@ -66,8 +66,8 @@ def test_voice_menu_answer_alone_does_not_make_a_call_answered(register: Registe
     deliver(register, steps)
     (call,) = settle_all(register)
     # The menu answered, then the hunt group rang and nobody picked up.
-    assert call["lost_at"] == detection.LOST_RINGING
-    assert call["line"] == "9001112202, 9001112203"
+    assert call.lost_at == detection.LOST_RINGING
+    assert call.line == "9001112202, 9001112203"
 
 
 def test_voice_menu_then_a_person_answers_is_not_missed(register: Register) -> None:
@@ -78,8 +78,8 @@ def test_voice_menu_then_a_person_answers_is_not_missed(register: Register) -> N
 def test_caller_who_gave_up_in_the_queue_is_missed_with_where(register: Register) -> None:
     deliver(register, xsi_build.queue_call(AGENTS, CALLER, T0))
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_QUEUE
-    assert call["line"] == "9001112201, 9001112202"
+    assert call.lost_at == detection.LOST_QUEUE
+    assert call.line == "9001112201, 9001112202"
 
 
 def test_queue_call_an_agent_answered_is_not_missed(register: Register) -> None:
@@ -97,7 +97,7 @@ def test_caller_waiting_in_the_queue_is_not_missed_however_long_the_silence(
     assert proc.run_once(at_ms=1_200_000) == []  # 20 minutes of quiet, settle is 1 s
     deliver(register, steps[-1:], at_ms=1_300_000)
     (row,) = proc.run_once(at_ms=1_302_000)
-    assert register.calls.get(row)["lost_at"] == detection.LOST_QUEUE
+    assert register.calls.get(row).lost_at == detection.LOST_QUEUE
 
 
 def test_sequential_hunt_group_with_gaps_waits_for_its_pilot(register: Register) -> None:
@@ -140,20 +140,20 @@ def test_a_colleagues_answered_call_long_after_is_not_a_pickup(register: Registe
     later = xsi_build.outgoing_call(GROUP[1], CALLER, T0 + 3_600_000)
     deliver(register, later)
     (call,) = settle_all(register)
-    assert call["status"] == "missed"
+    assert call.status == "missed"
 
 
 def test_busy_is_missed_and_says_busy_without_received_events(register: Register) -> None:
     deliver(register, xsi_build.busy_call(GROUP, CALLER, T0))
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_BUSY
-    assert call["line"] == "9001112202, 9001112203"
+    assert call.lost_at == detection.LOST_BUSY
+    assert call.line == "9001112202, 9001112203"
 
 
 def test_do_not_disturb_counts_as_busy(register: Register) -> None:
     deliver(register, xsi_build.busy_call(GROUP[:1], CALLER, T0, cause="Do Not Disturb"))
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_BUSY
+    assert call.lost_at == detection.LOST_BUSY
 
 
 def test_one_busy_one_ringing_is_lost_ringing(register: Register) -> None:
@@ -163,21 +163,21 @@ def test_one_busy_one_ringing_is_lost_ringing(register: Register) -> None:
     )
     deliver(register, session_busy + ringing)
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_RINGING
+    assert call.lost_at == detection.LOST_RINGING
 
 
 def test_forwarded_to_an_outside_number_keeps_where(register: Register) -> None:
     deliver(register, xsi_build.forwarded_call(GROUP[0], CALLER, "+79031234567", T0))
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_FORWARDED
-    assert call["forwarded_to"] == "+79031234567"
+    assert call.lost_at == detection.LOST_FORWARDED
+    assert call.forwarded_to == "+79031234567"
 
 
 def test_forwarded_to_a_colleagues_phone_is_not_forwarded_outside(register: Register) -> None:
     deliver(register, xsi_build.forwarded_call(GROUP[0], CALLER, "+79001112203", T0))
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_RINGING
-    assert call["forwarded_to"] is None
+    assert call.lost_at == detection.LOST_RINGING
+    assert call.forwarded_to is None
 
 
 def test_answered_then_transferred_to_nobody_is_not_missed(register: Register) -> None:
@@ -198,7 +198,7 @@ def test_unknown_target_answering_counts_only_when_configured_as_a_person(
     steps = xsi_build.incoming_call([stranger], CALLER, T0, answered_by=stranger)
     deliver(register, steps)
     (call,) = settle_all(register)
-    assert call["lost_at"] == detection.LOST_RINGING
+    assert call.lost_at == detection.LOST_RINGING
 
     other = Register.open(tmp_path / "other.sqlite")
     try:
@@ -276,7 +276,7 @@ def test_any_order_and_duplicates_give_the_same_decision(
     rng.shuffle(shuffled)
     deliver(register, shuffled)
     calls = settle_all(register)
-    assert [c["lost_at"] for c in calls] == ([lost_at] if lost_at else [])
+    assert [c.lost_at for c in calls] == ([lost_at] if lost_at else [])
 
 
 def test_replay_rederives_under_the_new_rule_and_keeps_staffs_work(register: Register) -> None:
@@ -290,8 +290,8 @@ def test_replay_rederives_under_the_new_rule_and_keeps_staffs_work(register: Reg
     Processor(register, settle=1.0, targets_from=lambda _: old_rule).run_once(at_ms=T0 + 10_000_000)
     (before,) = register.calls.rows(include_handled=True)
     register.calls.save(
-        int(before["id"]),
-        int(before["version"]),
+        int(before.id),
+        int(before.version),
         status="called_back",
         result="Перезвонили",
         user="anna",
@@ -300,13 +300,13 @@ def test_replay_rederives_under_the_new_rule_and_keeps_staffs_work(register: Reg
 
     summary = replay(register, settle=1.0, targets_from=lambda _: known_people(ABONENTS))
 
-    calls = {c["phone"]: c for c in register.calls.rows(include_handled=True)}
+    calls = {c.phone: c for c in register.calls.rows(include_handled=True)}
     assert summary["added"] == 2
-    assert calls[CALLER]["lost_at"] == "voice_menu"
-    assert calls["+79031112233"]["lost_at"] == "queue"
+    assert calls[CALLER].lost_at == "voice_menu"
+    assert calls["+79031112233"].lost_at == "queue"
     kept = calls["+79265554433"]
-    assert (kept["status"], kept["result"], kept["user"]) == ("called_back", "Перезвонили", "anna")
-    assert kept["lost_at"] == "ringing"  # derived fields brought up to date
+    assert (kept.status, kept.result, kept.user) == ("called_back", "Перезвонили", "anna")
+    assert kept.lost_at == "ringing"  # derived fields brought up to date
 
 
 def test_replay_closes_an_untouched_row_that_turned_out_answered(register: Register) -> None:
@@ -326,5 +326,5 @@ def test_replay_closes_an_untouched_row_that_turned_out_answered(register: Regis
 
     (call,) = register.calls.rows(include_handled=True)
     assert summary["closed"] == 1
-    assert (call["status"], call["closed_by"]) == ("called_back", "auto")
-    assert call["result"] == "Звонок был принят (ответил 9001112203)"
+    assert (call.status, call.closed_by) == ("called_back", "auto")
+    assert call.result == "Звонок был принят (ответил 9001112203)"

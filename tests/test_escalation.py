@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,12 @@ from beeline_missed.rules import escalation, hours
 from beeline_missed.rules.deadlines import Deadlines
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import Simulator
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 from tests.support import clock
 from tests.support.channels import TOKEN, FakeTelegram, Inbox, config_text, mail_text
 from tests.support.daemon import free_port, wait_for
 from tests.support.e2e import GROUP, start_daemon, write_config
-from tests.support.factories import add_call
+from tests.support.factories import add_call, call_row
 
 pytestmark = pytest.mark.both_engines
 
@@ -106,10 +107,9 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def case(call_id: int, minutes_ago: float, *ids: int, **more: object) -> dict:
+def case(call_id: int, minutes_ago: float, *ids: int, **more: Any) -> Call:
     first = timefmt.ms_to_stored(ms(NOW - timedelta(minutes=minutes_ago)))
-    return {"id": call_id, "status": "missed", "called_at": first, "first_called_at": first,
-            "call_ids": list(ids or (call_id,)), "phone": FIRST, **more}  # fmt: skip
+    return call_row(**{"id": call_id, "called_at": first, "call_ids": ids, "phone": FIRST, **more})
 
 
 def judged(**days: str) -> Deadlines:
@@ -119,24 +119,25 @@ def judged(**days: str) -> Deadlines:
 def test_only_cases_past_the_limit_never_escalated_before_longest_first() -> None:
     cases = [case(1, 29), case(2, 30), case(3, 90, 3, 4), case(5, 300), case(6, 45)]
     found = escalation.overdue(cases, judged(), 1800, ms(NOW), escalated={5})
-    assert [(c["id"], c["waiting_s"]) for c in found] == [(3, 5400), (6, 2700), (2, 1800)]
+    assert [(c.id, c.waiting_s) for c in found] == [(3, 5400), (6, 2700), (2, 1800)]
     assert escalation.overdue(cases, judged(), 0, ms(NOW), set()) == []  # off
-    assert [c["id"] for c in escalation.overdue([case(1, 1)], judged(), 1, ms(NOW), set())] == [1]
+    assert [c.id for c in escalation.overdue([case(1, 1)], judged(), 1, ms(NOW), set())] == [1]
 
 
 def test_nothing_outside_working_hours_and_the_wait_is_working_time() -> None:
     shop = judged(mon="09:00-19:00", tue="09:00-19:00")
     # Called Monday 11:00, judged 12:00: an hour of working time.
-    assert [c["id"] for c in escalation.overdue([case(1, 60)], shop, 1800, ms(NOW), set())] == [1]
+    assert [c.id for c in escalation.overdue([case(1, 60)], shop, 1800, ms(NOW), set())] == [1]
     # At 20:00 the shop is closed: nobody is told, however long the wait.
     evening = ms(NOW + timedelta(hours=8))
     assert escalation.overdue([case(1, 60)], shop, 1800, evening, set()) == []
     # Called Monday 18:50, judged Tuesday 09:10: 20 minutes of working time, not 14 hours.
     tuesday = NOW + timedelta(hours=21, minutes=10)
-    late = case(2, 0)
-    late["first_called_at"] = timefmt.ms_to_stored(ms(NOW + timedelta(hours=6, minutes=50)))
+    late = replace(
+        case(2, 0), first_called_at=timefmt.ms_to_stored(ms(NOW + timedelta(hours=6, minutes=50)))
+    )
     assert escalation.overdue([late], shop, 1800, ms(tuesday), set()) == []
-    assert [c["waiting_s"] for c in escalation.overdue([late], shop, 1200, ms(tuesday), set())] == [
+    assert [c.waiting_s for c in escalation.overdue([late], shop, 1200, ms(tuesday), set())] == [
         1200
     ]
 
@@ -159,7 +160,7 @@ def test_recorded_in_the_register_never_twice_not_for_a_new_attempt(register: Re
     first = add_call(register, "a", FIRST, stored(now - 3_600_000))
     add_call(register, "b", SECOND, stored(now - 60_000))
     found = escalator.escalate(register, judged(), 1800, now)
-    assert [c["call_ids"] for c in found] == [[first]]
+    assert [c.call_ids for c in found] == [(first,)]
     assert escalator.escalate(register, judged(), 1800, now + 60_000) == []
     # The caller tries again: still the same case, already told about.
     add_call(register, "c", FIRST, stored(now + 120_000))
@@ -167,19 +168,19 @@ def test_recorded_in_the_register_never_twice_not_for_a_new_attempt(register: Re
     assert register.escalations.among([first]) == {first}
     # The other caller passes the limit later: told then, alone.
     later = escalator.escalate(register, judged(), 1800, now + 1_800_000)
-    assert [c["phone"] for c in later] == [SECOND]
+    assert [c.phone for c in later] == [SECOND]
 
 
 def test_handled_cases_are_skipped_and_any_call_of_a_case_counts_as_told() -> None:
     handled = case(1, 300, status="called_back")
-    # A case read without call_ids or first_called_at stands for its own call and time.
-    bare = {"id": 2, "status": "missed", "called_at": case(2, 60)["called_at"], "phone": FIRST}
+    # A call read alone stands for its own case and time.
+    bare = call_row(id=2, called_at=case(2, 60).called_at, phone=FIRST)
     told = case(3, 120, 3, 8)  # its later call 8 was escalated before
     fresh = case(4, 90, 4, 9)
     found = escalation.overdue([handled, bare, told, fresh], judged(), 1800, ms(NOW), {8})
-    assert [(c["id"], c["call_ids"], c["waiting_s"]) for c in found] == [
-        (4, [4, 9], 5400),
-        (2, [2], 3600),
+    assert [(c.id, c.call_ids, c.waiting_s) for c in found] == [
+        (4, (4, 9), 5400),
+        (2, (2,), 3600),
     ]
     assert escalation.overdue([bare], judged(), 1800, ms(NOW), {2}) == []
 
@@ -187,14 +188,18 @@ def test_handled_cases_are_skipped_and_any_call_of_a_case_counts_as_told() -> No
 def test_equal_waits_in_id_order_and_waits_are_whole_seconds() -> None:
     # Judged half a second past the minute (stored times are whole seconds): 2,400 seconds.
     found = escalation.overdue([case(7, 40), case(5, 40)], judged(), 1800, ms(NOW) + 500, set())
-    assert [(c["id"], c["waiting_s"]) for c in found] == [(5, 2400), (7, 2400)]
-    assert all(type(c["waiting_s"]) is int for c in found)
+    assert [(c.id, c.waiting_s) for c in found] == [(5, 2400), (7, 2400)]
+    assert all(type(c.waiting_s) is int for c in found)
 
 
 def test_the_message_tells_the_first_call_in_the_given_zone_and_two_attempts() -> None:
     first = case(1, 95, attempts=2)
-    first["called_at"] = timefmt.ms_to_stored(ms(NOW - timedelta(minutes=5)))  # tried again
-    second = {**case(2, 50), "first_called_at": None}
+    first = replace(
+        first,
+        called_at=timefmt.ms_to_stored(ms(NOW - timedelta(minutes=5))),  # tried again
+        first_called_at=first.called_at,
+    )
+    second = case(2, 50)
     cases = escalation.overdue([first, second], judged(), 1800, ms(NOW), set())
     assert escalation.message(cases, 1800, UTC).splitlines()[1:] == [
         "+7 916 123-45-67: ждёт 1 ч 35 мин (с 30.11.2026 07:25), звонил 2 раз(а)",
@@ -246,7 +251,7 @@ def test_a_check_sends_the_overdue_cases_once_within_working_hours(
     caplog.set_level(logging.INFO, "beeline_missed.escalation")
     assert checker.check(register) == []  # the shop is closed: nobody is woken
     sent = checker.check(register)
-    assert [c["call_ids"] for c in sent] == [[first], [second]]
+    assert [c.call_ids for c in sent] == [(first,), (second,)]
     # Thirty minutes reached is past the limit; the zone is the setting's (UTC), not the
     # machine's (Moscow); the hour before 08:00 would not count, the hour after does.
     text = (
@@ -283,7 +288,7 @@ def test_failing_channels_are_retried_then_logged_unless_stopping(
             db_path, settings, notify.senders(settings), stop,
             clock_ms=lambda: now, attempts=attempts, retry_delay=0.01,
         )  # fmt: skip
-        assert [c["id"] for c in checker.check(register)] == [first]
+        assert [c.id for c in checker.check(register)] == [first]
     assert len(broken.posts) == posts
     assert f"escalation of calls {first} not sent by telegram, e-mail" in caplog.messages
     assert not any(m.startswith("escalated") for m in caplog.messages)

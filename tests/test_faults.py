@@ -356,9 +356,9 @@ def test_clock_jumps_back_and_forward(register: Register) -> None:
     assert len(written) == 2
     assert processor.run_once(at_ms=now + 8 * 86_400_000) == []
     rows = register.calls.rows(include_handled=True)
-    assert sorted(r["phone"] for r in rows) == ["+79160000051", "+79160000052"]
+    assert sorted(r.phone for r in rows) == ["+79160000051", "+79160000052"]
     for row in rows:
-        assert row["called_at"].startswith("2026-11-2")
+        assert row.called_at.startswith("2026-11-2")
 
 
 # -- two staff saving one card --------------------------------------------------------------
@@ -402,11 +402,11 @@ def test_two_staff_saving_one_card_at_once(home: Path, register: Register) -> No
     assert codes == [0, 3]
     winner, loser = (first, second) if first.returncode == 0 else (second, first)
     saved = register.calls.get(call_id)
-    assert saved["version"] == 2
-    assert saved["result"] in winner.stdout  # the row holds exactly what the winner saved
-    assert saved["user"] in {"Иванов", "Петрова"}
+    assert saved.version == 2
+    assert saved.result in winner.stdout  # the row holds exactly what the winner saved
+    assert saved.user in {"Иванов", "Петрова"}
     # The other is told, in one sentence naming who saved first; nothing silently dropped.
-    assert loser.stderr.startswith("Ошибка: ") and saved["user"] in loser.stderr
+    assert loser.stderr.startswith("Ошибка: ") and saved.user in loser.stderr
     assert "Traceback" not in loser.stderr
 
 

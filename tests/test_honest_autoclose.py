@@ -153,15 +153,15 @@ def test_a_short_call_leaves_every_open_call_of_the_number_open_and_is_recorded_
     first, second = missed(register, "a"), missed(register, "b", at_ms=T0 + 1000)
     assert close(register, callback(4)) == []
     assert close(register, callback(4)) == []  # heard again (a replay): still one attempt
-    assert [r["status"] for r in register.calls.by_ids([first, second])] == ["missed"] * 2
+    assert [r.status for r in register.calls.by_ids([first, second])] == ["missed"] * 2
     (attempt,) = register.attempts.of([first, second])
-    assert (attempt["talk_seconds"], attempt["direction"], attempt["who"]) == (
+    assert (attempt.talk_seconds, attempt.direction, attempt.who) == (
         4,
         "outgoing",
         "Смирнова",
     )
-    assert sorted(map(int, attempt["call_ids"].split(","))) == [first, second]
-    assert register.calls.get(first)["version"] == 1  # the card itself is untouched
+    assert attempt.call_ids == (first, second)
+    assert register.calls.get(first).version == 1  # the card itself is untouched
 
 
 @pytest.mark.parametrize(("talk", "closes"), [(9.999, False), (10, True), (30, True)])
@@ -182,7 +182,7 @@ def test_a_client_who_gets_through_for_a_moment_is_the_same_rule(register: Regis
     )
     assert close(register, callback(12, "incoming", "s2")) == [call_id]
     assert (
-        register.calls.get(call_id)["result"] == "Клиент дозвонился сам 27.11 11:05, ответил Петров"
+        register.calls.get(call_id).result == "Клиент дозвонился сам 27.11 11:05, ответил Петров"
     )
 
 
@@ -227,10 +227,10 @@ def test_the_processor_hands_an_answered_call_over_when_it_ends(
     call_id = missed(register, "a")
     *answered, released = xsi_build.outgoing_call(STAFF, CALLER, T0 + 60_000, talk_ms=talk_ms)
     hear(processor, answered, T0 + 120_000)  # decided answered, still talking
-    assert register.calls.get(call_id)["status"] == "missed"
+    assert register.calls.get(call_id).status == "missed"
     assert register.attempts.of([call_id]) == []
     hear(processor, [released], T0 + 130_000)
-    assert register.calls.get(call_id)["status"] == status
+    assert register.calls.get(call_id).status == status
     assert len(register.attempts.of([call_id])) == (status == "missed")
 
 
@@ -245,8 +245,8 @@ def test_a_release_never_heard_is_an_attempt_with_unknown_talk_after_the_wait(
     assert register.attempts.of([call_id]) == []
     processor.run_once(at_ms=T0 + 120_000 + 600_000)
     (attempt,) = register.attempts.of([call_id])
-    assert attempt["talk_seconds"] is None
-    assert register.calls.get(call_id)["status"] == "missed"
+    assert attempt.talk_seconds is None
+    assert register.calls.get(call_id).status == "missed"
     assert register.attempts.awaiting_release_since(T0 + 10**9) == []
 
 

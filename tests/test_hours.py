@@ -8,12 +8,12 @@ import sys
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
+from beeline_missed import config
 from beeline_missed.cli import app
 from beeline_missed.errors import UserError
 from beeline_missed.rules import hours, reconcile
@@ -171,8 +171,8 @@ def test_reconciled_calls_are_marked_too(register: Register) -> None:
         tolerance=120,
         outside_hours=shop.is_outside,
     )
-    marked = {c["phone"]: c["outside_hours"] for c in register.calls.rows()}
-    assert marked == {"+79160000005": 0, "+79160000006": 1}
+    marked = {c.phone: c.outside_hours for c in register.calls.rows()}
+    assert marked == {"+79160000005": False, "+79160000006": True}
 
 
 def test_config_show_lists_the_hours(home: Path) -> None:
@@ -226,17 +226,18 @@ def test_a_bad_range_names_the_day_and_the_reason(text: str, message: str) -> No
 
 
 def test_no_hours_at_all_in_the_settings_is_not_configured() -> None:
-    shop = hours.from_settings(SimpleNamespace(timezone="Europe/Moscow"))
+    settings = config.load()
+    shop = hours.from_settings(replace(settings, timezone="Europe/Moscow"))
     assert not shop.configured and shop.zone == MOSCOW
     assert not shop.is_outside(ms(2026, 11, 29, 3, 0))
     shop = hours.from_settings(
-        SimpleNamespace(working_hours=None, holidays=["2026-11-29"], timezone="UTC")
+        replace(settings, working_hours={}, holidays=("2026-11-29",), timezone="UTC")
     )
     assert shop.configured and shop.zone == ZoneInfo("UTC")
     assert shop.is_outside(ms(2026, 11, 29, 12, 0))
     assert not shop.is_outside(ms(2026, 11, 30, 12, 0))
-    # Settings without any of the three (an older object): no hours, the machine's zone.
-    bare = hours.from_settings(SimpleNamespace())
+    # Settings with none of the three: no hours, the machine's zone.
+    bare = hours.from_settings(replace(settings, working_hours={}, holidays=(), timezone=None))
     assert not bare.configured and bare.zone == MOSCOW  # TZ=Europe/Moscow in the tests
 
 

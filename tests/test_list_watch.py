@@ -37,7 +37,7 @@ def moscow(home: Path) -> None:
 def handle(reg: Register, call_id: int, result: str = "Перезвонили, всё хорошо") -> None:
     reg.calls.save(
         call_id,
-        reg.calls.get(call_id)["version"],
+        reg.calls.get(call_id).version,
         status="called_back",
         result=result,
         user="Анна",
@@ -113,14 +113,14 @@ def test_watcher_reloads_only_when_the_register_changed(db_path: Path) -> None:
 
         arrived = add_call(writer, "after", called_at="2026-11-27T08:00:00Z", phone="+79035550011")
         assert watcher.poll() is True
-        assert [r["id"] for r in watcher.rows] == [arrived, before]
+        assert [r.id for r in watcher.rows] == [arrived, before]
         assert watcher.new_ids == {arrived}
         assert watcher.open_count == 2
         assert watcher.poll() is False
 
         handle(writer, arrived)  # called back elsewhere: it leaves the list
         assert watcher.poll() is True
-        assert [r["id"] for r in watcher.rows] == [before]
+        assert [r.id for r in watcher.rows] == [before]
         assert (watcher.open_count, watcher.new_count, watcher.loads) == (1, 0, 3)
     finally:
         reader.close()

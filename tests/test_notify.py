@@ -12,6 +12,7 @@ from tests.support import clock
 from tests.support.channels import TOKEN, FakeTelegram, Inbox, config_text, mail_text
 from tests.support.daemon import free_port, wait_for
 from tests.support.e2e import GROUP, now_ms, rows, start_daemon, write_config
+from tests.support.factories import call_row
 
 CALLER = "+79161234567"
 # Call starts are judged against the daemon's clock, so the test calls happened yesterday.
@@ -91,14 +92,7 @@ def test_calls_found_by_reconciliation_are_notified_too(
 def test_the_message_says_outside_hours_and_hidden_numbers() -> None:
     from zoneinfo import ZoneInfo
 
-    row = {
-        "phone": None,
-        "client": None,
-        "called_at": "2026-11-27T19:30:00Z",
-        "line": "",
-        "outside_hours": 1,
-        "source": "hook",
-    }
+    row = call_row(phone=None, called_at="2026-11-27T19:30:00Z", outside_hours=True)
     assert notify.message(row, ZoneInfo("Europe/Moscow")) == (
         "Пропущенный звонок: номер скрыт\nВремя: 27.11.2026 22:30\nВне рабочего времени"
     )

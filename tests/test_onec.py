@@ -237,7 +237,7 @@ def test_second_sync_updates_and_removes_and_calls_follow(
     }
     assert (counts["added"], counts["updated"], counts["removed"]) == (1, 1, 1)
     assert (again["added"], again["updated"], again["removed"], again["unchanged"]) == (0, 0, 0, 2)
-    assert register.calls.get(call)["client"] is None
+    assert register.calls.get(call).client is None
 
 
 def test_sync_matches_clients_imported_from_a_file(

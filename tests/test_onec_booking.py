@@ -74,8 +74,8 @@ def test_book_creates_the_booking_in_1c_with_the_client_and_the_shops_fields(
     assert "+7 916 123-45-67" in comment and "Анна" in comment and "Стук в подвеске" in comment
     expected = f"Стук в подвеске\nЗаписался на ремонт, заявка № {made['Number']}"
     assert data["call"]["result"] == expected
-    assert register.calls.get(call_id)["result"] == expected
-    assert register.calls.get(call_id)["user"] == "Анна"
+    assert register.calls.get(call_id).result == expected
+    assert register.calls.get(call_id).user == "Анна"
 
 
 def test_book_in_the_terminal_says_the_number(
@@ -99,7 +99,7 @@ def test_a_caller_who_is_not_a_1c_client_falls_back_to_the_journal(
     assert data["booking"] == {"state": "not_client"}
     assert data["journal"]  # the journal sentence, as before
     assert onec_env.created == []
-    assert register.calls.get(call_id)["result"] == "Записался на ремонт"
+    assert register.calls.get(call_id).result == "Записался на ремонт"
 
 
 def test_1c_down_saves_the_card_and_keeps_the_booking_for_status(
@@ -114,7 +114,7 @@ def test_1c_down_saves_the_card_and_keeps_the_booking_for_status(
     assert data["booking"]["state"] == "waiting"
     assert "Cannot reach 1C" in data["booking"]["error"]
     row = register.calls.get(call_id)
-    assert (row["status"], row["result"], row["user"]) == (
+    assert (row.status, row.result, row.user) == (
         "called_back",
         "Записался на ремонт",
         "Анна",
@@ -185,10 +185,10 @@ def test_the_daemon_creates_a_waiting_booking_once_1c_is_back(
         assert booked.returncode == 0, booked.stderr
         assert json.loads(booked.stdout)["booking"]["state"] == "waiting"
         onec.recover()
-        wait_for(lambda: "заявка №" in register.calls.get(call_id)["result"], timeout=30)
+        wait_for(lambda: "заявка №" in register.calls.get(call_id).result, timeout=30)
         [made] = onec.created
         booked_text = f"Записался на ремонт, заявка № {made['Number']}"
-        assert register.calls.get(call_id)["result"] == booked_text
+        assert register.calls.get(call_id).result == booked_text
         shown = json.loads(proc.cli("status", "--json").stdout)
         assert shown["onec_bookings_waiting"] == []
     finally:

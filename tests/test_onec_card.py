@@ -146,6 +146,6 @@ async def test_the_panel_card_shows_1c_and_books_with_the_number(
     assert "Заявка на ремонт № ЗР-000001 создана в 1С." in messages
     reg = Register.open(db_path)
     try:
-        assert reg.calls.get(workshop)["result"] == "Записался на ремонт, заявка № ЗР-000001"
+        assert reg.calls.get(workshop).result == "Записался на ремонт, заявка № ЗР-000001"
     finally:
         reg.close()

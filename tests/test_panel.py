@@ -22,7 +22,7 @@ from beeline_missed.panel.card_screen import CardScreen
 from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.rules import card
 from beeline_missed.simulator.pbx import Simulator
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 from tests.support import factories, panel_data
 from tests.support.panel_data import USER, add_call, make_app, seed
 
@@ -63,7 +63,7 @@ def card_screen(app: PanelApp) -> CardScreen:
     return app.screen
 
 
-def stored(db_path: Path, call_id: int) -> dict:
+def stored(db_path: Path, call_id: int) -> Call:
     reg = Register.open(db_path)
     try:
         return reg.calls.get(call_id)
@@ -346,12 +346,12 @@ async def test_saving_called_back_with_result_saves_and_the_row_leaves(
         assert call_ids[3] not in listed(app)
         assert selected(app) == call_ids[2]
     row = stored(db_path, call_ids[3])
-    assert (row["status"], row["result"], row["user"]) == (
+    assert (row.status, row.result, row.user) == (
         "called_back",
         "Перезвонила, приедет завтра",
         USER,
     )
-    assert row["version"] == 2
+    assert row.version == 2
 
 
 async def test_saving_with_status_missed_is_refused_in_the_card(
@@ -383,9 +383,9 @@ async def test_book_saves_closes_and_the_row_leaves(db_path: Path, call_ids: lis
         messages = [n.message for n in app._notifications]
         assert journal.NOT_CONFIGURED in messages  # says where the booking should be made
     row = stored(db_path, call_ids[2])
-    assert row["status"] == "called_back"
-    assert row["result"] == f"Стук в подвеске\n{card.BOOKED}"
-    assert row["user"] == USER
+    assert row.status == "called_back"
+    assert row.result == f"Стук в подвеске\n{card.BOOKED}"
+    assert row.user == USER
 
 
 async def test_book_opens_the_configured_journal(
@@ -409,7 +409,7 @@ async def test_book_opens_the_configured_journal(
         if await_text:
             break
     assert await_text == "+79035550011|Петрова Мария Сергеевна"
-    assert stored(db_path, call_ids[3])["result"] == card.BOOKED
+    assert stored(db_path, call_ids[3]).result == card.BOOKED
 
 
 async def test_conflict_is_shown_in_the_card(db_path: Path, call_ids: list[int]) -> None:
@@ -433,7 +433,7 @@ async def test_conflict_is_shown_in_the_card(db_path: Path, call_ids: list[int])
         assert "уже сохранили (Игорь" in text
         assert "ваши изменения не записаны" in text
     row = stored(db_path, call_ids[3])
-    assert (row["result"], row["user"]) == ("Я перезвонил", "Игорь")
+    assert (row.result, row.user) == ("Я перезвонил", "Игорь")
 
 
 async def test_f9_switches_between_dark_and_light(db_path: Path) -> None:
@@ -706,5 +706,5 @@ async def test_one_line_per_caller_and_the_card_handles_all_their_calls(db_path:
         await pilot.pause()
         assert listed(app) == [other]
     for call_id in repeated:
-        assert stored(db_path, call_id)["status"] == "called_back"
-    assert stored(db_path, other)["status"] == "missed"
+        assert stored(db_path, call_id).status == "called_back"
+    assert stored(db_path, other).status == "missed"

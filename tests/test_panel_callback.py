@@ -65,7 +65,7 @@ def text(screen: CardScreen, selector: str) -> str:
 def claims(db_path: Path) -> dict[str, tuple[str, str]]:
     reg = Register.open(db_path)
     try:
-        return {k: (v["claimed_by"], v["claimed_at"]) for k, v in reg.claims.rows().items()}
+        return {k: (v.claimed_by, v.claimed_at) for k, v in reg.claims.rows().items()}
     finally:
         reg.close()
 
@@ -156,10 +156,10 @@ async def test_saving_the_card_releases_the_claim(db_path: Path, call_ids: list[
     assert claims(db_path) == {}
     reg = Register.open(db_path)
     try:
-        (saved,) = [r for r in reg.calls.rows(include_handled=True) if r["phone"] == NEWEST]
+        (saved,) = [r for r in reg.calls.rows(include_handled=True) if r.phone == NEWEST]
     finally:
         reg.close()
-    assert saved["user"] == "Анна Смирнова"  # the staff name, as auto-close writes it
+    assert saved.user == "Анна Смирнова"  # the staff name, as auto-close writes it
 
 
 async def test_call_button_rings_the_staff_abonent_and_says_so(

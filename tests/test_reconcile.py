@@ -78,13 +78,13 @@ def test_missed_inbound_calls_are_registered_once(register: Register, sim: Simul
     first = run(register, sim)
     assert (first.records, first.missed, first.known, len(first.registered)) == (3, 1, 0, 1)
     (call,) = register.calls.rows(include_handled=True)
-    assert call["id"] == first.registered[0]
-    assert call["phone"] == CALLER
-    assert call["source"] == "reconcile"
-    assert call["called_at"] == "2026-11-27T08:00:00Z"
-    assert call["line"] == "9001112201"
-    assert call["session_key"] == f"stat:{CALLER}:{T0}"
-    assert call["status"] == "missed"
+    assert call.id == first.registered[0]
+    assert call.phone == CALLER
+    assert call.source == "reconcile"
+    assert call.called_at == "2026-11-27T08:00:00Z"
+    assert call.line == "9001112201"
+    assert call.session_key == f"stat:{CALLER}:{T0}"
+    assert call.status == "missed"
 
     again = run(register, sim)
     assert (again.missed, again.known, again.registered) == (1, 1, [])
@@ -99,7 +99,7 @@ def test_calls_the_hook_heard_are_not_registered_again(register: Register, sim: 
     missed = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
     answered = xsi_build.incoming_call(GROUP, OTHER, T0 + 60_000, answered_by=GROUP[2])
     hear(register, missed + answered)
-    assert [c["phone"] for c in register.calls.rows()] == [CALLER]
+    assert [c.phone for c in register.calls.rows()] == [CALLER]
     sim.play(missed, deliver=False)
     # Statistics that list a hunt-group member who did not pick up as MISSED, 30 s off our
     # clock: the hook knows the call was answered, so it is no missed call.
@@ -127,7 +127,7 @@ def test_events_arriving_after_reconciliation_join_its_row(
     (row_id,) = run(register, sim).registered
     hear(register, steps)  # the PBX delivered the events late
     (call,) = register.calls.rows()
-    assert call["id"] == row_id
+    assert call.id == row_id
     with register.transaction():
         session = register.sessions.get(steps[0].leg.ext_tracking_id)
     assert session is not None
@@ -144,11 +144,11 @@ def test_status_mapping_is_configurable_and_odd_records_are_survived(
     default = run(register, sim)
     assert (default.missed, default.unusable, len(default.registered)) == (1, 0, 1)
     (hidden,) = register.calls.rows()
-    assert hidden["phone"] is None and hidden["phone_raw"] == "номер скрыт"
+    assert hidden.phone is None and hidden.phone_raw == "номер скрыт"
 
     mapped = run(register, sim, statistics_missed_statuses=("MISSED", "REDIRECTED"))
     assert len(mapped.registered) == 1
-    assert register.calls.get(mapped.registered[0])["phone"] == CALLER
+    assert register.calls.get(mapped.registered[0]).phone == CALLER
     assert register.calls.count() == 2
 
     odd = reconcile.Summary("", "")
@@ -260,10 +260,10 @@ def test_catch_up_follows_the_hooks_rules_for_menus_and_pickups(
     summary = run(register, sim)
     (call,) = register.calls.rows(include_handled=True)
     # The caller who gave up in the menu is missed (the menu's greeting is not an answer)...
-    assert call["phone"] == CALLER
-    assert call["source"] == "reconcile"
+    assert call.phone == CALLER
+    assert call.source == "reconcile"
     # ...the picked-up call is not: a person took the number's call moments later.
-    assert summary.registered == [call["id"]]
+    assert summary.registered == [call.id]
 
 
 # -- the rules without the simulator ----------------------------------------------------------
@@ -336,7 +336,7 @@ def test_a_scheduled_run_reads_its_window_and_records_it(register: Register) -> 
         "2026-11-27T12:00:00Z",
     )
     (row_id,) = summary.registered
-    assert register.calls.get(row_id)["outside_hours"] == 1
+    assert register.calls.get(row_id).outside_hours == 1
     assert register.meta.get(reconcile.META_ERROR) is None
     assert register.meta.get(reconcile.META_TO) == "2026-11-27T11:59:49Z"
     last = reconcile.last_run(register)
@@ -356,7 +356,7 @@ def test_a_run_goes_day_by_day_and_refuses_an_empty_window(register: Register) -
     end = datetime(2026, 11, 29, tzinfo=UTC)
     reconcile.run(register, client, rule_settings(), DAY_FROM, end, progress=progress, now=NOW)
     assert steps == [(1, 2, 1), (2, 2, 1)]
-    assert [c["outside_hours"] for c in register.calls.rows()] == [0]
+    assert [c.outside_hours for c in register.calls.rows()] == [0]
     with pytest.raises(UserError) as caught:
         reconcile.run(register, client, rule_settings(), DAY_FROM, DAY_FROM)
     assert str(caught.value) == "The reconciliation window is empty: --from must be before --to."
@@ -444,7 +444,7 @@ def test_counts_tracking_ids_and_hidden_numbers(register: Register) -> None:
     )
     assert (summary.records, summary.missed, summary.unusable, summary.known) == (5, 5, 2, 1)
     assert len(summary.registered) == 2
-    keys = {register.calls.get(i)["session_key"] for i in summary.registered}
+    keys = {register.calls.get(i).session_key for i in summary.registered}
     assert keys == {f"stat:{OTHER}:{T0 + 20_000}", f"stat:hidden:{T0 + 30_000}"}
 
 

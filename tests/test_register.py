@@ -41,12 +41,12 @@ def test_insert_is_unique_per_session(register: Register) -> None:
 def test_list_newest_first_and_only_missed(register: Register) -> None:
     old = add_call(register, "a", called_at="2026-11-27T09:00:00Z", phone="+79161234567")
     new = add_call(register, "b", called_at="2026-11-27T11:00:00Z", phone="+79031112233")
-    assert [c["id"] for c in register.calls.rows()] == [new, old]
+    assert [c.id for c in register.calls.rows()] == [new, old]
     register.calls.save(
         old, 1, status="called_back", result="ok", user="u", handled_at="2026-11-27T12:00:00Z"
     )
-    assert [c["id"] for c in register.calls.rows()] == [new]
-    assert [c["id"] for c in register.calls.rows(include_handled=True)] == [new, old]
+    assert [c.id for c in register.calls.rows()] == [new]
+    assert [c.id for c in register.calls.rows(include_handled=True)] == [new, old]
 
 
 @pytest.mark.both_engines
@@ -57,7 +57,7 @@ def test_save_with_stale_version_conflicts(register: Register) -> None:
         register.calls.save(
             call, 1, status="called_back", result="second", user="b", handled_at=None
         )
-    assert register.calls.get(call)["result"] == "first"
+    assert register.calls.get(call).result == "first"
 
 
 @pytest.mark.both_engines
@@ -69,16 +69,16 @@ def test_one_line_per_caller_with_attempts(register: Register) -> None:
     hidden2 = add_call(register, "e", called_at="2026-11-27T08:30:00Z", phone=None)
     third = add_call(register, "f", called_at="2026-11-27T09:45:00Z", phone="+79161234567")
     rows = register.calls.rows()
-    assert [(r["id"], r["attempts"]) for r in rows] == [
+    assert [(r.id, r.attempts) for r in rows] == [
         (second, 3),
         (other, 1),
         (hidden2, 1),
         (hidden1, 1),
     ]
-    assert rows[0]["call_ids"] == [first, second, third]
-    assert rows[0]["first_called_at"] == "2026-11-27T09:00:00Z"
-    assert [c["id"] for c in register.calls.case(first)] == [second, third, first]
-    assert [c["id"] for c in register.calls.case(hidden1)] == [hidden1]
+    assert rows[0].call_ids == (first, second, third)
+    assert rows[0].first_called_at == "2026-11-27T09:00:00Z"
+    assert [c.id for c in register.calls.case(first)] == [second, third, first]
+    assert [c.id for c in register.calls.case(hidden1)] == [hidden1]
     assert len(register.calls.rows(include_handled=True)) == 6
 
 
@@ -101,4 +101,4 @@ def test_save_calls_is_all_or_nothing(register: Register) -> None:
     ]
     with pytest.raises(ConflictError):
         register.calls.save_many(saves)
-    assert register.calls.get(a)["status"] == "missed"
+    assert register.calls.get(a).status == "missed"

@@ -230,7 +230,7 @@ def test_report_filters_cannot_inject_sql(register: Register, value: str) -> Non
                 line="201",
             )
         assert call_id is not None
-        version = register.calls.get(call_id)["version"]
+        version = register.calls.get(call_id).version
         register.calls.save(
             call_id, version, status="called_back", result="", user=user, handled_at=None
         )

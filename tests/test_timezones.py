@@ -153,7 +153,7 @@ def test_auto_close_result_tells_the_time_in_the_configured_zone(
     # A minute's talk: a conversation (auto_close_min_talk).
     closed = closer(AnsweredCall("s1", A, "outgoing", "9001112204", T0 + 300_000, T0 + 360_000))
     assert closed == [call_id]
-    assert register.calls.get(call_id)["result"] == f"Перезвонили 27.11 {ANSWERED_AT[wins]}"
+    assert register.calls.get(call_id).result == f"Перезвонили 27.11 {ANSWERED_AT[wins]}"
 
 
 # -- callback deadlines -------------------------------------------------------------------

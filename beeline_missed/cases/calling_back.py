@@ -5,6 +5,7 @@ the rules (claims.py, callback.py). The CLI and the panel both call these; they 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from beeline_missed import config, timefmt
 from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.rules import callback, claims
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register, StoredClaim
 from beeline_missed.vocabulary import CallStatus
 
 FORCE_HINT = "Чтобы взять звонок себе, добавьте --force."
@@ -27,9 +28,9 @@ def names(settings: Settings) -> claims.Names:
     return name
 
 
-def _open_row(register: Register, call_id: int) -> dict[str, Any]:
+def _open_row(register: Register, call_id: int) -> Call:
     row = register.calls.get(call_id)
-    if row["status"] != CallStatus.MISSED:
+    if row.status != CallStatus.MISSED:
         raise UserError(f"Звонок {call_id} уже обработан: брать его в работу не нужно.")
     return row
 
@@ -47,11 +48,11 @@ def claim(
     """Take the call's case for `user`; the sentence to show. Someone else's live claim is a
     UserError naming them and since when (with `hint`), unless `force`."""
     row = _open_row(register, call_id)
-    key = claims.case_key(row.get("phone"), int(row["id"]))
+    key = claims.case_key(row.phone, row.id)
     zone = timefmt.local_zone(settings.timezone)
     outcome: list[claims.Take | claims.Refuse] = []
 
-    def decide(current: dict[str, Any] | None) -> tuple[str, str] | None:
+    def decide(current: StoredClaim | None) -> tuple[str, str] | None:
         stored = claims.Claim.from_row(current) if current else None
         chosen = claims.decide(
             stored,
@@ -75,40 +76,40 @@ def claim(
 
 
 def with_claims(
-    register: Register, settings: Settings, rows: Iterable[dict[str, Any]], now: datetime
-) -> list[dict[str, Any]]:
+    register: Register, settings: Settings, rows: Iterable[Call], now: datetime
+) -> list[Call]:
     """The rows with `claimed_by`, `claimed_at` and `claim_label` of a live claim on their
     case (None otherwise), and `user_name`: who called back as people read it."""
     stored = register.claims.rows()
     name = names(settings)
     shown = []
     for row in rows:
-        row = dict(row)
         found = None
-        if row.get("status") == CallStatus.MISSED:
-            found = stored.get(claims.case_key(row.get("phone"), int(row["id"])))
+        if row.status == CallStatus.MISSED:
+            found = stored.get(claims.case_key(row.phone, row.id))
         live = claims.Claim.from_row(found) if found else None
         if not claims.is_live(live, now, settings.claim_ttl):
             live = None
-        row["claimed_by"] = live.holder if live else None
-        row["claimed_at"] = timefmt.to_stored(live.since) if live else None
-        row["claim_label"] = claims.label(live, now, name) if live else None
-        row["claimed_by_name"] = name(live.holder) if live else None
-        row["user_name"] = name(row["user"]) if row.get("user") else None
-        shown.append(row)
+        shown.append(
+            row.replaced(
+                claimed_by=live.holder if live else None,
+                claimed_at=timefmt.to_stored(live.since) if live else None,
+                claim_label=claims.label(live, now, name) if live else None,
+                claimed_by_name=name(live.holder) if live else None,
+                user_name=name(row.user) if row.user else None,
+            )
+        )
     return shown
 
 
-def card_row(
-    register: Register, settings: Settings, row: dict[str, Any], now: datetime
-) -> dict[str, Any]:
+def card_row(register: Register, settings: Settings, row: Call, now: datetime) -> Call:
     """A card's row as people read it: the claim (with_claims), and `line_label`, the abonents
     that rang with the names staff know them by («Смирнова (9001112201)»; the [staff] tables,
     staff_names, else the PBX's list)."""
     from beeline_missed.rules.autoclose import StaffNames
 
     shown = with_claims(register, settings, [row], now)[0]
-    abonents = [a.strip() for a in str(row.get("line") or "").split(",") if a.strip()]
+    abonents = [a.strip() for a in row.line.split(",") if a.strip()]
     if abonents:
         staff_names = StaffNames.load(register, settings.staff_names)
         named = []
@@ -117,7 +118,7 @@ def card_row(
             named.append(
                 abonent if name in (abonent, abonent.partition("@")[0]) else f"{name} ({abonent})"
             )
-        shown["line_label"] = ", ".join(named)
+        shown = replace(shown, line_label=", ".join(named))
     return shown
 
 
@@ -140,7 +141,7 @@ def call_client(
     from beeline_missed.pbx.api import PbxError
 
     row = _open_row(register, call_id)
-    number = callback.dial_number(row.get("phone"), settings.call_number_format)
+    number = callback.dial_number(row.phone, settings.call_number_format)
     abonent = callback.staff_abonent(config.staff_member(settings, user), user)
     if not settings.api_token:
         raise UserError(

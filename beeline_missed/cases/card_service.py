@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed import timefmt
 from beeline_missed.cases import journal
@@ -17,12 +17,15 @@ from beeline_missed.errors import UserError
 from beeline_missed.rules import card
 from beeline_missed.store import Register
 
+if TYPE_CHECKING:
+    from beeline_missed.store import Call
+
 
 @dataclass(frozen=True)
 class Outcome:
     """What happened to the card: saved row (or None), the sentence for staff, journal text."""
 
-    saved: dict[str, Any] | None
+    saved: Call | None
     message: str
     journal: str | None = None
     refused: bool = False
@@ -46,7 +49,7 @@ def apply(
     edit: card.Edit,
     journal_template: str | None,
     now: str | None = None,
-    booker: Callable[[dict[str, Any]], Any] | None = None,
+    booker: Callable[[Call], Any] | None = None,
 ) -> Outcome:
     """Decide with card.py's rules, write, and open the journal after «Записаться»; with a
     `booker` (onec_booking, when 1C is configured) the booking is created in 1C first."""
@@ -59,7 +62,7 @@ def apply(
         [
             card.Card.from_row(row)
             for row in register.calls.case(opened.id)
-            if row["id"] != opened.id
+            if row.id != opened.id
         ]
         if opened.status == card.MISSED
         else []
@@ -68,10 +71,10 @@ def apply(
         other for other in card.decide_many(others, edit, now) if isinstance(other, card.Save)
     ]
     saved = card.store(register.calls, saves)[0]
-    who = f", {saved['user']}" if saved.get("user") else ""
+    who = f", {saved.user}" if saved.user else ""
     also = f" (и ещё {len(saves) - 1} звонка этого номера)" if len(saves) > 1 else ""
     message = (
-        f"Сохранено: звонок {saved['id']}{also} — «{card.status_label(saved['status'])}»{who}."
+        f"Сохранено: звонок {saved.id}{also} — «{card.status_label(saved.status)}»{who}."
     )
     journal_text = None
     booked = None
@@ -83,8 +86,8 @@ def apply(
         try:
             journal_text = journal.open_for_call(
                 journal_template,
-                saved.get("phone"),
-                saved.get("client"),
+                saved.phone,
+                saved.client,
                 booked.booking if booked is not None else None,
             )
         except UserError as exc:
@@ -97,18 +100,19 @@ def apply(
     return Outcome(saved, message, journal_text)
 
 
-def case_row(register: Register, call_id: int) -> dict[str, Any]:
+def case_row(register: Register, call_id: int) -> Call:
     """The call with its caller's open attempts, as the card shows it."""
     row = register.calls.get(call_id)
     case = register.calls.case(call_id)
-    row["attempts"] = len(case)
-    row["first_called_at"] = min(c["called_at"] for c in case)
-    row["call_ids"] = sorted(c["id"] for c in case)
+    row = replace(
+        row,
+        attempts=len(case),
+        first_called_at=min(c.called_at for c in case),
+        call_ids=tuple(sorted(c.id for c in case)),
+    )
     return with_attempts(register, row)
 
 
-def with_attempts(register: Register, row: dict[str, Any]) -> dict[str, Any]:
+def with_attempts(register: Register, row: Call) -> Call:
     """The row with the callback attempts recorded on its case (calls too short to close it)."""
-    ids = row.get("call_ids") or [row["id"]]
-    row["callback_attempts"] = register.attempts.of(ids)
-    return row
+    return replace(row, callback_attempts=tuple(register.attempts.of(row.call_ids)))

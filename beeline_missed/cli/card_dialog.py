@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -15,6 +15,9 @@ from beeline_missed.errors import UserError
 from beeline_missed.rules import card
 from beeline_missed.store import Register
 from beeline_missed.views import calls as calls_view
+
+if TYPE_CHECKING:
+    from beeline_missed.store import Call
 
 BOOK = "book"  # the third choice of the status prompt
 
@@ -47,9 +50,9 @@ def interactive(
     journal_template: str | None,
     ask: Callable[[str, str], str],
     show: Callable[[str], None],
-    booker: Callable[[dict[str, Any]], Any] | None = None,
-    workshop: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
-    decorate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    booker: Callable[[Call], Any] | None = None,
+    workshop: Callable[[Call], list[tuple[str, str]]] | None = None,
+    decorate: Callable[[Call], Call] | None = None,
 ) -> Outcome:
     """The card dialog. `ask(question, default)` returns the answer; `show` prints a line
     of rich markup (data in it is escaped). `decorate` adds what the row does not store (who
@@ -58,13 +61,16 @@ def interactive(
     if decorate is not None:
         row = decorate(row)
     opened = card.Card.from_row(row)  # its version is what the save will check
-    show(f"[bold]Карточка звонка {row['id']}[/bold]")
+    show(f"[bold]Карточка звонка {row.id}[/bold]")
     for label, value in calls_view.card_lines(row, zone):
         show(f"{label}: {escape(value)}" if value else f"{label}: —")
     # 1C:Альфа-Авто: the client's cars and open repair orders (onec_card; short timeout).
     for label, value in workshop(row) if workshop is not None else []:
         show(f"{label}: {escape(value)}")
-    show("Статус: 1 — Пропущен, 2 — Перезвонили, 3 — Записаться на ремонт")
+    show(
+        f"Статус: 1 — {card.status_label(card.MISSED)}, "
+        f"2 — {card.status_label(card.CALLED_BACK)}, 3 — Записаться на ремонт"
+    )
     while True:
         answer = ask("Статус", card.status_label(opened.status))
         try:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from beeline_missed.config import MAX_SECONDS, show_number
+from beeline_missed.config import MAX_SECONDS, Settings, show_number
 from beeline_missed.store import MAX_ROWID
 
 
@@ -16,9 +16,9 @@ class State:
 
     def __init__(self, db: str | None) -> None:
         self.db = db
-        self._settings: Any = None
+        self._settings: Settings | None = None
 
-    def settings(self, **flags: Any) -> Any:
+    def settings(self, **flags: Any) -> Settings:
         from beeline_missed import config
 
         if self._settings is None:

@@ -2,7 +2,7 @@
 the panel, and the clients directory. Staff speak Russian: so do these commands."""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +29,9 @@ clients_app = typer.Typer(
     help="The shop's clients directory («Контрагенты»): import, list, find, add.",
     no_args_is_help=True,
 )
+
+if TYPE_CHECKING:
+    from beeline_missed.store import Call, Register
 app.add_typer(clients_app, name="clients")
 CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
 
@@ -287,8 +290,7 @@ def list_calls(
     rows = register.calls.rows(include_handled=all_, limit=limit)
     rows = calling_back.with_claims(register, state(ctx).settings(), rows, timefmt.now_utc())
     limits = deadlines.Deadlines.from_settings(state(ctx).settings())
-    limits.annotate(rows, timefmt.now_ms())
-    rows = deadlines.sort_rows(rows, sort)
+    rows = deadlines.sort_rows(limits.annotate(rows, timefmt.now_ms()), sort)
     if json_:
         print_json(calls_view.calls_json(rows, zone))
     elif not rows:
@@ -343,7 +345,7 @@ def watch_calls(
     settings = state(ctx).settings()
     limits = deadlines.Deadlines.from_settings(settings)
 
-    def claimed(register: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def claimed(register: "Register", rows: "list[Call]") -> "list[Call]":
         return calling_back.with_claims(register, settings, rows, timefmt.now_utc())
 
     watch.run_live(
@@ -450,10 +452,10 @@ def call_card(
         from beeline_missed.rules import deadlines
 
         row = card_service.case_row(register, call_id)
-        deadlines.Deadlines.from_settings(settings).annotate([row], timefmt.now_ms())
+        row = deadlines.Deadlines.from_settings(settings).annotate_one(row, timefmt.now_ms())
         row = calling_back.with_claims(register, settings, [row], now)[0]
         shown = calls_view.call_json(row, zone)
-        found = onec_card.for_call(register, settings, row.get("phone"))
+        found = onec_card.for_call(register, settings, row.phone)
         if found is not None:
             shown["onec"] = found.as_json()
         print_json(shown)
@@ -514,7 +516,7 @@ def call_card(
             console.print,
             booker=booker,
             workshop=lambda row: onec_card.card_lines(
-                onec_card.for_call(register, settings, row.get("phone"))
+                onec_card.for_call(register, settings, row.phone)
             ),
             decorate=lambda row: calling_back.card_row(register, settings, row, now),
         )

@@ -9,13 +9,17 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from beeline_missed import timefmt
 from beeline_missed.daemon import notify
 from beeline_missed.rules.deadlines import Deadlines
 from beeline_missed.rules.escalation import SUBJECT, message, overdue
 from beeline_missed.store import Register
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
+    from beeline_missed.store import Call
 
 log = logging.getLogger("beeline_missed.escalation")
 
@@ -25,17 +29,17 @@ def escalate(
     deadlines: Deadlines,
     after_s: float,
     now_ms: int,
-) -> list[dict[str, Any]]:
+) -> list[Call]:
     """Find the overdue cases and record them as escalated; returns those this call recorded
     (another process may have recorded some a moment earlier: those are its to send)."""
     cases = register.calls.rows()
-    ids = [int(i) for case in cases for i in case.get("call_ids") or [case["id"]]]
+    ids = [i for case in cases for i in case.call_ids]
     found = overdue(cases, deadlines, after_s, now_ms, register.escalations.among(ids))
     if not found:
         return []
     at = timefmt.ms_to_stored(now_ms)
-    recorded = set(register.escalations.mark([i for case in found for i in case["call_ids"]], at))
-    return [case for case in found if recorded.intersection(case["call_ids"])]
+    recorded = set(register.escalations.mark([i for case in found for i in case.call_ids], at))
+    return [case for case in found if recorded.intersection(case.call_ids)]
 
 
 class Escalator:
@@ -44,7 +48,7 @@ class Escalator:
     def __init__(
         self,
         db_path: Path,
-        settings: Any,
+        settings: Settings,
         channels: list[notify.Sender],
         stop: threading.Event,
         *,
@@ -81,7 +85,7 @@ class Escalator:
         finally:
             register.close()
 
-    def check(self, register: Register) -> list[dict[str, Any]]:
+    def check(self, register: Register) -> list[Call]:
         cases = escalate(register, self.deadlines, self.after_s, self.clock_ms())
         if not cases:
             return []
@@ -94,7 +98,7 @@ class Escalator:
             retry_delay=self.retry_delay,
             wait=self.stop.wait,
         )
-        ids = ", ".join(str(i) for case in cases for i in case["call_ids"])
+        ids = ", ".join(str(i) for case in cases for i in case.call_ids)
         if pending:
             log.error(
                 "escalation of calls %s not sent by %s", ids, ", ".join(c.name for c in pending)

@@ -11,35 +11,39 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from beeline_missed import phones, timefmt
-from beeline_missed.vocabulary import CallStatus
+from beeline_missed.vocabulary import CallStatus, Source
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
+    from beeline_missed.store import Register
+    from beeline_missed.store.rows import Call
 
 log = logging.getLogger("beeline_missed.notify")
 
 SUBJECT = "Пропущенный звонок"
 
 
-def message(row: Mapping[str, Any], zone: tzinfo) -> str:
+def message(row: Call, zone: tzinfo) -> str:
     """The text staff get: who called, when, on which line."""
-    number = phones.display(row.get("phone"))
-    client = row.get("client")
-    who = f"{number} — {client}" if client else number
+    number = phones.display(row.phone)
+    who = f"{number} — {row.client}" if row.client else number
     lines = [
         f"{SUBJECT}: {who}",
-        f"Время: {timefmt.show_local(row.get('called_at'), zone)}",
+        f"Время: {timefmt.show_local(row.called_at, zone)}",
     ]
-    if row.get("line"):
-        lines.append(f"Линия: {row['line']}")
-    if row.get("outside_hours"):
+    if row.line:
+        lines.append(f"Линия: {row.line}")
+    if row.outside_hours:
         lines.append("Вне рабочего времени")
-    if row.get("source") == "reconcile":
+    if row.source == Source.RECONCILE:
         lines.append("Найден по статистике АТС")
     return "\n".join(lines)
 
@@ -117,7 +121,7 @@ class MailSender:
             raise SendError(text) from None
 
 
-def senders(settings: Any) -> list[Sender]:
+def senders(settings: Settings) -> list[Sender]:
     """The channels the settings configure (none: notifications are off)."""
     chosen: list[Sender] = []
     if settings.telegram_token and settings.telegram_chat_id:
@@ -231,14 +235,14 @@ class Notifier:
         finally:
             register.close()
 
-    def _notify(self, register: Any, call_id: int) -> None:
+    def _notify(self, register: Register, call_id: int) -> None:
         wait: Callable[[float], bool] = self.stop.wait
         try:
             row = register.calls.get(call_id)
         except Exception:
             log.exception("cannot read call %s for its notification", call_id)
             return
-        if row["status"] != CallStatus.MISSED:
+        if row.status != CallStatus.MISSED:
             return  # closed already (auto-closed, or a colleague was quick)
         text = message(row, self.zone)
         pending = send_with_retries(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed import phones, timefmt
 from beeline_missed.errors import UserError
@@ -18,7 +18,10 @@ from beeline_missed.rules import detection
 from beeline_missed.rules.detection import AnsweredCall, LegState
 from beeline_missed.store import Register
 from beeline_missed.timefmt import now_ms
-from beeline_missed.vocabulary import CallStatus
+from beeline_missed.vocabulary import CallStatus, Source
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
 
 log = logging.getLogger("beeline_missed.processing")
 
@@ -259,14 +262,14 @@ class Processor:
         reg = self.register
         call = reg.calls.by_session(leg.ext_tracking_id)
         reg.sessions.decide(leg.ext_tracking_id, detection.ANSWERED, None)
-        if call and call["status"] == CallStatus.MISSED:
+        if call and call.status == CallStatus.MISSED:
             who = detection.abonent_name(leg.target_id)
             reg.calls.close_automatically(
-                call["id"],
+                call.id,
                 result=f"Звонок был принят (ответил {who}); событие пришло с опозданием",
                 user=who,
             )
-            log.warning("call %s was answered after it was registered as missed", call["id"])
+            log.warning("call %s was answered after it was registered as missed", call.id)
         if self.on_answered:
             # The caller got through after all: their other open calls are resolved too.
             legs = [_leg_from_row(row) for row in reg.sessions.legs(leg.ext_tracking_id)]
@@ -366,10 +369,10 @@ class Processor:
                     decision.phone,
                     called_ms,
                     int(self.merge_tolerance * 1000),
-                    source="reconcile",
+                    source=Source.RECONCILE,
                 )
                 if reconciled is not None:
-                    linked = int(reconciled["id"])
+                    linked = reconciled.id
                 else:
                     row = reg.calls.insert(
                         session_key=tracking_id,
@@ -383,7 +386,7 @@ class Processor:
                     )
                     if row is None:  # registered before (a replay): keep the link
                         existing = reg.calls.by_session(tracking_id)
-                        linked = int(existing["id"]) if existing else None
+                        linked = existing.id if existing else None
             elif decision.state == detection.ANSWERED:
                 self._close_if_registered(tracking_id, decision)
             reg.sessions.decide(tracking_id, decision.state, row or linked)
@@ -420,10 +423,10 @@ class Processor:
         """A session registered under an older rule turned out answered (a replay): its row, if
         nobody has handled it yet, is closed as answered; what staff recorded stays."""
         call = self.register.calls.by_session(tracking_id)
-        if call and call["status"] == CallStatus.MISSED:
+        if call and call.status == CallStatus.MISSED:
             who = decision.answered_by or ""
             self.register.calls.close_automatically(
-                int(call["id"]), result=f"Звонок был принят (ответил {who})", user=who
+                call.id, result=f"Звонок был принят (ответил {who})", user=who
             )
 
     def forget_old_keys(self, at_ms: int) -> None:
@@ -440,7 +443,9 @@ class Processor:
         return self.decide_due(at_ms)
 
 
-def targets_from_settings(settings: Any) -> Callable[[list[dict[str, Any]]], detection.Targets]:
+def targets_from_settings(
+    settings: Settings,
+) -> Callable[[list[dict[str, Any]]], detection.Targets]:
     """How the daemon, `replay` and the CLI tell people from services: the configured patterns
     over the cached abonent list. Bad patterns fail here, at start, in one sentence."""
     services = {

@@ -19,10 +19,11 @@ from beeline_missed import phones, timefmt
 from beeline_missed.errors import ConflictError
 from beeline_missed.onec.client import OnecClient, OnecError
 from beeline_missed.rules import card
+from beeline_missed.vocabulary import ClosedBy
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
-    from beeline_missed.store import Register
+    from beeline_missed.store import Call, Register
 
 NOT_A_CLIENT = (
     "Этого клиента нет в справочнике из 1С, поэтому заявку в 1С не создать: запишите его "
@@ -38,7 +39,7 @@ class Booked:
 
     booking: dict[str, Any]
     message: str
-    row: dict[str, Any] | None = None
+    row: Call | None = None
 
 
 def configured(settings: Settings) -> bool:
@@ -61,12 +62,12 @@ def with_number(result: str, number: str) -> str:
     return result
 
 
-def comment(row: dict[str, Any], zone: tzinfo, token: str) -> str:
+def comment(row: Call, zone: tzinfo, token: str) -> str:
     """The booking's comment: the call, who called back and what came of it."""
-    phone = phones.display(row.get("phone")) if row.get("phone") else "скрытого номера"
-    when = timefmt.show_local(row.get("called_at"), zone)
-    result = " ".join(str(row.get("result") or "").split())
-    who = row.get("user") or "—"
+    phone = phones.display(row.phone) if row.phone else "скрытого номера"
+    when = timefmt.show_local(row.called_at, zone)
+    result = " ".join(row.result.split())
+    who = row.user or "—"
     return (
         f"Пропущенный звонок с {phone} {when}; перезвонил(а): {who}; результат: {result}. "
         f"[{token}]"
@@ -85,18 +86,18 @@ def body(settings: Settings, client_ref: str, text: str, now_local: str) -> dict
 def book(
     register: Register,
     settings: Settings,
-    saved: dict[str, Any],
+    saved: Call,
     zone: tzinfo,
     now: str | None = None,
 ) -> Booked:
     """Create the booking for a card just saved with «Записаться»."""
     now = now or timefmt.to_stored(timefmt.now_utc())
-    holder = register.onec.client_of(saved.get("phone"))
+    holder = register.onec.client_of(saved.phone)
     if holder is None or not holder.get("onec_ref"):
         return Booked({"state": "not_client"}, NOT_A_CLIENT)
     moment = timefmt.to_local(now, zone)
     assert moment is not None
-    token = f"beeline-missed {saved['id']}-{moment.strftime('%Y%m%d%H%M%S')}"
+    token = f"beeline-missed {saved.id}-{moment.strftime('%Y%m%d%H%M%S')}"
     made_body = body(
         settings,
         holder["onec_ref"],
@@ -104,7 +105,7 @@ def book(
         moment.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     booking_id = register.onec.add_booking(
-        int(saved["id"]), holder["onec_ref"], token, json.dumps(made_body, ensure_ascii=False), now
+        saved.id, holder["onec_ref"], token, json.dumps(made_body, ensure_ascii=False), now
     )
     try:
         with OnecClient.from_settings(settings, timeout=settings.onec_booking_timeout) as client:
@@ -119,7 +120,7 @@ def book(
         )
     number, ref = str(made.get("Number") or "").strip(), str(made["Ref_Key"])
     register.onec.booking_created(booking_id, number, ref, now)
-    row = note_number(register, int(saved["id"]), number)
+    row = note_number(register, saved.id, number)
     return Booked(
         {"state": "created", "number": number, "ref": ref},
         f"Заявка на ремонт № {number} создана в 1С.",
@@ -127,21 +128,21 @@ def book(
     )
 
 
-def note_number(register: Register, call_id: int, number: str) -> dict[str, Any] | None:
+def note_number(register: Register, call_id: int, number: str) -> Call | None:
     """Write the booking's number into the call's result; None when someone changed the card
     meanwhile (their text stays; the number is still in `status` and 1C)."""
     row = register.calls.get(call_id)
-    result = with_number(str(row.get("result") or ""), number)
-    if result == row.get("result"):
+    result = with_number(row.result, number)
+    if result == row.result:
         return None
     save = card.Save(
         call_id=call_id,
-        expected_version=int(row["version"]),
-        status=row["status"],
+        expected_version=row.version,
+        status=row.status,
         result=result,
-        user=row.get("user"),
-        handled_at=row.get("handled_at") or "",
-        closed_by=row.get("closed_by") or "staff",
+        user=row.user,
+        handled_at=row.handled_at or "",
+        closed_by=row.closed_by or ClosedBy.STAFF,
     )
     try:
         return card.store(register.calls, [save])[0]

@@ -31,7 +31,7 @@ from beeline_missed.panel.reports_pane import ReportsPane
 from beeline_missed.panel.subscriptions_pane import SubscriptionsPane
 from beeline_missed.rules import card
 from beeline_missed.rules.deadlines import Deadlines
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 
 TABS = {"calls": "Пропущенные звонки", "reports": "Отчёты", "subs": "Подписки"}
 
@@ -225,13 +225,13 @@ class PanelApp(App[None]):
 
         register_path, settings = self.settings.db, self.settings
 
-        def lines(row: dict[str, Any]) -> list[tuple[str, str]]:
+        def lines(row: Call) -> list[tuple[str, str]]:
             # Its own connection: the worker thread must not share the panel's.
             from beeline_missed.store import Register
 
             register = Register.open(register_path)
             try:
-                return onec_card.card_lines(onec_card.for_call(register, settings, row["phone"]))
+                return onec_card.card_lines(onec_card.for_call(register, settings, row.phone))
             finally:
                 register.close()
 

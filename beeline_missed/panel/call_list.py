@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from functools import lru_cache
-from typing import Any
 
 from beeline_missed import phones, timefmt
 from beeline_missed.rules.deadlines import Deadlines, sort_rows
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 from beeline_missed.views import calls as calls_view
 from beeline_missed.vocabulary import CallStatus
 
@@ -55,26 +54,26 @@ def _when(called_at: str | None, zone: tzinfo) -> str:
     return timefmt.show_local(called_at, zone)  # strptime is slow too; times never change
 
 
-def entry(row: dict[str, Any], zone: tzinfo) -> Entry:
-    ids = sorted((int(i) for i in row.get("call_ids") or [row["id"]]), reverse=True)
-    ids.remove(int(row["id"]))
-    phone = row.get("phone")
+def entry(row: Call, zone: tzinfo) -> Entry:
+    ids = sorted(row.call_ids or (row.id,), reverse=True)
+    ids.remove(row.id)
+    phone = row.phone
     return Entry(
         # Keyed by caller, so a new attempt of the same caller keeps the selection on the line.
-        key=f"tel:{phone}" if phone else f"call:{row['id']}",
-        call_ids=(int(row["id"]), *ids),
+        key=f"tel:{phone}" if phone else f"call:{row.id}",
+        call_ids=(row.id, *ids),
         cells=(
             _number(phone),
-            row.get("client") or "",
-            _when(row.get("called_at"), zone),
-            str(row.get("attempts") or 1),
-            calls_view.line_text(row.get("line")),  # a hunt group: two abonents and «+N»
-            row.get("claim_label") or "",  # «перезванивает Петров (5 мин)»
+            row.client or "",
+            _when(row.called_at, zone),
+            str(row.attempts),
+            calls_view.line_text(row.line),  # a hunt group: two abonents and «+N»
+            row.claim_label or "",  # «перезванивает Петров (5 мин)»
         ),
-        phone=row.get("phone"),
-        client=row.get("client"),
-        since=row.get("first_called_at") or row.get("called_at"),
-        level=row.get("deadline_level"),
+        phone=phone,
+        client=row.client,
+        since=row.first_called_at or row.called_at,
+        level=row.deadline_level,
     )
 
 
@@ -89,7 +88,7 @@ def load(
     register: Register,
     zone: tzinfo,
     limit: int | None = DEFAULT_LIMIT,
-    decorate: Callable[[Register, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    decorate: Callable[[Register, list[Call]], list[Call]] | None = None,
     *,
     deadlines: Deadlines | None = None,
     now_ms: int | None = None,
@@ -102,7 +101,7 @@ def load(
     if decorate is not None:
         rows = decorate(register, rows)
     if deadlines is not None:
-        deadlines.annotate(rows, timefmt.now_ms() if now_ms is None else now_ms)
+        rows = deadlines.annotate(rows, timefmt.now_ms() if now_ms is None else now_ms)
         rows = sort_rows(rows, sort)
     entries = [entry(row, zone) for row in rows]
     shown = sum(len(e.call_ids) for e in entries)

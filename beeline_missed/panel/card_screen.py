@@ -90,7 +90,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
                 yield Static(fields["Номер"], id="card-number", classes="field-value")
                 yield Label("Дата и время", classes="field-label")
                 yield Static(fields["Дата и время"], id="card-when", classes="field-value")
-                if int(self.row["attempts"]) > 1:
+                if self.row.attempts > 1:
                     yield Label("Попыток", classes="field-label")
                     yield Static(fields["Попыток"], id="card-attempts", classes="field-value")
                 yield Label("Линия", classes="field-label")
@@ -114,7 +114,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
                 yield Static(self.opened.user or "", id="card-user", classes="field-value readonly")
                 yield Label("В работе", classes="field-label")
                 yield Static(
-                    self.row.get("claim_label") or "—", id="card-claim", classes="field-value"
+                    self.row.claim_label or "—", id="card-claim", classes="field-value"
                 )
             if self.workshop is not None:
                 yield Static("1С: запрашиваю автомобили и заказ-наряды…", id="card-onec")
@@ -184,7 +184,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
         now = self.clock()
         row = calling_back.with_claims(self.register, self.settings, [self.row], now)[0]
         self.row = row
-        self.query_one("#card-claim", Static).update(row.get("claim_label") or "—")
+        self.query_one("#card-claim", Static).update(row.claim_label or "—")
         self.show_info(" ".join(messages))
         if self.on_claimed is not None:
             self.on_claimed()

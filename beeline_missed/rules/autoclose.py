@@ -18,21 +18,25 @@ unknown talk time is recorded as an attempt too (a wrong close would lose a clie
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed import timefmt
 from beeline_missed.errors import ConflictError
 from beeline_missed.rules import card
 from beeline_missed.rules.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
+from beeline_missed.vocabulary import Direction
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
 
 log = logging.getLogger("beeline_missed.autoclose")
 
-INCOMING = "incoming"
-OUTGOING = "outgoing"
+INCOMING = Direction.INCOMING
+OUTGOING = Direction.OUTGOING
 # Seconds of talk that make an answered call a conversation (the auto_close_min_talk default).
 DEFAULT_MIN_TALK = 10.0
 
@@ -94,15 +98,15 @@ def is_conversation(call: AnsweredCall, min_talk: float) -> bool:
 
 
 def record_attempt(
-    register: Register, call: AnsweredCall, rows: list[Mapping[str, Any]], who: str, now_ms: int
+    register: Register, call: AnsweredCall, rows: list[Call], who: str, now_ms: int
 ) -> list[int]:
     """Record the short call on each open call of the number; returns the ids newly recorded."""
     talk = call.talk_seconds
     recorded = [
-        int(row["id"])
+        row.id
         for row in rows
         if register.attempts.add(
-            int(row["id"]),
+            row.id,
             session_key=call.ext_tracking_id,
             direction=call.direction,
             attempted_at=timefmt.ms_to_stored(call.answer_ms or now_ms),
@@ -199,7 +203,7 @@ def answered_from_leg(leg: Mapping[str, Any]) -> AnsweredCall | None:
 
 def close_if_reached(
     register: Register,
-    call_row: Mapping[str, Any],
+    call_row: Call,
     *,
     names: StaffNames,
     zone: tzinfo,
@@ -212,13 +216,11 @@ def close_if_reached(
     row existed. A voice menu's or queue's answer, or one of the call's own legs, does not.
     Calls too short to be a conversation are recorded as attempts, in order, until one closes;
     a call still going on is left to the processor, which hands it over when it ends."""
-    phone = call_row.get("phone")
+    phone = call_row.phone
     if not phone:
         return []
-    since = int(timefmt.parse_stored(str(call_row["called_at"])).timestamp() * 1000)
-    legs = register.sessions.answered_after(
-        str(phone), since, other_than=str(call_row["session_key"])
-    )
+    since = int(timefmt.parse_stored(call_row.called_at).timestamp() * 1000)
+    legs = register.sessions.answered_after(phone, since, other_than=call_row.session_key)
     for leg in legs:
         if not targets.is_person(_leg_state(leg)):
             continue
@@ -246,24 +248,18 @@ def _leg_state(row: Mapping[str, Any]) -> LegState:
 class AutoCloser:
     """The daemon's hook: one per thread (it holds that thread's register)."""
 
-    def __init__(self, register: Register, settings: Any) -> None:
-        self.register = register
-        self.mapping = dict(getattr(settings, "staff_names", None) or {})
-        self.zone = timefmt.local_zone(getattr(settings, "timezone", None))
-        self.min_talk = float(getattr(settings, "auto_close_min_talk", DEFAULT_MIN_TALK))
-        # Who is a person: the configured patterns over the cached abonent list (settings
-        # without the patterns, as some tests pass, get the defaults).
-        self.targets_from: Callable[[list[dict[str, Any]]], Targets] | None = None
-        if hasattr(settings, "voice_menu_targets"):
-            from beeline_missed.daemon.processing import targets_from_settings
+    def __init__(self, register: Register, settings: Settings) -> None:
+        from beeline_missed.daemon.processing import targets_from_settings
 
-            self.targets_from = targets_from_settings(settings)
+        self.register = register
+        self.mapping = dict(settings.staff_names)
+        self.zone = timefmt.local_zone(settings.timezone)
+        self.min_talk = float(settings.auto_close_min_talk)
+        # Who is a person: the configured patterns over the cached abonent list.
+        self.targets_from = targets_from_settings(settings)
 
     def targets(self) -> Targets:
-        abonents = self.register.abonents.rows()
-        if self.targets_from is None:
-            return Targets.build(abonents=abonents)
-        return self.targets_from(abonents)
+        return self.targets_from(self.register.abonents.rows())
 
     def names(self) -> StaffNames:
         # Re-read each time: the keeper refreshes the abonents cache in another thread.
@@ -279,7 +275,7 @@ class AutoCloser:
             min_talk=self.min_talk,
         )
 
-    def check_row(self, call_row: Mapping[str, Any]) -> list[int]:
+    def check_row(self, call_row: Call) -> list[int]:
         return close_if_reached(
             self.register,
             call_row,
@@ -292,7 +288,10 @@ class AutoCloser:
 
 
 def settle_new_rows(
-    register: Register, settings: Any, call_ids: Iterable[int], closer: AutoCloser | None = None
+    register: Register,
+    settings: Settings,
+    call_ids: Iterable[int],
+    closer: AutoCloser | None = None,
 ) -> tuple[list[int], list[int]]:
     """What follows new register rows, the processor's or reconciliation's: each is closed at
     once when its caller was answered after it came in (a late row). Returns the calls closed

@@ -18,13 +18,16 @@ rows (one open case per caller) is `decide_many`; `store` writes a list of saves
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from beeline_missed.errors import ConflictError, UserError
-from beeline_missed.vocabulary import STATUS_LABELS, CallStatus
+from beeline_missed.vocabulary import CLOSED_BY_LABELS, STATUS_LABELS, CallStatus, ClosedBy
+
+if TYPE_CHECKING:
+    from beeline_missed.store.rows import Call
 
 MISSED = CallStatus.MISSED
 CALLED_BACK = CallStatus.CALLED_BACK
@@ -32,12 +35,12 @@ BOOKED = "Записался на ремонт"
 
 # What people type for a status: stored values, labels, and short forms for the prompt.
 _STATUS_WORDS = {
-    "missed": MISSED,
-    "пропущен": MISSED,
-    "called_back": CALLED_BACK,
+    MISSED.value: MISSED,
+    STATUS_LABELS[MISSED].casefold(): MISSED,
+    CALLED_BACK.value: CALLED_BACK,
     "called-back": CALLED_BACK,
     "calledback": CALLED_BACK,
-    "перезвонили": CALLED_BACK,
+    STATUS_LABELS[CALLED_BACK].casefold(): CALLED_BACK,
 }
 
 NOT_SAVED_MISSED = "Статус остался «Пропущен», поэтому изменения не сохранены."
@@ -95,18 +98,18 @@ class Card:
     line: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Card:
+    def from_row(cls, row: Call) -> Card:
         return cls(
-            id=int(row["id"]),
-            version=int(row["version"]),
-            status=str(row["status"]),
-            result=str(row.get("result") or ""),
-            user=row.get("user"),
-            handled_at=row.get("handled_at"),
-            phone=row.get("phone"),
-            client=row.get("client"),
-            called_at=row.get("called_at"),
-            line=str(row.get("line") or ""),
+            id=row.id,
+            version=row.version,
+            status=row.status,
+            result=row.result,
+            user=row.user,
+            handled_at=row.handled_at,
+            phone=row.phone,
+            client=row.client,
+            called_at=row.called_at,
+            line=row.line,
         )
 
 
@@ -180,7 +183,7 @@ def decide(card: Card, edit: Edit, now: str) -> Decision:
         result=result,
         user=edit.user,
         handled_at=handled_at,
-        closed_by="staff",
+        closed_by=ClosedBy.STAFF,
         booked=edit.book,
     )
 
@@ -204,19 +207,19 @@ def auto_close(card: Card, reason: str, now: str) -> Decision:
         result=reason.strip(),
         user=None,
         handled_at=now,
-        closed_by="auto",
+        closed_by=ClosedBy.AUTO,
     )
 
 
 class CardStore(Protocol):
     """What `store` needs of the register (its `calls` part satisfies it)."""
 
-    def save_many(self, saves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    def save_many(self, saves: Sequence[dict[str, Any]]) -> list[Call]: ...
 
-    def get(self, call_id: int) -> dict[str, Any]: ...
+    def get(self, call_id: int) -> Call: ...
 
 
-def store(calls: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
+def store(calls: CardStore, saves: Iterable[Save]) -> list[Call]:
     """Write saves together, all or nothing (one caller's open calls are one case); a conflict
     becomes a sentence naming who saved first (exit 3). Rows come back in the order given."""
     saves = list(saves)
@@ -238,16 +241,16 @@ def store(calls: CardStore, saves: Iterable[Save]) -> list[dict[str, Any]]:
     except ConflictError as exc:
         call_id = exc.call_id if exc.call_id is not None else saves[0].call_id
         raise ConflictError(conflict_message(calls.get(call_id))) from None
-    by_id = {int(row["id"]): row for row in written}
+    by_id = {row.id: row for row in written}
     return [by_id[save.call_id] for save in saves]
 
 
-def conflict_message(now_row: Mapping[str, Any]) -> str:
-    who = now_row.get("user") or (
-        "автоматически" if now_row.get("closed_by") == "auto" else "кто-то другой"
+def conflict_message(now_row: Call) -> str:
+    who = now_row.user or (
+        CLOSED_BY_LABELS[ClosedBy.AUTO] if now_row.closed_by == ClosedBy.AUTO else "кто-то другой"
     )
-    state = status_label(str(now_row.get("status")))
+    state = status_label(now_row.status)
     return (
-        f"Карточку звонка {now_row['id']} уже сохранили ({who}, статус «{state}»), пока вы её "
+        f"Карточку звонка {now_row.id} уже сохранили ({who}, статус «{state}»), пока вы её "
         "редактировали: ваши изменения не записаны, откройте карточку заново."
     )

@@ -11,12 +11,15 @@ Messages reach the shop's staff, so they are in Russian.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING
 
 from beeline_missed import timefmt
+
+if TYPE_CHECKING:
+    from beeline_missed.store.rows import StoredClaim
 
 Names = Callable[[str], str]
 
@@ -38,8 +41,8 @@ class Claim:
     since: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Claim:
-        return cls(str(row["claimed_by"]), timefmt.parse_stored(str(row["claimed_at"])))
+    def from_row(cls, row: StoredClaim) -> Claim:
+        return cls(row.claimed_by, timefmt.parse_stored(row.claimed_at))
 
 
 def is_live(claim: Claim | None, now: datetime, ttl: float) -> bool:

@@ -10,14 +10,18 @@ panel and escalation all ask this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from beeline_missed import timefmt
 from beeline_missed.rules.hours import WorkingHours
 from beeline_missed.vocabulary import CallStatus
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
+    from beeline_missed.store.rows import Call
 
 DEFAULT_DEADLINES_MIN = (15.0, 60.0)
 # Rich styles by level: within the first deadline, between deadlines, past the last.
@@ -62,10 +66,10 @@ class Deadlines:
     hours: WorkingHours
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Deadlines:
+    def from_settings(cls, settings: Settings) -> Deadlines:
         from beeline_missed.rules import hours
 
-        minutes = getattr(settings, "callback_deadlines", None) or DEFAULT_DEADLINES_MIN
+        minutes = settings.callback_deadlines or DEFAULT_DEADLINES_MIN
         return cls(tuple(float(m) * 60 for m in minutes), hours.from_settings(settings))
 
     def waiting(self, since_stored: str, now_ms: int) -> float:
@@ -82,37 +86,37 @@ class Deadlines:
             return ON_TIME
         return OVERDUE if level >= len(self.thresholds) else DUE
 
-    def annotate(self, rows: Iterable[MutableMapping[str, Any]], now_ms: int) -> None:
-        """Add `waiting_s` and `deadline_level` to each open row (None for handled rows)."""
-        for row in rows:
-            if row.get("status") != CallStatus.MISSED:
-                row["waiting_s"] = row["deadline_level"] = None
-                continue
-            since = str(row.get("first_called_at") or row["called_at"])
-            waiting = self.waiting(since, now_ms)
-            row["waiting_s"] = int(waiting)
-            row["deadline_level"] = self.level(waiting)
+    def annotate(self, rows: Iterable[Call], now_ms: int) -> list[Call]:
+        """The rows with `waiting_s` and `deadline_level` of each open row (None for handled
+        rows)."""
+        return [self.annotate_one(row, now_ms) for row in rows]
+
+    def annotate_one(self, row: Call, now_ms: int) -> Call:
+        if row.status != CallStatus.MISSED:
+            return row.replaced(waiting_s=None, deadline_level=None)
+        waiting = self.waiting(row.first_called_at or row.called_at, now_ms)
+        return row.replaced(waiting_s=int(waiting), deadline_level=self.level(waiting))
 
 
-def row_style(row: Mapping[str, Any], deadlines: Deadlines) -> str | None:
+def row_style(row: Call, deadlines: Deadlines) -> str | None:
     """The style of an annotated row (None: handled, or not annotated)."""
-    level = row.get("deadline_level")
-    return None if level is None else deadlines.style(int(level))
+    level = row.deadline_level
+    return None if level is None else deadlines.style(level)
 
 
 SORTS = ("time", "age")
 
 
-def sort_rows(rows: list[dict[str, Any]], how: str) -> list[dict[str, Any]]:
+def sort_rows(rows: list[Call], how: str) -> list[Call]:
     """'time': as read (newest first); 'age': the longest waiting first (annotated rows)."""
     if how == "time":
         return rows
     return sorted(
         rows,
         key=lambda r: (
-            r.get("waiting_s") is None,
-            -(r.get("waiting_s") or 0),
-            str(r.get("first_called_at") or r.get("called_at") or ""),
-            int(r["id"]),
+            r.waiting_s is None,
+            -(r.waiting_s or 0),
+            r.first_called_at or r.called_at,
+            r.id,
         ),
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from beeline_missed import phones
 from beeline_missed.errors import UserError
-from beeline_missed.vocabulary import LostAt, SessionState
+from beeline_missed.vocabulary import Direction, LostAt, SessionState
 
 PENDING = SessionState.PENDING
 MISSED = SessionState.MISSED
@@ -371,9 +371,9 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
     if leg is None:
         return None
     if leg.is_incoming_external:
-        direction = "incoming"
+        direction = Direction.INCOMING
     elif leg.personality in OUTGOING_PERSONALITIES and leg.call_type != "Group":
-        direction = "outgoing"
+        direction = Direction.OUTGOING
     else:
         return None
     raw = leg.remote_raw or next((x.remote_raw for x in legs if x.remote_raw), None)

@@ -9,13 +9,17 @@ came at 18:59; the wait counts working time only, as the list's colours do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import tzinfo
-from typing import Any
+from typing import TYPE_CHECKING
 
 from beeline_missed import phones, timefmt
 from beeline_missed.rules.deadlines import Deadlines
 from beeline_missed.vocabulary import CallStatus
+
+if TYPE_CHECKING:
+    from beeline_missed.store import Call
 
 SUBJECT = "Не перезвонили вовремя"
 
@@ -24,12 +28,12 @@ SHOWN = 30  # cases listed by name in one message; the rest are counted
 
 
 def overdue(
-    cases: Sequence[Mapping[str, Any]],
+    cases: Sequence[Call],
     deadlines: Deadlines,
     after_s: float,
     now_ms: int,
     escalated: set[int],
-) -> list[dict[str, Any]]:
+) -> list[Call]:
     """The open cases (one row per caller, `Register.list_calls`) that have waited `after_s`
     seconds or more and none of whose calls was escalated before; none outside working hours.
     Each is returned with its `waiting_s`, the longest waiting first."""
@@ -37,27 +41,25 @@ def overdue(
         return []
     found = []
     for case in cases:
-        if case.get("status") != CallStatus.MISSED:
+        if case.status != CallStatus.MISSED:
             continue
-        ids = [int(i) for i in case.get("call_ids") or [case["id"]]]
-        if escalated.intersection(ids):
+        if escalated.intersection(case.call_ids):
             continue
-        waiting = deadlines.waiting(str(case.get("first_called_at") or case["called_at"]), now_ms)
+        waiting = int(deadlines.waiting(case.first_called_at or case.called_at, now_ms))
         if waiting >= after_s:
-            found.append({**case, "call_ids": ids, "waiting_s": int(waiting)})
-    return sorted(found, key=lambda c: (-c["waiting_s"], int(c["id"])))
+            found.append(replace(case, waiting_s=waiting))
+    return sorted(found, key=lambda c: (-(c.waiting_s or 0), c.id))
 
 
-def message(cases: Sequence[Mapping[str, Any]], after_s: float, zone: tzinfo) -> str:
+def message(cases: Sequence[Call], after_s: float, zone: tzinfo) -> str:
     """What managers read: how many callers wait past the limit, then each of them."""
     lines = [f"{SUBJECT}: {len(cases)} (ждут дольше {timefmt.duration(after_s)})"]
     for case in cases[:SHOWN]:
-        number = phones.display(case.get("phone"))
-        who = f"{number} — {case['client']}" if case.get("client") else number
-        since = timefmt.show_local(case.get("first_called_at") or case.get("called_at"), zone)
-        attempts = int(case.get("attempts") or 1)
-        tried = f", звонил {attempts} раз(а)" if attempts > 1 else ""
-        lines.append(f"{who}: ждёт {timefmt.duration(case['waiting_s'])} (с {since}){tried}")
+        number = phones.display(case.phone)
+        who = f"{number} — {case.client}" if case.client else number
+        since = timefmt.show_local(case.first_called_at or case.called_at, zone)
+        tried = f", звонил {case.attempts} раз(а)" if case.attempts > 1 else ""
+        lines.append(f"{who}: ждёт {timefmt.duration(case.waiting_s or 0)} (с {since}){tried}")
     if len(cases) > SHOWN:
         lines.append(f"… и ещё {len(cases) - SHOWN}")
     return "\n".join(lines)

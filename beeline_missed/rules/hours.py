@@ -10,9 +10,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, time, tzinfo
+from typing import TYPE_CHECKING
 
 from beeline_missed import timefmt
 from beeline_missed.errors import UserError
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Russian short names too: the config is written by the shop.
@@ -105,11 +109,11 @@ def parse(working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinf
     )
 
 
-def from_settings(settings: object) -> WorkingHours:
+def from_settings(settings: Settings) -> WorkingHours:
     return parse(
-        getattr(settings, "working_hours", None) or {},
-        getattr(settings, "holidays", None) or (),
-        timefmt.local_zone(getattr(settings, "timezone", None)),
+        settings.working_hours or {},
+        settings.holidays or (),
+        timefmt.local_zone(settings.timezone),
     )
 
 

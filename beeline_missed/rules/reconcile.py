@@ -20,13 +20,16 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed import phones, timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.rules.detection import HIDDEN, abonent_name
 from beeline_missed.store import Register
 from beeline_missed.vocabulary import Source
+
+if TYPE_CHECKING:
+    from beeline_missed.config import Settings
 
 log = logging.getLogger("beeline_missed.reconcile")
 
@@ -187,7 +190,7 @@ def windows(date_from: datetime, date_to: datetime, chunk: timedelta = CHUNK) ->
 def run(
     register: Register,
     client: Any,
-    settings: Any,
+    settings: Settings,
     date_from: datetime,
     date_to: datetime,
     *,
@@ -227,7 +230,9 @@ def _remember(register: Register, summary: Summary, date_from: datetime, date_to
     register.meta.set(META_TOTAL, str(total))
 
 
-def scheduled_window(register: Register, settings: Any, now: datetime) -> tuple[datetime, datetime]:
+def scheduled_window(
+    register: Register, settings: Settings, now: datetime
+) -> tuple[datetime, datetime]:
     """From the last reconciled moment (less the overlap) to now, less a short lag so that the
     hook's own events of calls ending right now are processed first."""
     last = register.meta.get(META_TO)
@@ -244,7 +249,7 @@ def scheduled_window(register: Register, settings: Any, now: datetime) -> tuple[
 def run_scheduled(
     register: Register,
     client: Any,
-    settings: Any,
+    settings: Settings,
     *,
     now: datetime | None = None,
     outside_hours: Callable[[int], bool] | None = None,

@@ -6,10 +6,10 @@ were told about (escalation). Tables of migration m110; the rules are `autoclose
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from beeline_missed import timefmt
 from beeline_missed.store.base import Part
+from beeline_missed.store.rows import Attempt
 
 
 class Attempts(Part):
@@ -47,7 +47,7 @@ class Attempts(Part):
             )
         return bool(cursor.rowcount)
 
-    def of(self, call_ids: Iterable[int]) -> list[dict[str, Any]]:
+    def of(self, call_ids: Iterable[int]) -> list[Attempt]:
         """The recorded attempts on these calls, one per answered session, earliest first."""
         ids = [int(i) for i in call_ids]
         if not ids:
@@ -63,7 +63,7 @@ class Attempts(Part):
             """,
             ids,
         )
-        return [dict(row) for row in rows]
+        return [Attempt.from_row(row) for row in rows]
 
     def await_release(self, ext_tracking_id: str, since_ms: int) -> None:
         with self.transaction() as conn:

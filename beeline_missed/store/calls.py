@@ -12,7 +12,8 @@ from typing import Any
 from beeline_missed import timefmt
 from beeline_missed.errors import ConflictError
 from beeline_missed.store.base import MAX_ROWID, Part, no_call
-from beeline_missed.vocabulary import CallStatus
+from beeline_missed.store.rows import Call
+from beeline_missed.vocabulary import CallStatus, ClosedBy, Source
 
 # Columns a call row carries when read: the register's own plus the client's name.
 CALL_SELECT = """
@@ -52,7 +53,7 @@ class Calls(Part):
         phone_raw: str,
         called_at: str,
         line: str,
-        source: str = "hook",
+        source: str = Source.HOOK,
         outside_hours: bool = False,
         lost_at: str | None = None,
         forwarded_to: str | None = None,
@@ -94,21 +95,21 @@ class Calls(Part):
             )
             return None
 
-    def get(self, call_id: int) -> dict[str, Any]:
+    def get(self, call_id: int) -> Call:
         # A number beyond SQLite's integers names no row (and binding it would overflow).
         row = None
         if 0 < call_id <= MAX_ROWID:
             row = self.conn.execute(CALL_SELECT + " WHERE calls.id = ?", [call_id]).fetchone()
         if row is None:
             raise no_call(call_id)
-        return dict(row)
+        return Call.from_row(row)
 
     def rows(
         self,
         include_handled: bool = False,
         limit: int | None = None,
         per_caller: bool | None = None,
-    ) -> list[dict]:
+    ) -> list[Call]:
         """Newest first; by default only calls still «Пропущен», one line per caller.
 
         One line per caller (`per_caller`, the default for the open list) is the caller's latest
@@ -126,29 +127,21 @@ class Calls(Part):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = [dict(row) for row in self.conn.execute(sql, params)]
-        for row in rows:
-            row.setdefault("attempts", 1)
-            row.setdefault("first_called_at", row["called_at"])
-            ids = row.get("call_ids")
-            row["call_ids"] = (
-                sorted(int(i) for i in str(ids).split(",")) if ids else [int(row["id"])]
-            )
-        return rows
+        return [Call.from_row(row) for row in self.conn.execute(sql, params)]
 
-    def case(self, call_id: int) -> list[dict[str, Any]]:
+    def case(self, call_id: int) -> list[Call]:
         """The open calls handled together with `call_id`: all open calls from the same
         number (just the call itself when the number is hidden or the call is handled)."""
         call = self.get(call_id)
-        if call["status"] != CallStatus.MISSED or not call["phone"]:
+        if call.status != CallStatus.MISSED or not call.phone:
             return [call]
         sql = (
             CALL_SELECT + " WHERE calls.status = 'missed' AND calls.phone = ?"
             " ORDER BY calls.called_at DESC, calls.id DESC"
         )
-        return [dict(row) for row in self.conn.execute(sql, [call["phone"]])]
+        return [Call.from_row(row) for row in self.conn.execute(sql, [call.phone])]
 
-    def save_many(self, saves: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def save_many(self, saves: Sequence[dict[str, Any]]) -> list[Call]:
         """Write several cards at once, all or nothing: a conflict on any leaves all unsaved.
 
         Each item has call_id, expected_version, status, result, user, handled_at, closed_by.
@@ -198,8 +191,8 @@ class Calls(Part):
         result: str,
         user: str | None,
         handled_at: str | None,
-        closed_by: str | None = "staff",
-    ) -> dict[str, Any]:
+        closed_by: str | None = ClosedBy.STAFF,
+    ) -> Call:
         """Write a card; raises ConflictError when someone saved it since it was read."""
         save = {
             "call_id": call_id,
@@ -213,13 +206,13 @@ class Calls(Part):
         self.save_many([save])
         return self.get(call_id)
 
-    def by_ids(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+    def by_ids(self, ids: Iterable[int]) -> list[Call]:
         ids = list(ids)
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         sql = CALL_SELECT + f" WHERE calls.id IN ({marks}) ORDER BY calls.called_at DESC"
-        return [dict(row) for row in self.conn.execute(sql, ids)]
+        return [Call.from_row(row) for row in self.conn.execute(sql, ids)]
 
     def max_id(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()[0])
@@ -243,11 +236,11 @@ class Calls(Part):
             )
             return cursor.rowcount
 
-    def by_session(self, session_key: str) -> dict | None:
+    def by_session(self, session_key: str) -> Call | None:
         row = self.conn.execute(
             "SELECT * FROM calls WHERE session_key = ?", [session_key]
         ).fetchone()
-        return dict(row) if row else None
+        return Call.from_row(row) if row else None
 
     def close_automatically(self, call_id: int, *, result: str, user: str | None) -> None:
         """Close a call that turned out handled, unless staff closed it first."""
@@ -275,7 +268,7 @@ class Calls(Part):
         epoch_ms: int,
         tolerance_ms: int,
         source: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> Call | None:
         """A register row for `phone` (None: a hidden number) within the tolerance of a moment."""
         low, high = self._stored_bounds(epoch_ms, tolerance_ms)
         sql = "SELECT * FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ?"
@@ -284,9 +277,9 @@ class Calls(Part):
             sql += " AND source = ?"
             params.append(source)
         row = self.conn.execute(sql + " ORDER BY called_at LIMIT 1", params).fetchone()
-        return dict(row) if row else None
+        return Call.from_row(row) if row else None
 
-    def open_of(self, phone: str, until: str) -> list[dict[str, Any]]:
+    def open_of(self, phone: str, until: str) -> list[Call]:
         """A number's calls still «Пропущен» that came in no later than `until` (stored UTC)."""
         rows = self.conn.execute(
             CALL_SELECT
@@ -294,7 +287,7 @@ class Calls(Part):
             " ORDER BY calls.called_at, calls.id",
             [phone, until],
         )
-        return [dict(row) for row in rows]
+        return [Call.from_row(row) for row in rows]
 
     def set_outside_hours(self, call_id: int, outside: bool) -> None:
         with self.transaction() as conn:

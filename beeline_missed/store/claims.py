@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from beeline_missed.store.base import Part
+from beeline_missed.store.rows import StoredClaim
 
 
 class Claims(Part):
@@ -15,14 +15,14 @@ class Claims(Part):
     def claim(
         self,
         case_key: str,
-        decide: Callable[[dict[str, Any] | None], tuple[str, str] | None],
-    ) -> dict[str, Any] | None:
+        decide: Callable[[StoredClaim | None], tuple[str, str] | None],
+    ) -> StoredClaim | None:
         """Read the case's claim and write what `decide(current_row)` returns ((holder,
         claimed_at), or None to write nothing), in one write transaction: two people pressing
         at once are decided one after the other. Returns the claim row as stored afterwards."""
         with self.transaction() as conn:
             row = conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
-            current = dict(row) if row else None
+            current = StoredClaim.from_row(row) if row else None
             chosen = decide(current)
             if chosen is not None:
                 conn.execute(
@@ -31,8 +31,11 @@ class Claims(Part):
                     [case_key, *chosen],
                 )
             row = conn.execute("SELECT * FROM claims WHERE case_key = ?", [case_key]).fetchone()
-        return dict(row) if row else None
+        return StoredClaim.from_row(row) if row else None
 
-    def rows(self) -> dict[str, dict[str, Any]]:
+    def rows(self) -> dict[str, StoredClaim]:
         """Every stored claim by case key (a short table: one row per case being called)."""
-        return {row["case_key"]: dict(row) for row in self.conn.execute("SELECT * FROM claims")}
+        return {
+            row["case_key"]: StoredClaim.from_row(row)
+            for row in self.conn.execute("SELECT * FROM claims")
+        }

@@ -6,19 +6,21 @@ panel share them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
 from beeline_missed import phones, timefmt
 from beeline_missed.rules.card import status_label
-from beeline_missed.vocabulary import LOST_AT_LABELS
+from beeline_missed.vocabulary import LOST_AT_LABELS, Direction
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
     from rich.measure import Measurement
     from rich.table import Table
+
+    from beeline_missed.store.rows import Attempt, Call
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Column:
     """
 
     header: str
-    cell: Callable[[Mapping[str, Any], tzinfo], str]
+    cell: Callable[[Call, tzinfo], str]
     # Kept whole on one line, however narrow the terminal: what staff read out or dial.
     whole: bool = False
     # None: always shown. Otherwise the column gives way when the width is short, lowest first.
@@ -40,18 +42,16 @@ class Column:
 
 # Staff read these headers, so they are in Russian.
 LIST_COLUMNS: tuple[Column, ...] = (
-    Column("№", lambda row, zone: str(row["id"]), whole=True, justify="right"),
-    Column(
-        "Дата и время", lambda row, zone: timefmt.show_local(row.get("called_at"), zone), whole=True
-    ),
-    Column("Номер", lambda row, zone: phones.display(row.get("phone")), whole=True),
+    Column("№", lambda row, zone: str(row.id), whole=True, justify="right"),
+    Column("Дата и время", lambda row, zone: timefmt.show_local(row.called_at, zone), whole=True),
+    Column("Номер", lambda row, zone: phones.display(row.phone), whole=True),
     # Never dropped either, but a long name may wrap between words.
-    Column("Клиент", lambda row, zone: row.get("client") or ""),
-    Column("Попыток", lambda row, zone: str(row.get("attempts") or 1), give_way=6, justify="right"),
-    Column("Линия", lambda row, zone: line_text(row.get("line")), give_way=2),
+    Column("Клиент", lambda row, zone: row.client or ""),
+    Column("Попыток", lambda row, zone: str(row.attempts), give_way=6, justify="right"),
+    Column("Линия", lambda row, zone: line_text(row.line), give_way=2),
     # Always «Пропущен» in the default list, whose title says so: the first to go.
-    Column("Статус", lambda row, zone: status_label(row["status"]), give_way=1),
-    Column("Результат", lambda row, zone: one_line(row.get("result")), give_way=4),
+    Column("Статус", lambda row, zone: status_label(row.status), give_way=1),
+    Column("Результат", lambda row, zone: one_line(row.result), give_way=4),
     # Who called back, or who is calling back now («перезванивает Петров (5 мин)»).
     Column("Кто", lambda row, zone: who_text(row), give_way=3),
 )
@@ -62,53 +62,55 @@ NEW_MARK = "новый"
 UNBOUNDED = 1_000_000  # columns: a width no table needs
 
 
-def call_json(row: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+def call_json(row: Call, zone: tzinfo) -> dict[str, Any]:
     """The object `list --json` and `card --json` print."""
     return {
-        "id": row["id"],
-        "phone": row.get("phone") or None,
-        "client": row.get("client") or None,
-        "called_at": timefmt.iso_local(row.get("called_at"), zone),
-        "line": row.get("line") or "",
-        "status": row["status"],
-        "status_label": status_label(row["status"]),
-        "result": row.get("result") or "",
-        "user": row.get("user") or None,
-        "handled_at": timefmt.iso_local(row.get("handled_at"), zone),
-        "closed_by": row.get("closed_by"),
-        "outside_hours": bool(row.get("outside_hours")),
+        "id": row.id,
+        "phone": row.phone or None,
+        "client": row.client or None,
+        "called_at": timefmt.iso_local(row.called_at, zone),
+        "line": row.line,
+        "status": row.status,
+        "status_label": status_label(row.status),
+        "result": row.result,
+        "user": row.user or None,
+        "handled_at": timefmt.iso_local(row.handled_at, zone),
+        "closed_by": row.closed_by,
+        "outside_hours": row.outside_hours,
         # Where the call was lost (voice_menu, queue, ringing, busy, forwarded; null when the
         # statistics catch-up registered it) and the outside number it was forwarded to.
-        "lost_at": row.get("lost_at"),
-        "lost_at_label": LOST_AT_LABELS.get(row.get("lost_at") or ""),
-        "forwarded_to": row.get("forwarded_to"),
-        "version": row.get("version"),
+        "lost_at": row.lost_at,
+        "lost_at_label": LOST_AT_LABELS.get(row.lost_at or ""),
+        "forwarded_to": row.forwarded_to,
+        "version": row.version,
         # One open case per caller: how often they tried, since when, and which calls.
-        "attempts": int(row.get("attempts") or 1),
-        "first_called_at": timefmt.iso_local(
-            row.get("first_called_at") or row.get("called_at"), zone
-        ),
-        "call_ids": list(row.get("call_ids") or [row["id"]]),
+        "attempts": row.attempts,
+        "first_called_at": timefmt.iso_local(row.first_called_at or row.called_at, zone),
+        "call_ids": list(row.call_ids or [row.id]),
         # «Взять в работу»: a live claim on the caller's case (calling_back.with_claims), and
         # the staff names of the logins (the [staff] tables).
-        "claimed_by": row.get("claimed_by"),
-        "claimed_by_name": row.get("claimed_by_name"),
-        "claimed_at": timefmt.iso_local(row.get("claimed_at"), zone),
-        "user_name": row.get("user_name") or row.get("user") or None,
+        "claimed_by": row.claimed_by,
+        "claimed_by_name": row.claimed_by_name,
+        "claimed_at": timefmt.iso_local(row.claimed_at, zone),
+        "user_name": row.user_name or row.user or None,
         # Seconds the case has waited (working time when hours are set; null once handled) and
         # how many callback_deadlines it has passed (deadlines.py).
-        "waiting_s": row.get("waiting_s"),
-        "deadline_level": row.get("deadline_level"),
-        **({"callback_attempts": attempts_json(row, zone)} if "callback_attempts" in row else {}),
+        "waiting_s": row.waiting_s,
+        "deadline_level": row.deadline_level,
+        **(
+            {"callback_attempts": attempts_json(row, zone)}
+            if row.callback_attempts is not None
+            else {}
+        ),
     }
 
 
-def who_text(row: Mapping[str, Any]) -> str:
+def who_text(row: Call) -> str:
     """Who called back (by the staff name), else who is calling back now, else nothing."""
-    return row.get("user_name") or row.get("user") or row.get("claim_label") or ""
+    return row.user_name or row.user or row.claim_label or ""
 
 
-def calls_json(rows: Iterable[Mapping[str, Any]], zone: tzinfo) -> list[dict[str, Any]]:
+def calls_json(rows: Iterable[Call], zone: tzinfo) -> list[dict[str, Any]]:
     return [call_json(row, zone) for row in rows]
 
 
@@ -133,14 +135,14 @@ def new_mark_column(new_ids: Collection[int]) -> Column:
 
 
 def plain_rows(
-    rows: Iterable[Mapping[str, Any]], zone: tzinfo, columns: Sequence[Column] = LIST_COLUMNS
+    rows: Iterable[Call], zone: tzinfo, columns: Sequence[Column] = LIST_COLUMNS
 ) -> list[list[str]]:
     """The cells as text, in `columns` order."""
     return [[column.cell(row, zone) for column in columns] for row in rows]
 
 
 def plain_table(
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Call],
     zone: tzinfo,
     style: str,
     columns: Sequence[Column] = LIST_COLUMNS,
@@ -168,13 +170,13 @@ class CallTable:
 
     def __init__(
         self,
-        rows: Iterable[Mapping[str, Any]],
+        rows: Iterable[Call],
         zone: tzinfo,
         *,
         title: str | None = None,
         columns: Sequence[Column] = LIST_COLUMNS,
-        bold: Callable[[Mapping[str, Any]], bool] | None = None,
-        style: Callable[[Mapping[str, Any]], str | None] | None = None,
+        bold: Callable[[Call], bool] | None = None,
+        style: Callable[[Call], str | None] | None = None,
     ) -> None:
         rows = list(rows)
         self.title = title
@@ -256,81 +258,79 @@ class CallTable:
         return table
 
 
-def is_new(row: Mapping[str, Any], new_ids: Collection[int]) -> bool:
-    return int(row["id"]) in new_ids
+def is_new(row: Call, new_ids: Collection[int]) -> bool:
+    return row.id in new_ids
 
 
-def card_lines(row: Mapping[str, Any], zone: tzinfo) -> list[tuple[str, str]]:
+def card_lines(row: Call, zone: tzinfo) -> list[tuple[str, str]]:
     """The card's fields in the order staff read them."""
-    number = phones.display(row.get("phone"))
-    client = row.get("client")
+    number = phones.display(row.phone)
+    client = row.client
     lines = [
         ("Номер", f"{number} — {client}" if client else number),
-        ("Дата и время", timefmt.show_local(row.get("called_at"), zone)),
+        ("Дата и время", timefmt.show_local(row.called_at, zone)),
         ("Попыток", attempts_text(row, zone)),
         # With staff names when the card was read through calling_back.card_row.
-        ("Линия", row.get("line_label") or row.get("line") or ""),
+        ("Линия", row.line_label or row.line),
     ]
     lines += where_lost_lines(row)
-    tried = [attempt_text(attempt, zone) for attempt in row.get("callback_attempts") or ()]
+    tried = [attempt_text(attempt, zone) for attempt in row.callback_attempts or ()]
     if tried:
         lines.append((ATTEMPTS_LABEL, "\n".join(tried)))
     lines += [
-        ("Статус", status_label(row["status"])),
-        ("Результат", row.get("result") or ""),
-        ("Кто перезвонил", row.get("user_name") or row.get("user") or ""),
+        ("Статус", status_label(row.status)),
+        ("Результат", row.result),
+        ("Кто перезвонил", row.user_name or row.user or ""),
     ]
-    if row.get("claim_label"):
-        lines.append(("В работе", str(row["claim_label"])))
+    if row.claim_label:
+        lines.append(("В работе", row.claim_label))
     return lines
 
 
 ATTEMPTS_LABEL = "Попытки"
 
 
-def attempt_text(attempt: Mapping[str, Any], zone: tzinfo) -> str:
+def attempt_text(attempt: Attempt, zone: tzinfo) -> str:
     """«Перезванивали 14:05, 4 с — не дозвонились»: an answered call too short to close the
     case (autoclose.py records it), as the card shows it."""
-    moment = timefmt.parse_stored(str(attempt["attempted_at"])).astimezone(zone)
+    moment = timefmt.parse_stored(attempt.attempted_at).astimezone(zone)
     when = moment.strftime("%d.%m %H:%M")
-    talk = attempt.get("talk_seconds")
-    length = "длительность неизвестна" if talk is None else f"{int(talk)} с"
-    if attempt.get("direction") == "incoming":
+    talk = attempt.talk_seconds
+    length = "длительность неизвестна" if talk is None else f"{talk} с"
+    if attempt.direction == Direction.INCOMING:
         text = f"Клиент дозвонился {when}, {length} — разговор не состоялся"
     else:
         text = f"Перезванивали {when}, {length} — не дозвонились"
-    who = attempt.get("who")
-    return f"{text} ({who})" if who else text
+    return f"{text} ({attempt.who})" if attempt.who else text
 
 
-def attempts_json(row: Mapping[str, Any], zone: tzinfo) -> list[dict[str, Any]]:
+def attempts_json(row: Call, zone: tzinfo) -> list[dict[str, Any]]:
     """The card's recorded attempts for `card --json`."""
     return [
         {
-            "attempted_at": timefmt.iso_local(attempt["attempted_at"], zone),
-            "talk_seconds": attempt.get("talk_seconds"),
-            "direction": attempt.get("direction"),
-            "who": attempt.get("who"),
+            "attempted_at": timefmt.iso_local(attempt.attempted_at, zone),
+            "talk_seconds": attempt.talk_seconds,
+            "direction": attempt.direction,
+            "who": attempt.who,
             "text": attempt_text(attempt, zone),
         }
-        for attempt in row.get("callback_attempts") or ()
+        for attempt in row.callback_attempts or ()
     ]
 
 
-def where_lost_lines(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+def where_lost_lines(row: Call) -> list[tuple[str, str]]:
     """«Где потерян» and «Переадресован на», when detection knows them."""
     lines = []
-    label = LOST_AT_LABELS.get(row.get("lost_at") or "")
+    label = LOST_AT_LABELS.get(row.lost_at or "")
     if label:
         lines.append(("Где потерян", label))
-    if row.get("forwarded_to"):
-        lines.append(("Переадресован на", phones.display(row["forwarded_to"])))
+    if row.forwarded_to:
+        lines.append(("Переадресован на", phones.display(row.forwarded_to)))
     return lines
 
 
-def attempts_text(row: Mapping[str, Any], zone: tzinfo) -> str:
+def attempts_text(row: Call, zone: tzinfo) -> str:
     """'3, первая 27.11.2026 09:00' for a caller who tried several times; '1' otherwise."""
-    attempts = int(row.get("attempts") or 1)
-    if attempts == 1:
+    if row.attempts == 1:
         return "1"
-    return f"{attempts}, первая {timefmt.show_local(row.get('first_called_at'), zone)}"
+    return f"{row.attempts}, первая {timefmt.show_local(row.first_called_at, zone)}"

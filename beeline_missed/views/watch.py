@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console, Group
 from rich.text import Text
 
 from beeline_missed import timefmt
 from beeline_missed.rules.deadlines import Deadlines, row_style, sort_rows
-from beeline_missed.store import Register
+from beeline_missed.store import Call, Register
 from beeline_missed.views import calls as calls_view
 from beeline_missed.vocabulary import CallStatus
 
-Decorate = Callable[[Register, list[dict[str, Any]]], list[dict[str, Any]]]
+Decorate = Callable[[Register, list[Call]], list[Call]]
 
 
 class Watcher:
@@ -57,7 +56,7 @@ class Watcher:
         self.started_at = datetime.now(zone)
         # Calls with a higher id arrived after we started watching.
         self.baseline_id = register.calls.max_id()
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[Call] = []
         self.open_count = 0
         self.new_ids: set[int] = set()
         self.loads = 0
@@ -75,11 +74,10 @@ class Watcher:
         if self.decorate is not None:
             rows = self.decorate(self.register, rows)
         if self.deadlines is not None:
-            self.deadlines.annotate(rows, self.clock_ms())
-            rows = sort_rows(rows, self.sort)
+            rows = sort_rows(self.deadlines.annotate(rows, self.clock_ms()), self.sort)
         self.rows = rows
         self.open_count = self.register.calls.count(CallStatus.MISSED)
-        self.new_ids = {r["id"] for r in self.rows if r["id"] > self.baseline_id}
+        self.new_ids = {r.id for r in self.rows if r.id > self.baseline_id}
         self.loads += 1
         return True
 
@@ -92,8 +90,8 @@ class Watcher:
         """The view; the table is rebuilt only after a reload, the clock line every time."""
         now = now or datetime.now(self.zone)
         if self.deadlines is not None and self.rows:
-            self.deadlines.annotate(self.rows, int(now.timestamp() * 1000))
-            levels = tuple(row.get("deadline_level") for row in self.rows)
+            self.rows = self.deadlines.annotate(self.rows, int(now.timestamp() * 1000))
+            levels = tuple(row.deadline_level for row in self.rows)
             if levels != self._levels:
                 self._levels = levels
                 self._table = None  # a case passed a deadline: recolour
@@ -120,7 +118,7 @@ class Watcher:
             style=None if self.deadlines is None else self._style,
         )
 
-    def _style(self, row: Mapping[str, Any]) -> str | None:
+    def _style(self, row: Call) -> str | None:
         assert self.deadlines is not None
         return row_style(row, self.deadlines)
 

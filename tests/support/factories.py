@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from beeline_missed.store import Register
+from typing import Any
+
+from beeline_missed.store import Call, Register
+from beeline_missed.vocabulary import CallStatus, ClosedBy, LostAt, Source
 
 
 def add_call(
@@ -29,3 +32,36 @@ def add_call(
         )
     assert row is not None
     return row
+
+
+def call_row(**fields: Any) -> Call:
+    """A `Call` as the store returns it, for the pure rules' tests: an open call from a known
+    number with every column filled, `fields` over the defaults (strings become the
+    vocabulary's enums, a list of call ids a tuple). `first_called_at` defaults to `called_at`
+    and `call_ids` to the call's own id, as the store fills them."""
+    values: dict[str, Any] = {
+        "id": 1,
+        "session_key": f"s{fields.get('id', 1)}",
+        "phone": "+79161234567",
+        "phone_raw": "+79161234567",
+        "client_id": None,
+        "called_at": "2026-11-27T10:00:00Z",
+        "line": "",
+        "status": CallStatus.MISSED,
+        "result": "",
+        "user": None,
+        "handled_at": None,
+        "closed_by": None,
+        "source": Source.HOOK,
+        "outside_hours": False,
+        "created_at": "2026-11-27T10:00:00Z",
+        "version": 1,
+    }
+    values.update(fields)
+    values["status"] = CallStatus(values["status"])
+    values["source"] = Source(values["source"])
+    values["closed_by"] = ClosedBy(values["closed_by"]) if values["closed_by"] else None
+    values["lost_at"] = LostAt(values["lost_at"]) if values.get("lost_at") else None
+    values.setdefault("first_called_at", values["called_at"])
+    values["call_ids"] = tuple(values.get("call_ids") or (values["id"],))
+    return Call(**values)
