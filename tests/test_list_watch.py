@@ -98,6 +98,8 @@ def test_empty_list_says_so(register: Register) -> None:
     assert json.loads(runner.invoke(app, ["list", "--json"]).output) == []
 
 
+@pytest.mark.sqlite_only  # polls right after another connection commits: PostgreSQL's NOTIFY
+# arrives a moment later, on the next tick (tests/test_postgres.py waits for it)
 def test_watcher_reloads_only_when_the_register_changed(db_path: Path) -> None:
     writer = Register.open(db_path)
     before = add_call(writer, "before", called_at="2026-11-27T07:00:00Z")
