@@ -279,3 +279,16 @@ def test_a_handled_or_unannotated_row_has_no_style() -> None:
     judged = limits(15, 60)
     assert deadlines.row_style(call_row(id=1, deadline_level=None), judged) is None
     assert deadlines.row_style(call_row(id=1, deadline_level=1), judged) == "yellow"
+
+
+def test_a_case_handled_since_it_was_annotated_loses_its_wait_and_level() -> None:
+    now = ms(MONDAY)
+    waiting = call_row(
+        id=1, status=CallStatus.MISSED, called_at=timefmt.ms_to_stored(now - 7_200_000)
+    )
+    judged = limits(15, 60)
+    aged = judged.annotate_one(waiting, now)
+    assert (aged.waiting_s, aged.deadline_level) == (7200, 2)
+    # The panel keeps its rows between refreshes: the same row, now called back.
+    handled = judged.annotate_one(replace(aged, status=CallStatus.CALLED_BACK), now)
+    assert (handled.waiting_s, handled.deadline_level) == (None, None)
