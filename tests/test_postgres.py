@@ -496,6 +496,54 @@ def test_two_daemons_kill_9_one_mid_burst_every_acknowledged_event_once(
             daemon.stop()
 
 
+@pytest.mark.e2e
+def test_the_keeper_moves_to_the_surviving_daemon_and_the_subscription_stays_alive(
+    home: Path, pg_url: PostgresURL
+) -> None:
+    # Grants of 4 s renewed at half their life: a keeper that stopped would lose the
+    # subscription within seconds, so a live one long after the kill is the survivor's work.
+    sim = Simulator(max_expires=4)
+    sim.start()
+    env = {"BEELINE_MISSED_DB": pg_url.url}
+    daemons = []
+    try:
+        for name in ("a", "b"):
+            folder = home / name
+            folder.mkdir()
+            (folder / "config.toml").write_text("renew_fraction = 0.5\ncheck_interval = 1\n")
+            daemons.append(Daemon(folder, api_url=sim.base_url, token=sim.token, extra_env=env))
+        subscribed = daemons[0].cli("subscribe", "--pattern", "201", "--json")
+        assert subscribed.returncode == 0, subscribed.stderr
+        for daemon in daemons:
+            daemon.start()
+
+        def keeper() -> str | None:
+            roles = json.loads(daemons[0].cli("status", "--json").stdout).get("roles") or {}
+            return roles.get("keeper")
+
+        holder_name = wait_for(keeper, timeout=30)
+        holder = next(d for d in daemons if f"pid {d.proc.pid}" in holder_name)
+        survivor = next(d for d in daemons if d is not holder)
+        holder.kill()
+
+        def survivor_keeps() -> bool:
+            roles = json.loads(survivor.cli("status", "--json").stdout).get("roles") or {}
+            return f"pid {survivor.proc.pid}" in str(roles.get("keeper"))
+
+        assert wait_for(survivor_keeps, timeout=60)  # within a minute, as promised
+        live = lambda: {s.id for s in sim.live_subscriptions() if s.pattern == "201"}  # noqa: E731
+        seen: set[str] = set()
+        # Two more grants after the takeover: the survivor renews on its own.
+        after = set(live())
+        wait_for(lambda: seen.update(live()) or len(seen - after) >= 2, timeout=60)
+        assert live()
+    finally:
+        for daemon in daemons:
+            if daemon.proc is not None:
+                daemon.stop()
+        sim.stop()
+
+
 # -- the live list ---------------------------------------------------------------------------
 
 
