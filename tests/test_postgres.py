@@ -324,7 +324,7 @@ def fill_sqlite(home: Path) -> Path:
     add_call(register, "s3", phone=None, called_at="2026-11-27T12:00:00Z")
     call = register.calls.get(second)
     register.calls.save(
-        second, call["version"], status="called_back", result="Записался", user="petrov",
+        second, call.version, status="called_back", result="Записался", user="petrov",
         handled_at="2026-11-27T11:30:00Z",
     )  # fmt: skip
     register.claims.claim("+79161234567", lambda _now: ("anna", "2026-11-27T10:05:00Z"))
@@ -561,7 +561,7 @@ def test_watch_wakes_on_notify_from_another_connection_and_idles_without_asking(
 
         def new_call_shown() -> bool:
             watcher.poll()
-            return [r["phone"] for r in watcher.rows] == ["+79161230001"]
+            return [r.phone for r in watcher.rows] == ["+79161230001"]
 
         assert wait_for(new_call_shown, timeout=10)
         # Idle again: no notification, no re-read.
