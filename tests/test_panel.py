@@ -27,7 +27,7 @@ from tests.support import factories, panel_data
 from tests.support.panel_data import USER, add_call, make_app, seed
 
 SIZE = (110, 34)
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_engines]
 
 
 @pytest.fixture

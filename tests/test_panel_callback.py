@@ -20,7 +20,7 @@ from beeline_missed.store import Register
 from tests.support.panel_data import NOW, USER, make_app, seed
 
 SIZE = (110, 40)
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_engines]
 STAFF = """\
 [staff.anna]
 name = "Анна Смирнова"

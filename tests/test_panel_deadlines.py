@@ -16,7 +16,7 @@ from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.store import Register
 from tests.support import panel_data
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_engines]
 
 
 @pytest.fixture
