@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import logging
 import queue
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from beeline_missed.daemon.processing import now_ms
 from beeline_missed.daemon.register import DaemonRegister, RegisterWatch
+from beeline_missed.daemon.spool import POSITION_KEY, Spool, SpooledEvent, spool_path
 from beeline_missed.errors import UserError
 from beeline_missed.pbx import xsi
 
@@ -34,6 +36,20 @@ log = logging.getLogger("beeline_missed.daemon")
 MAX_HEADER_BYTES = 16 * 1024
 TOO_LARGE_HEADERS = PlainTextResponse("Request Header Fields Too Large", status_code=431)
 NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
+
+
+# How long the intake waits for the register's write lock before it keeps events in the
+# spool instead; and how often it then tries to move them into the inbox.
+HOOK_WAIT = 0.040
+SPOOL_RETRY = 0.1
+
+
+class RegisterBusy(Exception):
+    """Another process holds the register's write lock."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
@@ -77,6 +93,11 @@ class Intake:
         self.register = DaemonRegister.open(db_path)
         self.register.manual_checkpoints()  # the processor checkpoints, outside answers
         self.watch = RegisterWatch(db_path)
+        # On SQLite another process may hold the write lock for long (see spool.py): the
+        # intake waits at most HOOK_WAIT for it, then keeps the events in the spool.
+        self.spool = Spool(spool_path(db_path)) if isinstance(db_path, Path) else None
+        if self.spool is not None:
+            self.register.conn.execute(f"PRAGMA busy_timeout = {int(HOOK_WAIT * 1000)}")
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         # Posts being read or stored right now; only these count against the limit, so idle
@@ -89,11 +110,6 @@ class Intake:
         self.writer = threading.Thread(target=self._write_loop, name="intake", daemon=True)
         self.writer.start()
 
-    def store(self, body: bytes, **fields: Any) -> int:
-        """Commit one body now, from any thread (bypasses the batching)."""
-        with self.lock:
-            return self.register.inbox.add(body, now_ms(), **fields)
-
     async def store_async(self, body: bytes, **fields: Any) -> int:
         """Commit one body with whatever else is waiting; returns once it is durable."""
         loop = asyncio.get_running_loop()
@@ -103,7 +119,12 @@ class Intake:
 
     def _write_loop(self) -> None:
         while True:
-            first = self.pending.get()
+            try:
+                # While events wait in the spool, wake up now and then to move them.
+                first = self.pending.get(timeout=SPOOL_RETRY if self._spooled() else None)
+            except queue.Empty:
+                self._move_spooled()
+                continue
             if first is None:
                 return
             batch = [first]
@@ -117,16 +138,88 @@ class Intake:
                     break
                 batch.append(item)
             try:
-                with self.lock:
-                    ids = self.register.inbox.add_many(
-                        [(item.body, item.received_ms, item.fields) for item in batch]
-                    )
+                ids = self._write(batch)
             except Exception as exc:  # disk full, read-only file...: every waiter hears it
                 for item in batch:
                     _answer(item, None, exc)
                 continue
             for item, row_id in zip(batch, ids, strict=True):
                 _answer(item, row_id, None)
+
+    def _spooled(self) -> bool:
+        return self.spool is not None and self.spool.waiting
+
+    def _write(self, batch: list[_Pending]) -> list[int]:
+        """Make the batch durable: in the inbox, or in the spool when the register is held
+        by another process (ids 0: they get theirs when moved). Events already spooled go
+        into the inbox first, so the inbox keeps the order they arrived in."""
+        items = [(item.body, item.received_ms, item.fields) for item in batch]
+        spool = self.spool
+        if spool is None:
+            with self.lock:
+                return self.register.inbox.add_many(items)
+        if spool.waiting:
+            self._move_spooled()
+        if not spool.waiting:
+            try:
+                return self._add_now(items)
+            except RegisterBusy:
+                log.warning(
+                    "the register is held by another process: events are kept in %s "
+                    "until it is free",
+                    spool.path,
+                )
+        spool.append([SpooledEvent(*item) for item in items])
+        return [0] * len(items)
+
+    def _add_now(self, items: list[tuple[bytes, int, dict[str, Any]]]) -> list[int]:
+        """Commit to the inbox, or raise RegisterBusy after waiting about HOOK_WAIT."""
+        # The daemon's own threads queue on the in-process lock, and one of them may itself
+        # be waiting for the other process's lock: wait for them no longer either.
+        if not DaemonRegister.write_lock.acquire(timeout=HOOK_WAIT):
+            raise RegisterBusy
+        try:
+            with self.lock:
+                return self.register.inbox.add_many(items)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise RegisterBusy from exc
+            raise
+        finally:
+            DaemonRegister.write_lock.release()
+
+    def _move_spooled(self) -> None:
+        """Move spooled events into the inbox, a batch per transaction, while the register is
+        free; the spool position moves in the same transaction (no loss, no double)."""
+        spool = self.spool
+        if spool is None or not spool.waiting:
+            return
+        moved = 0
+        try:
+            while True:
+                offset = spool.start_offset(self.register.meta.get(POSITION_KEY))
+                events, after = spool.read(offset, self.MAX_BATCH)
+                if not events:
+                    spool.remove()
+                    break
+                if not DaemonRegister.write_lock.acquire(timeout=HOOK_WAIT):
+                    return
+                try:
+                    with self.lock, self.register.transaction():
+                        self.register.inbox.add_many(
+                            [(e.body, e.received_ms, e.fields) for e in events]
+                        )
+                        self.register.meta.set(POSITION_KEY, spool.position(after))
+                finally:
+                    DaemonRegister.write_lock.release()
+                moved += len(events)
+                self.wake.set()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                log.error("cannot move spooled events into the inbox: %s", exc)
+        finally:
+            if moved:
+                log.info("moved %d spooled events into the inbox", moved)
 
     def close(self) -> None:
         """Finish what is queued, then close the register."""

@@ -69,10 +69,10 @@ def client_names(home: Path) -> set[str]:
 
 
 def inbox_event_ids(db: Path) -> list[str]:
-    """The event ids the inbox kept, read on a read-only connection (after a crash: nothing
-    of the test may repair the file before it is read)."""
+    """The event ids the inbox kept, in its order, read on a read-only connection (after a
+    crash: nothing of the test may repair the file before it is read)."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        sql = "SELECT event_id FROM inbox WHERE event_id IS NOT NULL"
+        sql = "SELECT event_id FROM inbox WHERE event_id IS NOT NULL ORDER BY id"
         return [row[0] for row in conn.execute(sql)]
 
 

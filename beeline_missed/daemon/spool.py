@@ -1,0 +1,167 @@
+"""The hook's spool: events acknowledged while another process held the register.
+
+The hook answers 200 only once an event is durable. Normally that is its commit to the
+inbox. When another process holds the register's write lock for longer than the hook may
+wait (a big `clients import`, a migration, a backup), the intake appends the events to this
+file beside the register instead, syncs it to disk, answers, and moves them into the inbox
+as soon as the lock is free: the PBX never waits for someone else's transaction.
+
+The file is append-only: one header line naming the file, then per event a JSON line (its
+intake fields and the body's length) and the body. The register's meta row `spool_position`
+("<file id> <offset>") moves in the same transaction as the events it moved, so a crash at
+any point neither loses nor doubles an event; once everything is moved the file is deleted,
+and the next one gets a new id. Only a SQLite register has a spool: a database server has
+no write lock to wait for (and when it is away the hook answers 503).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAGIC = b"beeline-missed spool "
+POSITION_KEY = "spool_position"
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    body: bytes
+    received_ms: int
+    fields: dict[str, Any]
+
+
+def spool_path(register_path: Path) -> Path:
+    return register_path.with_name(register_path.name + "-spool")
+
+
+class Spool:
+    """The spool file of one register. Used from the intake's writer thread only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file_id: str | None = None
+        self.end = 0  # the offset after the last complete event
+        if path.exists():
+            self._recover()
+
+    @property
+    def waiting(self) -> bool:
+        """True while the file holds events (some may already be moved: see `read`)."""
+        return self.file_id is not None
+
+    def _recover(self) -> None:
+        """Open a spool left by an earlier run, without the tail of an event whose append
+        was cut short (it was never acknowledged)."""
+        data = self.path.read_bytes()
+        first = data.find(b"\n")
+        if not data.startswith(MAGIC) or first < 0:
+            # Not even the header was written: nothing in it was ever acknowledged.
+            self.path.unlink()
+            return
+        self.file_id = data[len(MAGIC) : first].decode("ascii")
+        offset = first + 1
+        while True:
+            record = _record_at(data, offset)
+            if record is None:
+                break
+            offset = record[1]
+        if offset < len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(offset)
+                os.fsync(f.fileno())
+        self.end = offset
+
+    def append(self, events: Sequence[SpooledEvent]) -> None:
+        """Write the events and sync them to disk: once this returns they may be acknowledged."""
+        new = self.file_id is None
+        if new:
+            self.file_id = uuid.uuid4().hex
+        chunks = [MAGIC + self.file_id.encode("ascii") + b"\n"] if new else []
+        for event in events:
+            head = {"ms": event.received_ms, "len": len(event.body), "fields": event.fields}
+            chunks.append(json.dumps(head, ensure_ascii=False).encode() + b"\n")
+            chunks.append(event.body + b"\n")
+        data = b"".join(chunks)
+        try:
+            with self.path.open("ab") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            if new:
+                self.file_id = None
+                self.path.unlink(missing_ok=True)
+            else:  # keep the file ending on a whole event
+                with self.path.open("r+b") as f:
+                    f.truncate(self.end)
+            raise
+        if new:
+            _sync_directory(self.path.parent)  # the new file's name must survive a crash too
+        self.end += len(data)
+
+    def start_offset(self, position: str | None) -> int:
+        """Where the events not yet moved begin, given the register's `spool_position`."""
+        if position:
+            file_id, _, offset = position.partition(" ")
+            if file_id == self.file_id and offset.isdigit():
+                return int(offset)
+        header = len(MAGIC) + len(self.file_id or "") + 1
+        return header
+
+    def read(self, offset: int, limit: int) -> tuple[list[SpooledEvent], int]:
+        """Up to `limit` events from `offset`, and the offset after them."""
+        if offset >= self.end:
+            return [], offset
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            data = f.read(self.end - offset)
+        events: list[SpooledEvent] = []
+        at = 0
+        while len(events) < limit:
+            record = _record_at(data, at)
+            if record is None:
+                break
+            events.append(record[0])
+            at = record[1]
+        return events, offset + at
+
+    def position(self, offset: int) -> str:
+        return f"{self.file_id} {offset}"
+
+    def remove(self) -> None:
+        """Delete the file once every event in it is in the inbox."""
+        self.path.unlink(missing_ok=True)
+        self.file_id = None
+        self.end = 0
+
+
+def _record_at(data: bytes, offset: int) -> tuple[SpooledEvent, int] | None:
+    """The event starting at `offset` and the offset after it; None at the end or at a torn
+    tail."""
+    newline = data.find(b"\n", offset)
+    if newline < 0:
+        return None
+    try:
+        head = json.loads(data[offset:newline])
+        length = int(head["len"])
+        received_ms = int(head["ms"])
+        fields = dict(head["fields"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    body_end = newline + 1 + length
+    if body_end + 1 > len(data) or data[body_end : body_end + 1] != b"\n":
+        return None
+    return SpooledEvent(data[newline + 1 : body_end], received_ms, fields), body_end + 1
+
+
+def _sync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

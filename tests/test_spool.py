@@ -1,0 +1,146 @@
+"""The hook's spool: while another process holds the register's write lock (a big clients
+import, an admin's shell), the daemon keeps acknowledging events, keeps them in a file beside
+the register, and moves them into the inbox once the lock is free, losing and doubling none,
+crash or not."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+
+from beeline_missed.daemon.hook import Intake
+from beeline_missed.daemon.spool import Spool, SpooledEvent, spool_path
+from beeline_missed.simulator import xsi_build
+from tests.support.daemon import Daemon, wait_for
+from tests.support.peek import inbox_event_ids, rows, write_lock_held_elsewhere
+
+GROUP = ["9001112201@ip.beeline.ru"]
+T0 = 1795766400000
+
+
+def missed_calls(calls: int, prefix: str = "+7916300") -> list[bytes]:
+    """Every event of `calls` unanswered calls, in the order the PBX sends them."""
+    return [
+        xsi_build.event_document(step, subscription_id="s")
+        for i in range(calls)
+        for step in xsi_build.incoming_call(GROUP, f"{prefix}{i:04d}", T0 + i * 60_000)
+    ]
+
+
+def event_id(body: bytes) -> str:
+    from beeline_missed.pbx import xsi
+
+    return xsi.parse_event(body).event_id
+
+
+def test_events_are_acknowledged_while_another_process_holds_the_register(home: Path) -> None:
+    daemon = Daemon(home).start()
+    db = home / "register.sqlite"
+    bodies = missed_calls(3)
+    try:
+        with write_lock_held_elsewhere(db):
+            # Without the spool each post would wait for the lock until it failed (503).
+            answers = [daemon.post(body) for body in bodies]
+            assert [a.status_code for a in answers] == [200] * len(bodies)
+            assert inbox_event_ids(db) == []  # nothing could be written to the register
+            assert spool_path(db).exists()
+        wait_for(lambda: len(inbox_event_ids(db)) == len(bodies))
+        # In the order they arrived, once each; then the spool is gone.
+        assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+        wait_for(lambda: not spool_path(db).exists())
+        wait_for(lambda: len(rows(home)) == 3)
+        assert sorted(r["phone"] for r in rows(home)) == [f"+7916300{i:04d}" for i in range(3)]
+        assert "events are kept in" in daemon.log() and "moved" in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_events_in_the_spool_survive_a_crash(home: Path) -> None:
+    daemon = Daemon(home).start()
+    db = home / "register.sqlite"
+    bodies = missed_calls(2, "+7916310")
+    with write_lock_held_elsewhere(db):
+        assert all(daemon.post(body).status_code == 200 for body in bodies)
+        daemon.kill()
+    assert inbox_event_ids(db) == []
+    restarted = Daemon(home).start()
+    try:
+        wait_for(lambda: len(inbox_event_ids(db)) == len(bodies))
+        assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+        wait_for(lambda: len(rows(home)) == 2)
+    finally:
+        assert restarted.stop() == 0
+
+
+def spooled(bodies: list[bytes]) -> list[SpooledEvent]:
+    return [SpooledEvent(body, T0, {"event_id": event_id(body)}) for body in bodies]
+
+
+def moved_by_a_new_intake(db: Path) -> None:
+    """Start an intake on the register (it moves what the spool holds) and wait for it."""
+    intake = Intake(db, 65536, threading.Event())
+    try:
+        wait_for(lambda: not spool_path(db).exists())
+    finally:
+        intake.close()
+
+
+def test_a_crash_after_moving_but_before_deleting_the_spool_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "register.sqlite"
+    Intake(db, 65536, threading.Event()).close()  # a migrated register
+    bodies = missed_calls(2, "+7916320")
+    Spool(spool_path(db)).append(spooled(bodies))
+    left_behind = tmp_path / "copy"
+    shutil.copy(spool_path(db), left_behind)
+    moved_by_a_new_intake(db)
+    assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+    # The file is back as a crash right after the commit would have left it.
+    shutil.copy(left_behind, spool_path(db))
+    moved_by_a_new_intake(db)
+    assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+
+
+def test_an_append_cut_short_by_a_crash_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+    db = tmp_path / "register.sqlite"
+    Intake(db, 65536, threading.Event()).close()
+    bodies = missed_calls(3, "+7916330")
+    Spool(spool_path(db)).append(spooled(bodies[:3]))
+    with spool_path(db).open("ab") as f:  # the crash came halfway through the next append
+        f.write(b'{"ms": 1, "len": 500, "fields": {}}\n<?xml version="1.0"')
+    spool = Spool(spool_path(db))
+    spool.append(spooled(bodies[3:]))  # acknowledged after the restart
+    moved_by_a_new_intake(db)
+    assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+
+
+def test_a_spool_whose_header_was_cut_short_is_discarded(tmp_path: Path) -> None:
+    db = tmp_path / "register.sqlite"
+    Intake(db, 65536, threading.Event()).close()
+    spool_path(db).write_bytes(b"beeline-missed sp")
+    assert not Spool(spool_path(db)).waiting
+    assert not spool_path(db).exists()
+
+
+def test_events_acknowledged_after_earlier_spooled_ones_follow_them(tmp_path: Path) -> None:
+    db = tmp_path / "register.sqlite"
+    Intake(db, 65536, threading.Event()).close()
+    bodies = missed_calls(8, "+7916340")
+    Spool(spool_path(db)).append(spooled(bodies[:8]))  # left by the previous run
+
+    async def post(intake: Intake, later: list[bytes]) -> list[int]:
+        return [await intake.store_async(body, event_id=event_id(body)) for body in later]
+
+    with write_lock_held_elsewhere(db):
+        intake = Intake(db, 65536, threading.Event())
+        # Acknowledged (no inbox id yet) while the earlier ones still wait.
+        assert asyncio.run(post(intake, bodies[8:])) == [0] * 8
+    try:
+        wait_for(lambda: len(inbox_event_ids(db)) == len(bodies))
+        wait_for(lambda: not spool_path(db).exists())
+    finally:
+        intake.close()
+    assert inbox_event_ids(db) == [event_id(body) for body in bodies]
