@@ -405,6 +405,22 @@ def test_migrate_register_says_what_to_change_without_the_password(
     assert "Hush1" not in done.stdout + done.stderr
 
 
+def test_migrate_register_refuses_while_the_daemons_spool_holds_events(
+    home: Path, pg_cluster: Cluster
+) -> None:
+    from beeline_missed.daemon.spool import Spool, SpooledEvent, spool_path
+
+    source = fill_sqlite(home)
+    Spool(spool_path(source)).append([SpooledEvent(b"<x/>", 1, {})])
+    target = pg_cluster.fresh(empty=True)
+    refused = run_cli(home, {}, "migrate-register", "--to", target.url)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "register.sqlite-spool holds events" in refused.stderr
+    pg = Register.open(target)
+    assert pg.calls.count() == 0
+    pg.close()
+
+
 # -- two daemons, one register ---------------------------------------------------------------
 
 

@@ -21,15 +21,15 @@ from beeline_missed.store.base import Part
 
 # Clients written per transaction on import, at first: the size then adapts so that each
 # transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
-# without it. Another writer (the daemon's hook) waits in SQLite's busy handler, which
-# retries after 1, 2, 5, 10, 15, 20, then 25 ms: having waited at most IMPORT_LOCK, its
-# next retry comes within 15 ms of the release, and a pause longer than 25 ms lets it in
-# even after an overlong batch. So the hook waits for the import about IMPORT_LOCK + 15 ms.
+# without it. The daemon's hook does not wait for it: after 40 ms it keeps events in its
+# spool (daemon/spool.py). Other writers (the daemon's processor, a card saved meanwhile)
+# wait in SQLite's busy handler, which retries every 25 ms at most: a pause longer than that
+# lets them in between two transactions, so they wait about IMPORT_LOCK.
 IMPORT_BATCH = 200
 IMPORT_MIN_BATCH = 50
-IMPORT_MAX_BATCH = 20_000
-IMPORT_LOCK = 0.020
-IMPORT_PAUSE = 0.026
+IMPORT_MAX_BATCH = 50_000
+IMPORT_LOCK = 0.250
+IMPORT_PAUSE = 0.030
 STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
 IMPORT_TABLES = (
@@ -67,8 +67,8 @@ class Clients(Part):
         tables (memory stays flat whatever the size; a file that fails to read writes
         nothing), matched there; then only the new and changed ones are written, in name
         order, in short transactions (the first of `batch_size` clients, then sized to hold
-        the lock ~IMPORT_LOCK seconds), each followed by IMPORT_PAUSE, so that the daemon
-        never waits long for the register; an interrupted import is completed by importing
+        the lock ~IMPORT_LOCK seconds), each followed by IMPORT_PAUSE, so that other writers
+        never wait long for the register; an interrupted import is completed by importing
         again.
 
         Returns the counts added, updated, unchanged, calls_relinked; `shared_count`, the
@@ -119,11 +119,11 @@ class Clients(Part):
                 paused = time.perf_counter()
                 low = high + 1
                 # Keep each transaction near IMPORT_LOCK seconds, whatever the machine.
-                took = paused - started
-                if took > IMPORT_LOCK:
-                    size = max(IMPORT_MIN_BATCH, int(size * IMPORT_LOCK / took))
-                elif took < IMPORT_LOCK * 0.7:
-                    size = min(IMPORT_MAX_BATCH, size * 5 // 4)
+                fitting = int(size * IMPORT_LOCK / max(paused - started, 0.001))
+                if fitting < size:
+                    size = max(min(size, IMPORT_MIN_BATCH), fitting)
+                else:  # at most twice as many: the first batches run on a cold cache
+                    size = min(IMPORT_MAX_BATCH, size * 2, fitting)
             counts: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0}
             for state, n in conn.execute(
                 "SELECT coalesce(state, 'added'), count(*) FROM temp.imp_client GROUP BY 1"

@@ -70,6 +70,15 @@ def copy(source: Path, target: PostgresURL) -> Copied:
         from beeline_missed.store import missing
 
         raise missing(Path(source))
+    from beeline_missed.daemon.spool import spool_path
+
+    spool = spool_path(Path(source))
+    if spool.exists() and spool.stat().st_size:
+        raise UserError(
+            f"{spool} holds events the daemon acknowledged while the register was busy and has "
+            "not moved into it yet; start the daemon on this register once (it moves them), "
+            "stop it, and migrate again."
+        )
     lite = Register.open(source)  # at head: the same schema as the target's
     pg = Register.open(target)
     done = Copied(str(source), str(target))
@@ -154,4 +163,3 @@ def run(source: Path, to: str) -> Copied:
     if not is_url(to):
         raise UserError(f"--to must be a postgresql:// URL, not {to!r}.")
     return copy(source, PostgresURL(to))
-
