@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,12 @@ TOO_LARGE_HEADERS = PlainTextResponse("Request Header Fields Too Large", status_
 NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
 
 
-# How long the intake waits for the register's write lock before it keeps events in the
-# spool instead; and how often it then tries to move them into the inbox.
+# How long the intake waits for the register's write lock (first the daemon's own threads',
+# then SQLite's, each half) before it keeps events in the spool instead; and how often the
+# spool's mover tries again after finding the register busy.
 HOOK_WAIT = 0.040
-SPOOL_RETRY = 0.1
+SPOOL_RETRY = 0.2
+SAY_EVERY = 60.0
 
 
 class RegisterBusy(Exception):
@@ -76,7 +79,9 @@ class Intake:
 
     Group commit: handlers hand their bodies to one writer thread, which commits everything
     waiting in ONE transaction and then releases the waiting answers. One fsync acknowledges
-    a whole batch, and the event loop never blocks on the disk.
+    a whole batch, and the event loop never blocks on the disk. While another process holds
+    the register, the batch goes to the spool instead (spool.py), and the mover thread moves
+    it into the inbox once the register is free.
     """
 
     MAX_BATCH = 500
@@ -93,11 +98,6 @@ class Intake:
         self.register = DaemonRegister.open(db_path)
         self.register.manual_checkpoints()  # the processor checkpoints, outside answers
         self.watch = RegisterWatch(db_path)
-        # On SQLite another process may hold the write lock for long (see spool.py): the
-        # intake waits at most HOOK_WAIT for it, then keeps the events in the spool.
-        self.spool = Spool(spool_path(db_path)) if isinstance(db_path, Path) else None
-        if self.spool is not None:
-            self.register.conn.execute(f"PRAGMA busy_timeout = {int(HOOK_WAIT * 1000)}")
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         # Posts being read or stored right now; only these count against the limit, so idle
@@ -107,6 +107,22 @@ class Intake:
         self.wake = wake
         self.lock = threading.Lock()
         self.pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        # On SQLite another process may hold the write lock for long (see spool.py): the
+        # intake waits at most HOOK_WAIT for it, then keeps the events in the spool.
+        self.spool = Spool(spool_path(db_path)) if isinstance(db_path, Path) else None
+        self.spool_lock = threading.Lock()  # the file's end: appended here, read by the mover
+        self.move = threading.Event()
+        self.stopping = False
+        self.mover: threading.Thread | None = None
+        self.said: dict[str, float] = {}
+        if self.spool is not None:
+            self.register.conn.execute(f"PRAGMA busy_timeout = {int(HOOK_WAIT * 500)}")
+            self.mover = threading.Thread(
+                target=self._move_loop, args=(db_path,), name="spool", daemon=True
+            )
+            self.mover.start()
+            if self.spool.waiting:  # left by the previous run
+                self.move.set()
         self.writer = threading.Thread(target=self._write_loop, name="intake", daemon=True)
         self.writer.start()
 
@@ -119,12 +135,7 @@ class Intake:
 
     def _write_loop(self) -> None:
         while True:
-            try:
-                # While events wait in the spool, wake up now and then to move them.
-                first = self.pending.get(timeout=SPOOL_RETRY if self._spooled() else None)
-            except queue.Empty:
-                self._move_spooled()
-                continue
+            first = self.pending.get()
             if first is None:
                 return
             batch = [first]
@@ -146,37 +157,39 @@ class Intake:
             for item, row_id in zip(batch, ids, strict=True):
                 _answer(item, row_id, None)
 
-    def _spooled(self) -> bool:
-        return self.spool is not None and self.spool.waiting
-
     def _write(self, batch: list[_Pending]) -> list[int]:
         """Make the batch durable: in the inbox, or in the spool when the register is held
-        by another process (ids 0: they get theirs when moved). Events already spooled go
-        into the inbox first, so the inbox keeps the order they arrived in."""
+        by another process (ids 0: they get theirs when moved). While earlier events wait
+        in the spool, later ones join them there: the inbox keeps the order of arrival."""
         items = [(item.body, item.received_ms, item.fields) for item in batch]
         spool = self.spool
         if spool is None:
             with self.lock:
                 return self.register.inbox.add_many(items)
-        if spool.waiting:
-            self._move_spooled()
-        if not spool.waiting:
-            try:
-                return self._add_now(items)
-            except RegisterBusy:
-                log.warning(
-                    "the register is held by another process: events are kept in %s "
-                    "until it is free",
-                    spool.path,
-                )
-        spool.append([SpooledEvent(*item) for item in items])
+        with self.spool_lock:
+            if spool.waiting:
+                spool.append([SpooledEvent(*item) for item in items])
+                self.move.set()
+                return [0] * len(items)
+        try:
+            return self._add_now(items)
+        except RegisterBusy:
+            pass
+        self._say(
+            logging.WARNING,
+            "the register is held by another process: events are kept in %s until it is free",
+            spool.path,
+        )
+        with self.spool_lock:
+            spool.append([SpooledEvent(*item) for item in items])
+        self.move.set()
         return [0] * len(items)
 
     def _add_now(self, items: list[tuple[bytes, int, dict[str, Any]]]) -> list[int]:
         """Commit to the inbox, or raise RegisterBusy after waiting about HOOK_WAIT."""
         # The daemon's own threads queue on the in-process lock, and one of them may itself
         # be waiting for the other process's lock: wait for them no longer either.
-        if not DaemonRegister.write_lock.acquire(timeout=HOOK_WAIT):
+        if not DaemonRegister.write_lock.acquire(timeout=HOOK_WAIT / 2):
             raise RegisterBusy
         try:
             with self.lock:
@@ -188,43 +201,69 @@ class Intake:
         finally:
             DaemonRegister.write_lock.release()
 
-    def _move_spooled(self) -> None:
-        """Move spooled events into the inbox, a batch per transaction, while the register is
-        free; the spool position moves in the same transaction (no loss, no double)."""
+    def _move_loop(self, db_path: Path) -> None:
+        """The spool's mover (its own thread and connection, so the intake never waits for
+        it): moves spooled events into the inbox, a batch per transaction; the spool's
+        position moves in the same transaction, so a crash loses and doubles none."""
+        register = DaemonRegister.open(db_path)
+        register.manual_checkpoints()
         spool = self.spool
-        if spool is None or not spool.waiting:
-            return
-        moved = 0
+        assert spool is not None
+        moved = 0  # since the last time the log said so
         try:
-            while True:
-                offset = spool.start_offset(self.register.meta.get(POSITION_KEY))
-                events, after = spool.read(offset, self.MAX_BATCH)
-                if not events:
-                    spool.remove()
-                    break
-                if not DaemonRegister.write_lock.acquire(timeout=HOOK_WAIT):
-                    return
-                try:
-                    with self.lock, self.register.transaction():
-                        self.register.inbox.add_many(
-                            [(e.body, e.received_ms, e.fields) for e in events]
-                        )
-                        self.register.meta.set(POSITION_KEY, spool.position(after))
-                finally:
-                    DaemonRegister.write_lock.release()
-                moved += len(events)
-                self.wake.set()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                log.error("cannot move spooled events into the inbox: %s", exc)
+            while not self.stopping:
+                self.move.wait()
+                self.move.clear()
+                while not self.stopping and spool.waiting:
+                    try:
+                        offset = spool.start_offset(register.meta.get(POSITION_KEY))
+                        with self.spool_lock:
+                            end = spool.end
+                        events, after = spool.read(offset, end, self.MAX_BATCH)
+                        if not events:
+                            with self.spool_lock:
+                                if spool.end == end:  # nothing appended meanwhile
+                                    spool.remove()
+                            continue
+                        with register.transaction():
+                            register.inbox.add_many(
+                                [(e.body, e.received_ms, e.fields) for e in events]
+                            )
+                            register.meta.set(POSITION_KEY, spool.position(after))
+                        moved += len(events)
+                        self.wake.set()  # the processor
+                    except Exception as exc:  # busy again, or the disk: try again later
+                        busy = isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)
+                        if not busy:
+                            self._say(
+                                logging.ERROR, "cannot move spooled events into the inbox: %s", exc
+                            )
+                        time.sleep(SPOOL_RETRY)
+                if moved and self._say(
+                    logging.INFO, "moved %d spooled events into the inbox", moved
+                ):
+                    moved = 0
         finally:
-            if moved:
-                log.info("moved %d spooled events into the inbox", moved)
+            register.close()
+
+    def _say(self, level: int, message: str, *args: object) -> bool:
+        """Log a spool message, the same one at most once a minute (a big import makes the
+        register busy again and again)."""
+        now = time.monotonic()
+        if now - self.said.get(message, -SAY_EVERY) < SAY_EVERY:
+            return False
+        self.said[message] = now
+        log.log(level, message, *args)
+        return True
 
     def close(self) -> None:
         """Finish what is queued, then close the register."""
         self.pending.put(None)
         self.writer.join(timeout=30)
+        if self.mover is not None:  # what it has not moved, the next start will
+            self.stopping = True
+            self.move.set()
+            self.mover.join(timeout=30)
         self.register.close()
 
     async def read_body(self, request: Request) -> bytes | None:

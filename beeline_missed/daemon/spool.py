@@ -40,7 +40,8 @@ def spool_path(register_path: Path) -> Path:
 
 
 class Spool:
-    """The spool file of one register. Used from the intake's writer thread only."""
+    """The spool file of one register. The intake appends; its mover reads and removes; the
+    intake's `spool_lock` keeps them apart."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -113,13 +114,14 @@ class Spool:
         header = len(MAGIC) + len(self.file_id or "") + 1
         return header
 
-    def read(self, offset: int, limit: int) -> tuple[list[SpooledEvent], int]:
-        """Up to `limit` events from `offset`, and the offset after them."""
-        if offset >= self.end:
+    def read(self, offset: int, end: int, limit: int) -> tuple[list[SpooledEvent], int]:
+        """Up to `limit` events between `offset` and `end` (the file's end when the caller
+        last looked: appends may go on meanwhile), and the offset after them."""
+        if offset >= end:
             return [], offset
         with self.path.open("rb") as f:
             f.seek(offset)
-            data = f.read(self.end - offset)
+            data = f.read(end - offset)
         events: list[SpooledEvent] = []
         at = 0
         while len(events) < limit:
