@@ -42,7 +42,7 @@ NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
 # How long the intake waits for the register's write lock (first the daemon's own threads',
 # then SQLite's, each half) before it keeps events in the spool instead; and how often the
 # spool's mover tries again after finding the register busy.
-HOOK_WAIT = 0.040
+HOOK_WAIT = 0.020
 SPOOL_RETRY = 0.2
 SAY_EVERY = 60.0
 

@@ -21,7 +21,7 @@ from beeline_missed.store.base import Part
 
 # Clients written per transaction on import, at first: the size then adapts so that each
 # transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
-# without it. The daemon's hook does not wait for it: after 40 ms it keeps events in its
+# without it. The daemon's hook does not wait for it: after 20 ms it keeps events in its
 # spool (daemon/spool.py). Other writers (the daemon's processor, a card saved meanwhile)
 # wait in SQLite's busy handler, which retries every 25 ms at most: a pause longer than that
 # lets them in between two transactions, so they wait about IMPORT_LOCK.
@@ -78,10 +78,10 @@ class Clients(Part):
         now = timefmt.to_stored(timefmt.now_utc())
         conn = self.conn
         synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
-        # The directory is rebuilt by importing again, so its commits need not wait for the
-        # disk (the daemon's own connections keep synchronous=FULL): WAL keeps each batch
-        # atomic, and a power cut can only lose the last batches.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # Each batch waits for the disk itself. Without that (synchronous=NORMAL) the
+        # daemon's next durable commit would flush the batch's megabytes for it and keep
+        # the PBX waiting.
+        conn.execute("PRAGMA synchronous = FULL")
         # Memory stays bounded whatever the file's size. SQLite's sorts take as much memory
         # as the main cache is given, so while staging (sorts, temporary tables) the main
         # cache is small; while writing, the directory's indexes get the room.
