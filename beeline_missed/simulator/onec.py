@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
 from urllib.parse import unquote
@@ -32,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from beeline_missed.simulator.faults import Fault, FaultyStandIn
 from beeline_missed.simulator.loopback import LoopbackServer
 
 PUBLICATION = "/alfa/odata/standard.odata"
@@ -220,14 +219,6 @@ class SyntheticClients(Sequence[dict[str, Any]]):
         )
 
 
-@dataclass
-class OnecFault:
-    mode: str  # '401' | 'login_page' | 'error' | 'slow'
-    remaining: int | None = None
-    seconds: float = 5.0
-    methods: tuple[str, ...] | None = None
-
-
 # -- $filter, as far as integrations use it -----------------------------------------------
 
 _LITERAL = r"(guid'[^']*'|datetime'[^']*'|'(?:[^']|'')*'|true|false|-?\d+(?:\.\d+)?)"
@@ -292,7 +283,7 @@ def parse_filter(text: str, fields: set[str]) -> tuple[Callable[[dict[str, Any]]
     return (lambda record: all(test(record) for test in tests)), used
 
 
-class OnecSimulator:
+class OnecSimulator(FaultyStandIn):
     """A 1C base's standard OData interface on 127.0.0.1.
 
     `start()` serves it in a background thread and returns the OData base URL (use it as
@@ -300,6 +291,8 @@ class OnecSimulator:
     its records; a set not in `sets` is not published (its requests get an error, and
     `$metadata` does not list it). `required` names the fields a POST of a document must fill.
     """
+
+    MODES = ("401", "login_page", "error", "slow")  # fail()'s modes besides 'down'
 
     def __init__(
         self,
@@ -317,13 +310,10 @@ class OnecSimulator:
         self.http = LoopbackServer(None, host, port, name="the 1C OData stand-in")
         self.sets: dict[str, Any] = {name: [] for name in SCHEMA} if sets is None else dict(sets)
         self.required = required or {BOOKINGS: ("Заказчик_Key",)}
-        self.fault: OnecFault | None = None
+        self._init_faults()
         self.requests: list[tuple[str, str, str]] = []  # (method, raw path, query), for tests
         self.created: list[dict[str, Any]] = []  # documents POSTed, in order
         self._numbers: dict[str, int] = {}
-        self._lock = threading.RLock()
-        self._restart: threading.Timer | None = None
-        self._stopping = threading.Event()
         self.app = Starlette(
             routes=[Route(PUBLICATION + "/{rest:path}", self._handle, methods=["GET", "POST"])]
         )
@@ -343,18 +333,8 @@ class OnecSimulator:
         self._serve()
         return self.base_url
 
-    def _serve(self) -> None:
-        self.http.app = self.app
-        self.http.serve()
-
-    def _shutdown(self) -> None:
-        self.http.shutdown()
-
     def stop(self) -> None:
-        self._stopping.set()
-        if self._restart is not None:
-            self._restart.cancel()
-        self._shutdown()
+        self._stop_serving()
 
     def __enter__(self) -> OnecSimulator:
         self.start()
@@ -378,35 +358,7 @@ class OnecSimulator:
         'slow' (answer after `seconds`) for the next `count` requests (all when None), only
         those of `methods` when given; or 'down' (stop listening for `seconds`; 0: until
         recover())."""
-        if mode not in ("401", "login_page", "error", "slow", "down"):
-            raise ValueError(f"unknown fault mode {mode!r}")
-        if mode == "down":
-            self._shutdown()
-            if seconds > 0:
-                self._restart = threading.Timer(seconds, self.recover)
-                self._restart.daemon = True
-                self._restart.start()
-            return
-        chosen = tuple(m.upper() for m in methods) if methods else None
-        with self._lock:
-            self.fault = OnecFault(mode, count, seconds, chosen)
-
-    def recover(self) -> None:
-        with self._lock:
-            self.fault = None
-        if not self.http.running and not self._stopping.is_set():
-            self._serve()
-
-    def _take_fault(self, method: str) -> OnecFault | None:
-        with self._lock:
-            fault = self.fault
-            if fault is None or (fault.methods and method not in fault.methods):
-                return None
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self.fault = None
-            return fault
+        self._inject(mode, count=count, seconds=seconds, methods=methods)
 
     # -- data -----------------------------------------------------------------------------
 
@@ -485,7 +437,7 @@ class OnecSimulator:
             return answer
         return await self._answer(request, raw_path, fault)
 
-    async def _answer(self, request: Request, raw_path: str, fault: OnecFault | None) -> Response:
+    async def _answer(self, request: Request, raw_path: str, fault: Fault | None) -> Response:
         if fault is not None:
             if fault.mode == "401":
                 return Response("Unauthorized", status_code=401)

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from beeline_missed.simulator import shop, xsi_build
+from beeline_missed.simulator.faults import FaultyStandIn
 from beeline_missed.simulator.loopback import LoopbackServer
 from beeline_missed.simulator.xsi_build import Step
 
@@ -65,15 +66,6 @@ class SimSubscription:
 
 
 @dataclass
-class Fault:
-    mode: str  # '5xx' | '401' | 'slow' | 'down'
-    remaining: int | None = None  # requests still to fail; None: until cleared
-    status: int = 503
-    seconds: float = 5.0
-    methods: tuple[str, ...] | None = None  # only these HTTP methods; None: all
-
-
-@dataclass
 class Delivery:
     subscription_id: str
     url: str
@@ -82,12 +74,14 @@ class Delivery:
     at: float = field(default_factory=time.time)
 
 
-class Simulator:
+class Simulator(FaultyStandIn):
     """A Beeline portal API and event source on 127.0.0.1.
 
     `start()` serves it in a background thread and returns the API base URL (use it as
     BEELINE_API_URL); `stop()` shuts it down. All state is kept in memory.
     """
+
+    MODES = ("5xx", "401", "slow")  # fail()'s modes besides 'down'
 
     def __init__(
         self,
@@ -112,7 +106,8 @@ class Simulator:
         self.calls: list[dict[str, Any]] = []  # the call statistics
         self.deliveries: list[Delivery] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of API calls, for tests
-        self.fault: Fault | None = None
+        # self.fault, and self._lock: it guards the state and is never held during outbound POSTs.
+        self._init_faults()
         # Click-to-call: every request taken ({"abonent", "pattern", "phoneNumber"}), and how
         # the calls it places go: the client answers (or not) and talks this long; the events
         # are posted `click_pace` seconds apart, after the request was answered.
@@ -121,14 +116,11 @@ class Simulator:
         self.click_talk_ms = 60_000
         self.click_pace = 0.05
         self._offset = 0.0  # advance() moves the simulator's clock forward
-        self._lock = threading.RLock()  # guards the state; never held during outbound POSTs
         # Keeps deliveries in order; re-entrant because finding the matching subscriptions may
         # expire some, which posts their termination from inside a delivery.
         self._deliver_lock = threading.RLock()
         self._http = httpx.Client(timeout=deliver_timeout)
         self._reaper: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._restart_timer: threading.Timer | None = None
         self.app = self._build_app()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -154,18 +146,8 @@ class Simulator:
             self._reaper.start()
         return self.base_url
 
-    def _serve(self) -> None:
-        self.http.app = self.app
-        self.http.serve()
-
-    def _shutdown_server(self) -> None:
-        self.http.shutdown()
-
     def stop(self) -> None:
-        self._stopping.set()
-        if self._restart_timer is not None:
-            self._restart_timer.cancel()
-        self._shutdown_server()
+        self._stop_serving()
         if self._reaper is not None:
             self._reaper.join(timeout=5)
             self._reaper = None
@@ -201,36 +183,7 @@ class Simulator:
         """Make the API misbehave: '5xx' (answer `status`), '401' (reject the token), 'slow'
         (answer after `seconds`) for the next `count` requests (all when None), only those of
         `methods` when given; or 'down' (stop listening for `seconds`; 0: until recover())."""
-        if mode not in ("5xx", "401", "slow", "down"):
-            raise ValueError(f"unknown fault mode {mode!r}")
-        if mode == "down":
-            self._shutdown_server()
-            if seconds > 0:
-                self._restart_timer = threading.Timer(seconds, self.recover)
-                self._restart_timer.daemon = True
-                self._restart_timer.start()
-            return
-        with self._lock:
-            chosen = tuple(m.upper() for m in methods) if methods else None
-            self.fault = Fault(mode, count, status, seconds, chosen)
-
-    def recover(self) -> None:
-        """Clear any fault; serve again when down."""
-        with self._lock:
-            self.fault = None
-        if not self.http.running and not self._stopping.is_set():
-            self._serve()
-
-    def _take_fault(self, method: str) -> Fault | None:
-        with self._lock:
-            fault = self.fault
-            if fault is None or (fault.methods and method not in fault.methods):
-                return None
-            if fault.remaining is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self.fault = None
-            return fault
+        self._inject(mode, count=count, status=status, seconds=seconds, methods=methods)
 
     # -- abonents and subscriptions -------------------------------------------------------
 
