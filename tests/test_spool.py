@@ -10,6 +10,8 @@ import shutil
 import threading
 from pathlib import Path
 
+import pytest
+
 from beeline_missed.daemon.hook import Intake
 from beeline_missed.daemon.spool import Spool, SpooledEvent, spool_path
 from beeline_missed.simulator import xsi_build
@@ -35,6 +37,7 @@ def event_id(body: bytes) -> str:
     return xsi.parse_event(body).event_id
 
 
+@pytest.mark.e2e
 def test_events_are_acknowledged_while_another_process_holds_the_register(home: Path) -> None:
     daemon = Daemon(home).start()
     db = home / "register.sqlite"
@@ -57,6 +60,7 @@ def test_events_are_acknowledged_while_another_process_holds_the_register(home: 
         assert daemon.stop() == 0
 
 
+@pytest.mark.e2e
 def test_events_in_the_spool_survive_a_crash(home: Path) -> None:
     daemon = Daemon(home).start()
     db = home / "register.sqlite"
@@ -144,3 +148,23 @@ def test_events_acknowledged_after_earlier_spooled_ones_follow_them(tmp_path: Pa
     finally:
         intake.close()
     assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+
+
+def test_a_big_spool_is_read_a_chunk_at_a_time_and_nothing_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from beeline_missed.daemon import spool as spool_module
+
+    bodies = missed_calls(5, "+7916350")
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(bodies))
+    # A chunk smaller than one event: each read must still return whole events, in order.
+    monkeypatch.setattr(spool_module, "READ_CHUNK", 64)
+    offset, seen = spool.start_offset(None), []
+    while True:
+        events, offset = spool.read(offset, spool.end, 3)
+        if not events:
+            break
+        assert len(events) <= 3
+        seen += [e.body for e in events]
+    assert seen == bodies and offset == spool.end

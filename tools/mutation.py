@@ -43,6 +43,7 @@ MODULES: dict[str, list[str]] = {
     "staff": ["tests/test_staff.py"],
     "deadlines": ["tests/test_deadlines.py", "tests/test_timezones.py"],
     "escalation": ["tests/test_escalation.py", "tests/test_timezones.py"],
+    "spool": ["tests/test_spool.py"],
 }
 
 
@@ -60,6 +61,7 @@ FILES: dict[str, list[str]] = {
     "staff": ["beeline_missed/directory/staff.py"],
     "deadlines": ["beeline_missed/rules/deadlines.py"],
     "escalation": ["beeline_missed/rules/escalation.py"],
+    "spool": ["beeline_missed/daemon/spool.py"],
 }
 
 

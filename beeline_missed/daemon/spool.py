@@ -26,6 +26,7 @@ from typing import Any
 
 MAGIC = b"beeline-missed spool "
 POSITION_KEY = "spool_position"
+READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -117,19 +118,23 @@ class Spool:
     def read(self, offset: int, end: int, limit: int) -> tuple[list[SpooledEvent], int]:
         """Up to `limit` events between `offset` and `end` (the file's end when the caller
         last looked: appends may go on meanwhile), and the offset after them."""
-        if offset >= end:
-            return [], offset
-        with self.path.open("rb") as f:
-            f.seek(offset)
-            data = f.read(end - offset)
         events: list[SpooledEvent] = []
         at = 0
-        while len(events) < limit:
-            record = _record_at(data, at)
-            if record is None:
-                break
-            events.append(record[0])
-            at = record[1]
+        # A long wait can leave a big spool: read a chunk at a time, not all of it each batch.
+        chunk = READ_CHUNK
+        with self.path.open("rb") as f:
+            while offset < end and not events:
+                f.seek(offset)
+                data = f.read(min(chunk, end - offset))
+                while len(events) < limit:
+                    record = _record_at(data, at)
+                    if record is None:
+                        break
+                    events.append(record[0])
+                    at = record[1]
+                if len(data) == end - offset:
+                    break
+                chunk *= 2  # one event larger than the chunk
         return events, offset + at
 
     def position(self, offset: int) -> str:
