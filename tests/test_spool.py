@@ -6,6 +6,7 @@ crash or not."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from beeline_missed.daemon.hook import Intake
-from beeline_missed.daemon.spool import Spool, SpooledEvent, spool_path
+from beeline_missed.daemon.spool import Spool, SpooledEvent, count_waiting, spool_path
 from beeline_missed.simulator import xsi_build
 from tests.support.daemon import Daemon, wait_for
 from tests.support.peek import inbox_event_ids, rows, write_lock_held_elsewhere
@@ -49,6 +50,11 @@ def test_events_are_acknowledged_while_another_process_holds_the_register(home: 
             assert [a.status_code for a in answers] == [200] * len(bodies)
             assert inbox_event_ids(db) == []  # nothing could be written to the register
             assert spool_path(db).exists()
+            # `status` tells the admin.
+            status = daemon.cli("status", "--json")
+            assert json.loads(status.stdout)["spooled_events"] == len(bodies), status.stderr
+            said = daemon.cli("status").stdout
+            assert f"{len(bodies)} events acknowledged while another process held" in said
         wait_for(lambda: len(inbox_event_ids(db)) == len(bodies))
         # In the order they arrived, once each; then the spool is gone.
         assert inbox_event_ids(db) == [event_id(body) for body in bodies]
@@ -56,6 +62,7 @@ def test_events_are_acknowledged_while_another_process_holds_the_register(home: 
         wait_for(lambda: len(rows(home)) == 3)
         assert sorted(r["phone"] for r in rows(home)) == [f"+7916300{i:04d}" for i in range(3)]
         assert "events are kept in" in daemon.log() and "moved" in daemon.log()
+        assert json.loads(daemon.cli("status", "--json").stdout)["spooled_events"] == 0
     finally:
         assert daemon.stop() == 0
 
@@ -168,3 +175,16 @@ def test_a_big_spool_is_read_a_chunk_at_a_time_and_nothing_is_skipped(
         assert len(events) <= 3
         seen += [e.body for e in events]
     assert seen == bodies and offset == spool.end
+
+
+def test_status_counts_only_the_events_not_yet_moved(tmp_path: Path) -> None:
+    bodies = missed_calls(2, "+7916360")
+    spool = Spool(tmp_path / "r-spool")
+    assert count_waiting(spool.path, None) == 0  # no spool at all
+    spool.append(spooled(bodies))
+    assert count_waiting(spool.path, None) == 4
+    _, after_one = spool.read(spool.start_offset(None), spool.end, 1)
+    assert count_waiting(spool.path, spool.position(after_one)) == 3
+    # The position of an earlier spool file says nothing about this one.
+    assert count_waiting(spool.path, f"0123abcd {after_one}") == 4
+    assert count_waiting(spool.path, spool.position(spool.end)) == 0

@@ -490,11 +490,23 @@ def subscribe_command(
         say(f"The PBX granted {shown} of the {asked} s asked; the daemon renews them in time.")
 
 
+def _spooled_events(ctx: typer.Context, register: Any) -> tuple[Path | None, int]:
+    """The hook's spool beside a SQLite register, and how many events in it wait."""
+    from beeline_missed.daemon.spool import POSITION_KEY, count_waiting, spool_path
+
+    db = state(ctx).settings().db
+    if register.engine != "sqlite":
+        return None, 0
+    spool = spool_path(Path(db))
+    return spool, count_waiting(spool, register.meta.get(POSITION_KEY))
+
+
 @app.command("status")
 def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Every subscription we hold, checked live at the PBX: active, expired or gone.
 
-    Also shows when the daemon last received an event.
+    Also shows when the daemon last received an event, and the events its hook keeps in
+    the spool while another process holds the register.
     """
     from beeline_missed import timefmt
     from beeline_missed.pbx import subscriptions
@@ -518,10 +530,12 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     from beeline_missed.store import leases
 
     roles = leases.holders(register)  # several daemons on PostgreSQL: who does what
+    spool, spooled = _spooled_events(ctx, register)
     if json_:
         print_json(
             {
                 **({"roles": roles} if roles else {}),
+                "spooled_events": spooled,
                 "subscriptions": [subscription_json(row, zone) for row in rows],
                 "last_event_at": timefmt.iso_local(last_event, zone),
                 "upkeep_error": upkeep_error,
@@ -561,6 +575,11 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         say(f"Last event received: {timefmt.show_local(last_event, zone)}.")
     else:
         say("No event received yet.")
+    if spooled:
+        say(
+            f"{spooled} events acknowledged while another process held the register wait in "
+            f"{spool} for the daemon to move them into it."
+        )
     if upkeep_error:
         say(f"The daemon could not keep the subscriptions alive: {upkeep_error}")
     say(reconcile_line(last_reconcile, zone))

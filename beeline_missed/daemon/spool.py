@@ -147,6 +147,27 @@ class Spool:
         self.end = 0
 
 
+def count_waiting(path: Path, position: str | None) -> int:
+    """Events in the spool at `path` not yet moved into the register whose `spool_position`
+    is `position`. Read only (`status` asks it beside a running daemon)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    first = data.find(b"\n")
+    if not data.startswith(MAGIC) or first < 0:
+        return 0
+    offset = first + 1
+    file_id, _, moved = (position or "").partition(" ")
+    if file_id == data[len(MAGIC) : first].decode("ascii", "replace") and moved.isdigit():
+        offset = int(moved)
+    waiting = 0
+    while (record := _record_at(data, offset)) is not None:
+        waiting += 1
+        offset = record[1]
+    return waiting
+
+
 def _record_at(data: bytes, offset: int) -> tuple[SpooledEvent, int] | None:
     """The event starting at `offset` and the offset after it; None at the end or at a torn
     tail."""
