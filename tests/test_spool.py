@@ -188,3 +188,19 @@ def test_status_counts_only_the_events_not_yet_moved(tmp_path: Path) -> None:
     # The position of an earlier spool file says nothing about this one.
     assert count_waiting(spool.path, f"0123abcd {after_one}") == 4
     assert count_waiting(spool.path, spool.position(spool.end)) == 0
+
+
+def test_the_spool_is_as_private_as_the_register(tmp_path: Path) -> None:
+    db = tmp_path / "register.sqlite"
+    Intake(db, 65536, threading.Event()).close()
+    db.chmod(0o640)
+    bodies = missed_calls(1, "+7916370")
+
+    async def post(intake: Intake) -> list[int]:
+        return [await intake.store_async(body, event_id=event_id(body)) for body in bodies]
+
+    with write_lock_held_elsewhere(db):
+        intake = Intake(db, 65536, threading.Event())
+        asyncio.run(post(intake))
+        assert spool_path(db).stat().st_mode & 0o777 == 0o640
+    intake.close()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -109,7 +110,11 @@ class Intake:
         self.pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         # On SQLite another process may hold the write lock for long (see spool.py): the
         # intake waits at most HOOK_WAIT for it, then keeps the events in the spool.
-        self.spool = Spool(spool_path(db_path)) if isinstance(db_path, Path) else None
+        self.spool = (
+            Spool(spool_path(db_path), os.stat(db_path).st_mode & 0o666)
+            if isinstance(db_path, Path)
+            else None
+        )
         self.spool_lock = threading.Lock()  # the file's end: appended here, read by the mover
         self.move = threading.Event()
         self.stopping = False

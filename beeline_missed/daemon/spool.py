@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beeline_missed.errors import UserError
+
 MAGIC = b"beeline-missed spool "
 POSITION_KEY = "spool_position"
 READ_CHUNK = 1 << 20
@@ -44,8 +46,9 @@ class Spool:
     """The spool file of one register. The intake appends; its mover reads and removes; the
     intake's `spool_lock` keeps them apart."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mode: int = 0o600) -> None:
         self.path = path
+        self.mode = mode  # a new file's: the register's own (the events are as private)
         self.file_id: str | None = None
         self.end = 0  # the offset after the last complete event
         if path.exists():
@@ -90,7 +93,8 @@ class Spool:
             chunks.append(event.body + b"\n")
         data = b"".join(chunks)
         try:
-            with self.path.open("ab") as f:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.mode)
+            with os.fdopen(fd, "ab") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -154,6 +158,8 @@ def count_waiting(path: Path, position: str | None) -> int:
         data = path.read_bytes()
     except FileNotFoundError:
         return 0
+    except OSError as exc:
+        raise UserError(f"Cannot read the hook's spool {path}: {exc.strerror}.") from None
     first = data.find(b"\n")
     if not data.startswith(MAGIC) or first < 0:
         return 0
