@@ -17,7 +17,7 @@ from beeline_missed.daemon.hook import Intake
 from beeline_missed.daemon.spool import Spool, SpooledEvent, count_waiting, spool_path
 from beeline_missed.simulator import xsi_build
 from tests.support.daemon import Daemon, wait_for
-from tests.support.peek import inbox_event_ids, rows, write_lock_held_elsewhere
+from tests.support.peek import inbox_bodies, inbox_event_ids, rows, write_lock_held_elsewhere
 
 GROUP = ["9001112201@ip.beeline.ru"]
 T0 = 1795766400000
@@ -112,7 +112,7 @@ def test_a_crash_after_moving_but_before_deleting_the_spool_doubles_nothing(
     # The file is back as a crash right after the commit would have left it.
     shutil.copy(left_behind, spool_path(db))
     moved_by_a_new_intake(db)
-    assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+    assert inbox_bodies(db) == bodies  # once each, byte for byte
 
 
 def test_an_append_cut_short_by_a_crash_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
@@ -123,9 +123,11 @@ def test_an_append_cut_short_by_a_crash_is_dropped_and_the_rest_kept(tmp_path: P
     with spool_path(db).open("ab") as f:  # the crash came halfway through the next append
         f.write(b'{"ms": 1, "len": 500, "fields": {}}\n<?xml version="1.0"')
     spool = Spool(spool_path(db))
+    assert spool.end == spool_path(db).stat().st_size  # the torn tail is cut off
     spool.append(spooled(bodies[3:]))  # acknowledged after the restart
+    assert spool.end == spool_path(db).stat().st_size
     moved_by_a_new_intake(db)
-    assert inbox_event_ids(db) == [event_id(body) for body in bodies]
+    assert inbox_bodies(db) == bodies
 
 
 def test_a_spool_whose_header_was_cut_short_is_discarded(tmp_path: Path) -> None:
@@ -204,3 +206,90 @@ def test_the_spool_is_as_private_as_the_register(tmp_path: Path) -> None:
         asyncio.run(post(intake))
         assert spool_path(db).stat().st_mode & 0o777 == 0o640
     intake.close()
+
+
+def test_an_event_whose_length_does_not_match_its_body_is_not_taken(tmp_path: Path) -> None:
+    bodies = missed_calls(1, "+7916380")
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(bodies))
+    with spool.path.open("ab") as f:  # says 3 bytes, holds 5 before the line's end
+        f.write(b'{"ms": 1, "len": 3, "fields": {}}\nabcde\n')
+    again = Spool(spool.path)
+    events, _ = again.read(again.start_offset(None), again.end, 10)
+    assert [e.body for e in events] == bodies
+
+
+def test_a_file_at_the_spools_place_without_its_header_is_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "r-spool"
+    path.write_bytes(b"something else\n")
+    assert not Spool(path).waiting and not path.exists()
+
+
+def test_events_appended_after_a_read_began_wait_for_the_next_read(tmp_path: Path) -> None:
+    first, later = missed_calls(1, "+7916390"), missed_calls(1, "+7916391")
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(first))
+    end = spool.end  # where the mover looked
+    spool.append(spooled(later))
+    offset = spool.start_offset(None)
+    events, after = spool.read(offset, end, 10)
+    assert [e.body for e in events] == first and after == end
+    events, after = spool.read(after, spool.end, 10)
+    assert [e.body for e in events] == later and after == spool.end
+
+
+def test_the_position_of_another_spool_file_is_not_used(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(missed_calls(1, "+7916392")))
+    start = spool.start_offset(None)
+    assert start == len(spool.path.read_bytes().split(b"\n", 1)[0]) + 1
+    assert spool.start_offset(f"0123abcd {spool.end}") == start
+    assert spool.start_offset(spool.position(spool.end)) == spool.end
+
+
+def test_an_append_that_fails_leaves_whole_events_and_the_next_one_works(
+    tmp_path: Path,
+) -> None:
+    import resource
+
+    bodies = missed_calls(2, "+7916393")
+    # A new file that cannot be created: nothing is left, and the next append starts afresh.
+    spool = Spool(tmp_path / "not-yet" / "r-spool")
+    with pytest.raises(OSError):
+        spool.append(spooled(bodies[:1]))
+    assert not spool.waiting
+    spool.path.parent.mkdir()
+    spool.append(spooled(bodies[:1]))
+    # An append cut short by the disk (here a file size limit): the file ends on an event.
+    size = spool.path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, hard))
+    try:
+        with pytest.raises(OSError):
+            spool.append(spooled(bodies[1:]))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert spool.path.stat().st_size == size == spool.end
+    spool.append(spooled(bodies[2:]))
+    again = Spool(spool.path)
+    events, _ = again.read(again.start_offset(None), again.end, 10)
+    assert [e.body for e in events] == bodies[:1] + bodies[2:]
+
+
+def test_once_the_spool_is_moved_events_go_straight_to_the_inbox(tmp_path: Path) -> None:
+    db = tmp_path / "register.sqlite"
+    Intake(db, 65536, threading.Event()).close()
+    bodies = missed_calls(2, "+7916394")
+    Spool(spool_path(db)).append(spooled(bodies[:2]))  # left by the previous run
+
+    async def post(intake: Intake) -> list[int]:
+        return [await intake.store_async(body, event_id=event_id(body)) for body in bodies[2:]]
+
+    intake = Intake(db, 65536, threading.Event())
+    try:
+        wait_for(lambda: not spool_path(db).exists())
+        ids = asyncio.run(post(intake))
+    finally:
+        intake.close()
+    assert all(ids) and not spool_path(db).exists()  # real inbox ids: not spooled
+    assert inbox_bodies(db) == bodies

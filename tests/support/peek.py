@@ -76,6 +76,12 @@ def inbox_event_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute(sql)]
 
 
+def inbox_bodies(db: Path) -> list[bytes]:
+    """The bodies the inbox kept, in its order, read like `inbox_event_ids`."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return [bytes(row[0]) for row in conn.execute("SELECT body FROM inbox ORDER BY id")]
+
+
 # -- reading what the store does not return ---------------------------------------------------
 
 
