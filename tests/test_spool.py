@@ -293,3 +293,47 @@ def test_once_the_spool_is_moved_events_go_straight_to_the_inbox(tmp_path: Path)
         intake.close()
     assert all(ids) and not spool_path(db).exists()  # real inbox ids: not spooled
     assert inbox_bodies(db) == bodies
+
+
+def test_the_spool_lives_beside_the_register_under_its_name() -> None:
+    assert spool_path(Path("/srv/shop/register.sqlite")) == Path("/srv/shop/register.sqlite-spool")
+
+
+def test_a_spool_emptied_and_started_again_keeps_its_end_at_the_files_end(
+    tmp_path: Path,
+) -> None:
+    bodies = missed_calls(2, "+7916395")
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(bodies[:2]))
+    first_id = spool.file_id
+    spool.remove()
+    assert not spool.waiting and not spool.path.exists()
+    spool.remove()  # already gone: nothing to do
+    spool.append(spooled(bodies[2:]))
+    assert spool.file_id != first_id  # a new file: no old position applies to it
+    assert spool.end == spool.path.stat().st_size
+    events, _ = spool.read(spool.start_offset(None), spool.end, 10)
+    assert [e.body for e in events] == bodies[2:]
+
+
+def test_a_read_from_the_middle_stops_at_the_end_it_was_given(tmp_path: Path) -> None:
+    bodies, later = missed_calls(3, "+7916396"), missed_calls(1, "+7916397")
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(bodies))
+    end = spool.end
+    spool.append(spooled(later))
+    _, middle = spool.read(spool.start_offset(None), end, 2)
+    events, after = spool.read(middle, end, 10)
+    assert [e.body for e in events] == bodies[2:] and after == end
+
+
+def test_status_reads_no_spool_into_a_file_that_is_not_one(tmp_path: Path) -> None:
+    from beeline_missed.errors import UserError
+
+    junk = tmp_path / "junk-spool"
+    junk.write_bytes(b"something else\n")
+    assert count_waiting(junk, None) == 0 and junk.exists()  # status changes nothing
+    folder = tmp_path / "folder-spool"
+    folder.mkdir()
+    with pytest.raises(UserError, match=r"Cannot read the hook's spool .*folder-spool"):
+        count_waiting(folder, None)
