@@ -337,3 +337,24 @@ def test_status_reads_no_spool_into_a_file_that_is_not_one(tmp_path: Path) -> No
     folder.mkdir()
     with pytest.raises(UserError, match=r"Cannot read the hook's spool .*folder-spool"):
         count_waiting(folder, None)
+
+
+def test_a_damaged_event_is_reported_and_the_spool_kept_aside(tmp_path: Path) -> None:
+    from beeline_missed.daemon.spool import SpoolDamaged
+
+    bodies = missed_calls(2, "+7916398")
+    spool = Spool(tmp_path / "r-spool")
+    spool.append(spooled(bodies[:2]))
+    damaged_at = spool.end
+    spool.append(spooled(bodies[2:]))
+    with spool.path.open("r+b") as f:  # the disk garbled the third event's line
+        f.seek(damaged_at)
+        f.write(b"#")
+    events, after = spool.read(spool.start_offset(None), spool.end, 2)
+    assert [e.body for e in events] == bodies[:2] and after == damaged_at
+    with pytest.raises(SpoolDamaged):
+        spool.read(after, spool.end, 10)
+    file_id = spool.file_id
+    aside = spool.keep_aside()
+    assert aside.name == f"r-spool.damaged-{file_id}" and aside.exists()
+    assert not spool.path.exists() and not spool.waiting

@@ -28,7 +28,13 @@ from starlette.routing import Route
 
 from beeline_missed.daemon.processing import now_ms
 from beeline_missed.daemon.register import DaemonRegister, RegisterWatch
-from beeline_missed.daemon.spool import POSITION_KEY, Spool, SpooledEvent, spool_path
+from beeline_missed.daemon.spool import (
+    POSITION_KEY,
+    Spool,
+    SpoolDamaged,
+    SpooledEvent,
+    spool_path,
+)
 from beeline_missed.errors import UserError
 from beeline_missed.pbx import xsi
 
@@ -224,7 +230,18 @@ class Intake:
                         offset = spool.start_offset(register.meta.get(POSITION_KEY))
                         with self.spool_lock:
                             end = spool.end
-                        events, after = spool.read(offset, end, self.MAX_BATCH)
+                        try:
+                            events, after = spool.read(offset, end, self.MAX_BATCH)
+                        except SpoolDamaged:
+                            with self.spool_lock:
+                                aside = spool.keep_aside()
+                            log.error(
+                                "the spool's events from byte %d on cannot be read; the file "
+                                "is kept as %s",
+                                offset,
+                                aside,
+                            )
+                            continue
                         if not events:
                             with self.spool_lock:
                                 if spool.end == end:  # nothing appended meanwhile

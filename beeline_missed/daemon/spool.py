@@ -31,6 +31,10 @@ POSITION_KEY = "spool_position"
 READ_CHUNK = 1 << 20
 
 
+class SpoolDamaged(Exception):
+    """An event the spool holds cannot be read back."""
+
+
 @dataclass(frozen=True)
 class SpooledEvent:
     body: bytes
@@ -139,10 +143,22 @@ class Spool:
                 if len(data) == end - offset:
                     break
                 chunk *= 2  # one event larger than the chunk
+        if not events and offset < end:
+            # Events before `end` were synced whole: only a damaged disk makes one unreadable.
+            raise SpoolDamaged(offset)
         return events, offset + at
 
     def position(self, offset: int) -> str:
         return f"{self.file_id} {offset}"
+
+    def keep_aside(self) -> Path:
+        """Rename a damaged spool (an event in it cannot be read) out of the way, for
+        inspection, and start afresh; returns where it went."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{self.file_id}")
+        self.path.rename(aside)
+        self.file_id = None
+        self.end = 0
+        return aside
 
     def remove(self) -> None:
         """Delete the file once every event in it is in the inbox."""
