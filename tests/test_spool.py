@@ -358,3 +358,5 @@ def test_a_damaged_event_is_reported_and_the_spool_kept_aside(tmp_path: Path) ->
     aside = spool.keep_aside()
     assert aside.name == f"r-spool.damaged-{file_id}" and aside.exists()
     assert not spool.path.exists() and not spool.waiting
+    spool.append(spooled(bodies[:1]))  # the next event starts a new spool
+    assert spool.end == spool.path.stat().st_size

@@ -145,7 +145,7 @@ class Spool:
                 chunk *= 2  # one event larger than the chunk
         if not events and offset < end:
             # Events before `end` were synced whole: only a damaged disk makes one unreadable.
-            raise SpoolDamaged(offset)
+            raise SpoolDamaged
         return events, offset + at
 
     def position(self, offset: int) -> str:
