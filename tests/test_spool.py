@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -204,7 +205,9 @@ def test_the_spool_is_as_private_as_the_register(tmp_path: Path) -> None:
     with write_lock_held_elsewhere(db):
         intake = Intake(db, 65536, threading.Event())
         asyncio.run(post(intake))
-        assert spool_path(db).stat().st_mode & 0o777 == 0o640
+        umask = os.umask(0)
+        os.umask(umask)
+        assert spool_path(db).stat().st_mode & 0o777 == 0o640 & ~umask
     intake.close()
 
 
