@@ -431,6 +431,24 @@ class PgConnection:
             return _Constant()
         text, returns_id, names = translate(sql)
         try:
+            return self._execute(head, text, params, names, returns_id)
+        except sqlite3.OperationalError:
+            # A restarted server is noticed only when a statement fails on the old
+            # connection. A BEGIN or a read has changed nothing yet: run it once more on a new
+            # connection, rather than fail the event the hook is storing.
+            if not head.startswith(("BEGIN", "SELECT")) or not self.raw.broken:
+                raise
+            return self._execute(head, text, params, names, returns_id)
+
+    def _execute(
+        self,
+        head: str,
+        text: str,
+        params: Sequence[Any] | None,
+        names: tuple[str, ...],
+        returns_id: bool,
+    ) -> Any:
+        try:
             with self.lock:
                 self._reconnect_if_lost()
                 if head.startswith(("COMMIT", "ROLLBACK")):
