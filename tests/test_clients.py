@@ -196,6 +196,31 @@ def test_calls_show_the_client_and_follow_directory_changes(register: Register) 
     assert register.calls.get(early).version == 1
 
 
+def test_a_call_that_comes_in_during_an_import_is_linked_to_its_client(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import looks up which of its numbers have calls once, before it writes; a call
+    that comes in after that (the daemon goes on), from a number not written yet, is
+    linked when the number is."""
+    from beeline_missed.store.clients import Clients
+
+    look_up = Clients._mark_called
+    arrived: list[int] = []
+
+    def look_up_then_a_call_comes_in(self: Clients) -> tuple[int, bool]:
+        found = look_up(self)
+        arrived.append(add_call(register, "during", "+79161234567"))
+        return found
+
+    monkeypatch.setattr(Clients, "_mark_called", look_up_then_a_call_comes_in)
+    counts = register.clients.upsert(
+        [(None, "Петрова", [("+79035550011", "")]), (None, "Иванов", [("+79161234567", "")])],
+        batch_size=1,
+    )
+    assert register.calls.get(arrived[0]).client == "Иванов"
+    assert counts["calls_relinked"] == 1
+
+
 def test_find_by_name_any_case_and_by_number_in_any_form(register: Register) -> None:
     register.clients.upsert(
         [

@@ -102,7 +102,7 @@ class Intake:
         body_timeout: float = 20.0,
         max_in_flight: int = 200,
     ) -> None:
-        self.register = DaemonRegister.open(db_path)
+        self.register = DaemonRegister.open(db_path)  # the writer thread's alone
         self.register.manual_checkpoints()  # the processor checkpoints, outside answers
         self.watch = RegisterWatch(db_path)
         self.max_body_bytes = max_body_bytes
@@ -112,7 +112,6 @@ class Intake:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.wake = wake
-        self.lock = threading.Lock()
         self.pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         # On SQLite another process may hold the write lock for long (see spool.py): the
         # intake waits at most HOOK_WAIT for it, then keeps the events in the spool.
@@ -175,8 +174,7 @@ class Intake:
         items = [(item.body, item.received_ms, item.fields) for item in batch]
         spool = self.spool
         if spool is None:
-            with self.lock:
-                return self.register.inbox.add_many(items)
+            return self.register.inbox.add_many(items)
         with self.spool_lock:
             if spool.waiting:
                 spool.append([SpooledEvent(*item) for item in items])
@@ -203,8 +201,7 @@ class Intake:
         if not DaemonRegister.write_lock.acquire(timeout=HOOK_WAIT / 2):
             raise RegisterBusy
         try:
-            with self.lock:
-                return self.register.inbox.add_many(items)
+            return self.register.inbox.add_many(items)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 raise RegisterBusy from exc

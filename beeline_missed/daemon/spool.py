@@ -67,13 +67,12 @@ class Spool:
         """Open a spool left by an earlier run, without the tail of an event whose append
         was cut short (it was never acknowledged)."""
         data = self.path.read_bytes()
-        first = data.find(b"\n")
-        if not data.startswith(MAGIC) or first < 0:
+        header = _header(data)
+        if header is None:
             # Not even the header was written: nothing in it was ever acknowledged.
             self.path.unlink()
             return
-        self.file_id = data[len(MAGIC) : first].decode("ascii")
-        offset = first + 1
+        self.file_id, offset = header
         while True:
             record = _record_at(data, offset)
             if record is None:
@@ -116,12 +115,8 @@ class Spool:
 
     def start_offset(self, position: str | None) -> int:
         """Where the events not yet moved begin, given the register's `spool_position`."""
-        if position:
-            file_id, _, offset = position.partition(" ")
-            if file_id == self.file_id and offset.isdigit():
-                return int(offset)
-        header = len(MAGIC) + len(self.file_id or "") + 1
-        return header
+        file_id = self.file_id or ""
+        return _unmoved_from(file_id, len(MAGIC) + len(file_id) + 1, position)
 
     def read(self, offset: int, end: int, limit: int) -> tuple[list[SpooledEvent], int]:
         """Up to `limit` events between `offset` and `end` (the file's end when the caller
@@ -176,18 +171,33 @@ def count_waiting(path: Path, position: str | None) -> int:
         return 0
     except OSError as exc:
         raise UserError(f"Cannot read the hook's spool {path}: {exc.strerror}.") from None
-    first = data.find(b"\n")
-    if not data.startswith(MAGIC) or first < 0:
+    header = _header(data)
+    if header is None:
         return 0
-    offset = first + 1
-    file_id, _, moved = (position or "").partition(" ")
-    if file_id == data[len(MAGIC) : first].decode("ascii", "replace") and moved.isdigit():
-        offset = int(moved)
+    offset = _unmoved_from(*header, position)
     waiting = 0
     while (record := _record_at(data, offset)) is not None:
         waiting += 1
         offset = record[1]
     return waiting
+
+
+def _header(data: bytes) -> tuple[str, int] | None:
+    """The spool's file id and where its first event begins; None when not even the header
+    was written."""
+    first = data.find(b"\n")
+    if not data.startswith(MAGIC) or first < 0:
+        return None
+    return data[len(MAGIC) : first].decode("ascii", "replace"), first + 1
+
+
+def _unmoved_from(file_id: str, first_event: int, position: str | None) -> int:
+    """Where a spool's events not yet moved begin: at the register's `spool_position` when
+    that names this file, else at its first event."""
+    moved_file, _, moved = (position or "").partition(" ")
+    if moved_file == file_id and moved.isdigit():
+        return int(moved)
+    return first_event
 
 
 def _record_at(data: bytes, offset: int) -> tuple[SpooledEvent, int] | None:

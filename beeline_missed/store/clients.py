@@ -65,11 +65,11 @@ class Clients(Part):
         an unknown name is matched by its numbers; without (`clients add`) the given ones
         are added and the name of a known client is kept. Entries are staged in temporary
         tables (memory stays flat whatever the size; a file that fails to read writes
-        nothing), matched there; then only the new and changed ones are written, in name
-        order, in short transactions (the first of `batch_size` clients, then sized to hold
-        the lock ~IMPORT_LOCK seconds), each followed by IMPORT_PAUSE, so that other writers
-        never wait long for the register; an interrupted import is completed by importing
-        again.
+        nothing), matched there; then only the new and changed ones are written, in order of
+        their codes (else names), in short transactions (the first of `batch_size` clients,
+        then sized to hold the lock ~IMPORT_LOCK seconds), each followed by IMPORT_PAUSE, so
+        that other writers never wait long for the register; an interrupted import is
+        completed by importing again.
 
         Returns the counts added, updated, unchanged, calls_relinked; `shared_count`, the
         numbers claimed by several clients, and `shared`, the first SHARED_SHOWN of them as
@@ -98,9 +98,10 @@ class Clients(Part):
             # cache whenever another one has written, so each batch starts cold.)
             conn.execute("PRAGMA temp.cache_size = -8000")
             conn.execute("PRAGMA cache_size = -32000")
-            # New clients get the ids base + their place in the file's name order; `base`
-            # moves up only if another process adds a client meanwhile (`clients add`).
+            # New clients get the ids base + their place in the file's order of codes (else
+            # names); `base` moves up only if another process adds a client meanwhile.
             base = self.max_id()
+            calls_since, any_called = self._mark_called()
             relinked, low, size, paused = 0, 0, batch_size, time.perf_counter()
             while True:
                 # Only clients that change are written: re-importing the same file takes the
@@ -115,7 +116,9 @@ class Clients(Part):
                 with self.transaction():
                     # Someone else's new client took an id this batch means to use.
                     base = max(base, self.max_id() - low + 1)
-                    relinked += self._apply(low, high, base, replace_phones, now)
+                    relinked += self._apply(
+                        low, high, base, (calls_since, any_called), replace_phones, now
+                    )
                 paused = time.perf_counter()
                 low = high + 1
                 # Keep each transaction near IMPORT_LOCK seconds, whatever the machine.
@@ -166,20 +169,24 @@ class Clients(Part):
             rows.clear()
             numbers.clear()
 
+        name_key = self.name_key
         for row_no, (external_id, name, given) in enumerate(entries, 1):
-            key = self.name_key(name)
-            ident = f"c:{external_id}" if external_id else f"n:{key}"
+            key = name_key(name)
+            ident = "c:" + external_id if external_id else "n:" + key
             rows.append((row_no, ident, external_id or None, name, key))
-            numbers.extend((row_no, ident, phone, raw) for phone, raw in given)
+            for phone, raw in given:
+                numbers.append((row_no, ident, phone, raw))
             if len(rows) >= STAGE_CHUNK:
                 flush()
         flush()
         conn.execute("BEGIN")
         # One line per client of the file (`first`: the row it first appears on); the name
-        # is the last row's. Numbered in name order, the order they are written in: the
-        # name indexes then grow at one end batch after batch, and a batch dirties a few
-        # pages of them instead of one page per client (which made a 600,000-row import
-        # write gigabytes of WAL). `state` stays NULL for a client new to the directory.
+        # is the last row's. Numbered in `ident` order (the code, else the name), the order
+        # the grouping gives and the order they are written in: a batch is a range of codes
+        # (else names), so the index it grows at one end (`clients_external_id`, else
+        # `clients_name_key`) gets a few pages dirty, not one per client. (Numbering them in
+        # name order took one more sort of the whole file and, measured on 600,000 rows,
+        # twice the bytes written.) `state` stays NULL for a client new to the directory.
         conn.execute(
             "CREATE TEMP TABLE imp_client (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, "
             "first INTEGER NOT NULL, code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, "
@@ -192,17 +199,18 @@ class Clients(Part):
                 FROM (SELECT ident, min(row_no) AS first, max(row_no) AS last
                       FROM imp_row GROUP BY ident) AS g
                 JOIN imp_row r ON r.row_no = g.last
-                ORDER BY r.name_key, g.first
+                ORDER BY g.ident
             """
         )
         conn.execute("CREATE INDEX imp_client_client ON imp_client(client_id)")
         # Each number goes to the client of the last row listing it; `shared` when rows of
-        # other clients list it too. Kept in client order, so that a batch reads its clients'
-        # numbers from a few pages rather than one page per number.
+        # other clients list it too; `called` when calls in the register came from it (see
+        # `_mark_called`). Kept in client order, so that a batch reads its clients' numbers
+        # from a few pages rather than one page per number.
         conn.execute(
-            "CREATE TEMP TABLE imp_won (cid INTEGER NOT NULL, phone TEXT NOT NULL, "
+            "CREATE TEMP TABLE imp_won (ident TEXT NOT NULL, phone TEXT NOT NULL, "
             "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL, "
-            "PRIMARY KEY (cid, phone)) WITHOUT ROWID"
+            "called INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ident, phone)) WITHOUT ROWID"
         )
         # SQLite takes ident and raw from the row of max(row_no); PostgreSQL says so.
         won = (
@@ -216,13 +224,9 @@ class Clients(Part):
                 FROM imp_phone AS p ORDER BY p.phone, p.row_no DESC)"""
         )
         conn.execute(
-            f"""
-            INSERT INTO imp_won
-                SELECT c.id, w.phone, w.raw, w.last_row, w.shared
-                FROM {won} AS w
-                JOIN imp_client c ON c.ident = w.ident
-                ORDER BY c.id, w.phone
-            """
+            "INSERT INTO imp_won (ident, phone, raw, last_row, shared) "
+            f"SELECT ident, phone, raw, last_row, shared FROM {won} AS w "
+            "ORDER BY ident, phone"
         )
         conn.execute("CREATE UNIQUE INDEX imp_won_phone ON imp_won(phone)")
         # Per batch: the directory's numbers about to leave their client (taken by another,
@@ -270,7 +274,7 @@ class Clients(Part):
                             PARTITION BY iid ORDER BY n DESC, cid) AS rank
                         FROM (SELECT i.id AS iid, cp.client_id AS cid, count(*) AS n
                               FROM imp_client AS i
-                              JOIN imp_won AS w ON w.cid = i.id
+                              JOIN imp_won AS w ON w.ident = i.ident
                               JOIN client_phones AS cp ON cp.phone = w.phone
                               JOIN clients AS c ON c.id = cp.client_id
                               WHERE i.client_id IS NULL
@@ -290,13 +294,13 @@ class Clients(Part):
             UPDATE imp_client SET state = CASE WHEN
                 (:replace = 1 AND c.name != imp_client.name)
                 OR (imp_client.code IS NOT NULL AND c.external_id IS NOT imp_client.code)
-                OR EXISTS (SELECT 1 FROM imp_won AS w WHERE w.cid = imp_client.id
+                OR EXISTS (SELECT 1 FROM imp_won AS w WHERE w.ident = imp_client.ident
                            AND NOT EXISTS (SELECT 1 FROM client_phones AS cp
                                            WHERE cp.client_id = c.id AND cp.phone = w.phone))
                 OR (:replace = 1 AND EXISTS (
                         SELECT 1 FROM client_phones AS cp WHERE cp.client_id = c.id
                         AND NOT EXISTS (SELECT 1 FROM imp_won AS w
-                                        WHERE w.phone = cp.phone AND w.cid = imp_client.id)))
+                                        WHERE w.phone = cp.phone AND w.ident = imp_client.ident)))
                 THEN 'updated' ELSE 'unchanged' END
             FROM clients AS c
             WHERE c.id = imp_client.client_id
@@ -317,11 +321,33 @@ class Clients(Part):
             [how],
         )
 
-    def _apply(self, low: int, high: int, base: int, replace_phones: bool, now: str) -> int:
+    def _mark_called(self) -> tuple[int, bool]:
+        """Mark the file's numbers that calls of the register came from. Returns the last
+        call's id (later calls, the daemon going on, may come from any number) and whether
+        any number was marked."""
+        conn = self.conn
+        calls_since = int(conn.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()[0])
+        conn.execute("BEGIN")
+        marked = conn.execute(
+            "UPDATE imp_won SET called = 1 WHERE phone IN (SELECT phone FROM calls)"
+        ).rowcount
+        conn.execute("COMMIT")
+        return calls_since, marked > 0
+
+    def _apply(
+        self,
+        low: int,
+        high: int,
+        base: int,
+        calls: tuple[int, bool],
+        replace_phones: bool,
+        now: str,
+    ) -> int:
         """Write the file's clients `low`..`high` (inside the caller's transaction), a new
         one under the id `base` + its own; returns the calls re-linked."""
         conn = self.conn
-        span = {"low": low, "high": high, "base": base, "now": now}
+        calls_since, any_called = calls
+        span = {"low": low, "high": high, "base": base, "now": now, "since": calls_since}
         conn.execute(
             "INSERT INTO clients (id, name, name_key, external_id, created_at, updated_at) "
             "SELECT :base + id, name, name_key, code, :now, :now FROM imp_client "
@@ -332,13 +358,13 @@ class Clients(Part):
         # JOIN fixes the join order at the batch's few clients: the temporary tables have
         # no statistics, and a plan starting at a big table scanned it every batch.
         changed = (
-            "(SELECT id, coalesce(client_id, :base + id) AS cid, state FROM imp_client "
+            "(SELECT id, ident, coalesce(client_id, :base + id) AS cid, state FROM imp_client "
             "WHERE id BETWEEN :low AND :high AND state IS NOT 'unchanged')"
         )
         # Numbers another client held, taken by the file's client of this batch...
         conn.execute(
             f"INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM {changed} AS i "
-            "CROSS JOIN imp_won AS w ON w.cid = i.id "
+            "CROSS JOIN imp_won AS w ON w.ident = i.ident "
             "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.cid",
             span,
         )
@@ -354,7 +380,7 @@ class Clients(Part):
                 "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id "
                 "FROM imp_client AS i CROSS JOIN client_phones AS cp ON cp.client_id = i.client_id "
                 "WHERE i.id BETWEEN :low AND :high AND i.state = 'updated' AND NOT EXISTS "
-                "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.cid = i.id)",
+                "(SELECT 1 FROM imp_won AS w WHERE w.phone = cp.phone AND w.ident = i.ident)",
                 span,
             )
             conn.execute(
@@ -379,23 +405,30 @@ class Clients(Part):
         conn.execute(
             "INSERT OR IGNORE INTO client_phones (client_id, phone, raw) "
             f"SELECT i.cid, w.phone, w.raw FROM {changed} AS i "
-            "CROSS JOIN imp_won AS w ON w.cid = i.id",
+            "CROSS JOIN imp_won AS w ON w.ident = i.ident",
             span,
         )
         # Calls from every number whose owner may have changed show the owner now: looked
-        # up by number (calls_phone), the batch's few numbers driving the loop.
+        # up by number (calls_phone), the batch's few numbers driving the loop; of the
+        # file's numbers, only those calls came from before the import (`called`), and
+        # every call since.
+        owner = (
+            "(SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone "
+            "ORDER BY client_id LIMIT 1)"
+        )
+        of_file = (
+            f"UNION ALL SELECT w.phone FROM {changed} AS i "
+            "CROSS JOIN imp_won AS w ON w.ident = i.ident WHERE w.called = 1"
+            if any_called
+            else ""
+        )
         relinked = conn.execute(
-            f"""
-            UPDATE calls SET client_id = (
-                SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
-                ORDER BY client_id LIMIT 1)
-            WHERE phone IN (SELECT phone FROM imp_taken UNION ALL
-                            SELECT w.phone FROM {changed} AS i
-                            CROSS JOIN imp_won AS w ON w.cid = i.id)
-              AND client_id IS NOT (
-                SELECT client_id FROM client_phones WHERE client_phones.phone = calls.phone
-                ORDER BY client_id LIMIT 1)
-            """,
+            f"UPDATE calls SET client_id = {owner} "
+            f"WHERE phone IN (SELECT phone FROM imp_taken {of_file}) AND client_id IS NOT {owner}",
+            span,
+        ).rowcount
+        relinked += conn.execute(
+            f"UPDATE calls SET client_id = {owner} WHERE id > :since AND client_id IS NOT {owner}",
             span,
         ).rowcount
         if taken:
@@ -429,7 +462,7 @@ class Clients(Part):
         shared = []
         for phone, names in list(shown.items())[:SHARED_SHOWN]:
             kept_by = conn.execute(
-                "SELECT c.name FROM imp_won AS w JOIN imp_client AS c ON c.id = w.cid "
+                "SELECT c.name FROM imp_won AS w JOIN imp_client AS c ON c.ident = w.ident "
                 "WHERE w.phone = ?",
                 [phone],
             ).fetchone()[0]
@@ -486,7 +519,7 @@ class Clients(Part):
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM clients").fetchone()[0])
 
     def _next_changed(self, after: int, size: int) -> tuple[int, int | None]:
-        """The next batch of the file's clients to write: ids `low`..`high` (in name order,
+        """The next batch of the file's clients to write: ids `low`..`high` (in ident order,
         from `after` on) spanning at most `size` clients that are new or changed; high is
         None when none is left."""
         row = self.conn.execute(
