@@ -221,6 +221,38 @@ def test_a_call_that_comes_in_during_an_import_is_linked_to_its_client(
     assert counts["calls_relinked"] == 1
 
 
+def test_a_number_another_client_gets_during_a_first_import_still_moves_to_the_files(
+    register: Register, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first import (an empty directory) does not look for other holders of its numbers:
+    only it writes them. Unless another upsert writes between two of its batches (`clients
+    add` at the counter): then it looks again, and the number is the file's alone."""
+    from beeline_missed.store.clients import Clients
+
+    next_batch = Clients._next_changed
+    batches = 0
+
+    def another_writer_between_batches(
+        self: Clients, after: int, size: int
+    ) -> tuple[int, int | None]:
+        nonlocal batches
+        batches += 1
+        if batches == 2:  # the first batch is written
+            other = Register.open(db_path)
+            other.clients.upsert([(None, "Чужой", [("+79161234567", "")])], replace_phones=False)
+            other.close()
+        return next_batch(self, after, size)
+
+    monkeypatch.setattr(Clients, "_next_changed", another_writer_between_batches)
+    counts = register.clients.upsert(
+        [("1", "Петрова", [("+79035550011", "")]), ("2", "Иванов", [("+79161234567", "")])],
+        batch_size=1,
+    )
+    holders = {row["name"]: row["phones"] for row in register.clients.rows()}
+    assert holders == {"Петрова": ["+79035550011"], "Иванов": ["+79161234567"], "Чужой": []}
+    assert counts["shared_count"] == 1
+
+
 def test_find_by_name_any_case_and_by_number_in_any_form(register: Register) -> None:
     register.clients.upsert(
         [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from beeline_missed import timefmt
@@ -32,6 +33,8 @@ IMPORT_LOCK = 0.250
 IMPORT_PAUSE = 0.030
 STAGE_CHUNK = 5000  # entries held in memory before they go to the staging tables
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
+# Bumped by every batch any upsert writes: an import sees whether another wrote meanwhile.
+GENERATION_KEY = "directory_generation"
 IMPORT_TABLES = (
     "imp_row",
     "imp_phone",
@@ -40,6 +43,21 @@ IMPORT_TABLES = (
     "imp_taken",
     "imp_moved",
 )
+
+
+@dataclass
+class _Writing:
+    """What the batches of one upsert share."""
+
+    replace_phones: bool
+    now: str
+    calls_since: int  # the last call when the import looked; later ones may be from any number
+    any_called: bool  # whether calls had come from any of the file's numbers by then
+    # The directory held no number when the writing began and no other upsert has written
+    # since (`generation` is still the one this one wrote last): no client but the file's
+    # can hold a number of the file, so none needs to be looked for.
+    only_ours: bool
+    generation: str | None
 
 
 class Clients(Part):
@@ -101,7 +119,11 @@ class Clients(Part):
             # New clients get the ids base + their place in the file's order of codes (else
             # names); `base` moves up only if another process adds a client meanwhile.
             base = self.max_id()
-            calls_since, any_called = self._mark_called()
+            # The generation first: another upsert writing between the two looks is then
+            # noticed at the first batch.
+            generation = self.register.meta.get(GENERATION_KEY)
+            no_numbers = conn.execute("SELECT 1 FROM client_phones LIMIT 1").fetchone() is None
+            writing = _Writing(replace_phones, now, *self._mark_called(), no_numbers, generation)
             relinked, low, size, paused = 0, 0, batch_size, time.perf_counter()
             while True:
                 # Only clients that change are written: re-importing the same file takes the
@@ -116,9 +138,7 @@ class Clients(Part):
                 with self.transaction():
                     # Someone else's new client took an id this batch means to use.
                     base = max(base, self.max_id() - low + 1)
-                    relinked += self._apply(
-                        low, high, base, (calls_since, any_called), replace_phones, now
-                    )
+                    relinked += self._apply(low, high, base, writing)
                 paused = time.perf_counter()
                 low = high + 1
                 # Keep each transaction near IMPORT_LOCK seconds, whatever the machine.
@@ -336,20 +356,23 @@ class Clients(Part):
         conn.execute("COMMIT")
         return calls_since, marked > 0
 
-    def _apply(
-        self,
-        low: int,
-        high: int,
-        base: int,
-        calls: tuple[int, bool],
-        replace_phones: bool,
-        now: str,
-    ) -> int:
+    def _apply(self, low: int, high: int, base: int, writing: _Writing) -> int:
         """Write the file's clients `low`..`high` (inside the caller's transaction), a new
         one under the id `base` + its own; returns the calls re-linked."""
         conn = self.conn
-        calls_since, any_called = calls
-        span = {"low": low, "high": high, "base": base, "now": now, "since": calls_since}
+        meta = self.register.meta
+        if meta.get(GENERATION_KEY) != writing.generation:
+            writing.only_ours = False  # another upsert wrote: its numbers may be the file's
+        writing.generation = str(int(writing.generation or 0) + 1)
+        meta.set(GENERATION_KEY, writing.generation)
+        replace_phones = writing.replace_phones
+        span = {
+            "low": low,
+            "high": high,
+            "base": base,
+            "now": writing.now,
+            "since": writing.calls_since,
+        }
         conn.execute(
             "INSERT INTO clients (id, name, name_key, external_id, created_at, updated_at) "
             "SELECT :base + id, name, name_key, code, :now, :now FROM imp_client "
@@ -363,19 +386,20 @@ class Clients(Part):
             "(SELECT id, ident, coalesce(client_id, :base + id) AS cid, state FROM imp_client "
             "WHERE id BETWEEN :low AND :high AND state IS NOT 'unchanged')"
         )
-        # Numbers another client held, taken by the file's client of this batch...
-        conn.execute(
-            f"INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id FROM {changed} AS i "
-            "CROSS JOIN imp_won AS w ON w.ident = i.ident "
-            "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.cid",
-            span,
-        )
-        # ...reported when that client is not in the file (the file's own lose them anyway)...
-        conn.execute(
-            "INSERT INTO imp_moved SELECT t.phone, c.name FROM imp_taken AS t "
-            "CROSS JOIN clients AS c ON c.id = t.holder "
-            "WHERE NOT EXISTS (SELECT 1 FROM imp_client AS o WHERE o.client_id = t.holder)"
-        )
+        if not writing.only_ours:
+            # Numbers another client held, taken by the file's client of this batch...
+            conn.execute(
+                "INSERT INTO imp_taken SELECT cp.rowid, cp.phone, cp.client_id "
+                f"FROM {changed} AS i CROSS JOIN imp_won AS w ON w.ident = i.ident "
+                "CROSS JOIN client_phones AS cp ON cp.phone = w.phone AND cp.client_id != i.cid",
+                span,
+            )
+            # ...reported when that client is not in the file (the file's own lose them)...
+            conn.execute(
+                "INSERT INTO imp_moved SELECT t.phone, c.name FROM imp_taken AS t "
+                "CROSS JOIN clients AS c ON c.id = t.holder "
+                "WHERE NOT EXISTS (SELECT 1 FROM imp_client AS o WHERE o.client_id = t.holder)"
+            )
         if replace_phones:
             # ...and, on import, numbers no longer in the client's row.
             conn.execute(
@@ -421,7 +445,7 @@ class Clients(Part):
         of_file = (
             f"UNION ALL SELECT w.phone FROM {changed} AS i "
             "CROSS JOIN imp_won AS w ON w.ident = i.ident WHERE w.called = 1"
-            if any_called
+            if writing.any_called
             else ""
         )
         relinked = conn.execute(
