@@ -14,7 +14,7 @@ from beeline_missed.store import Register
 from beeline_missed.store.engine import PostgresURL
 from tests.support import clock
 from tests.support.channels import FakeTelegram, Inbox
-from tests.support.daemon import free_port
+from tests.support.daemon import Daemon, free_port
 from tests.support.postgres import Cluster, ClusterError
 
 if os.environ.get(clock.ENV):
@@ -37,6 +37,36 @@ PUBLIC_ENV = (
     "BEELINE_MISSED_1C_PASSWORD",
     "NO_COLOR",
 )
+
+
+LOG_LINES_SHOWN = 300
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Daemons left from earlier tests that have exited are not this test's.
+    Daemon.running[:] = [d for d in Daemon.running if d.proc and d.proc.poll() is None]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report shows what its daemons logged and which events the simulator
+    could not deliver: both are gone with the test's temporary folder afterwards."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or report.when == "teardown":
+        return
+    for daemon in Daemon.running:
+        lines = daemon.log().splitlines()[-LOG_LINES_SHOWN:]
+        report.sections.append((f"daemon log, last {len(lines)} lines", "\n".join(lines)))
+    simulator = getattr(item, "funcargs", {}).get("sim")
+    if isinstance(simulator, Simulator):
+        failed = [d for d in simulator.deliveries if d.status != 200]
+        shown = "\n".join(
+            f"{d.at:.3f} {d.event_type} -> {d.status} ({d.subscription_id})" for d in failed
+        )
+        report.sections.append(
+            (f"simulator: {len(failed)} of {len(simulator.deliveries)} deliveries failed", shown)
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -37,6 +37,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 
 
 class Daemon:
+    # The daemons a test has running: a failing test's report shows their logs
+    # (tests/conftest.py), which are gone with its temporary folder afterwards.
+    running: ClassVar[list[Daemon]] = []
+
     def __init__(
         self,
         home: Path,
@@ -87,6 +91,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        Daemon.running.append(self)
         wait_for(self.healthy, timeout=20)
         return self
 
@@ -105,6 +110,8 @@ class Daemon:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
+        if self in Daemon.running:
+            Daemon.running.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
