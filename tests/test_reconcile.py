@@ -134,6 +134,45 @@ def test_events_arriving_after_reconciliation_join_its_row(
     assert (session["state"], session["call_row"]) == ("missed", row_id)
 
 
+def test_a_second_call_a_minute_later_is_not_taken_for_the_reconciled_first(
+    register: Register, sim: Simulator
+) -> None:
+    # The client calls, nobody answers, and calls again a minute later. Reconciliation
+    # found the first call before its events were decided (the PBX lists a call once it
+    # ends; the hook's decision waits for the settle time).
+    first = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
+    second = xsi_build.incoming_call(GROUP[:2], CALLER, T0 + 60_000)
+    sim.play(first, deliver=False)
+    (reconciled,) = run(register, sim).registered
+
+    hear(register, first + second)
+
+    calls = sorted(register.calls.rows(include_handled=True), key=lambda call: call.called_at)
+    assert [(c.id == reconciled, c.called_at) for c in calls] == [
+        (True, "2026-11-27T08:00:00Z"),
+        (False, "2026-11-27T08:01:00Z"),
+    ]
+
+
+def test_a_heard_call_joins_the_reconciled_row_nearest_it(
+    register: Register, sim: Simulator
+) -> None:
+    # Two calls 100 s apart, both found by reconciliation; then their late events, the later
+    # call's first. Both rows are within its tolerance; it joins its own, the nearer.
+    first = xsi_build.incoming_call(GROUP[:1], CALLER, T0)
+    second = xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 100_000)
+    sim.play(first + second, deliver=False)
+    early, late = run(register, sim, reconcile_tolerance=60.0).registered
+
+    hear(register, second)
+    hear(register, first)
+
+    assert register.calls.count() == 2
+    with register.transaction():
+        joined = [register.sessions.get(s[0].leg.ext_tracking_id) for s in (first, second)]
+    assert [session["call_row"] for session in joined] == [early, late]
+
+
 def test_status_mapping_is_configurable_and_odd_records_are_survived(
     register: Register, sim: Simulator
 ) -> None:

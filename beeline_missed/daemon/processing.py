@@ -18,7 +18,7 @@ from beeline_missed.rules import detection
 from beeline_missed.rules.detection import AnsweredCall, LegState
 from beeline_missed.store import Register
 from beeline_missed.timefmt import now_ms
-from beeline_missed.vocabulary import CallStatus, Source
+from beeline_missed.vocabulary import CallStatus
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
@@ -365,11 +365,8 @@ class Processor:
             if decision.state == detection.MISSED:
                 called_ms = sane_called_at(decision.start_ms, last_ms)
                 # Reconciliation may have registered this call first (events late): one row.
-                reconciled = reg.calls.near(
-                    decision.phone,
-                    called_ms,
-                    int(self.merge_tolerance * 1000),
-                    source=Source.RECONCILE,
+                reconciled = reg.calls.unheard_reconciled_near(
+                    decision.phone, called_ms, int(self.merge_tolerance * 1000)
                 )
                 if reconciled is not None:
                     linked = reconciled.id

@@ -267,17 +267,36 @@ class Calls(Part):
         phone: str | None,
         epoch_ms: int,
         tolerance_ms: int,
-        source: str | None = None,
     ) -> Call | None:
         """A register row for `phone` (None: a hidden number) within the tolerance of a moment."""
         low, high = self._stored_bounds(epoch_ms, tolerance_ms)
         sql = "SELECT * FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ?"
-        params: list[Any] = [phone, low, high]
-        if source is not None:
-            sql += " AND source = ?"
-            params.append(source)
-        row = self.conn.execute(sql + " ORDER BY called_at LIMIT 1", params).fetchone()
+        row = self.conn.execute(sql + " ORDER BY called_at LIMIT 1", [phone, low, high]).fetchone()
         return Call.from_row(row) if row else None
+
+    def unheard_reconciled_near(
+        self, phone: str | None, epoch_ms: int, tolerance_ms: int
+    ) -> Call | None:
+        """The row reconciliation registered for `phone` nearest a moment, within the
+        tolerance, that no call the hook heard stands for yet.
+
+        A reconciled row is one call: once a heard call has joined it, a second call from
+        the same client a minute later is another call and gets its own row, whichever of
+        the two reconciliation found first."""
+        low, high = self._stored_bounds(epoch_ms, tolerance_ms)
+        rows = self.conn.execute(
+            "SELECT * FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ? "
+            "AND source = ? AND NOT EXISTS "
+            "(SELECT 1 FROM sessions WHERE sessions.call_row = calls.id)",
+            [phone, low, high, Source.RECONCILE],
+        ).fetchall()
+        found = [Call.from_row(row) for row in rows]
+
+        def distance(call: Call) -> tuple[int, int]:
+            moment = timefmt.parse_stored(call.called_at).timestamp() * 1000
+            return abs(int(moment) - epoch_ms), call.id
+
+        return min(found, key=distance, default=None)
 
     def open_of(self, phone: str, until: str) -> list[Call]:
         """A number's calls still «Пропущен» that came in no later than `until` (stored UTC)."""
