@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -117,6 +118,62 @@ def test_a_record_outside_the_tolerance_is_another_call(register: Register, sim:
     sim.calls.append(stat_record(T0 + 600_000, "79161234567"))
     assert len(run(register, sim, reconcile_tolerance=700.0).registered) == 0
     assert register.calls.count() == 2
+
+
+@pytest.mark.parametrize("first_answered", [True, False], ids=["answered", "missed"])
+def test_a_second_call_whose_events_were_lost_is_recovered_next_to_a_heard_one(
+    register: Register, sim: Simulator, first_answered: bool
+) -> None:
+    # The hook heard the client's call (answered, or missed and registered); a minute later
+    # the client called again and every event of that call was lost. The statistics list
+    # both: the heard call is the first record, so the second is a call of its own.
+    answered_by = {"answered_by": GROUP[0]} if first_answered else {}
+    first = xsi_build.incoming_call(GROUP[:1], CALLER, T0, **answered_by)
+    second = xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 60_000)
+    hear(register, first)
+    sim.play(first + second, deliver=False)
+
+    summary = run(register, sim)
+
+    assert (summary.known, len(summary.registered)) == (0 if first_answered else 1, 1)
+    recovered = register.calls.get(summary.registered[0])
+    assert (recovered.called_at, recovered.source) == ("2026-11-27T08:01:00Z", "reconcile")
+    assert register.calls.count() == (1 if first_answered else 2)
+
+
+def test_a_heard_call_stands_for_its_nearest_record_whichever_page_holds_it(
+    register: Register, sim: Simulator
+) -> None:
+    # Heard at T0 + 20 s; the statistics, 20 s off our clock, list it at T0 on one page and
+    # another call at T0 + 50 s on the next (a page holds one record here). The heard call
+    # is the nearer record, so the other one is recovered.
+    hear(register, xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 20_000))
+    sim.calls.append(stat_record(T0, "79161234567"))
+    sim.calls.append(stat_record(T0 + 50_000, "79161234567"))
+
+    settings = settings_for(sim)
+    with PbxClient.from_settings(settings) as client:
+        client.iter_statistics = partial(client.iter_statistics, page_size=1)  # type: ignore[method-assign]
+        summary = reconcile.run(register, client, settings, DAY_FROM, DAY_TO)
+
+    assert (summary.records, summary.known) == (2, 1)
+    (recovered,) = summary.registered
+    assert register.calls.get(recovered).called_at == "2026-11-27T08:00:50Z"
+
+
+@pytest.mark.parametrize(
+    ("moment", "heard", "others", "expected"),
+    [
+        (100, [100], [160], True),  # the heard call's own record
+        (160, [100], [100], False),  # a minute later: another call
+        (100, [130], [160], False),  # as near as another record: kept, not dropped
+        (100, [129], [160], True),
+        (100, [], [], False),  # nothing heard
+        (100, [40, 160], [40], True),  # of two heard calls, the second is this one
+    ],
+)
+def test_heard_as(moment: int, heard: list[int], others: list[int], expected: bool) -> None:
+    assert reconcile.heard_as(moment, heard, others) is expected
 
 
 def test_events_arriving_after_reconciliation_join_its_row(

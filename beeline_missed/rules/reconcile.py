@@ -5,9 +5,12 @@ rings (no events at all), a missed call leaves no trace but the statistics. Reco
 `GET v2/statistics` for a window and registers the inbound calls whose status means missed
 (settings.statistics_missed_statuses: the published values are uncertain) that the register lacks,
 with source 'reconcile'. Nothing is registered twice: a record is "known" when the hook heard an
-external incoming call from that number (answered or not) within the tolerance, when the register
-has a row for the number within the tolerance, or when its tracking id (rarely present) is known;
-the row's session key 'stat:<phone>:<startDate>' makes a rerun a no-op.
+external incoming call from that number (answered or not) within the tolerance and no other
+record of the number is nearer to that call (a heard call is one call of the statistics: a
+second call a minute later, whose events were lost, is still recovered), when reconciliation
+registered a row for the number within the tolerance (a call listed again), or when its
+tracking id (rarely present) is known; the row's session key 'stat:<phone>:<startDate>' makes a
+rerun a no-op.
 
 The daemon runs it on start and every reconcile_interval from the last reconciled moment (kept in
 meta); `beeline-missed reconcile --from --to` runs it by hand.
@@ -120,6 +123,30 @@ def _answered_numbers(items: Iterable[dict[str, Any]]) -> dict[str, list[int]]:
     return found
 
 
+def inbound_starts(items: Iterable[dict[str, Any]]) -> dict[str | None, list[int]]:
+    """E.164 number (None: hidden) → start times of the inbound records from it, answered or
+    not: the calls the statistics list, each of which a call the hook heard may be."""
+    found: dict[str | None, list[int]] = {}
+    for item in items:
+        if str(item.get("direction") or "").upper() != "INBOUND":
+            continue
+        moment = start_ms(item)
+        if moment is not None:
+            phone = phones.normalise(str(item.get("phone_from") or "").strip())
+            found.setdefault(phone, []).append(moment)
+    return found
+
+
+def heard_as(moment: int, heard: Iterable[int], others: Iterable[int]) -> bool:
+    """Is the record starting at `moment` one of the calls the hook heard (starting at
+    `heard`, all within the tolerance)? Yes when every other record of the number (`others`)
+    starts farther from that call: a heard call stands for one call of the statistics, so a
+    second call a minute after a heard one is not taken for it. Two records as near as each
+    other are both kept: a call registered twice is better than a call lost."""
+    others = list(others)
+    return any(all(abs(at - other) > abs(at - moment) for other in others) for at in heard)
+
+
 def apply_records(
     register: Register,
     items: Iterable[dict[str, Any]],
@@ -128,12 +155,17 @@ def apply_records(
     statuses: Iterable[str],
     tolerance: float,
     outside_hours: Callable[[int], bool] | None = None,
+    inbound: dict[str | None, list[int]] | None = None,
 ) -> None:
-    """Register the missed inbound records the register lacks; counts go into `summary`."""
+    """Register the missed inbound records the register lacks; counts go into `summary`.
+    `inbound`: the inbound records' starts by number (`inbound_starts`) over more than these
+    items (the whole window), so that a heard call is matched to its nearest record."""
     statuses = tuple(statuses)
     tolerance_ms = int(tolerance * 1000)
     items = list(items)
     answered = _answered_numbers(items)
+    if inbound is None:
+        inbound = inbound_starts(items)
     # One transaction per page: one fsync for up to 100 records, and the checks see the rows
     # registered just before them (a hunt group listed once per member is one call).
     with register.transaction():
@@ -154,10 +186,16 @@ def apply_records(
             ):
                 summary.known += 1  # picked up or put through: answered, as the hook decides
                 continue
+            rows = register.calls.starts_near(phone, moment, tolerance_ms)
+            heard = register.sessions.heard_calls_near(phone, moment, tolerance_ms)
+            heard += [at for at, source in rows if source != SOURCE]
+            others = [at for at in inbound.get(phone, ()) if at != moment]
             if (
                 (tracking and register.sessions.known(tracking))
-                or register.sessions.incoming_leg_near(phone, moment, tolerance_ms)
-                or register.calls.near(phone, moment, tolerance_ms) is not None
+                # A row reconciliation made within the tolerance: the same call listed again
+                # (a hunt group may be listed once per member).
+                or any(source == SOURCE for _, source in rows)
+                or heard_as(moment, heard, others)
             ):
                 summary.known += 1
                 continue
@@ -204,7 +242,11 @@ def run(
     summary = Summary(timefmt.to_stored(date_from), timefmt.to_stored(date_to))
     parts = windows(date_from, date_to)
     for index, (start, end) in enumerate(parts):
-        for page in client.iter_statistics(start, end):
+        # The chunk's pages read first: a heard call is matched to the nearest record of
+        # the whole chunk, whichever page holds it.
+        pages = list(client.iter_statistics(start, end))
+        inbound = inbound_starts(item for page in pages for item in page)
+        for page in pages:
             apply_records(
                 register,
                 page,
@@ -212,6 +254,7 @@ def run(
                 statuses=settings.statistics_missed_statuses,
                 tolerance=settings.reconcile_tolerance,
                 outside_hours=outside_hours,
+                inbound=inbound,
             )
         if progress:
             progress(index + 1, len(parts), summary)

@@ -262,17 +262,17 @@ class Calls(Part):
             timefmt.ms_to_stored(epoch_ms + tolerance_ms),
         )
 
-    def near(
-        self,
-        phone: str | None,
-        epoch_ms: int,
-        tolerance_ms: int,
-    ) -> Call | None:
-        """A register row for `phone` (None: a hidden number) within the tolerance of a moment."""
+    def starts_near(
+        self, phone: str | None, epoch_ms: int, tolerance_ms: int
+    ) -> list[tuple[int, str]]:
+        """The register's rows for `phone` (None: a hidden number) within the tolerance of a
+        moment: (when the call came, epoch ms; source) each."""
         low, high = self._stored_bounds(epoch_ms, tolerance_ms)
-        sql = "SELECT * FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ?"
-        row = self.conn.execute(sql + " ORDER BY called_at LIMIT 1", [phone, low, high]).fetchone()
-        return Call.from_row(row) if row else None
+        rows = self.conn.execute(
+            "SELECT called_at, source FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ?",
+            [phone, low, high],
+        ).fetchall()
+        return [(_epoch_ms(row[0]), row[1]) for row in rows]
 
     def unheard_reconciled_near(
         self, phone: str | None, epoch_ms: int, tolerance_ms: int
@@ -291,12 +291,9 @@ class Calls(Part):
             [phone, low, high, Source.RECONCILE],
         ).fetchall()
         found = [Call.from_row(row) for row in rows]
-
-        def distance(call: Call) -> tuple[int, int]:
-            moment = timefmt.parse_stored(call.called_at).timestamp() * 1000
-            return abs(int(moment) - epoch_ms), call.id
-
-        return min(found, key=distance, default=None)
+        return min(
+            found, key=lambda c: (abs(_epoch_ms(c.called_at) - epoch_ms), c.id), default=None
+        )
 
     def open_of(self, phone: str, until: str) -> list[Call]:
         """A number's calls still «Пропущен» that came in no later than `until` (stored UTC)."""
@@ -311,3 +308,7 @@ class Calls(Part):
     def set_outside_hours(self, call_id: int, outside: bool) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE calls SET outside_hours = ? WHERE id = ?", [int(outside), call_id])
+
+
+def _epoch_ms(stored: str) -> int:
+    return int(timefmt.parse_stored(stored).timestamp() * 1000)

@@ -270,19 +270,19 @@ class Sessions(Part):
             )
         return cursor.rowcount
 
-    def incoming_leg_near(self, phone: str | None, epoch_ms: int, tolerance_ms: int) -> bool:
-        """Did the hook hear an external incoming call from `phone` around that moment
-        (answered or not)? Then the statistics record is that call, known already."""
-        row = self.conn.execute(
+    def heard_calls_near(self, phone: str | None, epoch_ms: int, tolerance_ms: int) -> list[int]:
+        """When the external incoming calls from `phone` the hook heard around that moment
+        (answered or not) began: one start (epoch ms) per call."""
+        rows = self.conn.execute(
             """
-            SELECT 1 FROM legs
+            SELECT min(start_ms) FROM legs
             WHERE remote_phone IS ? AND start_ms BETWEEN ? AND ?
               AND personality = 'Terminator' AND call_type = 'Network'
-            LIMIT 1
+            GROUP BY ext_tracking_id
             """,
             [phone, epoch_ms - tolerance_ms, epoch_ms + tolerance_ms],
-        ).fetchone()
-        return row is not None
+        ).fetchall()
+        return [int(row[0]) for row in rows]
 
     def known(self, tracking_id: str) -> bool:
         """The hook or an earlier run has this tracking id (statistics rarely carry one)."""
