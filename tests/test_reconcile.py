@@ -131,6 +131,8 @@ def test_a_second_call_whose_events_were_lost_is_recovered_next_to_a_heard_one(
     first = xsi_build.incoming_call(GROUP[:1], CALLER, T0, **answered_by)
     second = xsi_build.incoming_call(GROUP[:1], CALLER, T0 + 60_000)
     hear(register, first)
+    # Listed before them: an outgoing call to someone else.
+    sim.play(xsi_build.outgoing_call(GROUP[0], OTHER, T0 - 30_000), deliver=False)
     sim.play(first + second, deliver=False)
 
     summary = run(register, sim)
@@ -390,6 +392,66 @@ def rule_settings(**changes: Any) -> SimpleNamespace:
 
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def test_a_missed_record_answered_within_the_tolerance_is_known(register: Register) -> None:
+    tolerance = 120_000
+    answered = {"status": "RECIEVED"}
+    items = [
+        # A hunt group: one member missed the call, another took it (the same start).
+        stat_record(T0, "79161234567"),
+        stat_record(T0, "79161234567", **answered),
+        # Picked up by a colleague at the tolerance's very end.
+        stat_record(T0 + 1000, "79031112233"),
+        stat_record(T0 + 1000 + tolerance, "79031112233", **answered),
+        # Called back by staff (outgoing, the client's number is `phone_to`).
+        stat_record(T0 + 2000, "79035550001"),
+        stat_record(
+            T0 + 32_000,
+            "9001112202",
+            status="PLACED",
+            direction="OUTBOUND",
+            phone_to="79035550001",
+        ),
+        # An answered record without a start tells nothing; nor does one after the tolerance.
+        stat_record(T0 + 3000, "79035550002"),
+        {**stat_record(0, "79035550002", **answered), "startDate": None},
+        stat_record(T0 + 4000, "79035550003"),
+        stat_record(T0 + 4001 + tolerance, "79035550003", **answered),
+    ]
+    summary = reconcile.Summary("", "")
+
+    reconcile.apply_records(
+        register, items, summary, statuses=("MISSED",), tolerance=tolerance / 1000
+    )
+
+    assert (summary.records, summary.missed, summary.known) == (10, 5, 3)
+    assert [register.calls.get(row).phone for row in summary.registered] == [
+        "+79035550002",
+        "+79035550003",
+    ]
+
+
+def test_a_hook_row_is_a_heard_call_even_without_its_legs(register: Register) -> None:
+    # The hook's row of a call whose legs are gone (a register moved without them): the
+    # statistics' record of it is known, the client's next call a minute later is not.
+    with register.transaction():
+        register.calls.insert(
+            session_key="track-1",
+            phone=CALLER,
+            phone_raw=CALLER,
+            called_at="2026-11-27T08:00:00Z",
+            line="9001112201",
+        )
+    items = [stat_record(T0, "79161234567"), stat_record(T0 + 60_000, "79161234567")]
+    summary = reconcile.Summary("", "")
+
+    reconcile.apply_records(register, items, summary, statuses=("MISSED",), tolerance=120.0)
+
+    assert summary.known == 1
+    assert [register.calls.get(row).called_at for row in summary.registered] == [
+        "2026-11-27T08:01:00Z"
+    ]
 
 
 def test_the_scheduled_window_without_and_with_a_last_run(register: Register) -> None:
