@@ -582,6 +582,9 @@ def test_moments_typed_by_hand() -> None:
     assert str(caught.value) == (
         "'27/11' is not a date or time; use 2026-11-27 or '2026-11-27 14:05'."
     )
+    with pytest.raises(UserError) as caught:
+        reconcile.parse_moment("1900-01-01", moscow)
+    assert str(caught.value) == "'1900-01-01' is out of range: give a date from 1970 to 9998."
 
 
 def test_counts_tracking_ids_and_hidden_numbers(register: Register) -> None:
