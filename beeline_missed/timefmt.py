@@ -75,6 +75,11 @@ def parse_stored(text: str) -> datetime:
     return datetime.strptime(text, STORED).replace(tzinfo=UTC)
 
 
+def stored_to_ms(text: str) -> int:
+    """A stored time as epoch ms: the inverse of `ms_to_stored` (to the second)."""
+    return int(parse_stored(text).timestamp() * 1000)
+
+
 def local_zone(name: str | None = None) -> tzinfo:
     """The configured zone, else this machine's as a real zone (so a period that crosses a
     change of offset is right): TZ when it names one, else /etc/localtime, else the current

@@ -34,6 +34,7 @@ def test_milliseconds_round_trip_through_stored_text() -> None:
     assert timefmt.from_ms(MS) == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC)
     assert timefmt.from_ms(MS + 999).microsecond == 999_000
     assert timefmt.ms_to_stored(MS) == "2026-11-27T08:00:05Z"
+    assert timefmt.stored_to_ms("2026-11-27T08:00:05Z") == MS
     parsed = timefmt.parse_stored("2026-11-27T08:00:05Z")
     assert parsed == datetime(2026, 11, 27, 8, 0, 5, tzinfo=UTC)
     assert parsed.utcoffset() == timedelta(0)

@@ -219,7 +219,7 @@ def close_if_reached(
     phone = call_row.phone
     if not phone:
         return []
-    since = int(timefmt.parse_stored(call_row.called_at).timestamp() * 1000)
+    since = timefmt.stored_to_ms(call_row.called_at)
     legs = register.sessions.answered_after(phone, since, other_than=call_row.session_key)
     for leg in legs:
         if not targets.is_person(_leg_state(leg)):

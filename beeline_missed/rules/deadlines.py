@@ -74,7 +74,7 @@ class Deadlines:
 
     def waiting(self, since_stored: str, now_ms: int) -> float:
         """Seconds a case first called at `since_stored` (stored UTC) has waited by now."""
-        since = int(timefmt.parse_stored(since_stored).timestamp() * 1000)
+        since = timefmt.stored_to_ms(since_stored)
         return working_seconds(self.hours, since, now_ms)
 
     def level(self, waiting_s: float) -> int:

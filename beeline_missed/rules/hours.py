@@ -51,7 +51,7 @@ class WorkingHours:
 
     def is_outside_stored(self, stored: str) -> bool:
         """The same for a stored 'YYYY-MM-DDTHH:MM:SSZ' time."""
-        return self.is_outside(int(timefmt.parse_stored(stored).timestamp() * 1000))
+        return self.is_outside(timefmt.stored_to_ms(stored))
 
 
 def _parse_time(hours: str, minutes: str, where: str) -> time | None:

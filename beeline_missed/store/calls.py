@@ -272,7 +272,7 @@ class Calls(Part):
             "SELECT called_at, source FROM calls WHERE phone IS ? AND called_at BETWEEN ? AND ?",
             [phone, low, high],
         ).fetchall()
-        return [(_epoch_ms(row[0]), row[1]) for row in rows]
+        return [(timefmt.stored_to_ms(row[0]), row[1]) for row in rows]
 
     def unheard_reconciled_near(
         self, phone: str | None, epoch_ms: int, tolerance_ms: int
@@ -291,9 +291,11 @@ class Calls(Part):
             [phone, low, high, Source.RECONCILE],
         ).fetchall()
         found = [Call.from_row(row) for row in rows]
-        return min(
-            found, key=lambda c: (abs(_epoch_ms(c.called_at) - epoch_ms), c.id), default=None
-        )
+
+        def distance(call: Call) -> tuple[int, int]:
+            return abs(timefmt.stored_to_ms(call.called_at) - epoch_ms), call.id
+
+        return min(found, key=distance, default=None)
 
     def open_of(self, phone: str, until: str) -> list[Call]:
         """A number's calls still «Пропущен» that came in no later than `until` (stored UTC)."""
@@ -308,7 +310,3 @@ class Calls(Part):
     def set_outside_hours(self, call_id: int, outside: bool) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE calls SET outside_hours = ? WHERE id = ?", [int(outside), call_id])
-
-
-def _epoch_ms(stored: str) -> int:
-    return int(timefmt.parse_stored(stored).timestamp() * 1000)
