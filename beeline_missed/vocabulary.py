@@ -1,6 +1,6 @@
 """The register's words, defined once: call statuses, session states, sources, who closed a
 call, which way an answered call went, where a call was lost — each with the Russian label
-staff and managers read.
+staff and managers read — and the states of our PBX subscriptions.
 
 They are `StrEnum`s: a member is the very string the register stores and `--json` prints
 ('missed' == CallStatus.MISSED), so SQL, JSON and comparisons need no conversion. SQL text in
@@ -77,4 +77,29 @@ LOST_AT_LABELS: dict[str, str] = {
     LostAt.RINGING: "не ответили",
     LostAt.BUSY: "занято",
     LostAt.FORWARDED: "переадресован",
+}
+
+
+class SubscriptionState(StrEnum):
+    """A subscription we made, as the register records it."""
+
+    ACTIVE = "active"  # held: the daemon renews it
+    REPLACED = "replaced"  # renewed: its successor is `replaced_by`
+    DELETED = "deleted"  # `unsubscribe`
+    TERMINATED = "terminated"  # the PBX ended it and we subscribed again
+    GONE = "gone"  # the PBX no longer knew it and we subscribed again
+
+
+class LiveState(StrEnum):
+    """A held subscription as the PBX answers for it (`status`)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"  # not known to the PBX, and past its time by our clock
+    GONE = "gone"  # not known to the PBX before its time
+
+
+LIVE_STATE_LABELS: dict[str, str] = {
+    LiveState.ACTIVE: "действует",
+    LiveState.EXPIRED: "истекла",
+    LiveState.GONE: "нет на АТС",
 }

@@ -87,7 +87,7 @@ def test_demo_registers_missed_calls_and_writes_only_its_folder(tmp_path: Path) 
     assert names[demo.IVANOV] == "Иванов Иван Петрович"  # recognised from the directory
     assert clients == 12
     # One subscription for the whole simulated PBX: it sees the voice menu and the queue.
-    assert [row["pattern"] for row in subscriptions] == [None]
+    assert [sub.pattern for sub in subscriptions] == [None]
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:

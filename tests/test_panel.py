@@ -23,6 +23,7 @@ from beeline_missed.panel.missed_calls import MissedCalls
 from beeline_missed.rules import card
 from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Call, Register
+from beeline_missed.store.rows import Subscription
 from tests.support import factories, panel_data
 from tests.support.panel_data import USER, add_call, make_app, seed
 
@@ -537,17 +538,16 @@ async def test_subscriptions_tab_shows_the_register_and_checks_the_pbx_on_demand
         reg = Register.open(db_path)
         for sub_id in (live.id, "gone-at-the-pbx"):
             reg.subscriptions.insert(
-                {
-                    "id": sub_id,
-                    "pattern": None,
-                    "subscription_type": "BASIC_CALL",
-                    "url": url,
-                    "expires": 3600,
-                    "requested": 3600,
-                    "created_at": "2026-11-27T11:30:00Z",
-                    "expires_at": "2026-11-27T12:30:00Z",
-                    "state": "active",
-                }
+                Subscription(
+                    id=sub_id,
+                    pattern=None,
+                    subscription_type="BASIC_CALL",
+                    url=url,
+                    expires=3600,
+                    requested=3600,
+                    created_at="2026-11-27T11:30:00Z",
+                    expires_at="2026-11-27T12:30:00Z",
+                )
             )
         reg.meta.set("last_event_at", "2026-11-27T11:58:00Z")
         reg.close()
@@ -582,16 +582,15 @@ async def test_subscriptions_check_without_token_is_one_sentence(db_path: Path) 
         await pilot.press("f3")
         reg = Register.open(db_path)
         reg.subscriptions.insert(
-            {
-                "id": "sub-1",
-                "pattern": "9001112201",
-                "subscription_type": "BASIC_CALL",
-                "url": "http://127.0.0.1:9/hook/secretsecret",
-                "expires": 3600,
-                "created_at": "2026-11-27T11:30:00Z",
-                "expires_at": "2026-11-27T12:30:00Z",
-                "state": "active",
-            }
+            Subscription(
+                id="sub-1",
+                pattern="9001112201",
+                subscription_type="BASIC_CALL",
+                url="http://127.0.0.1:9/hook/secretsecret",
+                expires=3600,
+                created_at="2026-11-27T11:30:00Z",
+                expires_at="2026-11-27T12:30:00Z",
+            )
         )
         reg.close()
         app.refresh_data()

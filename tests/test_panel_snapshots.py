@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Select, TextArea
 
 from beeline_missed.store import Register
+from beeline_missed.store.rows import Subscription
 from tests.support.panel_data import make_app, seed
 
 SIZE = (110, 34)
@@ -28,18 +29,17 @@ def seeded(db_path: Path) -> list[int]:
         handled_at="2026-11-27T06:35:00Z",
     )  # fmt: skip
     reg.subscriptions.insert(
-        {
-            "id": "7c1e9f0a-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
-            "pattern": "9001112201@ip.beeline.ru",
-            "subscription_type": "BASIC_CALL",
-            "url": "https://shop.example.ru/beeline/hook/secret",
-            "expires": 3600,
-            "requested": 3600,
-            "created_at": "2026-11-27T11:30:00Z",
-            "expires_at": "2026-11-27T12:30:00Z",
-            "last_checked_at": "2026-11-27T11:30:00Z",
-            "state": "active",
-        }
+        Subscription(
+            id="7c1e9f0a-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+            pattern="9001112201@ip.beeline.ru",
+            subscription_type="BASIC_CALL",
+            url="https://shop.example.ru/beeline/hook/secret",
+            expires=3600,
+            requested=3600,
+            created_at="2026-11-27T11:30:00Z",
+            expires_at="2026-11-27T12:30:00Z",
+            last_checked_at="2026-11-27T11:30:00Z",
+        )
     )
     reg.meta.set("last_event_at", "2026-11-27T11:58:00Z")
     reg.close()

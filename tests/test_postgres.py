@@ -19,6 +19,7 @@ from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register, migrations, pg_schema
 from beeline_missed.store.engine import PostgresURL, connect, mask, translate
+from beeline_missed.store.rows import Subscription
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.factories import add_call
@@ -343,9 +344,9 @@ def fill_sqlite(home: Path) -> Path:
     register.attempts.await_release("s5", T0)
     register.abonents.replace([{"userId": GROUP[0], "phone": "9001112201"}])
     register.subscriptions.insert(
-        {"id": "sub1", "subscription_type": "BASIC_CALL", "url": "https://x/hook",
-         "expires": 3600, "created_at": "2026-11-27T09:00:00Z",
-         "expires_at": "2026-11-27T10:00:00Z"}
+        Subscription(id="sub1", subscription_type="BASIC_CALL", url="https://x/hook",
+         expires=3600, created_at="2026-11-27T09:00:00Z",
+         expires_at="2026-11-27T10:00:00Z")
     )  # fmt: skip
     register.onec.add_booking(first, "ref-1", "tok-1", "{}", "2026-11-27T10:20:00Z")
     register.close()

@@ -20,6 +20,7 @@ from beeline_missed.pbx import subscriptions
 from beeline_missed.pbx.api import PbxClient
 from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
+from beeline_missed.store.rows import Subscription
 
 runner = CliRunner()
 TOKEN = "cli-test-token-0123456789"
@@ -65,7 +66,7 @@ def run_json(*args: str) -> object:
     return json.loads(result.stdout)
 
 
-def held(register: Register) -> list[dict]:
+def held(register: Register) -> list[Subscription]:
     return register.subscriptions.rows(("active",))
 
 
@@ -81,9 +82,9 @@ def test_subscribe_one_pattern_keeps_granted_expires(sim: Simulator, db_path: Pa
     assert live.id == row["subscriptionId"] and live.pattern == "201"
     register = Register.open(db_path)
     (stored,) = held(register)
-    assert (stored["id"], stored["expires"], stored["requested"]) == (live.id, 600, 3600)
-    lifetime = timefmt.parse_stored(stored["expires_at"]) - timefmt.parse_stored(
-        stored["created_at"]
+    assert (stored.id, stored.expires, stored.requested) == (live.id, 600, 3600)
+    lifetime = timefmt.parse_stored(stored.expires_at) - timefmt.parse_stored(
+        stored.created_at
     )
     assert lifetime == timedelta(seconds=600)
 
@@ -121,7 +122,7 @@ def test_subscribing_a_held_pattern_again_renews_it(sim: Simulator, db_path: Pat
     assert first["subscriptionId"] != second["subscriptionId"]
     assert [s.id for s in sim.live_subscriptions()] == [second["subscriptionId"]]
     old = Register.open(db_path).subscriptions.get(first["subscriptionId"])
-    assert old["state"] == "replaced" and old["replaced_by"] == second["subscriptionId"]
+    assert old.state == "replaced" and old.replaced_by == second["subscriptionId"]
 
 
 def test_subscribe_needs_a_url_a_token_and_a_pattern(sim: Simulator, monkeypatch) -> None:
@@ -242,7 +243,7 @@ def test_unsubscribe_ids_then_all(sim: Simulator, db_path: Path) -> None:
     }
     assert sim.live_subscriptions() == []
     register = Register.open(db_path)
-    assert {r["state"] for r in register.subscriptions.rows(None)} == {"deleted"}
+    assert {r.state for r in register.subscriptions.rows(None)} == {"deleted"}
     code, output = run("unsubscribe", "--all")
     assert code == 0 and "nothing to delete" in output
     code, output = run("unsubscribe")
@@ -255,7 +256,7 @@ def test_unsubscribe_failure_keeps_it_held(sim: Simulator, db_path: Path) -> Non
     code, output = run("unsubscribe", row["subscriptionId"])
     assert code == 1 and "HTTP 503" in output
     (stored,) = held(Register.open(db_path))
-    assert "HTTP 503" in stored["last_error"]
+    assert "HTTP 503" in stored.last_error
 
 
 # -- the daemon's side: keep_alive, check, on_terminated ----------------------------------
@@ -266,7 +267,7 @@ def test_keep_alive_renews_new_before_old_deleted(
 ) -> None:
     settings = load()
     (row,) = subscriptions.subscribe(register, client, ["201"], 3600, "BASIC_CALL", HOOK)
-    created = timefmt.parse_stored(row["created_at"])
+    created = timefmt.parse_stored(row.created_at)
     # 600 s granted, renew_fraction 0.25: not yet with 500 s left, due with 140 s left.
     early, due = created + timedelta(seconds=100), created + timedelta(seconds=460)
     assert subscriptions.keep_alive(register, client, settings, early) == []
@@ -275,10 +276,10 @@ def test_keep_alive_renews_new_before_old_deleted(
     assert len(actions) == 1 and actions[0].startswith("renewed 201:")
     assert [method for method, _ in sim.requests] == ["PUT", "DELETE"]
     (new,) = held(register)
-    old = register.subscriptions.get(row["id"])
-    assert (old["state"], old["replaced_by"]) == ("replaced", new["id"])
-    assert (new["pattern"], new["expires"], new["requested"]) == ("201", 600, 3600)
-    assert [s.id for s in sim.live_subscriptions()] == [new["id"]]
+    old = register.subscriptions.get(row.id)
+    assert (old.state, old.replaced_by) == ("replaced", new.id)
+    assert (new.pattern, new.expires, new.requested) == ("201", 600, 3600)
+    assert [s.id for s in sim.live_subscriptions()] == [new.id]
 
 
 def test_keep_alive_records_errors_and_keeps_the_row(
@@ -286,17 +287,17 @@ def test_keep_alive_records_errors_and_keeps_the_row(
 ) -> None:
     settings = load()
     (row,) = subscriptions.subscribe(register, client, ["201"], 60, "BASIC_CALL", HOOK)
-    late = timefmt.parse_stored(row["expires_at"]) - timedelta(seconds=5)
+    late = timefmt.parse_stored(row.expires_at) - timedelta(seconds=5)
     sim.fail("5xx", status=502)
     with pytest.raises(subscriptions.KeepAliveError) as caught:
         subscriptions.keep_alive(register, client, settings, late)
     assert caught.value.retryable and "HTTP 502" in str(caught.value)
     (still,) = held(register)
-    assert still["id"] == row["id"] and "HTTP 502" in still["last_error"]
+    assert still.id == row.id and "HTTP 502" in still.last_error
     sim.recover()
     (action,) = subscriptions.keep_alive(register, client, settings, late)
     (new,) = held(register)
-    assert new["id"] != row["id"] and new["last_error"] is None
+    assert new.id != row.id and new.last_error is None
     assert action.startswith("renewed 201:")
 
 
@@ -305,21 +306,21 @@ def test_failed_delete_of_replaced_one_is_retried(
 ) -> None:
     settings = load()
     (row,) = subscriptions.subscribe(register, client, ["202"], 600, "BASIC_CALL", HOOK)
-    late = timefmt.parse_stored(row["expires_at"]) - timedelta(seconds=60)
+    late = timefmt.parse_stored(row.expires_at) - timedelta(seconds=60)
     sim.fail("5xx", methods=["DELETE"])
     # The successor is live, so a failed DELETE is not an error to back off on.
     (action,) = subscriptions.keep_alive(register, client, settings, late)
     assert action.startswith("renewed 202:")
     (new,) = held(register)
-    old = register.subscriptions.get(row["id"])
-    assert old["state"] == "replaced" and "HTTP 503" in old["last_error"]
-    assert {s.id for s in sim.live_subscriptions()} == {row["id"], new["id"]}
+    old = register.subscriptions.get(row.id)
+    assert old.state == "replaced" and "HTTP 503" in old.last_error
+    assert {s.id for s in sim.live_subscriptions()} == {row.id, new.id}
     assert subscriptions.keep_alive(register, client, settings, late) == []  # still failing
     sim.recover()
     (action,) = subscriptions.keep_alive(register, client, settings, late)
-    assert action == f"deleted replaced subscription {row['id']}"
-    assert [s.id for s in sim.live_subscriptions()] == [new["id"]]
-    assert register.subscriptions.get(row["id"])["last_error"] is None
+    assert action == f"deleted replaced subscription {row.id}"
+    assert [s.id for s in sim.live_subscriptions()] == [new.id]
+    assert register.subscriptions.get(row.id).last_error is None
 
 
 def test_check_resubscribes_one_the_pbx_forgot(
@@ -327,14 +328,14 @@ def test_check_resubscribes_one_the_pbx_forgot(
 ) -> None:
     rows = subscriptions.subscribe(register, client, ["201", "202"], 600, "BASIC_CALL", HOOK)
     kept, lost = rows
-    sim.terminate(lost["id"], notify=False)
+    sim.terminate(lost.id, notify=False)
     (action,) = subscriptions.check(register, client)
     assert action.startswith("re-subscribed gone 202:")
-    old = register.subscriptions.get(lost["id"])
-    assert old["state"] == "gone"
-    successor = register.subscriptions.get(old["replaced_by"])
-    assert (successor["state"], successor["pattern"]) == ("active", "202")
-    assert {s.id for s in sim.live_subscriptions()} == {kept["id"], successor["id"]}
+    old = register.subscriptions.get(lost.id)
+    assert old.state == "gone"
+    successor = register.subscriptions.get(old.replaced_by)
+    assert (successor.state, successor.pattern) == ("active", "202")
+    assert {s.id for s in sim.live_subscriptions()} == {kept.id, successor.id}
     assert subscriptions.check(register, client) == []
 
 
@@ -344,24 +345,24 @@ def test_check_failure_is_recorded(sim: Simulator, client: PbxClient, register: 
     with pytest.raises(subscriptions.KeepAliveError) as caught:
         subscriptions.check(register, client)
     assert caught.value.retryable and "Cannot reach the PBX" in str(caught.value)
-    assert "Cannot reach the PBX" in register.subscriptions.get(row["id"])["last_error"]
+    assert "Cannot reach the PBX" in register.subscriptions.get(row.id).last_error
 
 
 def test_on_terminated_resubscribes_only_what_we_hold(
     sim: Simulator, client: PbxClient, register: Register
 ) -> None:
     (row,) = subscriptions.subscribe(register, client, ["203"], 600, "BASIC_CALL", HOOK)
-    sim.terminate(row["id"], notify=False)
-    action = subscriptions.on_terminated(register, client, row["id"])
+    sim.terminate(row.id, notify=False)
+    action = subscriptions.on_terminated(register, client, row.id)
     assert action is not None and action.startswith("re-subscribed terminated 203:")
-    old = register.subscriptions.get(row["id"])
-    assert old["state"] == "terminated"
+    old = register.subscriptions.get(row.id)
+    assert old.state == "terminated"
     (new,) = held(register)
-    assert new["id"] == old["replaced_by"] and new["pattern"] == "203"
+    assert new.id == old.replaced_by and new.pattern == "203"
     # Not ours any more, or never ours: nothing to do.
-    assert subscriptions.on_terminated(register, client, row["id"]) is None
+    assert subscriptions.on_terminated(register, client, row.id) is None
     assert subscriptions.on_terminated(register, client, "someone-elses") is None
-    assert [s.id for s in sim.live_subscriptions()] == [new["id"]]
+    assert [s.id for s in sim.live_subscriptions()] == [new.id]
 
 
 def test_on_terminated_failure_keeps_it_active(
@@ -370,16 +371,16 @@ def test_on_terminated_failure_keeps_it_active(
     (row,) = subscriptions.subscribe(register, client, ["204"], 600, "BASIC_CALL", HOOK)
     sim.fail("5xx")
     with pytest.raises(subscriptions.KeepAliveError):
-        subscriptions.on_terminated(register, client, row["id"])
+        subscriptions.on_terminated(register, client, row.id)
     (still,) = held(register)
-    assert still["id"] == row["id"] and "HTTP 503" in still["last_error"]
+    assert still.id == row.id and "HTTP 503" in still.last_error
 
 
 def test_lifecycle_accepts_epoch_seconds_as_now(
     sim: Simulator, client: PbxClient, register: Register
 ) -> None:
     (row,) = subscriptions.subscribe(register, client, ["205"], 600, "BASIC_CALL", HOOK)
-    due = timefmt.parse_stored(row["expires_at"]).timestamp() - 30  # the daemon's time.time()
+    due = timefmt.parse_stored(row.expires_at).timestamp() - 30  # the daemon's time.time()
     (action,) = subscriptions.keep_alive(register, client, load(), due)
     assert action.startswith("renewed 205:")
     assert subscriptions.check(register, client, due) == []

@@ -468,23 +468,23 @@ def subscribe_command(
     with _pbx(ctx) as pbx:
         if all_abonents:
             chosen += [p for p in subscriptions.abonent_patterns(pbx) if p not in chosen]
-        rows = subscriptions.subscribe(register, pbx, chosen, asked, kind, target)
+        made = subscriptions.subscribe(register, pbx, chosen, asked, kind, target)
     zone = _zone(ctx)
     if json_:
-        print_json([subscription_json(row, zone) for row in rows])
+        print_json([subscription_json(sub, zone) for sub in made])
         return
     table = [
         [
-            row["pattern"] or subscriptions.WHOLE_PBX,
-            row["id"],
-            "active",
-            duration(row["expires"]),
-            timefmt.show_local(row["expires_at"], zone),
+            subscriptions.label(sub),
+            sub.id,
+            sub.state,
+            duration(sub.expires),
+            timefmt.show_local(sub.expires_at, zone),
         ]
-        for row in rows
+        for sub in made
     ]
     print_subscriptions(table, title=f"Subscribed, events go to {target}")
-    granted = sorted({row["expires"] for row in rows if row["expires"] < asked})
+    granted = sorted({sub.expires for sub in made if sub.expires < asked})
     if granted:
         shown = ", ".join(f"{g} s" for g in granted)
         say(f"The PBX granted {shown} of the {asked} s asked; the daemon renews them in time.")
@@ -511,13 +511,14 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     from beeline_missed import timefmt
     from beeline_missed.pbx import subscriptions
     from beeline_missed.views.output import console, print_json, say
+    from beeline_missed.vocabulary import LiveState
 
     register = state(ctx).register()
     zone = _zone(ctx)
-    rows: list[dict[str, Any]] = []
-    if register.subscriptions.rows(("active",)):
+    checked: list[subscriptions.Checked] = []
+    if register.subscriptions.rows():
         with _pbx(ctx) as pbx:
-            rows = subscriptions.status(register, pbx)
+            checked = subscriptions.status(register, pbx)
     last_event = subscriptions.last_event_at(register)
     upkeep_error = subscriptions.upkeep_error(register)
     # The last reconciliation and what it recovered.
@@ -536,7 +537,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
             {
                 **({"roles": roles} if roles else {}),
                 "spooled_events": spooled,
-                "subscriptions": [subscription_json(row, zone) for row in rows],
+                "subscriptions": [subscription_json(c.subscription, zone, c) for c in checked],
                 "last_event_at": timefmt.iso_local(last_event, zone),
                 "upkeep_error": upkeep_error,
                 "reconciliation": reconcile_json(last_reconcile, zone),
@@ -554,21 +555,23 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
             }
         )
         return
-    if rows:
+    if checked:
         table = [
             [
-                row["pattern"] or subscriptions.WHOLE_PBX,
-                row["id"],
-                row["live_state"],
-                duration(row["seconds_left"]) if row["live_state"] == "active" else "",
-                timefmt.show_local(row["expires_at"], zone),
+                subscriptions.label(c.subscription),
+                c.subscription.id,
+                c.live_state,
+                duration(c.seconds_left) if c.live_state == LiveState.ACTIVE else "",
+                timefmt.show_local(c.subscription.expires_at, zone),
             ]
-            for row in rows
+            for c in checked
         ]
         print_subscriptions(table, title="Subscriptions")
-        for row in rows:
-            if row["last_error"]:
-                console.print(f"{row['id']}: last error: {row['last_error']}", markup=False)
+        for c in checked:
+            if c.subscription.last_error:
+                console.print(
+                    f"{c.subscription.id}: last error: {c.subscription.last_error}", markup=False
+                )
     else:
         say("No subscriptions held; make one with `beeline-missed subscribe`.")
     if last_event:
@@ -620,7 +623,7 @@ def unsubscribe_command(
     if bool(ids) == all_:
         raise UserError("Give subscription ids or --all (not both).")
     register = state(ctx).register()
-    if all_ and not register.subscriptions.rows(("active",)):
+    if all_ and not register.subscriptions.rows():
         results: list[dict[str, Any]] = []
     else:
         with _pbx(ctx) as pbx:

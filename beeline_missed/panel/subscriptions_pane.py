@@ -21,13 +21,9 @@ from beeline_missed.config import Settings
 from beeline_missed.errors import UserError
 from beeline_missed.pbx import subscriptions
 from beeline_missed.store import Register
+from beeline_missed.vocabulary import LIVE_STATE_LABELS, LiveState
 
 COLUMNS = ("Абонент", "Состояние", "Осталось", "Действует до", "Проверена", "Подписка")
-STATE_LABELS = {
-    subscriptions.LIVE_ACTIVE: "действует",
-    subscriptions.LIVE_EXPIRED: "истекла",
-    subscriptions.LIVE_GONE: "нет на АТС",
-}
 
 
 def left_text(seconds: int) -> str:
@@ -72,25 +68,23 @@ class SubscriptionsPane(Vertical):
     def show(self, register: Register) -> None:
         """Redraw from the register (cheap: a handful of rows)."""
         now = self.clock()
-        rows = register.subscriptions.rows((subscriptions.ACTIVE,))
+        rows = register.subscriptions.rows()
         table = self.query_one("#subs-table", DataTable)
         keep = table.cursor_row
         table.clear()
-        for row in rows:
-            left = subscriptions.seconds_left(row, now)
-            state = self.checked.get(row["id"]) or (
-                STATE_LABELS[subscriptions.LIVE_ACTIVE]
-                if left > 0
-                else STATE_LABELS[subscriptions.LIVE_EXPIRED]
-            )
+        for sub in rows:
+            left = subscriptions.seconds_left(sub, now)
+            state = self.checked.get(sub.id) or LIVE_STATE_LABELS[
+                LiveState.ACTIVE if left > 0 else LiveState.EXPIRED
+            ]
             table.add_row(
-                (row["pattern"] or "вся АТС").split("@", 1)[0],
+                (sub.pattern or "вся АТС").split("@", 1)[0],
                 state,
                 left_text(left) if left > 0 else "",
-                timefmt.show_local(row["expires_at"], self.zone),
-                timefmt.show_local(row.get("last_checked_at"), self.zone),
-                row["id"],
-                key=row["id"],
+                timefmt.show_local(sub.expires_at, self.zone),
+                timefmt.show_local(sub.last_checked_at, self.zone),
+                sub.id,
+                key=sub.id,
             )
         if rows:
             table.move_cursor(row=min(max(keep, 0), len(rows) - 1), animate=False)
@@ -130,12 +124,10 @@ class SubscriptionsPane(Vertical):
         try:
             register = Register.open(self.settings.db)
             try:
-                if register.subscriptions.rows((subscriptions.ACTIVE,)):
+                if register.subscriptions.rows():
                     with PbxClient.from_settings(self.settings) as pbx:
-                        for row in subscriptions.status(register, pbx, now=self.clock()):
-                            checked[row["id"]] = STATE_LABELS.get(
-                                row["live_state"], row["live_state"]
-                            )
+                        for found in subscriptions.status(register, pbx, now=self.clock()):
+                            checked[found.subscription.id] = LIVE_STATE_LABELS[found.live_state]
             finally:
                 register.close()
         except UserError as exc:
@@ -148,7 +140,7 @@ class SubscriptionsPane(Vertical):
             self.notify(message, title="Проверка не удалась", severity="error", timeout=10)
             return
         self.checked = checked
-        gone = sum(1 for state in checked.values() if state != STATE_LABELS["active"])
+        gone = sum(1 for state in checked.values() if state != LIVE_STATE_LABELS[LiveState.ACTIVE])
         self.notify(
             f"Проверено подписок: {len(checked)}, не действуют: {gone}.",
             severity="warning" if gone else "information",

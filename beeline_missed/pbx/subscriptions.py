@@ -13,27 +13,22 @@ overlap lasts only one round trip (duplicate events in that window are deduplica
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from beeline_missed import timefmt
 from beeline_missed.errors import UserError
+from beeline_missed.store.rows import Subscription
+from beeline_missed.vocabulary import LiveState, SubscriptionState
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
     from beeline_missed.pbx.api import PbxClient
     from beeline_missed.store import Register
 
-ACTIVE = "active"
-REPLACED = "replaced"
-DELETED = "deleted"
-TERMINATED = "terminated"
-GONE = "gone"
-# States `status` reports for a subscription we hold.
-LIVE_ACTIVE = "active"
-LIVE_EXPIRED = "expired"
-LIVE_GONE = "gone"
 SUBSCRIPTION_TYPES = ("BASIC_CALL", "ADVANCED_CALL")
 
 
@@ -60,32 +55,40 @@ def _now(now: datetime | float | None) -> datetime:
     return now
 
 
-def _row(
+@dataclass(frozen=True)
+class Checked:
+    """A held subscription as `status` found it at the PBX."""
+
+    subscription: Subscription
+    live_state: LiveState
+    seconds_left: int  # by our clock; 0 once past
+
+
+def _made(
     answer: dict[str, Any],
     pattern: str | None,
     subscription_type: str,
     url: str,
     requested: int,
     now: datetime,
-) -> dict[str, Any]:
+) -> Subscription:
     granted = int(answer["expires"])
-    return {
-        "id": answer["subscriptionId"],
-        "pattern": pattern,
-        "subscription_type": subscription_type,
-        "url": url,
-        "expires": granted,
-        "requested": requested,
-        "created_at": timefmt.to_stored(now),
+    return Subscription(
+        id=str(answer["subscriptionId"]),
+        pattern=pattern,
+        subscription_type=subscription_type,
+        url=url,
+        expires=granted,
+        requested=requested,
+        created_at=timefmt.to_stored(now),
         # Counted from before the PUT, so we never believe it lives longer than it does.
-        "expires_at": timefmt.to_stored(now + timedelta(seconds=granted)),
-        "state": ACTIVE,
-        "last_checked_at": timefmt.to_stored(now),
-    }
+        expires_at=timefmt.to_stored(now + timedelta(seconds=granted)),
+        last_checked_at=timefmt.to_stored(now),
+    )
 
 
-def seconds_left(row: dict[str, Any], now: datetime) -> int:
-    return int((timefmt.parse_stored(row["expires_at"]) - now).total_seconds())
+def seconds_left(subscription: Subscription, now: datetime) -> int:
+    return int((timefmt.parse_stored(subscription.expires_at) - now).total_seconds())
 
 
 def validate(expires: int, subscription_type: str, url: str | None) -> str:
@@ -121,40 +124,45 @@ def _put(
     subscription_type: str,
     url: str,
     now: datetime | None,
-) -> dict[str, Any]:
-    """PUT one subscription at the PBX; returns its row (not yet recorded)."""
+) -> Subscription:
+    """PUT one subscription at the PBX; returns it (not yet recorded)."""
     moment = _now(now)
     answer = client.subscribe(pattern, expires, subscription_type, url)
-    return _row(answer, pattern, subscription_type, url, expires, moment)
+    return _made(answer, pattern, subscription_type, url, expires, moment)
 
 
 def _retire(
-    register: Register, client: PbxClient, old: dict[str, Any], new_row: dict[str, Any], state: str
+    register: Register,
+    client: PbxClient,
+    old: Subscription,
+    successor: Subscription,
+    state: SubscriptionState,
 ) -> str:
-    """Record `new_row` as the successor of `old`, then DELETE `old` at the PBX."""
+    """Record `successor` as the successor of `old`, then DELETE `old` at the PBX."""
     from beeline_missed.pbx.api import PbxError, PbxNotFound
 
-    if not register.subscriptions.replace(old["id"], new_row, old_state=state):
+    if not register.subscriptions.replace(old.id, successor, old_state=state):
         # Someone else (the daemon, another command) retired it first: do not keep a twin.
         with contextlib.suppress(PbxError):  # if this fails too, it expires by itself
-            client.unsubscribe(new_row["id"])
-        return f"{old['id']} was already replaced elsewhere; dropped the twin {new_row['id']}"
-    if state == REPLACED:
+            client.unsubscribe(successor.id)
+        return f"{old.id} was already replaced elsewhere; dropped the twin {successor.id}"
+    if state == SubscriptionState.REPLACED:
         try:
-            client.unsubscribe(old["id"])
+            client.unsubscribe(old.id)
         except PbxNotFound:
             pass  # expired meanwhile: nothing to delete
         except PbxError as exc:
             # The successor is live; the old one ends by itself. keep_alive retries the DELETE.
-            register.subscriptions.update(old["id"], last_error=str(exc))
-    return f"{_label(old)}: {old['id']} → {new_row['id']} (granted {new_row['expires']} s)"
+            register.subscriptions.update(old.id, last_error=str(exc))
+    return f"{label(old)}: {old.id} → {successor.id} (granted {successor.expires} s)"
 
 
 WHOLE_PBX = "whole PBX"
 
 
-def _label(row: dict[str, Any]) -> str:
-    return row["pattern"] or WHOLE_PBX
+def label(subscription: Subscription) -> str:
+    """What a subscription covers, as admins read it: its pattern, or the whole PBX."""
+    return subscription.pattern or WHOLE_PBX
 
 
 def subscribe(
@@ -165,7 +173,7 @@ def subscribe(
     subscription_type: str,
     url: str | None,
     now: datetime | float | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Subscription]:
     """One PUT per pattern, each recorded with the expires the PBX granted.
 
     A pattern we already hold for the same URL and type is renewed (new first, then the old one
@@ -175,13 +183,13 @@ def subscribe(
 
     url = validate(expires, subscription_type, url)
     held = {
-        (row["pattern"], row["url"], row["subscription_type"]): row
-        for row in register.subscriptions.rows((ACTIVE,))
+        (sub.pattern, sub.url, sub.subscription_type): sub
+        for sub in register.subscriptions.rows()
     }
-    made: list[dict[str, Any]] = []
+    made: list[Subscription] = []
     for pattern in dict.fromkeys(p or None for p in patterns):  # once each, in order
         try:
-            row = _put(client, pattern, expires, subscription_type, url, now)
+            new = _put(client, pattern, expires, subscription_type, url, now)
         except PbxError as exc:
             if made:
                 raise type(exc)(
@@ -193,16 +201,16 @@ def subscribe(
             raise
         old = held.get((pattern, url, subscription_type))
         if old is not None:
-            _retire(register, client, old, row, REPLACED)
+            _retire(register, client, old, new, SubscriptionState.REPLACED)
         else:
-            register.subscriptions.insert(row)
-        made.append(register.subscriptions.get(row["id"]) or row)
+            register.subscriptions.insert(new)
+        made.append(register.subscriptions.get(new.id) or new)
     return made
 
 
 def status(
     register: Register, client: PbxClient, now: datetime | float | None = None
-) -> list[dict]:
+) -> list[Checked]:
     """Every subscription we hold, checked live: active, expired or gone, and time left.
 
     Only looks: it does not retire anything (re-subscribing is check()'s job), so a gone
@@ -212,15 +220,17 @@ def status(
 
     moment = _now(now)
     report = []
-    for row in register.subscriptions.rows((ACTIVE,)):
-        left = seconds_left(row, moment)
+    stamp = timefmt.to_stored(moment)
+    for sub in register.subscriptions.rows():
+        left = seconds_left(sub, moment)
         try:
-            client.get_subscription(row["id"])
-            live = LIVE_ACTIVE  # whatever our clock says, the PBX still serves it
+            client.get_subscription(sub.id)
+            live = LiveState.ACTIVE  # whatever our clock says, the PBX still serves it
         except PbxNotFound:
-            live = LIVE_EXPIRED if left <= 0 else LIVE_GONE
-        register.subscriptions.update(row["id"], last_checked_at=timefmt.to_stored(moment))
-        report.append({**row, "live_state": live, "seconds_left": max(0, left)})
+            live = LiveState.EXPIRED if left <= 0 else LiveState.GONE
+        register.subscriptions.update(sub.id, last_checked_at=stamp)
+        checked = dataclasses.replace(sub, last_checked_at=stamp)
+        report.append(Checked(checked, live, max(0, left)))
     return report
 
 
@@ -237,46 +247,45 @@ def unsubscribe(
     from beeline_missed.pbx.api import PbxError, PbxNotFound
 
     if ids is None:
-        targets = [row["id"] for row in register.subscriptions.rows((ACTIVE,))]
+        targets = [sub.id for sub in register.subscriptions.rows()]
     else:
         targets = list(dict.fromkeys(ids))
     results = []
     for sub_id in targets:
-        row = register.subscriptions.get(sub_id)
-        previous = row["state"] if row else None
-        if row is not None:
-            register.subscriptions.update(sub_id, state=DELETED)
+        held = register.subscriptions.get(sub_id)
+        if held is not None:
+            register.subscriptions.update(sub_id, state=SubscriptionState.DELETED)
         try:
             client.unsubscribe(sub_id)
             outcome = "deleted"
         except PbxNotFound:
             outcome = "already gone at the PBX"
         except PbxError as exc:
-            if row is not None:
-                register.subscriptions.update(sub_id, state=previous, last_error=str(exc))
+            if held is not None:
+                register.subscriptions.update(sub_id, state=held.state, last_error=str(exc))
             raise
-        if row is None:
+        if held is None:
             outcome += " (it was not in the register)"
-        pattern = row["pattern"] if row else None
+        pattern = held.pattern if held else None
         results.append({"subscriptionId": sub_id, "pattern": pattern, "result": outcome})
     return results
 
 
-def _renew_due(row: dict[str, Any], settings: Settings, now: datetime) -> bool:
-    return seconds_left(row, now) < settings.renew_fraction * int(row["expires"])
+def _renew_due(sub: Subscription, settings: Settings, now: datetime) -> bool:
+    return seconds_left(sub, now) < settings.renew_fraction * sub.expires
 
 
 def _successor(
-    client: PbxClient, row: dict[str, Any], settings: Settings, now: datetime
-) -> dict[str, Any]:
-    asked = int(row.get("requested") or settings.subscription_expires)
-    return _put(client, row["pattern"], asked, row["subscription_type"], row["url"], now)
+    client: PbxClient, sub: Subscription, settings: Settings, now: datetime
+) -> Subscription:
+    asked = sub.requested or settings.subscription_expires
+    return _put(client, sub.pattern, asked, sub.subscription_type, sub.url, now)
 
 
 def _run(
     register: Register,
-    rows: list[dict[str, Any]],
-    action: Callable[[dict[str, Any]], str | None],
+    subs: list[Subscription],
+    action: Callable[[Subscription], str | None],
 ) -> list[str]:
     """Apply `action` to each row; record failures in last_error and raise them together.
 
@@ -287,11 +296,11 @@ def _run(
 
     actions: list[str] = []
     errors: list[Exception] = []
-    for row in rows:
+    for sub in subs:
         try:
-            done = action(row)
+            done = action(sub)
         except PbxError as exc:
-            register.subscriptions.update(row["id"], last_error=str(exc))
+            register.subscriptions.update(sub.id, last_error=str(exc))
             errors.append(exc)
             if isinstance(exc, PbxAuthError | PbxUnreachable | PbxTimeout):
                 break
@@ -315,25 +324,27 @@ def keep_alive(
 
     moment = _now(now)
     actions: list[str] = []
-    for old in register.subscriptions.rows((REPLACED,)):
-        if not old["last_error"] or seconds_left(old, moment) <= 0:
+    for old in register.subscriptions.rows((SubscriptionState.REPLACED,)):
+        if not old.last_error or seconds_left(old, moment) <= 0:
             continue
         try:
-            client.unsubscribe(old["id"])
+            client.unsubscribe(old.id)
         except PbxNotFound:
             pass
         except PbxError:
             continue  # still failing; it expires by itself soon
-        register.subscriptions.update(old["id"], last_error=None)
-        actions.append(f"deleted replaced subscription {old['id']}")
+        register.subscriptions.update(old.id, last_error=None)
+        actions.append(f"deleted replaced subscription {old.id}")
 
-    def renew(row: dict[str, Any]) -> str | None:
-        if not _renew_due(row, settings, moment):
+    def renew(sub: Subscription) -> str | None:
+        if not _renew_due(sub, settings, moment):
             return None
-        new_row = _successor(client, row, settings, moment)
-        return "renewed " + _retire(register, client, row, new_row, REPLACED)
+        successor = _successor(client, sub, settings, moment)
+        return "renewed " + _retire(
+            register, client, sub, successor, SubscriptionState.REPLACED
+        )
 
-    return actions + _run(register, register.subscriptions.rows((ACTIVE,)), renew)
+    return actions + _run(register, register.subscriptions.rows(), renew)
 
 
 def check(
@@ -351,17 +362,18 @@ def check(
     moment = _now(now)
     stamp = timefmt.to_stored(moment)
 
-    def verify(row: dict[str, Any]) -> str | None:
+    def verify(sub: Subscription) -> str | None:
         try:
-            client.get_subscription(row["id"])
+            client.get_subscription(sub.id)
         except PbxNotFound:
-            new_row = _successor(client, row, settings or load(), moment)
-            new_row["last_checked_at"] = stamp
-            return "re-subscribed gone " + _retire(register, client, row, new_row, GONE)
-        register.subscriptions.update(row["id"], last_checked_at=stamp, last_error=None)
+            successor = _successor(client, sub, settings or load(), moment)
+            return "re-subscribed gone " + _retire(
+                register, client, sub, successor, SubscriptionState.GONE
+            )
+        register.subscriptions.update(sub.id, last_checked_at=stamp, last_error=None)
         return None
 
-    return _run(register, register.subscriptions.rows((ACTIVE,)), verify)
+    return _run(register, register.subscriptions.rows(), verify)
 
 
 def on_terminated(
@@ -378,16 +390,18 @@ def on_terminated(
     """
     from beeline_missed.config import load
 
-    row = register.subscriptions.get(subscription_id)
-    if row is None or row["state"] != ACTIVE:
+    held = register.subscriptions.get(subscription_id)
+    if held is None or held.state != SubscriptionState.ACTIVE:
         return None
     moment = _now(now)
 
-    def resubscribe(old: dict[str, Any]) -> str:
-        new_row = _successor(client, old, settings or load(), moment)
-        return "re-subscribed terminated " + _retire(register, client, old, new_row, TERMINATED)
+    def resubscribe(old: Subscription) -> str:
+        successor = _successor(client, old, settings or load(), moment)
+        return "re-subscribed terminated " + _retire(
+            register, client, old, successor, SubscriptionState.TERMINATED
+        )
 
-    done = _run(register, [row], resubscribe)
+    done = _run(register, [held], resubscribe)
     return done[0] if done else None
 
 

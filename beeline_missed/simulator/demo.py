@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beeline_missed import config
 from beeline_missed.config import Settings
@@ -31,6 +31,9 @@ from beeline_missed.errors import UserError
 from beeline_missed.simulator import shop, xsi_build
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus
+
+if TYPE_CHECKING:
+    from beeline_missed.store.rows import Subscription
 
 MARKER = ".beeline-missed-demo"
 DEFAULT_HOME = Path("demo-home")
@@ -302,7 +305,7 @@ def sync_clients(settings: Settings) -> dict[str, Any]:
         register.close()
 
 
-def subscribe_all(settings: Settings) -> list[dict[str, Any]]:
+def subscribe_all(settings: Settings) -> list[Subscription]:
     """One subscription for the whole (simulated) PBX, as `subscribe --enterprise` does: it sees
     the voice menu and the queue too."""
     from beeline_missed.pbx import subscriptions
@@ -369,7 +372,7 @@ class Demo:
     sim: Any
     daemon: Any
     traffic: Traffic
-    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: list[Subscription] = field(default_factory=list)
     clients: dict[str, int] = field(default_factory=dict)
     onec: Any = None  # the 1C stand-in (onec_sim.OnecSimulator)
 

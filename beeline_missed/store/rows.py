@@ -1,5 +1,6 @@
-"""The store's rows as typed, frozen values: what `register.calls`, `register.attempts` and
-`register.claims` return, built at the store's boundary from `sqlite3.Row`s.
+"""The store's rows as typed, frozen values: what `register.calls`, `register.attempts`,
+`register.claims` and `register.subscriptions` return, built at the store's boundary from
+`sqlite3.Row`s.
 
 A `Call` carries every column of the `calls` table, the fields the store joins in (the client's
 name; for one line per caller, the caller's attempts, first call and call ids) with their
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from beeline_missed.vocabulary import CallStatus, ClosedBy, LostAt, Source
+from beeline_missed.vocabulary import CallStatus, ClosedBy, LostAt, Source, SubscriptionState
 
 # Stored string -> enum member, read once per row: a dict lookup, cheaper than CallStatus(text).
 _STATUS = CallStatus._value2member_map_
@@ -162,3 +163,43 @@ _CALL_FIELDS = frozenset(field.name for field in fields(Call))
 _CALL_DEFAULTS = {
     field.name: field.default for field in fields(Call) if field.default is not MISSING
 }
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription we made at the PBX (the `subscriptions` table). Times are stored UTC;
+    `expires` is what the PBX granted (seconds), `requested` what we asked for."""
+
+    id: str
+    subscription_type: str
+    url: str
+    expires: int
+    created_at: str
+    expires_at: str
+    pattern: str | None = None  # None: the whole PBX
+    state: SubscriptionState = SubscriptionState.ACTIVE
+    requested: int | None = None
+    replaced_by: str | None = None
+    last_checked_at: str | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> Subscription:
+        requested = row["requested"]
+        return cls(
+            id=str(row["id"]),
+            subscription_type=str(row["subscription_type"]),
+            url=str(row["url"]),
+            expires=int(row["expires"]),
+            created_at=str(row["created_at"]),
+            expires_at=str(row["expires_at"]),
+            pattern=row["pattern"],
+            state=SubscriptionState(row["state"]),
+            requested=None if requested is None else int(requested),
+            replaced_by=row["replaced_by"],
+            last_checked_at=row["last_checked_at"],
+            last_error=row["last_error"],
+        )
+
+
+SUBSCRIPTION_COLUMNS = tuple(field.name for field in fields(Subscription))

@@ -7,46 +7,34 @@ from typing import Any
 
 from beeline_missed import timefmt
 from beeline_missed.store.base import Part
+from beeline_missed.store.rows import SUBSCRIPTION_COLUMNS, Subscription
+from beeline_missed.vocabulary import SubscriptionState
 
 
 class Subscriptions(Part):
     """The `subscriptions` table: every subscription made, with its state."""
 
-    COLUMNS = (
-        "id",
-        "pattern",
-        "subscription_type",
-        "url",
-        "expires",
-        "requested",
-        "created_at",
-        "expires_at",
-        "state",
-        "replaced_by",
-        "last_checked_at",
-        "last_error",
-    )
-
-    def _insert(self, row: dict[str, Any]) -> None:
-        columns = [c for c in self.COLUMNS if c in row]
+    def _insert(self, subscription: Subscription) -> None:
         self.conn.execute(
-            f"INSERT INTO subscriptions ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})",
-            [row[c] for c in columns],
+            f"INSERT INTO subscriptions ({', '.join(SUBSCRIPTION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(SUBSCRIPTION_COLUMNS))})",
+            [getattr(subscription, column) for column in SUBSCRIPTION_COLUMNS],
         )
 
-    def insert(self, row: dict[str, Any]) -> dict[str, Any]:
+    def insert(self, subscription: Subscription) -> Subscription:
         with self.transaction():
-            self._insert(row)
-        return self.get(row["id"]) or {}
+            self._insert(subscription)
+        return self.get(subscription.id) or subscription
 
-    def get(self, subscription_id: str) -> dict[str, Any] | None:
+    def get(self, subscription_id: str) -> Subscription | None:
         row = self.conn.execute(
             "SELECT * FROM subscriptions WHERE id = ?", [subscription_id]
         ).fetchone()
-        return dict(row) if row else None
+        return Subscription.from_row(row) if row else None
 
-    def rows(self, states: Iterable[str] | None = ("active",)) -> list[dict]:
+    def rows(
+        self, states: Iterable[SubscriptionState] | None = (SubscriptionState.ACTIVE,)
+    ) -> list[Subscription]:
         """Oldest first; `states` None lists every row ever recorded."""
         sql = "SELECT * FROM subscriptions"
         params: list[Any] = []
@@ -55,24 +43,24 @@ class Subscriptions(Part):
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
             params = states
         sql += " ORDER BY created_at, rowid"
-        return [dict(row) for row in self.conn.execute(sql, params)]
+        return [Subscription.from_row(row) for row in self.conn.execute(sql, params)]
 
-    def update(
-        self, subscription_id: str, *, only_if_state: str | None = None, **changes: Any
-    ) -> bool:
-        """Change some columns; with `only_if_state`, only while the row is in that state."""
-        unknown = set(changes) - set(self.COLUMNS) - {"id"}
+    def update(self, subscription_id: str, **changes: Any) -> bool:
+        """Change some columns (not the id); False when no such subscription is held."""
+        unknown = set(changes) - set(SUBSCRIPTION_COLUMNS)
         if unknown or not changes or "id" in changes:
             raise ValueError(f"cannot update subscription columns {sorted(changes)}")
         sql = f"UPDATE subscriptions SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?"
         params = [*changes.values(), subscription_id]
-        if only_if_state is not None:
-            sql += " AND state = ?"
-            params.append(only_if_state)
         with self.transaction() as conn:
             return conn.execute(sql, params).rowcount > 0
 
-    def replace(self, old_id: str, new_row: dict[str, Any], old_state: str = "replaced") -> bool:
+    def replace(
+        self,
+        old_id: str,
+        successor: Subscription,
+        old_state: SubscriptionState = SubscriptionState.REPLACED,
+    ) -> bool:
         """Record the successor and retire the old row in one transaction.
 
         Only while the old row is still active (another process may have renewed it first);
@@ -82,11 +70,11 @@ class Subscriptions(Part):
             cursor = conn.execute(
                 "UPDATE subscriptions SET state = ?, replaced_by = ?, last_error = NULL "
                 "WHERE id = ? AND state = 'active'",
-                [old_state, new_row["id"], old_id],
+                [old_state, successor.id, old_id],
             )
             if cursor.rowcount == 0:
                 return False
-            self._insert(new_row)
+            self._insert(successor)
         return True
 
 

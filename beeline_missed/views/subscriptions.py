@@ -3,7 +3,11 @@ ids are never cut, JSON objects, durations."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from beeline_missed.pbx.subscriptions import Checked
+    from beeline_missed.store.rows import Subscription
 
 # -- subscriptions ------------------------------------------------------------------------
 
@@ -27,24 +31,27 @@ def print_subscriptions(rows: list[list[Any]], title: str) -> None:
     console.print(table)
 
 
-def subscription_json(row: dict[str, Any], zone: Any) -> dict[str, Any]:
+def subscription_json(
+    sub: Subscription, zone: Any, checked: Checked | None = None
+) -> dict[str, Any]:
+    """A subscription for `--json`; with what `status` found at the PBX when it looked."""
     from beeline_missed import timefmt
 
-    shown = {
-        "subscriptionId": row["id"],
-        "pattern": row["pattern"],
-        "subscriptionType": row["subscription_type"],
-        "url": row["url"],
-        "expires": row["expires"],
-        "requested": row.get("requested"),
-        "created_at": timefmt.iso_local(row["created_at"], zone),
-        "expires_at": timefmt.iso_local(row["expires_at"], zone),
-        "last_checked_at": timefmt.iso_local(row.get("last_checked_at"), zone),
-        "last_error": row.get("last_error"),
+    shown: dict[str, Any] = {
+        "subscriptionId": sub.id,
+        "pattern": sub.pattern,
+        "subscriptionType": sub.subscription_type,
+        "url": sub.url,
+        "expires": sub.expires,
+        "requested": sub.requested,
+        "created_at": timefmt.iso_local(sub.created_at, zone),
+        "expires_at": timefmt.iso_local(sub.expires_at, zone),
+        "last_checked_at": timefmt.iso_local(sub.last_checked_at, zone),
+        "last_error": sub.last_error,
     }
-    if "live_state" in row:
-        shown["state"] = row["live_state"]
-        shown["seconds_left"] = row["seconds_left"]
+    if checked is not None:
+        shown["state"] = checked.live_state
+        shown["seconds_left"] = checked.seconds_left
     return shown
 
 
