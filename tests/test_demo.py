@@ -232,8 +232,7 @@ def test_demo_clients_come_from_1c_and_booking_shows_the_1c_number(tmp_path: Pat
             assert len(synced) == 12
             missed = wait_for(
                 lambda: [
-                    c for c in register.calls.rows(include_handled=False)
-                    if c.phone == demo.IVANOV
+                    c for c in register.calls.rows(include_handled=False) if c.phone == demo.IVANOV
                 ],
                 timeout=30,
             )

@@ -83,9 +83,7 @@ def test_subscribe_one_pattern_keeps_granted_expires(sim: Simulator, db_path: Pa
     register = Register.open(db_path)
     (stored,) = held(register)
     assert (stored.id, stored.expires, stored.requested) == (live.id, 600, 3600)
-    lifetime = timefmt.parse_stored(stored.expires_at) - timefmt.parse_stored(
-        stored.created_at
-    )
+    lifetime = timefmt.parse_stored(stored.expires_at) - timefmt.parse_stored(stored.created_at)
     assert lifetime == timedelta(seconds=600)
 
 

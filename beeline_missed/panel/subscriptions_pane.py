@@ -74,9 +74,10 @@ class SubscriptionsPane(Vertical):
         table.clear()
         for sub in rows:
             left = subscriptions.seconds_left(sub, now)
-            state = self.checked.get(sub.id) or LIVE_STATE_LABELS[
-                LiveState.ACTIVE if left > 0 else LiveState.EXPIRED
-            ]
+            state = (
+                self.checked.get(sub.id)
+                or LIVE_STATE_LABELS[LiveState.ACTIVE if left > 0 else LiveState.EXPIRED]
+            )
             table.add_row(
                 (sub.pattern or "вся АТС").split("@", 1)[0],
                 state,

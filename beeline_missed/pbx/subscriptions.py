@@ -183,8 +183,7 @@ def subscribe(
 
     url = validate(expires, subscription_type, url)
     held = {
-        (sub.pattern, sub.url, sub.subscription_type): sub
-        for sub in register.subscriptions.rows()
+        (sub.pattern, sub.url, sub.subscription_type): sub for sub in register.subscriptions.rows()
     }
     made: list[Subscription] = []
     for pattern in dict.fromkeys(p or None for p in patterns):  # once each, in order
@@ -340,9 +339,7 @@ def keep_alive(
         if not _renew_due(sub, settings, moment):
             return None
         successor = _successor(client, sub, settings, moment)
-        return "renewed " + _retire(
-            register, client, sub, successor, SubscriptionState.REPLACED
-        )
+        return "renewed " + _retire(register, client, sub, successor, SubscriptionState.REPLACED)
 
     return actions + _run(register, register.subscriptions.rows(), renew)
 

@@ -119,9 +119,7 @@ class Call:
         `__init__` (one `object.__setattr__` per field): `list` builds every row it shows."""
         # A row that iterates its values (sqlite3.Row) is zipped with its names, ~3x faster
         # than dict(row); a dict row is copied.
-        values = (
-            dict(row) if isinstance(row, Mapping) else dict(zip(row.keys(), row, strict=True))
-        )
+        values = dict(row) if isinstance(row, Mapping) else dict(zip(row.keys(), row, strict=True))
         values.pop("position", None)  # the case query's helper column
         if not values.keys() <= _CALL_FIELDS:  # a column Call does not know: left out
             for extra in values.keys() - _CALL_FIELDS:
