@@ -19,7 +19,7 @@ from beeline_missed.rules import autoclose, card
 from beeline_missed.rules.detection import AnsweredCall
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import DEFAULT_ABONENTS, Simulator
-from beeline_missed.store import Register
+from beeline_missed.store import Abonent, Register
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import (
     GROUP,
@@ -312,12 +312,10 @@ def test_a_late_answer_leaves_a_card_staff_already_saved(register: Register) -> 
 # -- names, legs and the log, one rule at a time ------------------------------------------
 
 ABONENTS = [
-    {"user_id": "SIP00ABC@ip.beeline.ru", "phone": "9001112207", "extension": "207",
-     "last_name": "Смирнова", "first_name": "Анна"},
-    {"user_id": None, "phone": "9001112205", "extension": "205",
-     "last_name": "", "first_name": "Ольга"},
-    {"user_id": "9001112206@ip.beeline.ru", "phone": None, "extension": None,
-     "last_name": None, "first_name": None},
+    Abonent("SIP00ABC@ip.beeline.ru", phone="9001112207", extension="207",
+            last_name="Смирнова", first_name="Анна"),
+    Abonent("", phone="9001112205", extension="205", last_name="", first_name="Ольга"),
+    Abonent("9001112206@ip.beeline.ru"),
 ]  # fmt: skip
 
 

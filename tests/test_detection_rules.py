@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from beeline_missed.errors import UserError
 from beeline_missed.rules import detection
 from beeline_missed.rules.detection import LegState, Targets
+from beeline_missed.store import Abonent
 
 PERSON = "9001112201@ip.beeline.ru"
 COLLEAGUE = "9001112202@ip.beeline.ru"
 MENU = "0000100001_vxml@ip.beeline.ru"
 QUEUE = "MPBX_E_000001_CC_0001@ip.beeline.ru"
-ABONENTS = [{"userId": PERSON, "phone": "9001112201", "extension": "201"}]
+ABONENTS = [Abonent(PERSON, phone="9001112201", extension="201")]
 
 
 def leg(target: str = PERSON, **values: object) -> LegState:
@@ -116,25 +117,22 @@ def test_services_are_told_by_their_ids_in_any_case() -> None:
 @pytest.mark.parametrize(
     "abonent",
     [
-        {"userId": PERSON},
-        {"user_id": PERSON},  # the register's cache of the list
-        {"phone": "9001112201"},
-        {"extension": "9001112201"},
-        {"userId": "9001112201@other.host"},  # the part before '@' is the abonent
-        {"userId": "9001112201@odd@host"},  # before the first '@'
+        Abonent(PERSON),
+        Abonent("", phone="9001112201"),
+        Abonent("", extension="9001112201"),
+        Abonent("9001112201@other.host"),  # the part before '@' is the abonent
+        Abonent("9001112201@odd@host"),  # before the first '@'
     ],
 )
-def test_a_person_is_found_on_the_list_by_any_of_its_ids(abonent: dict) -> None:
-    targets = Targets.build(abonents=[abonent, {"userId": "9009999999@ip.beeline.ru"}])
+def test_a_person_is_found_on_the_list_by_any_of_its_ids(abonent: Abonent) -> None:
+    targets = Targets.build(abonents=[abonent, Abonent("9009999999@ip.beeline.ru")])
     assert targets.kind(PERSON) == detection.PERSON
     assert targets.kind(PERSON.upper()) == detection.PERSON
     assert targets.kind("9007777777@ip.beeline.ru") == detection.UNKNOWN
 
 
 def test_person_patterns_and_unknown_targets() -> None:
-    strict = Targets.build(
-        abonents=ABONENTS, person_patterns=detection.DEFAULT_PERSON_PATTERNS
-    )
+    strict = Targets.build(abonents=ABONENTS, person_patterns=detection.DEFAULT_PERSON_PATTERNS)
     assert strict.kind("SIP00SLQU00A0J@mpbx.sip.beeline.ru") == detection.PERSON
     assert strict.kind("SIP00SLQU00A0J@ip.beeline.ru") == detection.UNKNOWN
     stranger = leg("0000999999@ip.beeline.ru")
@@ -176,7 +174,7 @@ def test_a_bad_pattern_is_one_sentence(kwargs: dict, sentence: str) -> None:
 
 
 def test_outside_numbers_are_those_no_abonent_has() -> None:
-    targets = Targets.build(abonents=[*ABONENTS, {"userId": "x@ip.beeline.ru", "phone": None}])
+    targets = Targets.build(abonents=[*ABONENTS, Abonent("x@ip.beeline.ru")])
     assert not targets.is_outside("+79001112201")
     assert targets.is_outside("+79031234567")
     assert not targets.is_outside(None)
@@ -301,7 +299,7 @@ def test_a_missed_call_only_a_service_took_shows_the_service() -> None:
 def test_where_a_call_was_lost_the_furthest_stage_wins(
     legs: list[LegState], where: tuple[str, str | None]
 ) -> None:
-    targets = Targets.build(abonents=[*ABONENTS, {"userId": COLLEAGUE, "phone": "9001112202"}])
+    targets = Targets.build(abonents=[*ABONENTS, Abonent(COLLEAGUE, phone="9001112202")])
     assert detection.lost_where(legs, targets) == where
     assert detection.lost_where(list(reversed(legs)), targets) == where
 
@@ -350,12 +348,23 @@ def test_an_outgoing_call_that_was_answered() -> None:
         [leg(remote_raw="tel:+79161234567")],  # nobody answered
         [leg(MENU, remote_raw="tel:+79161234567", answer_ms=1)],  # only the menu
         # Internal calls, even with a full number, and a leg of no known call type.
-        [leg(personality="Originator", call_type="Group", remote_raw="tel:+79161234567",
-             answer_ms=1)],
-        [leg(personality="Terminator", call_type="Group", remote_raw="tel:+79161234567",
-             answer_ms=1)],
-        [leg(personality="Terminator", call_type=None, remote_raw="tel:+79161234567",
-             answer_ms=1)],
+        [
+            leg(
+                personality="Originator",
+                call_type="Group",
+                remote_raw="tel:+79161234567",
+                answer_ms=1,
+            )
+        ],
+        [
+            leg(
+                personality="Terminator",
+                call_type="Group",
+                remote_raw="tel:+79161234567",
+                answer_ms=1,
+            )
+        ],
+        [leg(personality="Terminator", call_type=None, remote_raw="tel:+79161234567", answer_ms=1)],
         [leg(answer_ms=1)],  # hidden number
     ],
 )

@@ -14,7 +14,7 @@ from beeline_missed.daemon.processing import Processor, replay
 from beeline_missed.rules import detection
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.xsi_build import Step
-from beeline_missed.store import Register
+from beeline_missed.store import Abonent, Register
 
 T0 = 1795766400000
 pytestmark = pytest.mark.both_engines
@@ -23,9 +23,9 @@ AGENTS = ["9001112201@ip.beeline.ru", "9001112202@ip.beeline.ru"]
 GROUP = ["9001112202@ip.beeline.ru", "9001112203@ip.beeline.ru"]
 CALLER = "+79161234567"
 ABONENTS = [
-    {"userId": "9001112201@ip.beeline.ru", "phone": "9001112201", "extension": "201"},
-    {"userId": "9001112202@ip.beeline.ru", "phone": "9001112202", "extension": "202"},
-    {"userId": "9001112203@ip.beeline.ru", "phone": "9001112203", "extension": "203"},
+    Abonent("9001112201@ip.beeline.ru", phone="9001112201", extension="201"),
+    Abonent("9001112202@ip.beeline.ru", phone="9001112202", extension="202"),
+    Abonent("9001112203@ip.beeline.ru", phone="9001112203", extension="203"),
 ]
 
 
@@ -35,13 +35,13 @@ def deliver(register: Register, steps: list[Step], at_ms: int = T0) -> None:
         register.inbox.add(body, at_ms)
 
 
-def known_people(abonents: list[dict]) -> detection.Targets:
+def known_people(abonents: list[Abonent]) -> detection.Targets:
     return detection.Targets.build(
         person_patterns=detection.DEFAULT_PERSON_PATTERNS, abonents=abonents
     )
 
 
-def processor(register: Register, *, abonents: list[dict] | None = None, **kwargs) -> Processor:
+def processor(register: Register, *, abonents: list[Abonent] | None = None, **kwargs) -> Processor:
     people = ABONENTS if abonents is None else abonents
     return Processor(register, settle=1.0, targets_from=lambda _: known_people(people), **kwargs)
 

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from beeline_missed.config import StaffMember
 from beeline_missed.directory import staff
 from beeline_missed.errors import UserError
 from beeline_missed.simulator.pbx import Simulator
-from beeline_missed.store import Register
+from beeline_missed.store import Abonent, Register
 
 runner = CliRunner()
 
@@ -184,25 +185,25 @@ def test_staff_link_checks_the_cached_list_and_keeps_the_file_mode(
 
 # -- the pure parts, one by one ------------------------------------------------------------
 
-ROW = {
-    "user_id": "9001112202@ip.beeline.ru",
-    "phone": "9001112202",
-    "extension": "202",
-    "first_name": "Игорь",
-    "last_name": "Петров",
-    "department": "Мастера",
-}
+ROW = Abonent(
+    "9001112202@ip.beeline.ru",
+    phone="9001112202",
+    extension="202",
+    first_name="Игорь",
+    last_name="Петров",
+    department="Мастера",
+)
 
 
 def test_an_abonent_is_named_by_user_id_its_name_phone_or_extension() -> None:
     assert staff.abonent_ids(ROW) == {"9001112202@ip.beeline.ru", "9001112202", "202"}
-    odd = {"user_id": "SIP00A@x@mpbx.sip.beeline.ru", "phone": None, "extension": None}
+    odd = Abonent("SIP00A@x@mpbx.sip.beeline.ru")
     assert staff.abonent_ids(odd) == {"SIP00A@x@mpbx.sip.beeline.ru", "SIP00A"}
-    assert staff.abonent_ids({"phone": "9001112203", "extension": "203"}) == {
+    assert staff.abonent_ids(Abonent("", phone="9001112203", extension="203")) == {
         "9001112203",
         "203",
     }
-    assert staff.abonent_ids({}) == set()
+    assert staff.abonent_ids(Abonent("")) == set()
     assert staff.find_abonent("202", [ROW]) is ROW
     assert staff.find_abonent("", [ROW]) is None
 
@@ -215,10 +216,9 @@ def test_the_pbx_answer_in_the_caches_shape_sorted() -> None:
         {"phone": "3"},  # no userId: not an abonent the events can name
     ]  # fmt: skip
     assert staff.as_cached(answer) == [
-        {"user_id": "a@x", "phone": "1", "extension": None, "first_name": None,
-         "last_name": None, "department": None},
-        {"user_id": "b@x", "phone": "2", "extension": "12", "first_name": "Б",
-         "last_name": "Бб", "department": "D"},
+        Abonent("a@x", phone="1"),
+        Abonent("b@x", phone="2", extension="12", first_name="Б", last_name="Бб",
+                department="D"),
     ]  # fmt: skip
 
 
@@ -245,12 +245,7 @@ def test_lines_and_their_json() -> None:
         "no abonent",
         None,
     ]
-    other = {
-        **ROW,
-        "user_id": "9001112203@ip.beeline.ru",
-        "phone": "9001112203",
-        "extension": "203",
-    }
+    other = replace(ROW, user_id="9001112203@ip.beeline.ru", phone="9001112203", extension="203")
     assert staff.unlinked(members, [ROW, other]) == [other]
 
 

@@ -36,7 +36,11 @@ MODULES: dict[str, list[str]] = {
     "hours": ["tests/test_hours.py", "tests/test_timezones.py"],
     "timefmt": ["tests/test_timefmt.py", "tests/test_timezones.py"],
     "reports": ["tests/test_reports.py", "tests/test_timezones.py"],
-    "autoclose": ["tests/test_autoclose.py", "tests/test_timezones.py"],
+    "autoclose": [
+        "tests/test_autoclose.py",
+        "tests/test_honest_autoclose.py",
+        "tests/test_timezones.py",
+    ],
     "reconcile": ["tests/test_reconcile.py"],
     "claims": ["tests/test_claims.py"],
     "callback": ["tests/test_claims.py"],

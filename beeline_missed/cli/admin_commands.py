@@ -19,7 +19,7 @@ from beeline_missed.cli.common import (
 )
 from beeline_missed.config import MAX_SECONDS
 from beeline_missed.errors import UserError
-from beeline_missed.store import INBOX_STATES
+from beeline_missed.store import INBOX_STATES, Abonent
 from beeline_missed.views.status import onec_sync_status, reconcile_json, reconcile_line
 from beeline_missed.views.subscriptions import duration, print_subscriptions, subscription_json
 
@@ -149,12 +149,12 @@ staff_app = typer.Typer(
 app.add_typer(staff_app, name="staff")
 
 
-def _abonent_list(ctx: typer.Context, refresh: bool) -> tuple[list[dict[str, Any]], str]:
+def _abonent_list(ctx: typer.Context, refresh: bool) -> tuple[list[Abonent], str]:
     """The PBX's abonents: the register's cache (the daemon keeps it fresh), or the PBX itself
     with --refresh or when the cache is empty and a token is set. Where they came from."""
     settings = state(ctx).settings()
     path = settings.db
-    cached: list[dict[str, Any]] = []
+    cached: list[Abonent] = []
     register = None
     if path.exists():
         register = state(ctx).register()
@@ -201,12 +201,12 @@ def staff_list(
                 "staff": [line.as_json() for line in shown],
                 "unlinked_abonents": [
                     {
-                        "userId": row.get("user_id"),
-                        "phone": row.get("phone"),
-                        "extension": row.get("extension"),
-                        "name": staff.pbx_name(row) or None,
+                        "userId": abonent.user_id,
+                        "phone": abonent.phone,
+                        "extension": abonent.extension,
+                        "name": abonent.pbx_name or None,
                     }
-                    for row in free
+                    for abonent in free
                 ],
                 "abonents_from": source,
             }
@@ -220,8 +220,8 @@ def staff_list(
             pbx = line.pbx
             found = ""
             if pbx is not None:
-                ids = [str(pbx.get(k)) for k in ("extension", "phone") if pbx.get(k)]
-                found = f"{staff.pbx_name(pbx)} ({', '.join(ids)})".strip()
+                ids = [number for number in (pbx.extension, pbx.phone) if number]
+                found = f"{pbx.pbx_name} ({', '.join(ids)})".strip()
             cells = [line.login, line.name, line.abonent or "", found, line.problem or ""]
             table.append([escape(cell) for cell in cells])
         print_table(["login", "name", "abonent", "PBX abonent", "problem"], table, title="Staff")
@@ -230,10 +230,10 @@ def staff_list(
             ["PBX abonent", "extension", "phone", "last name", "first name"],
             [
                 [
-                    escape(str(r.get(k) or ""))
-                    for k in ("user_id", "extension", "phone", "last_name", "first_name")
+                    escape(cell or "")
+                    for cell in (a.user_id, a.extension, a.phone, a.last_name, a.first_name)
                 ]
-                for r in free
+                for a in free
             ],
             title="PBX abonents no staff member names",
         )

@@ -16,7 +16,7 @@ from beeline_missed.errors import UserError
 from beeline_missed.pbx import xsi
 from beeline_missed.rules import detection
 from beeline_missed.rules.detection import AnsweredCall, LegState
-from beeline_missed.store import Register
+from beeline_missed.store import Abonent, Register
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus
 
@@ -132,7 +132,7 @@ class Processor:
     merge_tolerance: float = 120.0
     # Who is a person and what is a service: read from the register's cache of the PBX's
     # abonents (refreshed by the daemon) with the configured patterns; None: the defaults.
-    targets_from: Callable[[list[dict[str, Any]]], detection.Targets] | None = None
+    targets_from: Callable[[list[Abonent]], detection.Targets] | None = None
     # Called when an event names a target that is neither a known person nor a service (the
     # daemon then refreshes the abonent list before the session is decided).
     on_unknown_target: list[Callable[[str], None]] = field(default_factory=list)
@@ -442,7 +442,7 @@ class Processor:
 
 def targets_from_settings(
     settings: Settings,
-) -> Callable[[list[dict[str, Any]]], detection.Targets]:
+) -> Callable[[list[Abonent]], detection.Targets]:
     """How the daemon, `replay` and the CLI tell people from services: the configured patterns
     over the cached abonent list. Bad patterns fail here, at start, in one sentence."""
     services = {
@@ -452,7 +452,7 @@ def targets_from_settings(
         detection.VOICEMAIL: settings.voicemail_targets,
     }
 
-    def build(abonents: list[dict[str, Any]]) -> detection.Targets:
+    def build(abonents: list[Abonent]) -> detection.Targets:
         return detection.Targets.build(
             service_patterns=services,
             person_patterns=settings.person_targets,
@@ -472,7 +472,7 @@ def replay(
     register: Register,
     settle: float,
     *,
-    targets_from: Callable[[list[dict[str, Any]]], detection.Targets] | None = None,
+    targets_from: Callable[[list[Abonent]], detection.Targets] | None = None,
     stale_after: float = 3600.0,
 ) -> dict[str, int]:
     """Rebuild every call decision from the inbox under the current rules; staff's handling of

@@ -17,44 +17,32 @@ from typing import Any
 
 from beeline_missed.config import StaffMember
 from beeline_missed.errors import UserError
+from beeline_missed.store.rows import Abonent
 
 NO_ABONENT = "no abonent"
 NOT_ON_PBX = "not on the PBX"
 BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def as_cached(abonents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The PBX's answer (GET abonents) in the shape of the register's cache."""
-    keys = {
-        "user_id": "userId",
-        "phone": "phone",
-        "extension": "extension",
-        "first_name": "firstName",
-        "last_name": "lastName",
-        "department": "department",
-    }
-    rows = [{ours: a.get(theirs) for ours, theirs in keys.items()} for a in abonents]
-    return sorted((r for r in rows if r["user_id"]), key=lambda r: str(r["user_id"]))
+def as_cached(answer: Iterable[Mapping[str, Any]]) -> list[Abonent]:
+    """The PBX's answer (GET abonents) as the register caches it: by userId, none without."""
+    abonents = (Abonent.from_pbx(entry) for entry in answer)
+    return sorted((a for a in abonents if a.user_id), key=lambda a: a.user_id)
 
 
-def abonent_ids(row: Mapping[str, Any]) -> set[str]:
+def abonent_ids(abonent: Abonent) -> set[str]:
     """Every way an abonent of the list may be named: userId, its part before '@', phone,
     extension."""
-    user_id = str(row.get("user_id") or "")
-    names = {user_id, user_id.partition("@")[0], str(row.get("phone") or "")}
-    names.add(str(row.get("extension") or ""))
+    user_id = abonent.user_id
+    names = {user_id, user_id.partition("@")[0], abonent.phone or "", abonent.extension or ""}
     return {name for name in names if name}
 
 
-def find_abonent(abonent: str, abonents: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    for row in abonents:
-        if abonent in abonent_ids(row):
-            return row
+def find_abonent(name: str, abonents: Iterable[Abonent]) -> Abonent | None:
+    for abonent in abonents:
+        if name in abonent_ids(abonent):
+            return abonent
     return None
-
-
-def pbx_name(row: Mapping[str, Any]) -> str:
-    return " ".join(str(row[k]) for k in ("last_name", "first_name") if row.get(k))
 
 
 @dataclass(frozen=True)
@@ -64,18 +52,18 @@ class Line:
     login: str
     name: str
     abonent: str | None
-    pbx: Mapping[str, Any] | None
+    pbx: Abonent | None
     problem: str | None
 
     def as_json(self) -> dict[str, Any]:
         pbx = None
         if self.pbx is not None:
             pbx = {
-                "userId": self.pbx.get("user_id"),
-                "phone": self.pbx.get("phone"),
-                "extension": self.pbx.get("extension"),
-                "name": pbx_name(self.pbx) or None,
-                "department": self.pbx.get("department"),
+                "userId": self.pbx.user_id,
+                "phone": self.pbx.phone,
+                "extension": self.pbx.extension,
+                "name": self.pbx.pbx_name or None,
+                "department": self.pbx.department,
             }
         return {
             "login": self.login,
@@ -86,9 +74,7 @@ class Line:
         }
 
 
-def lines(
-    staff: Mapping[str, StaffMember], abonents: list[Mapping[str, Any]], known: bool
-) -> list[Line]:
+def lines(staff: Mapping[str, StaffMember], abonents: list[Abonent], known: bool) -> list[Line]:
     """Each member, by login; `problem` names a member with no abonent, or (when the PBX's list
     is `known`) one whose abonent the PBX does not have."""
     shown = []
@@ -104,12 +90,10 @@ def lines(
     return shown
 
 
-def unlinked(
-    staff: Mapping[str, StaffMember], abonents: list[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
+def unlinked(staff: Mapping[str, StaffMember], abonents: list[Abonent]) -> list[Abonent]:
     """The PBX's abonents no member of staff names."""
     used = {m.abonent for m in staff.values() if m.abonent}
-    return [row for row in abonents if not (abonent_ids(row) & used)]
+    return [abonent for abonent in abonents if not (abonent_ids(abonent) & used)]
 
 
 # -- staff link: edit config.toml as text ------------------------------------------------------

@@ -27,7 +27,7 @@ from beeline_missed import timefmt
 from beeline_missed.errors import ConflictError
 from beeline_missed.rules import card
 from beeline_missed.rules.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
-from beeline_missed.store import Call, Register
+from beeline_missed.store import Abonent, Call, Register
 from beeline_missed.vocabulary import Direction
 
 if TYPE_CHECKING:
@@ -47,32 +47,30 @@ class StaffNames:
     (last name, else first name), else the abonent's id as the PBX gives it."""
 
     mapping: Mapping[str, str]
-    abonents: list[dict[str, Any]]
+    abonents: list[Abonent]
 
     @classmethod
     def load(cls, register: Register, mapping: Mapping[str, str] | None = None) -> StaffNames:
         return cls(dict(mapping or {}), register.abonents.rows())
 
-    def _abonent(self, who: str) -> dict[str, Any] | None:
-        for row in self.abonents:
-            user_id = str(row.get("user_id") or "")
-            if who in (user_id, abonent_name(user_id), row.get("phone"), row.get("extension")):
-                return row
+    def _abonent(self, who: str) -> Abonent | None:
+        for abonent in self.abonents:
+            user_id = abonent.user_id
+            if who in (user_id, abonent_name(user_id), abonent.phone, abonent.extension):
+                return abonent
         return None
 
     def name(self, who: str) -> str:
         who = abonent_name(who)
-        row = self._abonent(who)
+        abonent = self._abonent(who)
         keys = [who]
-        if row:
-            keys += [str(row.get(k)) for k in ("user_id", "phone", "extension") if row.get(k)]
+        if abonent:
+            keys += [k for k in (abonent.user_id, abonent.phone, abonent.extension) if k]
         for key in keys:
             if self.mapping.get(key):
                 return self.mapping[key]
-        if row:
-            for field_name in ("last_name", "first_name"):
-                if row.get(field_name):
-                    return str(row[field_name])
+        if abonent:
+            return abonent.last_name or abonent.first_name or who
         return who
 
 

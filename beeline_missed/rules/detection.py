@@ -13,10 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from beeline_missed import phones
 from beeline_missed.errors import UserError
 from beeline_missed.vocabulary import Direction, LostAt, SessionState
+
+if TYPE_CHECKING:
+    from beeline_missed.store.rows import Abonent
 
 PENDING = SessionState.PENDING
 MISSED = SessionState.MISSED
@@ -160,7 +164,7 @@ class Targets:
         *,
         service_patterns: Mapping[str, Iterable[str]] | None = None,
         person_patterns: Iterable[str] = (),
-        abonents: Iterable[Mapping[str, object]] = (),
+        abonents: Iterable[Abonent] = (),
         unknown_is_person: bool = False,
     ) -> Targets:
         services = tuple(
@@ -172,14 +176,11 @@ class Targets:
         )
         keys: set[str] = set()
         numbers: set[str] = set()
-        for row in abonents:
-            # The PBX's abonent list says userId; the register's cache of it says user_id.
-            for name in ("userId", "user_id", "phone", "extension"):
-                value = row.get(name)
+        for abonent in abonents:
+            for value in (abonent.user_id, abonent.phone, abonent.extension):
                 if value:
-                    keys.update(_keys(str(value)))
-            phone = row.get("phone")
-            number = phones.normalise(str(phone)) if phone else None
+                    keys.update(_keys(value))
+            number = phones.normalise(abonent.phone) if abonent.phone else None
             if number:
                 numbers.add(number)
         return cls(
@@ -389,4 +390,3 @@ def answered_call(legs: Iterable[LegState], targets: Targets = PLAIN) -> Answere
         release_ms=leg.release_ms if leg.released else None,
         ended=leg.released,
     )
-

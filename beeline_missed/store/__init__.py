@@ -10,8 +10,8 @@ Layout, the way sqlite-utils splits Database and Table:
   sessions, their decisions, dedup keys);
 - `subscriptions.py`: `register.subscriptions` and `register.abonents` (the PBX side);
 - `meta.py`: `register.meta`, small shared values;
-- `rows.py`: the typed rows the parts return (`Call`, `Attempt`, `StoredClaim`: frozen
-  dataclasses);
+- `rows.py`: the typed rows the parts return (`Call`, `Attempt`, `StoredClaim`,
+  `Subscription`, `Abonent`: frozen dataclasses);
 - `migrations.py`: the numbered schema migrations;
 - `engine.py`, `pg_schema.py`: the register on PostgreSQL (`BEELINE_MISSED_DB=postgresql://…`):
   a connection adapter that speaks sqlite3's API and translates SQLite's dialect where the two
@@ -43,15 +43,17 @@ directory import, which merges a whole file with set-based SQL.
 from beeline_missed.store.base import MAX_ROWID, no_call
 from beeline_missed.store.intake import INBOX_STATES
 from beeline_missed.store.register import Register, connect, missing
-from beeline_missed.store.rows import Attempt, Call, StoredClaim
+from beeline_missed.store.rows import Abonent, Attempt, Call, StoredClaim, Subscription
 
 __all__ = [
     "INBOX_STATES",
     "MAX_ROWID",
+    "Abonent",
     "Attempt",
     "Call",
     "Register",
     "StoredClaim",
+    "Subscription",
     "connect",
     "missing",
     "no_call",

@@ -1,6 +1,6 @@
 """The store's rows as typed, frozen values: what `register.calls`, `register.attempts`,
-`register.claims` and `register.subscriptions` return, built at the store's boundary from
-`sqlite3.Row`s.
+`register.claims`, `register.subscriptions` and `register.abonents` return, built at the
+store's boundary from `sqlite3.Row`s.
 
 A `Call` carries every column of the `calls` table, the fields the store joins in (the client's
 name; for one line per caller, the caller's attempts, first call and call ids) with their
@@ -201,3 +201,46 @@ class Subscription:
 
 
 SUBSCRIPTION_COLUMNS = tuple(field.name for field in fields(Subscription))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+@dataclass(frozen=True)
+class Abonent:
+    """One abonent of the PBX (a person's phone, or a service's), as the register caches the
+    PBX's list (the `abonents` table)."""
+
+    user_id: str  # the id events carry as targetId: "9001112201@ip.beeline.ru"
+    phone: str | None = None
+    extension: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    department: str | None = None
+    fetched_at: str | None = None  # stored UTC; None for a list not cached (yet)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Abonent:
+        return cls(**{name: row[name] for name in ABONENT_COLUMNS})
+
+    @classmethod
+    def from_pbx(cls, answer: Mapping[str, Any], fetched_at: str | None = None) -> Abonent:
+        """An entry of the PBX's answer to GET abonents (camelCase, any value type)."""
+        return cls(
+            user_id=str(answer.get("userId") or ""),
+            phone=_text(answer.get("phone")),
+            extension=_text(answer.get("extension")),
+            first_name=_text(answer.get("firstName")),
+            last_name=_text(answer.get("lastName")),
+            department=_text(answer.get("department")),
+            fetched_at=fetched_at,
+        )
+
+    @property
+    def pbx_name(self) -> str:
+        """The name the PBX gives: «Иванова Мария», or '' when it gives none."""
+        return " ".join(part for part in (self.last_name, self.first_name) if part)
+
+
+ABONENT_COLUMNS = tuple(field.name for field in fields(Abonent))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from beeline_missed import timefmt
 from beeline_missed.store.base import Part
-from beeline_missed.store.rows import SUBSCRIPTION_COLUMNS, Subscription
+from beeline_missed.store.rows import (
+    ABONENT_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    Abonent,
+    Subscription,
+)
 from beeline_missed.vocabulary import SubscriptionState
 
 
@@ -81,30 +86,26 @@ class Subscriptions(Part):
 class Abonents(Part):
     """The `abonents` table: the PBX's abonent list as last fetched."""
 
-    def replace(self, abonents: Iterable[dict[str, Any]]) -> int:
-        """Cache the PBX's abonent list (all of it, replacing the previous copy)."""
+    def replace(self, answer: Iterable[Mapping[str, Any]]) -> int:
+        """Cache the PBX's abonent list (its answer to GET abonents, all of it, replacing the
+        previous copy); entries without a userId are left out. Returns how many are cached."""
         now = timefmt.to_stored(timefmt.now_utc())
-        rows = [
-            (
-                str(a.get("userId") or ""),
-                a.get("phone"),
-                a.get("extension"),
-                a.get("firstName"),
-                a.get("lastName"),
-                a.get("department"),
-                now,
-            )
-            for a in abonents
-            if a.get("userId")
-        ]
+        abonents = {}
+        for entry in answer:
+            abonent = Abonent.from_pbx(entry, fetched_at=now)
+            if abonent.user_id:
+                abonents[abonent.user_id] = abonent  # the last of a repeated id, as before
         with self.transaction() as conn:
             conn.execute("DELETE FROM abonents")
             conn.executemany(
-                "INSERT OR REPLACE INTO abonents (user_id, phone, extension, first_name, "
-                "last_name, department, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                f"INSERT INTO abonents ({', '.join(ABONENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(ABONENT_COLUMNS))})",
+                [[getattr(a, c) for c in ABONENT_COLUMNS] for a in abonents.values()],
             )
-        return len(rows)
+        return len(abonents)
 
-    def rows(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.conn.execute("SELECT * FROM abonents ORDER BY user_id")]
+    def rows(self) -> list[Abonent]:
+        return [
+            Abonent.from_row(row)
+            for row in self.conn.execute("SELECT * FROM abonents ORDER BY user_id")
+        ]
