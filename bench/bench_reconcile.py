@@ -26,6 +26,7 @@ from bench_common import ROOT, verdict  # noqa: F401  (ROOT puts the project on 
 from beeline_missed import config, timefmt
 from beeline_missed.pbx.api import PbxClient
 from beeline_missed.rules import reconcile
+from beeline_missed.rules.detection import LegState
 from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register
 
@@ -70,22 +71,18 @@ def fill(register: Register, records: int, history: int, heard_share: float) -> 
     return items
 
 
-def _leg(key: str, phone: str, start: int) -> dict:
-    return {
-        "target_id": USER,
-        "call_id": f"callhalf-{key}:0",
-        "ext_tracking_id": key,
-        "personality": "Terminator",
-        "call_type": "Network",
-        "remote_raw": f"tel:{phone}",
-        "remote_phone": phone,
-        "start_ms": start,
-        "answer_ms": None,
-        "release_ms": start + 20_000,
-        "answered": 0,
-        "released": 1,
-        "huntgroup": None,
-    }
+def _leg(key: str, phone: str, start: int) -> LegState:
+    return LegState(
+        target_id=USER,
+        call_id=f"callhalf-{key}:0",
+        ext_tracking_id=key,
+        personality="Terminator",
+        call_type="Network",
+        remote_raw=f"tel:{phone}",
+        start_ms=start,
+        release_ms=start + 20_000,
+        released=True,
+    )
 
 
 def main() -> dict:

@@ -16,7 +16,7 @@ import pytest
 from beeline_missed import config, timefmt
 from beeline_missed.daemon.processing import Processor
 from beeline_missed.rules import autoclose, card
-from beeline_missed.rules.detection import AnsweredCall
+from beeline_missed.rules.detection import AnsweredCall, LegState
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import DEFAULT_ABONENTS, Simulator
 from beeline_missed.store import Abonent, Register
@@ -347,21 +347,23 @@ def test_staff_names_by_id_number_extension_then_the_pbx_list(
     ("personality", "direction"), [("Terminator", "incoming"), ("Originator", "outgoing")]
 )
 def test_an_answered_leg_is_the_answered_call_it_was(personality: str, direction: str) -> None:
-    leg = {
-        "remote_phone": CALLER,
-        "personality": personality,
-        "ext_tracking_id": 1234,
-        "target_id": "9001112202@ip.beeline.ru",
-        "answer_ms": T0,
-        "release_ms": T0 + 4_000,
-        "released": 1,
-    }
+    leg = LegState(
+        target_id="9001112202@ip.beeline.ru",
+        call_id="callhalf-1:0",
+        ext_tracking_id="1234",
+        personality=personality,
+        remote_raw=f"tel:{CALLER}",
+        answer_ms=T0,
+        release_ms=T0 + 4_000,
+        released=True,
+    )
     expected = AnsweredCall("1234", CALLER, direction, "9001112202", T0, T0 + 4_000)
     assert autoclose.answered_from_leg(leg) == expected
     assert expected.talk_seconds == 4
-    assert autoclose.answered_from_leg({**leg, "remote_phone": None}) is None
+    assert autoclose.answered_from_leg(replace(leg, remote_raw=None)) is None
+    assert autoclose.answered_from_leg(replace(leg, remote_raw="anonymous")) is None
     # Still talking: the end and so the talk time are not known yet.
-    going_on = autoclose.answered_from_leg({**leg, "released": 0})
+    going_on = autoclose.answered_from_leg(replace(leg, released=False))
     assert going_on == replace(expected, release_ms=None, ended=False)
     assert going_on is not None and going_on.talk_seconds is None
 

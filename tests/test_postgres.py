@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from beeline_missed.rules.detection import LegState
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import Simulator
 from beeline_missed.store import Register, migrations, pg_schema
@@ -338,9 +339,7 @@ def fill_sqlite(home: Path) -> Path:
     register.sessions.claim_event("e1", "digest", ["leg1"], T0)
     register.sessions.touch("s1", T0)
     register.meta.set("last_event_at", "2026-11-27T10:00:00Z")
-    register.sessions.put_leg(
-        {"target_id": GROUP[0], "call_id": "c1", "ext_tracking_id": "s1", "start_ms": T0}
-    )
+    register.sessions.put_leg(LegState(GROUP[0], "c1", "s1", start_ms=T0))
     register.attempts.await_release("s5", T0)
     register.abonents.replace([{"userId": GROUP[0], "phone": "9001112201"}])
     register.subscriptions.insert(

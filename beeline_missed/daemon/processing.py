@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from beeline_missed import phones, timefmt
+from beeline_missed import timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.pbx import xsi
 from beeline_missed.rules import detection
@@ -26,49 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("beeline_missed.processing")
 
 DAY_MS = 86_400_000
-LEG_FIELDS = (
-    "personality",
-    "call_type",
-    "remote_raw",
-    "start_ms",
-    "answer_ms",
-    "release_ms",
-    "huntgroup",
-    "release_cause",
-    "redirect_to",
-)
 # Dedup keys are kept this long: repeats of an event come within minutes. Past it a repeat is
 # merged again, which changes nothing.
 DEDUPE_WINDOW_MS = 7 * DAY_MS
 # How long a cached view of the PBX's people is used before the register is read again.
 TARGETS_TTL = 30.0
-
-
-def _leg_from_row(row: dict[str, Any]) -> LegState:
-    return LegState(
-        target_id=row["target_id"],
-        call_id=row["call_id"],
-        ext_tracking_id=row["ext_tracking_id"],
-        answered=bool(row["answered"]),
-        released=bool(row["released"]),
-        member=bool(row["member"]),
-        **{name: row[name] for name in LEG_FIELDS},
-    )
-
-
-def _leg_to_row(leg: LegState) -> dict[str, Any]:
-    row = {name: getattr(leg, name) for name in LEG_FIELDS}
-    row.update(
-        target_id=leg.target_id,
-        call_id=leg.call_id,
-        ext_tracking_id=leg.ext_tracking_id,
-        answered=int(leg.answered),
-        released=int(leg.released),
-        member=int(leg.member),
-        # E.164, so that reconciliation and auto-closing can find a number's calls.
-        remote_phone=phones.normalise(leg.remote_raw),
-    )
-    return row
 
 
 def leg_update(
@@ -221,8 +183,8 @@ class Processor:
     def _apply_call(self, update: LegState, received_ms: int, targets: detection.Targets) -> None:
         reg = self.register
         stored = reg.sessions.leg(update.target_id, update.call_id, update.ext_tracking_id)
-        leg = detection.merge(_leg_from_row(stored), update) if stored else update
-        reg.sessions.put_leg(_leg_to_row(leg))
+        leg = detection.merge(stored, update) if stored else update
+        reg.sessions.put_leg(leg)
         state = reg.sessions.touch(leg.ext_tracking_id, received_ms)
         if state == detection.MISSED and update.answered and targets.is_person(leg):
             self._late_answer(leg, targets, received_ms)
@@ -251,7 +213,7 @@ class Processor:
         """A leg of an answered session ended: if auto-close waited for it, it may judge now."""
         if not self.register.attempts.awaits_release(tracking_id):
             return
-        legs = [_leg_from_row(row) for row in self.register.sessions.legs(tracking_id)]
+        legs = self.register.sessions.legs(tracking_id)
         answered = detection.answered_call(legs, targets)
         if answered is not None and answered.ended:
             self.register.attempts.stop_awaiting_release(tracking_id)
@@ -272,7 +234,7 @@ class Processor:
             log.warning("call %s was answered after it was registered as missed", call.id)
         if self.on_answered:
             # The caller got through after all: their other open calls are resolved too.
-            legs = [_leg_from_row(row) for row in reg.sessions.legs(leg.ext_tracking_id)]
+            legs = reg.sessions.legs(leg.ext_tracking_id)
             answered = self._answered_or_wait(leg.ext_tracking_id, legs, targets, at_ms)
             if answered is not None:
                 self._late.append(answered)
@@ -321,7 +283,7 @@ class Processor:
         )
         for tracking_id in overdue:
             with self.register.transaction():
-                legs = [_leg_from_row(row) for row in self.register.sessions.legs(tracking_id)]
+                legs = self.register.sessions.legs(tracking_id)
                 self.register.attempts.stop_awaiting_release(tracking_id)
             answered = detection.answered_call(legs, targets)
             if answered is not None:
@@ -343,7 +305,7 @@ class Processor:
             session = reg.sessions.get(tracking_id)
             if session is None or session["state"] != detection.PENDING:
                 return None, None
-            legs = [_leg_from_row(row) for row in reg.sessions.legs(tracking_id)]
+            legs = reg.sessions.legs(tracking_id)
             decide = partial(
                 detection.decide,
                 legs,
@@ -408,10 +370,9 @@ class Processor:
             return None
         releases = [leg.release_ms for leg in legs if leg.release_ms is not None]
         end = max([decision.start_ms, *releases]) + int(self.settle * 1000)
-        for row in self.register.sessions.answered_legs_of(
+        for leg in self.register.sessions.answered_legs_of(
             decision.phone, decision.start_ms, end, other_than=tracking_id
         ):
-            leg = _leg_from_row(row)
             if targets.is_person(leg):
                 return detection.abonent_name(leg.target_id)
         return None

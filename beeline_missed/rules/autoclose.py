@@ -21,9 +21,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from beeline_missed import timefmt
+from beeline_missed import phones, timefmt
 from beeline_missed.errors import ConflictError
 from beeline_missed.rules import card
 from beeline_missed.rules.detection import PLAIN, AnsweredCall, LegState, Targets, abonent_name
@@ -181,21 +181,20 @@ def close_resolved(
     return closed
 
 
-def answered_from_leg(leg: Mapping[str, Any]) -> AnsweredCall | None:
-    """The answered call a stored leg row (register.answered_after) was."""
-    phone = leg.get("remote_phone")
-    if not phone:
+def answered_from_leg(leg: LegState) -> AnsweredCall | None:
+    """The answered call a stored external leg (`register.sessions.answered_after`) was: the
+    client calling in (the leg terminates at us) or a call out to them."""
+    phone = phones.normalise(leg.remote_raw)
+    if phone is None:
         return None
-    incoming = leg.get("personality") == "Terminator"
-    released = bool(leg.get("released"))
     return AnsweredCall(
-        ext_tracking_id=str(leg["ext_tracking_id"]),
-        phone=str(phone),
-        direction=INCOMING if incoming else OUTGOING,
-        answered_by=abonent_name(str(leg["target_id"])),
-        answer_ms=leg.get("answer_ms"),
-        release_ms=leg.get("release_ms") if released else None,
-        ended=released,
+        ext_tracking_id=leg.ext_tracking_id,
+        phone=phone,
+        direction=INCOMING if leg.personality == "Terminator" else OUTGOING,
+        answered_by=abonent_name(leg.target_id),
+        answer_ms=leg.answer_ms,
+        release_ms=leg.release_ms if leg.released else None,
+        ended=leg.released,
     )
 
 
@@ -220,7 +219,7 @@ def close_if_reached(
     since = timefmt.stored_to_ms(call_row.called_at)
     legs = register.sessions.answered_after(phone, since, other_than=call_row.session_key)
     for leg in legs:
-        if not targets.is_person(_leg_state(leg)):
+        if not targets.is_person(leg):
             continue
         answered = answered_from_leg(leg)
         if answered is None or not answered.ended:
@@ -231,16 +230,6 @@ def close_if_reached(
         if closed:
             return closed
     return []
-
-
-def _leg_state(row: Mapping[str, Any]) -> LegState:
-    """What telling a person from a service needs of a stored leg."""
-    return LegState(
-        target_id=str(row["target_id"]),
-        call_id=str(row["call_id"]),
-        ext_tracking_id=str(row["ext_tracking_id"]),
-        member=bool(row.get("member")),
-    )
 
 
 class AutoCloser:

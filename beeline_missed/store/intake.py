@@ -5,14 +5,46 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from beeline_missed import timefmt
+from beeline_missed import phones, timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.store.base import Part
 
+if TYPE_CHECKING:
+    from beeline_missed.rules.detection import LegState
+
 # An inbox row's states, as the schema's CHECK lists them (migrations.py).
 INBOX_STATES = ("new", "processed", "duplicate", "ignored", "rejected")
+# The `legs` columns that are LegState's fields of the same name and type.
+LEG_FIELDS = (
+    "target_id",
+    "call_id",
+    "ext_tracking_id",
+    "personality",
+    "call_type",
+    "remote_raw",
+    "start_ms",
+    "answer_ms",
+    "release_ms",
+    "huntgroup",
+    "release_cause",
+    "redirect_to",
+)
+
+
+def _leg(row: sqlite3.Row) -> LegState:
+    """A stored leg as detection's value of it."""
+    # Imported here: the store is loaded by every command, detection only by those that
+    # read legs.
+    from beeline_missed.rules.detection import LegState
+
+    return LegState(
+        answered=bool(row["answered"]),
+        released=bool(row["released"]),
+        member=bool(row["member"]),
+        **{name: row[name] for name in LEG_FIELDS},
+    )
 
 
 class Inbox(Part):
@@ -172,12 +204,12 @@ class Sessions(Part):
                 ).rowcount
             return removed
 
-    def leg(self, target_id: str, call_id: str, ext_tracking_id: str) -> dict | None:
+    def leg(self, target_id: str, call_id: str, ext_tracking_id: str) -> LegState | None:
         row = self.conn.execute(
             "SELECT * FROM legs WHERE target_id = ? AND call_id = ? AND ext_tracking_id = ?",
             [target_id, call_id, ext_tracking_id],
         ).fetchone()
-        return dict(row) if row else None
+        return _leg(row) if row else None
 
     def answered_legs_of(
         self,
@@ -186,7 +218,7 @@ class Sessions(Part):
         to_ms: int,
         *,
         other_than: str,
-    ) -> list[dict]:
+    ) -> list[LegState]:
         """Answered legs with this remote number that started in [from_ms, to_ms], outside the
         session `other_than`: a colleague's pickup, or the caller put through elsewhere."""
         rows = self.conn.execute(
@@ -198,23 +230,29 @@ class Sessions(Part):
             """,
             [phone, from_ms, to_ms, other_than],
         )
-        return [dict(row) for row in rows]
+        return [_leg(row) for row in rows]
 
-    def put_leg(self, leg: dict[str, Any]) -> None:
+    def put_leg(self, leg: LegState) -> None:
+        """Store a leg as merged so far (replacing what was stored of it)."""
+        values = [getattr(leg, name) for name in LEG_FIELDS]
+        # E.164 beside the number as sent, so that reconciliation and auto-closing can find
+        # a number's calls.
+        values += [int(leg.answered), int(leg.released), int(leg.member)]
+        values += [phones.normalise(leg.remote_raw), timefmt.to_stored(timefmt.now_utc())]
+        columns = [*LEG_FIELDS, "answered", "released", "member", "remote_phone", "updated_at"]
         with self.transaction():
-            columns = ", ".join(leg)
-            marks = ", ".join("?" * len(leg))
             self.conn.execute(
-                f"INSERT OR REPLACE INTO legs ({columns}, updated_at) VALUES ({marks}, ?)",
-                [*leg.values(), timefmt.to_stored(timefmt.now_utc())],
+                f"INSERT OR REPLACE INTO legs ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                values,
             )
 
-    def legs(self, ext_tracking_id: str) -> list[dict]:
+    def legs(self, ext_tracking_id: str) -> list[LegState]:
         rows = self.conn.execute(
             "SELECT * FROM legs WHERE ext_tracking_id = ? ORDER BY target_id, call_id",
             [ext_tracking_id],
         )
-        return [dict(row) for row in rows]
+        return [_leg(row) for row in rows]
 
     def touch(self, ext_tracking_id: str, event_ms: int) -> str:
         """Note that a session heard an event; returns the session's state."""
@@ -295,7 +333,7 @@ class Sessions(Part):
 
     def answered_after(
         self, phone: str, since_ms: int, *, other_than: str = "", limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> list[LegState]:
         """The answered external legs with `phone` (either way) that started after a moment,
         earliest answer first, outside the session `other_than` (the call's own): the caller
         decides which of them a person answered."""
@@ -310,4 +348,4 @@ class Sessions(Part):
             """,
             [phone, since_ms, other_than, limit],
         )
-        return [dict(row) for row in rows]
+        return [_leg(row) for row in rows]
