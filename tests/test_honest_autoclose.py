@@ -5,12 +5,14 @@ daemon subprocess and the simulator, then the rules on a real register file."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +21,7 @@ from beeline_missed import config, timefmt
 from beeline_missed.cases import card_service
 from beeline_missed.daemon.processing import Processor
 from beeline_missed.rules import autoclose
-from beeline_missed.rules.detection import AnsweredCall
+from beeline_missed.rules.detection import AnsweredCall, LegState
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import DEFAULT_ABONENTS, Simulator
 from beeline_missed.store import Register
@@ -181,9 +183,7 @@ def test_a_client_who_gets_through_for_a_moment_is_the_same_rule(register: Regis
         "Клиент дозвонился 27.11 11:05, 3 с — разговор не состоялся (Петров)"
     )
     assert close(register, callback(12, "incoming", "s2")) == [call_id]
-    assert (
-        register.calls.get(call_id).result == "Клиент дозвонился сам 27.11 11:05, ответил Петров"
-    )
+    assert register.calls.get(call_id).result == "Клиент дозвонился сам 27.11 11:05, ответил Петров"
 
 
 def test_an_unknown_talk_time_is_an_attempt_unless_the_threshold_is_off(
@@ -269,3 +269,135 @@ def test_the_setting_is_read_and_checked() -> None:
     assert replace(settings, auto_close_min_talk=0).auto_close_min_talk == 0
     with pytest.raises(Exception, match="auto-close-min-talk must be a number"):
         config.load({"auto_close_min_talk": "-1"})
+
+
+# -- one rule at a time: the threshold, the attempt's time and log, late rows ----------------
+
+
+def test_a_threshold_under_a_second_still_needs_a_known_talk_time(register: Register) -> None:
+    """Only 0 turns the threshold off: half a second still asks how long they talked."""
+    call_id = missed(register, "a")
+    assert not autoclose.is_conversation(callback(None), 0.5)
+    assert not autoclose.is_conversation(callback(0.4), 0.5)
+    assert autoclose.is_conversation(callback(0.5), 0.5)
+    assert autoclose.is_conversation(callback(None), 0)
+    assert close(register, callback(None), min_talk=0.5) == []
+    assert len(register.attempts.of([call_id])) == 1
+
+
+def test_an_attempt_without_an_answer_time_is_dated_now(register: Register) -> None:
+    call_id = missed(register, "a")
+    no_answer_time = replace(callback(4), answer_ms=None, release_ms=None)
+    assert close(register, no_answer_time) == []
+    (attempt,) = register.attempts.of([call_id])
+    assert attempt.attempted_at == timefmt.ms_to_stored(T0 + 3_600_000)  # close()'s now
+
+
+def test_an_attempt_is_logged_with_its_calls_direction_who_and_talk(
+    register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = missed(register, "a"), missed(register, "b", at_ms=T0 + 1000)
+    with caplog.at_level(logging.INFO, logger="beeline_missed.autoclose"):
+        close(register, callback(4))
+        close(register, callback(None, "incoming", session="s2"))
+    assert caplog.messages == [
+        f"not auto-closed {first}, {second}: outgoing call answered by Смирнова lasted 4 s; "
+        "recorded as an attempt",
+        f"not auto-closed {first}, {second}: incoming call answered by Петров lasted unknown; "
+        "recorded as an attempt",
+    ]
+
+
+def leg(
+    session: str,
+    answered_at: int,
+    talk_ms: int | None,
+    *,
+    target: str = STAFF,
+    personality: str = "Originator",
+) -> LegState:
+    """An answered external leg with CALLER as it is stored; talk_ms None: still going on."""
+    return LegState(
+        target_id=target,
+        call_id=f"callhalf-{session}:0",
+        ext_tracking_id=session,
+        personality=personality,
+        call_type="Network",
+        remote_raw=f"tel:{CALLER}",
+        start_ms=answered_at - 5_000,
+        answer_ms=answered_at,
+        release_ms=None if talk_ms is None else answered_at + talk_ms,
+        answered=True,
+        released=talk_ms is not None,
+    )
+
+
+def reached(register: Register, call_id: int, **kwargs: Any) -> list[int]:
+    return autoclose.close_if_reached(
+        register,
+        register.calls.get(call_id),
+        names=autoclose.StaffNames({}, []),
+        zone=MOSCOW,
+        now_ms=T0 + 3_600_000,
+        **kwargs,
+    )
+
+
+def test_a_late_row_is_closed_by_any_talk_when_the_threshold_is_not_given(
+    register: Register,
+) -> None:
+    register.sessions.put_leg(leg("s1", T0 + 60_000, talk_ms=500))
+    late = missed(register, "stat:x")
+    assert reached(register, late) == [late]
+
+
+def test_a_late_row_is_not_closed_by_its_own_session(register: Register) -> None:
+    """The row's own session (a hunt group member picking up after the row was decided
+    missed, say) is the processor's to judge, not a later call that reached the client."""
+    register.sessions.put_leg(leg("own", T0 + 60_000, talk_ms=30_000, personality="Terminator"))
+    late = missed(register, "own")
+    assert reached(register, late) == []
+    assert register.calls.get(late).status == "missed"
+
+
+def test_a_late_row_waits_for_a_call_still_going_on_and_closes_on_a_later_ended_one(
+    register: Register,
+) -> None:
+    register.sessions.put_leg(leg("going", T0 + 60_000, talk_ms=None))
+    late = missed(register, "stat:x")
+    assert reached(register, late) == []  # the processor hands it over when it ends
+    assert register.attempts.of([late]) == []
+    register.sessions.put_leg(leg("ended", T0 + 120_000, talk_ms=30_000))
+    assert reached(register, late, min_talk=10) == [late]
+    assert register.calls.get(late).result == "Перезвонили 27.11 11:02"
+
+
+def test_settling_new_rows_reports_every_row_closed(register: Register) -> None:
+    other = "+79031112233"
+    register.sessions.put_leg(leg("s1", T0 + 60_000, talk_ms=30_000))
+    register.sessions.put_leg(
+        replace(leg("s2", T0 + 90_000, talk_ms=30_000), remote_raw=f"tel:{other}")
+    )
+    first = missed(register, "stat:x")
+    second = missed(register, "stat:y", phone=other)
+    assert autoclose.settle_new_rows(register, config.load(), [first, second]) == (
+        [first, second],
+        [],
+    )
+
+
+def test_the_closer_tells_people_from_others_by_the_settings_and_the_abonent_list(
+    register: Register,
+) -> None:
+    """An abonent the PBX does not list is no person by default (unknown_targets): its
+    answer does not close the case, though with no list at all it would."""
+    register.abonents.replace(DEFAULT_ABONENTS)
+    stranger = "9009999999@ip.beeline.ru"
+    register.sessions.put_leg(leg("s1", T0 + 60_000, talk_ms=30_000, target=stranger))
+    late = missed(register, "stat:x")
+    assert reached(register, late) == [late]  # no list given: anyone may be a person
+    again = missed(register, "stat:y", at_ms=T0 + 1000)
+    closer = autoclose.AutoCloser(register, config.load())
+    assert closer.check_row(register.calls.get(again)) == []
+    lenient = autoclose.AutoCloser(register, replace(config.load(), unknown_targets="person"))
+    assert lenient.check_row(register.calls.get(again)) == [again]

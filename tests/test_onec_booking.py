@@ -60,8 +60,8 @@ def test_book_creates_the_booking_in_1c_with_the_client_and_the_shops_fields(
     ivanov = synced_client(onec_env, register, home)
     call_id = a_call(register)
     result = runner.invoke(
-        app, ["card", str(call_id), "--book", "--result", "Стук в подвеске", "--user", "Анна",
-              "--json"]
+        app,
+        ["card", str(call_id), "--book", "--result", "Стук в подвеске", "--user", "Анна", "--json"],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -136,7 +136,7 @@ def test_1c_refusing_keeps_the_booking_with_its_reason(
     assert result.exit_code == 0, result.output
     assert "Заявку в 1С создать пока не удалось" in result.stdout
     assert "Цех_Key" in result.stdout
-    assert register.onec.bookings("waiting")[0]["last_error"]
+    assert register.onec.bookings("waiting")[0].last_error
 
 
 def test_a_retry_finds_the_booking_whose_answer_was_lost(

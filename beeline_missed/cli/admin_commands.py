@@ -544,11 +544,11 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
                 "onec_sync": onec_status,
                 "onec_bookings_waiting": [
                     {
-                        "call_id": b["call_id"],
-                        "phone": b["phone"],
-                        "since": timefmt.iso_local(b["created_at"], zone),
-                        "attempts": b["attempts"],
-                        "error": b["last_error"],
+                        "call_id": b.call_id,
+                        "phone": b.phone,
+                        "since": timefmt.iso_local(b.created_at, zone),
+                        "attempts": b.attempts,
+                        "error": b.last_error,
                     }
                     for b in waiting
                 ],
@@ -600,9 +600,9 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         for b in waiting:
             say(
                 escape(
-                    f"  call {b['call_id']} ({phones.display(b['phone'])}) since "
-                    f"{timefmt.show_local(b['created_at'], zone)}, {b['attempts']} attempt(s): "
-                    f"{b['last_error'] or 'not tried yet'}"
+                    f"  call {b.call_id} ({phones.display(b.phone)}) since "
+                    f"{timefmt.show_local(b.created_at, zone)}, {b.attempts} attempt(s): "
+                    f"{b.last_error or 'not tried yet'}"
                 )
             )
 

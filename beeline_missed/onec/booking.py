@@ -69,8 +69,7 @@ def comment(row: Call, zone: tzinfo, token: str) -> str:
     result = " ".join(row.result.split())
     who = row.user or "—"
     return (
-        f"Пропущенный звонок с {phone} {when}; перезвонил(а): {who}; результат: {result}. "
-        f"[{token}]"
+        f"Пропущенный звонок с {phone} {when}; перезвонил(а): {who}; результат: {result}. [{token}]"
     )
 
 
@@ -93,19 +92,19 @@ def book(
     """Create the booking for a card just saved with «Записаться»."""
     now = now or timefmt.to_stored(timefmt.now_utc())
     holder = register.onec.client_of(saved.phone)
-    if holder is None or not holder.get("onec_ref"):
+    if holder is None or not holder.onec_ref:
         return Booked({"state": "not_client"}, NOT_A_CLIENT)
     moment = timefmt.to_local(now, zone)
     assert moment is not None
     token = f"beeline-missed {saved.id}-{moment.strftime('%Y%m%d%H%M%S')}"
     made_body = body(
         settings,
-        holder["onec_ref"],
+        holder.onec_ref,
         comment(saved, zone, token),
         moment.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     booking_id = register.onec.add_booking(
-        saved.id, holder["onec_ref"], token, json.dumps(made_body, ensure_ascii=False), now
+        saved.id, holder.onec_ref, token, json.dumps(made_body, ensure_ascii=False), now
     )
     try:
         with OnecClient.from_settings(settings, timeout=settings.onec_booking_timeout) as client:
@@ -159,26 +158,26 @@ def retry_waiting(
     created = []
     for waiting in register.onec.bookings("waiting"):
         try:
-            made = _find(client, settings, waiting["token"])
+            made = _find(client, settings, waiting.token)
         except OnecError as exc:
             if exc.retryable:
-                register.onec.booking_failed(waiting["id"], str(exc), now)
+                register.onec.booking_failed(waiting.id, str(exc), now)
                 break
             made = None  # the base cannot search comments: create (a lost answer may double)
         try:
             made = made or client.create(
-                settings.onec_bookings, json.loads(waiting["body"]), "create the booking"
+                settings.onec_bookings, json.loads(waiting.body), "create the booking"
             )
         except OnecError as exc:
-            register.onec.booking_failed(waiting["id"], str(exc), now)
+            register.onec.booking_failed(waiting.id, str(exc), now)
             if exc.retryable:
                 break  # 1C is down or slow: the others wait for the next round
             continue
         number, ref = str(made.get("Number") or "").strip(), str(made["Ref_Key"])
-        register.onec.booking_created(waiting["id"], number, ref, now)
-        if waiting["call_id"] is not None:
-            note_number(register, int(waiting["call_id"]), number)
-        created.append({"id": waiting["id"], "call_id": waiting["call_id"], "number": number})
+        register.onec.booking_created(waiting.id, number, ref, now)
+        if waiting.call_id is not None:
+            note_number(register, waiting.call_id, number)
+        created.append({"id": waiting.id, "call_id": waiting.call_id, "number": number})
     return created
 
 

@@ -55,8 +55,7 @@ def fetch(settings: Settings, client_ref: str) -> Workshop:
                 settings.onec_orders,
                 top=50,
                 filter=(
-                    f"{settings.onec_order_client} eq guid'{client_ref}' "
-                    "and DeletionMark eq false"
+                    f"{settings.onec_order_client} eq guid'{client_ref}' and DeletionMark eq false"
                 ),
                 select=["Number", "Date", settings.onec_order_state],
                 orderby="Date desc",
@@ -87,9 +86,9 @@ def for_call(register: Register, settings: Settings, phone: str | None) -> Works
     if not (settings.onec_url and settings.onec_user):
         return None
     holder = register.onec.client_of(phone)
-    if holder is None or not holder.get("onec_ref"):
+    if holder is None or not holder.onec_ref:
         return None
-    return fetch(settings, holder["onec_ref"])
+    return fetch(settings, holder.onec_ref)
 
 
 def card_lines(found: Workshop | None) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from beeline_missed.store.base import Part
 from beeline_missed.store.clients import IMPORT_BATCH, IMPORT_PAUSE, STAGE_CHUNK
+from beeline_missed.store.rows import Booking, Holder
 
 
 class OneC(Part):
@@ -127,9 +128,9 @@ class OneC(Part):
                 conn.rollback()
             conn.execute("DROP TABLE IF EXISTS temp.onec_seen")
 
-    def client_of(self, phone: str | None) -> dict[str, Any] | None:
-        """The directory client holding `phone` (E.164) with its 1C Ref_Key: {id, name,
-        onec_ref}; None when no client holds it."""
+    def client_of(self, phone: str | None) -> Holder | None:
+        """The directory client holding `phone` (E.164) with its 1C Ref_Key; None when no
+        client holds it."""
         if not phone:
             return None
         row = self.conn.execute(
@@ -138,7 +139,7 @@ class OneC(Part):
             "ORDER BY c.id LIMIT 1",
             [phone],
         ).fetchone()
-        return dict(row) if row else None
+        return Holder.from_row(row) if row else None
 
     def add_booking(self, call_id: int, client_ref: str, token: str, body: str, now: str) -> int:
         """Keep a booking to create in 1C (state 'waiting'); returns its id."""
@@ -166,11 +167,11 @@ class OneC(Part):
                 [error, now, booking_id],
             )
 
-    def bookings(self, state: str = "waiting", limit: int = 100) -> list[dict[str, Any]]:
+    def bookings(self, state: str = "waiting", limit: int = 100) -> list[Booking]:
         """Bookings in `state`, oldest first, with their call's phone."""
         rows = self.conn.execute(
             "SELECT b.*, calls.phone AS phone FROM onec_bookings AS b "
             "LEFT JOIN calls ON calls.id = b.call_id WHERE b.state = ? ORDER BY b.id LIMIT ?",
             [state, limit],
         )
-        return [dict(row) for row in rows]
+        return [Booking.from_row(row) for row in rows]

@@ -1,6 +1,6 @@
 """The store's rows as typed, frozen values: what `register.calls`, `register.attempts`,
-`register.claims`, `register.subscriptions` and `register.abonents` return, built at the
-store's boundary from `sqlite3.Row`s.
+`register.claims`, `register.subscriptions`, `register.abonents` and `register.onec` return,
+built at the store's boundary from `sqlite3.Row`s. (Legs are detection's own `LegState`.)
 
 A `Call` carries every column of the `calls` table, the fields the store joins in (the client's
 name; for one line per caller, the caller's attempts, first call and call ids) with their
@@ -244,3 +244,43 @@ class Abonent:
 
 
 ABONENT_COLUMNS = tuple(field.name for field in fields(Abonent))
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The directory client holding a number, with its 1C Ref_Key (None: not from 1C)."""
+
+    id: int
+    name: str
+    onec_ref: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Holder:
+        return cls(int(row["id"]), str(row["name"]), row["onec_ref"])
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A booking («Заявка на ремонт») to create in 1C (the `onec_bookings` table), with the
+    phone of its call."""
+
+    id: int
+    call_id: int | None  # None once the call is gone
+    client_ref: str
+    token: str  # written into the booking's comment: finds it again after a lost answer
+    body: str  # the JSON to POST
+    state: str  # 'waiting' or 'created'
+    number: str | None
+    ref: str | None
+    attempts: int
+    last_error: str | None
+    created_at: str
+    updated_at: str
+    phone: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Booking:
+        return cls(**{name: row[name] for name in _BOOKING_FIELDS})
+
+
+_BOOKING_FIELDS = tuple(field.name for field in fields(Booking))
