@@ -373,6 +373,7 @@ def inbox_command(
     json_: JsonOption = False,
 ) -> None:
     """Inspect the raw events the hook received; rejected documents are kept here."""
+    import dataclasses
     import sys
 
     from beeline_missed.views.output import print_json, print_table
@@ -381,12 +382,12 @@ def inbox_command(
     if show is not None:
         sys.stdout.buffer.write(register.inbox.body(show))
         return
-    rows = register.inbox.rows(state_, limit)
+    entries = register.inbox.rows(state_, limit)
     if json_:
-        print_json(rows)
+        print_json([dataclasses.asdict(entry) for entry in entries])
         return
     columns = ["id", "received_at", "state", "event_type", "target_id", "reason"]
-    print_table(columns, [[row[c] for c in columns] for row in rows])
+    print_table(columns, [[getattr(entry, c) for c in columns] for entry in entries])
     counts = register.inbox.counts()
     print_table(["state", "events"], sorted(counts.items()), title="Inbox")
 

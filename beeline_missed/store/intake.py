@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from beeline_missed import phones, timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.store.base import Part
+from beeline_missed.store.rows import INBOX_ENTRY_FIELDS, InboxEntry
 
 if TYPE_CHECKING:
     from beeline_missed.rules.detection import LegState
@@ -132,15 +133,16 @@ class Inbox(Part):
         rows = self.conn.execute("SELECT state, count(*) FROM inbox GROUP BY state")
         return {state: count for state, count in rows}
 
-    def rows(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        sql = "SELECT id, received_at, state, reason, event_id, event_type, target_id FROM inbox"
+    def rows(self, state: str | None = None, limit: int = 50) -> list[InboxEntry]:
+        """The newest entries first, all or in one state."""
+        sql = f"SELECT {', '.join(INBOX_ENTRY_FIELDS)} FROM inbox"
         params: list[Any] = []
         if state:
             sql += " WHERE state = ?"
             params.append(state)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        return [dict(row) for row in self.conn.execute(sql, params)]
+        return [InboxEntry.from_row(row) for row in self.conn.execute(sql, params)]
 
     def body(self, inbox_id: int) -> bytes:
         row = self.conn.execute("SELECT body FROM inbox WHERE id = ?", [inbox_id]).fetchone()

@@ -1,6 +1,7 @@
 """The store's rows as typed, frozen values: what `register.calls`, `register.attempts`,
-`register.claims`, `register.subscriptions`, `register.abonents` and `register.onec` return,
-built at the store's boundary from `sqlite3.Row`s. (Legs are detection's own `LegState`.)
+`register.claims`, `register.subscriptions`, `register.abonents`, `register.onec` and
+`register.inbox` return, built at the store's boundary from `sqlite3.Row`s. (Legs are
+detection's own `LegState`.)
 
 A `Call` carries every column of the `calls` table, the fields the store joins in (the client's
 name; for one line per caller, the caller's attempts, first call and call ids) with their
@@ -284,3 +285,23 @@ class Booking:
 
 
 _BOOKING_FIELDS = tuple(field.name for field in fields(Booking))
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A posted body as `inbox` lists it (the body itself: `register.inbox.body`)."""
+
+    id: int
+    received_at: str
+    state: str  # INBOX_STATES
+    reason: str | None
+    event_id: str | None
+    event_type: str | None
+    target_id: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> InboxEntry:
+        return cls(**{name: row[name] for name in INBOX_ENTRY_FIELDS})
+
+
+INBOX_ENTRY_FIELDS = tuple(field.name for field in fields(InboxEntry))
