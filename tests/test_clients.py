@@ -59,7 +59,7 @@ def write_xlsx(path: Path, rows: list[list[object]]) -> Path:
 
 
 def directory(reg: Register) -> dict[str, set[str]]:
-    return {row["name"]: set(row["phones"]) for row in reg.clients.rows()}
+    return {c.name: set(c.phones) for c in reg.clients.rows()}
 
 
 def import_file(reg: Register, path: Path, **columns) -> tuple[clients.Parsed, dict[str, int]]:
@@ -137,7 +137,7 @@ def test_without_a_code_column_clients_match_by_name(register: Register, tmp_pat
     path.write_text("Name,Phone\n  ИВАНОВ   иван ,89161234567;89031112233\n", encoding="utf-8")
     _, counts = import_file(register, path)
     assert counts["updated"] == 1 and register.clients.count() == 1
-    assert set(register.clients.rows()[0]["phones"]) == {"+79161234567", "+79031112233"}
+    assert set(register.clients.rows()[0].phones) == {"+79161234567", "+79031112233"}
 
 
 def test_same_client_twice_in_a_file_is_merged(register: Register, tmp_path: Path) -> None:
@@ -248,7 +248,7 @@ def test_a_number_another_client_gets_during_a_first_import_still_moves_to_the_f
         [("1", "Петрова", [("+79035550011", "")]), ("2", "Иванов", [("+79161234567", "")])],
         batch_size=1,
     )
-    holders = {row["name"]: row["phones"] for row in register.clients.rows()}
+    holders = {c.name: list(c.phones) for c in register.clients.rows()}
     assert holders == {"Петрова": ["+79035550011"], "Иванов": ["+79161234567"], "Чужой": []}
     assert counts["shared_count"] == 1
 
@@ -260,11 +260,11 @@ def test_find_by_name_any_case_and_by_number_in_any_form(register: Register) -> 
             (None, "ООО Ромашка", [("+79035550011", "")]),
         ]
     )
-    assert [r["name"] for r in register.clients.find("иВАН")] == ["Иванов Иван"]
+    assert [c.name for c in register.clients.find("иВАН")] == ["Иванов Иван"]
     result = runner.invoke(app, ["clients", "find", "8 (916) 123-45-67", "--json"])
     assert result.exit_code == 0, result.output
     assert [r["name"] for r in json.loads(result.output)] == ["Иванов Иван"]
-    assert [r["name"] for r in register.clients.find("5550011")] == ["ООО Ромашка"]
+    assert [c.name for c in register.clients.find("5550011")] == ["ООО Ромашка"]
     assert register.clients.find("Сидоров") == []
 
 

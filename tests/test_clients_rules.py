@@ -31,7 +31,7 @@ runner = CliRunner()
 
 
 def directory(reg: Register) -> dict[str, set[str]]:
-    return {row["name"]: set(row["phones"]) for row in reg.clients.rows()}
+    return {c.name: set(c.phones) for c in reg.clients.rows()}
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -383,5 +383,5 @@ def test_migration_fills_the_search_key_of_existing_clients(db_path: Path) -> No
     register.close()
     undo_client_name_key_migration(db_path)  # the register as it was: no name_key column
     register = Register.open(db_path)
-    assert [r["name"] for r in register.clients.find("елкин петр")] == ["Ёлкин  Пётр"]
+    assert [c.name for c in register.clients.find("елкин петр")] == ["Ёлкин  Пётр"]
     register.close()

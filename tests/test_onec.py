@@ -54,7 +54,7 @@ def client_for(onec: OnecSimulator, password: str | None = None, **kw: Any) -> O
 
 
 def directory(reg: Register) -> dict[str, set[str]]:
-    return {row["name"]: set(row["phones"]) for row in reg.clients.rows()}
+    return {c.name: set(c.phones) for c in reg.clients.rows()}
 
 
 def shop(onec: OnecSimulator) -> dict[str, dict[str, Any]]:
@@ -95,8 +95,11 @@ def test_stand_in_refuses_a_cyrillic_name_that_is_not_percent_encoded(onec: Onec
     path = "/alfa/odata/standard.odata/Catalog_Контрагенты?$format=json".encode()
     with socket.create_connection((onec.host, onec.port), timeout=5) as sock:
         sock.sendall(
-            b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
-            + auth.encode() + b"\r\nConnection: close\r\n\r\n"
+            b"GET "
+            + path
+            + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "
+            + auth.encode()
+            + b"\r\nConnection: close\r\n\r\n"
         )
         status_line = sock.recv(200).split(b"\r\n")[0]
     assert b" 400 " in status_line
@@ -460,9 +463,7 @@ def test_a_timeout_during_sync_loses_nothing(
     onec.records(CLIENTS).clear()  # a whole read now would remove everyone
     onec.add(CLIENTS, *(make_client(f"Новый {i}", [f"+7 916 000-00-{i:02d}"]) for i in range(5)))
     with client_for(onec, timeout=0.3) as slow, pytest.raises(OnecTimeout):
-        onec_sync.sync(
-            register, slow, settings, progress=lambda n: onec.fail("slow", seconds=2)
-        )
+        onec_sync.sync(register, slow, settings, progress=lambda n: onec.fail("slow", seconds=2))
     assert directory(register) == before
 
 

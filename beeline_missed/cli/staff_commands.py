@@ -1,8 +1,9 @@
 """Commands for staff at a terminal: the list of missed calls, the live list, the call card,
 the panel, and the clients directory. Staff speak Russian: so do these commands."""
 
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -32,30 +33,31 @@ clients_app = typer.Typer(
 
 if TYPE_CHECKING:
     from beeline_missed.store import Call, Register
+    from beeline_missed.store.rows import Client
 app.add_typer(clients_app, name="clients")
 CLIENT_HEADERS = ["№", "Клиент", "Телефоны", "Код", "Звонков"]
 
 
-def _print_clients(rows: list[dict[str, Any]], json_: bool, empty: str) -> None:
+def _print_clients(rows: "list[Client]", json_: bool, empty: str) -> None:
     from rich.markup import escape
 
     from beeline_missed import phones
     from beeline_missed.views.output import print_json, print_table, say
 
     if json_:
-        print_json(rows)
+        print_json([dataclasses.asdict(client) for client in rows])
     elif not rows:
         say(escape(empty))
     else:
         table = [
             [
-                r["id"],
-                escape(r["name"]),
-                ", ".join(phones.display(p) for p in r["phones"]),
-                escape(r["external_id"] or ""),
-                r["calls"],
+                c.id,
+                escape(c.name),
+                ", ".join(phones.display(p) for p in c.phones),
+                escape(c.external_id or ""),
+                c.calls,
             ]
-            for r in rows
+            for c in rows
         ]
         print_table(CLIENT_HEADERS, table)
 
@@ -191,9 +193,9 @@ def clients_add(
     register = state(ctx).register(create=NEW_REGISTER_RU)
     counts = register.clients.upsert([(None, name, numbers)], replace_phones=False)
     key = register.clients.name_key(name)
-    found = [r for r in register.clients.find(name) if register.clients.name_key(r["name"]) == key]
+    found = [c for c in register.clients.find(name) if register.clients.name_key(c.name) == key]
     if json_:
-        print_json({"client": found[0] if found else None, **counts})
+        print_json({"client": dataclasses.asdict(found[0]) if found else None, **counts})
         return
     verb = "Добавлен" if counts["added"] else "Обновлён" if counts["updated"] else "Уже есть:"
     numbers_text = ", ".join(e164 for e164, _ in numbers)

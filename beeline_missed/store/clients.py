@@ -19,6 +19,7 @@ from typing import Any
 
 from beeline_missed import timefmt
 from beeline_missed.store.base import Part
+from beeline_missed.store.rows import Client
 
 # Clients written per transaction on import, at first: the size then adapts so that each
 # transaction holds the write lock for about IMPORT_LOCK seconds, followed by IMPORT_PAUSE
@@ -506,7 +507,7 @@ class Clients(Part):
 
     def _select(
         self, where: str = "", params: Sequence[Any] = (), limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Client]:
         sql = (
             "SELECT clients.id, clients.name, clients.external_id, "
             "(SELECT group_concat(phone, ',') FROM (SELECT phone FROM client_phones "
@@ -518,18 +519,13 @@ class Clients(Part):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = []
-        for row in self.conn.execute(sql, params):
-            item = dict(row)
-            item["phones"] = item["phones"].split(",") if item["phones"] else []
-            rows.append(item)
-        return rows
+        return [Client.from_row(row) for row in self.conn.execute(sql, params)]
 
-    def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The directory by name: id, name, external_id, phones (E.164 list), calls."""
+    def rows(self, limit: int | None = None) -> list[Client]:
+        """The directory by name."""
         return self._select(limit=limit)
 
-    def find(self, text: str, phone: str | None = None) -> list[dict[str, Any]]:
+    def find(self, text: str, phone: str | None = None) -> list[Client]:
         """Clients whose name contains `text` (case, spacing and ё ignored: «елкин» finds
         «Ёлкин»), or whose number is `phone` (E.164) or contains `text`'s digits."""
         digits = "".join(ch for ch in text if ch.isdigit())

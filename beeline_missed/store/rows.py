@@ -1,7 +1,7 @@
 """The store's rows as typed, frozen values: what `register.calls`, `register.attempts`,
-`register.claims`, `register.subscriptions`, `register.abonents`, `register.onec` and
-`register.inbox` return, built at the store's boundary from `sqlite3.Row`s. (Legs are
-detection's own `LegState`.)
+`register.claims`, `register.subscriptions`, `register.abonents`, `register.onec`,
+`register.inbox` and `register.clients` return, built at the store's boundary from
+`sqlite3.Row`s. (Legs are detection's own `LegState`.)
 
 A `Call` carries every column of the `calls` table, the fields the store joins in (the client's
 name; for one line per caller, the caller's attempts, first call and call ids) with their
@@ -305,3 +305,26 @@ class InboxEntry:
 
 
 INBOX_ENTRY_FIELDS = tuple(field.name for field in fields(InboxEntry))
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client of the directory («Контрагенты») as `clients list` and `find` show it: its
+    numbers (E.164, sorted) and how many register calls it has."""
+
+    id: int
+    name: str
+    external_id: str | None  # 1C «Код»
+    phones: tuple[str, ...]
+    calls: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Client:
+        phones = row["phones"]
+        return cls(
+            id=int(row["id"]),
+            name=str(row["name"]),
+            external_id=row["external_id"],
+            phones=tuple(phones.split(",")) if phones else (),
+            calls=int(row["calls"]),
+        )
