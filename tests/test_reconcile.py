@@ -232,6 +232,28 @@ def test_a_heard_call_joins_the_reconciled_row_nearest_it(
     assert [session["call_row"] for session in joined] == [early, late]
 
 
+def test_a_reconciled_row_takes_what_the_heard_events_tell(
+    register: Register, sim: Simulator
+) -> None:
+    """Found first by the catch-up, then decided from the late events: the row is the heard
+    session's, and says which line rang and where the call was lost (here, busy); the card
+    staff may have open keeps its version."""
+    busy = xsi_build.busy_call(GROUP, CALLER, T0)
+    sim.play(busy, deliver=False)
+    (row_id,) = run(register, sim).registered
+    found = register.calls.get(row_id)
+    assert (found.lost_at, found.session_key.startswith("stat:")) == (None, True)
+
+    hear(register, busy)
+
+    (row,) = register.calls.rows(include_handled=True)
+    assert row.id == row_id and row.source == "reconcile"
+    assert row.session_key == busy[0].leg.ext_tracking_id
+    assert row.lost_at == "busy"
+    assert row.line == ", ".join(member.partition("@")[0] for member in GROUP)  # all rang
+    assert (row.version, row.called_at) == (found.version, found.called_at)
+
+
 def test_status_mapping_is_configurable_and_odd_records_are_survived(
     register: Register, sim: Simulator
 ) -> None:

@@ -332,6 +332,13 @@ class Processor:
                 )
                 if reconciled is not None:
                     linked = reconciled.id
+                    reg.calls.join_heard(
+                        linked,
+                        session_key=tracking_id,
+                        line=decision.line,
+                        lost_at=decision.lost_at,
+                        forwarded_to=decision.forwarded_to,
+                    )
                 else:
                     row = reg.calls.insert(
                         session_key=tracking_id,

@@ -95,6 +95,38 @@ class Calls(Part):
             )
             return None
 
+    def join_heard(
+        self,
+        call_id: int,
+        *,
+        session_key: str,
+        line: str,
+        lost_at: str | None,
+        forwarded_to: str | None,
+    ) -> None:
+        """A row reconciliation registered, now decided missed from the hook's events of the
+        same call: it becomes that session's row (unless another row has the session already)
+        and gains what only the events tell — the line rung, where the call was lost, where it
+        was forwarded. What staff recorded, and the card's version, are left alone."""
+        with self.transaction():
+            self.conn.execute(
+                """
+                UPDATE calls SET
+                    session_key = CASE WHEN EXISTS (
+                        SELECT 1 FROM calls AS other WHERE other.session_key = :key
+                    ) THEN session_key ELSE :key END,
+                    line = :line, lost_at = :lost_at, forwarded_to = :forwarded_to
+                WHERE id = :id
+                """,
+                {
+                    "key": session_key,
+                    "line": line,
+                    "lost_at": lost_at,
+                    "forwarded_to": forwarded_to,
+                    "id": call_id,
+                },
+            )
+
     def get(self, call_id: int) -> Call:
         # A number beyond SQLite's integers names no row (and binding it would overflow).
         row = None
