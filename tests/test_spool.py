@@ -15,10 +15,22 @@ from pathlib import Path
 import pytest
 
 from beeline_missed.daemon.hook import Intake
-from beeline_missed.daemon.spool import Spool, SpooledEvent, count_waiting, spool_path
+from beeline_missed.daemon.spool import (
+    Spool,
+    SpooledEvent,
+    count_waiting,
+    spool_path,
+    waiting_events,
+)
 from beeline_missed.simulator import xsi_build
 from tests.support.daemon import Daemon, wait_for
-from tests.support.peek import inbox_bodies, inbox_event_ids, rows, write_lock_held_elsewhere
+from tests.support.peek import (
+    inbox_bodies,
+    inbox_event_ids,
+    rows,
+    spooled_event_ids,
+    write_lock_held_elsewhere,
+)
 
 GROUP = ["9001112201@ip.beeline.ru"]
 T0 = 1795766400000
@@ -77,6 +89,7 @@ def test_events_in_the_spool_survive_a_crash(home: Path) -> None:
         assert all(daemon.post(body).status_code == 200 for body in bodies)
         daemon.kill()
     assert inbox_event_ids(db) == []
+    assert spooled_event_ids(db) == [event_id(body) for body in bodies]
     restarted = Daemon(home).start()
     try:
         wait_for(lambda: len(inbox_event_ids(db)) == len(bodies))
@@ -191,6 +204,9 @@ def test_status_counts_only_the_events_not_yet_moved(tmp_path: Path) -> None:
     # The position of an earlier spool file says nothing about this one.
     assert count_waiting(spool.path, f"0123abcd {after_one}") == 4
     assert count_waiting(spool.path, spool.position(spool.end)) == 0
+    # The events themselves, for a look at what waits (the kill -9 tests read them).
+    assert [e.body for e in waiting_events(spool.path, spool.position(after_one))] == bodies[1:]
+    assert waiting_events(spool.path, spool.position(spool.end)) == []
 
 
 def test_the_spool_is_as_private_as_the_register(tmp_path: Path) -> None:

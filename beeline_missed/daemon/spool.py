@@ -165,19 +165,25 @@ class Spool:
 def count_waiting(path: Path, position: str | None) -> int:
     """Events in the spool at `path` not yet moved into the register whose `spool_position`
     is `position`. Read only (`status` asks it beside a running daemon)."""
+    return len(waiting_events(path, position))
+
+
+def waiting_events(path: Path, position: str | None) -> list[SpooledEvent]:
+    """The events in the spool at `path` not yet moved into the register whose
+    `spool_position` is `position`, in order. Read only."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return 0
+        return []
     except OSError as exc:
         raise UserError(f"Cannot read the hook's spool {path}: {exc.strerror}.") from None
     header = _header(data)
     if header is None:
-        return 0
+        return []
     offset = _unmoved_from(*header, position)
-    waiting = 0
+    waiting = []
     while (record := _record_at(data, offset)) is not None:
-        waiting += 1
+        waiting.append(record[0])
         offset = record[1]
     return waiting
 

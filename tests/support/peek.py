@@ -76,6 +76,17 @@ def inbox_event_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute(sql)]
 
 
+def spooled_event_ids(db: Path) -> list[str]:
+    """The event ids the hook's spool beside the register holds and has not yet moved into
+    it (acknowledged while the register was busy), read without changing either."""
+    from beeline_missed.daemon.spool import POSITION_KEY, spool_path, waiting_events
+
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [POSITION_KEY]).fetchone()
+    events = waiting_events(spool_path(db), row[0] if row else None)
+    return [str(event.fields["event_id"]) for event in events if event.fields.get("event_id")]
+
+
 def inbox_bodies(db: Path) -> list[bytes]:
     """The bodies the inbox kept, in its order, read like `inbox_event_ids`."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
