@@ -331,6 +331,9 @@ def test_an_incoming_call_a_person_answered() -> None:
     ended = detection.answered_call([ringing, hung_up])
     assert ended == replace(call, release_ms=9_000, ended=True)
     assert ended is not None and ended.talk_seconds == 4
+    # A release time without the release itself (a document that lists one early): still on.
+    early = replace(answered, release_ms=9_000)
+    assert detection.answered_call([ringing, early]) == call
 
 
 def test_an_outgoing_call_that_was_answered() -> None:

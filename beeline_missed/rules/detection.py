@@ -180,7 +180,7 @@ class Targets:
             for value in (abonent.user_id, abonent.phone, abonent.extension):
                 if value:
                     keys.update(_keys(value))
-            number = phones.normalise(abonent.phone) if abonent.phone else None
+            number = phones.normalise(abonent.phone)
             if number:
                 numbers.add(number)
         return cls(
