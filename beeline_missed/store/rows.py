@@ -17,9 +17,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from beeline_missed.vocabulary import CallStatus, ClosedBy, LostAt, Source, SubscriptionState
+
+_Row = TypeVar("_Row")
 
 # Stored string -> enum member, read once per row: a dict lookup, cheaper than CallStatus(text).
 _STATUS = CallStatus._value2member_map_
@@ -204,6 +206,11 @@ class Subscription:
 SUBSCRIPTION_COLUMNS = tuple(field.name for field in fields(Subscription))
 
 
+def _by_name(cls: type[_Row], row: sqlite3.Row) -> _Row:
+    """A dataclass from a row whose columns carry its fields' names, as they are stored."""
+    return cls(**{field.name: row[field.name] for field in fields(cls)})
+
+
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -223,7 +230,7 @@ class Abonent:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Abonent:
-        return cls(**{name: row[name] for name in ABONENT_COLUMNS})
+        return _by_name(cls, row)
 
     @classmethod
     def from_pbx(cls, answer: Mapping[str, Any], fetched_at: str | None = None) -> Abonent:
@@ -281,10 +288,7 @@ class Booking:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Booking:
-        return cls(**{name: row[name] for name in _BOOKING_FIELDS})
-
-
-_BOOKING_FIELDS = tuple(field.name for field in fields(Booking))
+        return _by_name(cls, row)
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ class InboxEntry:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> InboxEntry:
-        return cls(**{name: row[name] for name in INBOX_ENTRY_FIELDS})
+        return _by_name(cls, row)
 
 
 INBOX_ENTRY_FIELDS = tuple(field.name for field in fields(InboxEntry))
