@@ -190,7 +190,7 @@ def test_events_arriving_after_reconciliation_join_its_row(
     with register.transaction():
         session = register.sessions.get(steps[0].leg.ext_tracking_id)
     assert session is not None
-    assert (session["state"], session["call_row"]) == ("missed", row_id)
+    assert (session.state, session.call_row) == ("missed", row_id)
 
 
 def test_a_second_call_a_minute_later_is_not_taken_for_the_reconciled_first(
@@ -229,7 +229,7 @@ def test_a_heard_call_joins_the_reconciled_row_nearest_it(
     assert register.calls.count() == 2
     with register.transaction():
         joined = [register.sessions.get(s[0].leg.ext_tracking_id) for s in (first, second)]
-    assert [session["call_row"] for session in joined] == [early, late]
+    assert [session.call_row for session in joined] == [early, late]
 
 
 def test_a_reconciled_row_takes_what_the_heard_events_tell(

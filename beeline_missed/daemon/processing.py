@@ -303,7 +303,7 @@ class Processor:
         targets = self.targets()
         with reg.transaction():
             session = reg.sessions.get(tracking_id)
-            if session is None or session["state"] != detection.PENDING:
+            if session is None or session.state != detection.PENDING:
                 return None, None
             legs = reg.sessions.legs(tracking_id)
             decide = partial(

@@ -11,7 +11,8 @@ Layout, the way sqlite-utils splits Database and Table:
 - `subscriptions.py`: `register.subscriptions` and `register.abonents` (the PBX side);
 - `meta.py`: `register.meta`, small shared values;
 - `rows.py`: the typed rows the parts return (`Call`, `Attempt`, `StoredClaim`,
-  `Subscription`, `Abonent`: frozen dataclasses);
+  `Subscription`, `Abonent`, `Session`, `InboxEntry`, `Client`, `Booking`, `Holder`: frozen
+  dataclasses; legs are detection's `LegState`);
 - `migrations.py`: the numbered schema migrations;
 - `engine.py`, `pg_schema.py`: the register on PostgreSQL (`BEELINE_MISSED_DB=postgresql://…`):
   a connection adapter that speaks sqlite3's API and translates SQLite's dialect where the two

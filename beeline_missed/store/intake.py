@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from beeline_missed import phones, timefmt
 from beeline_missed.errors import UserError
 from beeline_missed.store.base import Part
-from beeline_missed.store.rows import INBOX_ENTRY_FIELDS, InboxEntry
+from beeline_missed.store.rows import INBOX_ENTRY_FIELDS, InboxEntry, Session
 
 if TYPE_CHECKING:
     from beeline_missed.rules.detection import LegState
@@ -282,11 +282,11 @@ class Sessions(Part):
         )
         return [(row[0], int(row[1])) for row in rows]
 
-    def get(self, ext_tracking_id: str) -> dict | None:
+    def get(self, ext_tracking_id: str) -> Session | None:
         row = self.conn.execute(
             "SELECT * FROM sessions WHERE ext_tracking_id = ?", [ext_tracking_id]
         ).fetchone()
-        return dict(row) if row else None
+        return Session.from_row(row) if row else None
 
     def decide(self, ext_tracking_id: str, state: str, call_row: int | None) -> None:
         with self.transaction():

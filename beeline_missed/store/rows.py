@@ -1,7 +1,7 @@
 """The store's rows as typed, frozen values: what `register.calls`, `register.attempts`,
 `register.claims`, `register.subscriptions`, `register.abonents`, `register.onec`,
-`register.inbox` and `register.clients` return, built at the store's boundary from
-`sqlite3.Row`s. (Legs are detection's own `LegState`.)
+`register.inbox`, `register.clients` and `register.sessions` return, built at the store's
+boundary from `sqlite3.Row`s. (Legs are detection's own `LegState`.)
 
 A `Call` carries every column of the `calls` table, the fields the store joins in (the client's
 name; for one line per caller, the caller's attempts, first call and call ids) with their
@@ -19,7 +19,14 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
-from beeline_missed.vocabulary import CallStatus, ClosedBy, LostAt, Source, SubscriptionState
+from beeline_missed.vocabulary import (
+    CallStatus,
+    ClosedBy,
+    LostAt,
+    SessionState,
+    Source,
+    SubscriptionState,
+)
 
 _Row = TypeVar("_Row")
 
@@ -331,4 +338,26 @@ class Client:
             external_id=row["external_id"],
             phones=tuple(phones.split(",")) if phones else (),
             calls=int(row["calls"]),
+        )
+
+
+@dataclass(frozen=True)
+class Session:
+    """A call session (one extTrackingId) as the processor keeps it: what it decided, and the
+    register row that stands for it (a missed call's; None otherwise)."""
+
+    ext_tracking_id: str
+    state: SessionState
+    last_event_ms: int  # when its latest event was received
+    decided_at: str | None
+    call_row: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Session:
+        return cls(
+            ext_tracking_id=str(row["ext_tracking_id"]),
+            state=SessionState(row["state"]),
+            last_event_ms=int(row["last_event_ms"]),
+            decided_at=row["decided_at"],
+            call_row=None if row["call_row"] is None else int(row["call_row"]),
         )
