@@ -740,9 +740,20 @@ def init_file(home: Path, force: bool = False) -> Path:
     path = home / "config.toml"
     if path.exists() and not force:
         raise UserError(f"{path} already exists; use --force to overwrite it.")
-    home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(CONFIG_TEMPLATE)
-    os.chmod(path, 0o600)
+    from beeline_missed.files import file_in_the_way
+
+    blocking = file_in_the_way(home)
+    if blocking is not None:
+        raise UserError(
+            f"Cannot make the home folder {home}: {blocking} is a file, not a folder; "
+            "set BEELINE_MISSED_HOME to a folder."
+        )
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(CONFIG_TEMPLATE)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
     return path

@@ -38,3 +38,10 @@ def write_atomic(path: Path | str, data: bytes, mode: int | None = None) -> None
         if isinstance(exc, OSError):
             raise UserError(f"Cannot write {path}: {exc.strerror}.") from None
         raise
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that stops `folder` from being made: itself, or the nearest of its parents
+    that exists, when that is not a folder (mkdir would only say "File exists")."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None

@@ -74,9 +74,12 @@ def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
 
 
 def test_clients_import_missing_file_and_folder(tmp_path: Path) -> None:
-    for path in (tmp_path / "missing.csv", tmp_path):
-        text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
-        assert text == f"Ошибка: Файла {path} нет."
+    missing = tmp_path / "missing.csv"
+    text = one_sentence(runner.invoke(app, ["clients", "import", str(missing)]))
+    assert text == f"Ошибка: Файла {missing} нет."
+    # A folder exists: saying "no such file" would send staff looking for the wrong thing.
+    text = one_sentence(runner.invoke(app, ["clients", "import", str(tmp_path)]))
+    assert text == f"Ошибка: {tmp_path} — это папка; укажите файл выгрузки в ней."
 
 
 def test_clients_import_utf16_export_is_read(tmp_path: Path) -> None:

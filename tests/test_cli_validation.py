@@ -4,6 +4,7 @@ traceback or a daemon that answers and decides nothing."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -186,6 +187,30 @@ def test_inbox_state_that_does_not_exist_is_refused(register: Register) -> None:
     line = error_line(runner.invoke(app, ["inbox", "--state", "bogus"]), code=2)
     assert "'bogus' is not one of: new, processed, duplicate, ignored, rejected." in line
     assert runner.invoke(app, ["inbox", "--state", "rejected"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["list"], "Ошибка: Не удалось воспользоваться файлом /srv/shop/register.sqlite: "
+                   "No space left on device."),
+        (["inbox"], "Error: Could not use /srv/shop/register.sqlite: "
+                    "No space left on device."),
+    ],
+)  # fmt: skip
+def test_a_file_error_no_command_foresaw_is_still_one_sentence(
+    register: Register, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    """The last resort for the class: an OSError that no command turns into its own words (a
+    full disk, which this machine cannot have, stands in for them) is one sentence in the
+    command's language and exit 1, not a traceback."""
+
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/shop/register.sqlite")
+
+    monkeypatch.setattr("beeline_missed.store.register.connect", disk_full)
+    prefix = said.split(":")[0] + ": "
+    assert error_line(runner.invoke(app, args), prefix=prefix) == said
 
 
 # -- staff speak Russian ------------------------------------------------------------------

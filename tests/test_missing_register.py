@@ -108,3 +108,30 @@ def test_existing_empty_register_still_lists_nothing(home: Path) -> None:
     Register.open(home / "register.sqlite").close()
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0 and result.stdout.strip() == "Пропущенных звонков нет."
+
+
+def test_a_home_that_is_a_file_is_named_in_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEELINE_MISSED_HOME pointing at a file (a typo, an export saved under that name):
+    `config init` raised FileExistsError's traceback, and the commands that create a register
+    said "[Errno 17] File exists" without saying which part of the path was wrong."""
+    not_a_folder = tmp_path / "clients.csv"
+    not_a_folder.write_text("Наименование;Телефон\n", encoding="utf-8")
+    monkeypatch.setenv("BEELINE_MISSED_HOME", str(not_a_folder / "shop"))
+    init = runner.invoke(app, ["config", "init"])
+    assert init.exit_code == 1 and "Traceback" not in init.output
+    assert init.stderr == (
+        f"Error: Cannot make the home folder {not_a_folder / 'shop'}: {not_a_folder} is a file, "
+        "not a folder; set BEELINE_MISSED_HOME to a folder.\n"
+    )
+    link = runner.invoke(app, ["staff", "link", "petrov", "9001112202"])
+    assert link.exit_code == 1
+    assert link.stderr.endswith(f": {not_a_folder} is a file, not a folder.\n")
+    added = runner.invoke(app, ["clients", "add", "Иванов", "+79161234567"])
+    assert added.exit_code == 1
+    assert added.stderr == (
+        f"Ошибка: Не удаётся открыть реестр звонков {not_a_folder / 'shop' / 'register.sqlite'}"
+        f": {not_a_folder} — файл, а не папка.\n"
+    )
+    assert not_a_folder.read_text(encoding="utf-8") == "Наименование;Телефон\n"

@@ -183,6 +183,14 @@ def test_output_is_written_atomically(tmp_path: Path) -> None:
         (["--format", "pdf"], "Unknown format 'pdf'"),
         (["--where", "status ~ miss"], "works on text fields only"),
         (["--output", "/nonexistent-dir/r.csv"], "Cannot write /nonexistent-dir/r.csv"),
+        (
+            ["--format", "csv", "--output", "r.xlsx"],
+            "--format csv does not match the output file's suffix .xlsx",
+        ),
+        (
+            ["--json", "--output", "r.HTML"],
+            "--format json does not match the output file's suffix .HTML",
+        ),
     ],
 )
 def test_bad_input_is_one_sentence(args: list[str], message: str) -> None:
@@ -217,6 +225,15 @@ def test_as_a_cron_job_would_run_it(db_path: Path, tmp_path: Path, home: Path) -
     )  # fmt: skip
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("Error: Unknown field 'nope'")
+
+
+def test_a_format_that_agrees_with_the_suffix_is_written(tmp_path: Path) -> None:
+    page = tmp_path / "week.htm"  # .htm names html as .html does
+    report(*NESTED, "--output", str(page))
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    data = tmp_path / "week.JSON"
+    report(*NESTED, "--format", "JSON", "--output", str(data))
+    assert json.loads(data.read_text(encoding="utf-8"))["total"]["calls"] == 6
 
 
 def test_table_to_a_file_is_plain_text(tmp_path: Path) -> None:

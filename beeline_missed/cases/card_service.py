@@ -59,11 +59,7 @@ def apply(
         return Outcome(None, decision.reason, refused=decision.refused)
     # One open case per caller: their other open calls are handled with this one.
     others = (
-        [
-            card.Card.from_row(row)
-            for row in register.calls.case(opened.id)
-            if row.id != opened.id
-        ]
+        [card.Card.from_row(row) for row in register.calls.case(opened.id) if row.id != opened.id]
         if opened.status == card.MISSED
         else []
     )
@@ -73,9 +69,7 @@ def apply(
     saved = card.store(register.calls, saves)[0]
     who = f", {saved.user}" if saved.user else ""
     also = f" (и ещё {len(saves) - 1} звонка этого номера)" if len(saves) > 1 else ""
-    message = (
-        f"Сохранено: звонок {saved.id}{also} — «{card.status_label(saved.status)}»{who}."
-    )
+    message = f"Сохранено: звонок {saved.id}{also} — «{card.status_label(saved.status)}»{who}."
     journal_text = None
     booked = None
     if decision.booked and booker is not None:

@@ -53,6 +53,21 @@ class AppGroup(TyperGroup):
             ctx.exit(1)
         except KeyboardInterrupt:
             ctx.exit(130)
+        except OSError as exc:
+            # The last resort for a file the commands did not foresee (a folder where a file
+            # should be, a full disk): still one sentence, never a traceback.
+            reason = exc.strerror or str(exc)
+            if staff:
+                place = (
+                    f"воспользоваться файлом {exc.filename}"
+                    if exc.filename
+                    else "работать с файлом"
+                )
+                fail(f"Не удалось {place}: {reason}.", russian=True)
+            else:
+                place = f"use {exc.filename}" if exc.filename else "work with a file"
+                fail(f"Could not {place}: {reason}.")
+            ctx.exit(1)
 
 
 def check_words(words: list[str]) -> None:

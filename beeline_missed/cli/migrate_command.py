@@ -36,7 +36,7 @@ def command(
     say(
         f"Copied {done.rows} rows from {done.source} into {done.target}; every table's count "
         "matches.\nNow point every command and the daemon at it: set "
-        f"BEELINE_MISSED_DB={done.target} (or db = \"{done.target}\" in config.toml, the "
+        f'BEELINE_MISSED_DB={done.target} (or db = "{done.target}" in config.toml, the '
         "password in PGPASSWORD or ~/.pgpass), then restart the daemon. The SQLite file is "
         "left as it was."
     )

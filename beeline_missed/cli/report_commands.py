@@ -118,15 +118,9 @@ def report(
     from beeline_missed.views.output import console, print_text, table_style
 
     settings = state(ctx).settings()
-    chosen = "json" if json_ else fmt
-    if chosen is None:
-        suffix = output.suffix.lower().lstrip(".") if output else ""
-        chosen = suffix if suffix in report_formats.FORMATS else "table"
-    chosen = chosen.lower()
-    if chosen not in report_formats.FORMATS:
-        raise UserError(
-            f"Unknown format {chosen!r}; use one of: {', '.join(report_formats.FORMATS)}."
-        )
+    chosen = report_formats.choose(
+        "json" if json_ else fmt, output.suffix if output is not None else ""
+    )
     if style is not None:
         style = table_style(style)
         if chosen != "table":  # from --format, --json or the --output suffix

@@ -181,6 +181,8 @@ class Table:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.merges: list[Merge] = []
+        if path.is_dir():
+            raise UserError(f"{path} — это папка; укажите файл выгрузки в ней.")
         if not path.is_file():
             raise UserError(f"Файла {path} нет.")
         suffix = path.suffix.lower()

@@ -172,8 +172,11 @@ def link_text(text: str, login: str, abonent: str, name: str | None = None) -> s
 def write_config(path: Path, text: str) -> None:
     """Replace config.toml atomically, keeping its mode (0600 for a new one: it may hold the
     token)."""
-    from beeline_missed.files import write_atomic
+    from beeline_missed.files import file_in_the_way, write_atomic
 
+    blocking = file_in_the_way(path.parent)
+    if blocking is not None:
+        raise UserError(f"Cannot write {path}: {blocking} is a file, not a folder.")
     try:
         mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -113,9 +113,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
                 yield Label("Пользователь", classes="field-label")
                 yield Static(self.opened.user or "", id="card-user", classes="field-value readonly")
                 yield Label("В работе", classes="field-label")
-                yield Static(
-                    self.row.claim_label or "—", id="card-claim", classes="field-value"
-                )
+                yield Static(self.row.claim_label or "—", id="card-claim", classes="field-value")
             if self.workshop is not None:
                 yield Static("1С: запрашиваю автомобили и заказ-наряды…", id="card-onec")
             yield Label("Результат", classes="field-label")

@@ -164,10 +164,7 @@ def _redirected_via(node: etree._Element) -> tuple[str, ...]:
     redirections = _child(node, "redirections")
     if redirections is None:
         return ()
-    ids = (
-        (party.text or "").strip()
-        for party in redirections.iter(f"{{{XSI}}}userId")
-    )
+    ids = ((party.text or "").strip() for party in redirections.iter(f"{{{XSI}}}userId"))
     return tuple(sorted({i[:200] for i in ids if i}))[:20]
 
 

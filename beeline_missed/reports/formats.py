@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beeline_missed import timefmt
+from beeline_missed.errors import UserError
 from beeline_missed.reports.engine import (
     DEADLINE_LABELS,
     MEASURE_LABELS,
@@ -26,9 +27,29 @@ from beeline_missed.reports.engine import (
 )
 
 FORMATS = ("table", "csv", "json", "xlsx", "html")
+# A file's suffix that names a format; any other suffix (.txt, none) gets the table as text.
+SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".xlsx": "xlsx", ".html": "html", ".htm": "html"}
 TOTAL = "Итого"
 MEASURES = tuple(MEASURE_LABELS)
 CHART_LIMIT = 60  # bars; a longer chart stops being readable in a mail
+
+
+def choose(given: str | None, suffix: str) -> str:
+    """The format of a report: the one given (--format, --json), else the one the output
+    file's suffix names, else the table. A given format that contradicts the suffix (csv
+    into report.xlsx) is refused: the file would not open as what its name says."""
+    named = SUFFIX_FORMATS.get(suffix.lower())
+    if given is None:
+        return named or "table"
+    chosen = given.lower()
+    if chosen not in FORMATS:
+        raise UserError(f"Unknown format {given!r}; use one of: {', '.join(FORMATS)}.")
+    if named is not None and named != chosen:
+        raise UserError(
+            f"--format {chosen} does not match the output file's suffix {suffix}: "
+            f"name the file for its format, or leave --format out to follow the suffix."
+        )
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -116,8 +137,9 @@ def deadline_summary(report: Report) -> str:
     """One line under the terminal table: the total's deadline measures."""
     m = report.total
     within = m.returned_within or (0,) * len(m.deadlines)
-    parts = [f"≤ {limit / 60:g} мин: {count}" for limit, count in zip(m.deadlines, within,
-                                                                       strict=True)]
+    parts = [
+        f"≤ {limit / 60:g} мин: {count}" for limit, count in zip(m.deadlines, within, strict=True)
+    ]
     parts += [
         f"позже: {m.returned_later}",
         f"не перезвонили: {m.never_returned}",
@@ -377,8 +399,7 @@ def _distribution_chart(report: Report) -> str:
     """Inline SVG: how long the callbacks took, one stacked bar per top-level group."""
     if report.group_by:
         bars = [
-            (report.group_by[0].display(g.keys[0]), g.measures)
-            for g in report.groups[:CHART_LIMIT]
+            (report.group_by[0].display(g.keys[0]), g.measures) for g in report.groups[:CHART_LIMIT]
         ]
     else:
         bars = [(report.period.label(), report.total)]

@@ -240,9 +240,7 @@ def voice_menu_call(
     left = start_ms + menu_ms
     if not then:
         return [*steps, Step(RELEASED, replace(greeting, release_ms=left))]
-    steps.append(
-        Step(RELEASED, replace(greeting, release_ms=left, releasing_party="localRelease"))
-    )
+    steps.append(Step(RELEASED, replace(greeting, release_ms=left, releasing_party="localRelease")))
     return steps + incoming_call(
         then,
         caller,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from beeline_missed.errors import UserError
+from beeline_missed.files import file_in_the_way
 from beeline_missed.store import engine, migrations
 from beeline_missed.store.callbacks import Attempts, Escalations
 from beeline_missed.store.calls import Calls
@@ -44,6 +45,19 @@ def connect(path: Path | str | PostgresURL, busy_timeout_ms: int = 10_000) -> An
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # mkdir's own words ("File exists") would not say which part is wrong.
+        blocking = file_in_the_way(path.parent) or path.parent
+        raise UserError(
+            f"Cannot open the register {path}: {blocking} is a file, not a folder.",
+            ru=f"Не удаётся открыть реестр звонков {path}: {blocking} — файл, а не папка.",
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"Cannot open the register {path}: {exc.strerror}.",
+            ru=f"Не удаётся открыть реестр звонков {path}: {exc.strerror}.",
+        ) from None
+    try:
         # Autocommit mode: every write goes through an explicit BEGIN IMMEDIATE.
         conn = sqlite3.connect(
             str(path),
