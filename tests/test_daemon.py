@@ -227,5 +227,23 @@ def test_port_in_use_is_one_sentence(home: Path) -> None:
             timeout=60,
         )
     assert result.returncode == 1
-    assert f"Error: Could not listen on 127.0.0.1:{port}; is the port free?" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr == f"Error: Cannot listen on 127.0.0.1:{port}: Address already in use.\n"
+
+
+def test_an_address_not_of_this_machine_is_one_sentence_and_makes_no_register(home: Path) -> None:
+    """192.0.2.1 (TEST-NET) is no interface here: the daemon says the cause, not "is the port
+    free?", and starts nothing (no register is made for a daemon that never ran)."""
+    proc = Daemon(home)
+    result = subprocess.run(
+        [sys.executable, "-m", "beeline_missed", "daemon", "--listen", "192.0.2.1:8088"],
+        env=proc.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == "Error: Cannot listen on 192.0.2.1:8088: Cannot assign requested address.\n"
+    )
+    assert not (home / "register.sqlite").exists()

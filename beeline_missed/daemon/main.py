@@ -57,7 +57,8 @@ def prepare_register(db: Path) -> None:
 
 
 def check_free(host: str, port: int) -> None:
-    """Bind the address once before detaching: afterwards nobody would hear that it is taken."""
+    """Bind the address once before starting: a detached daemon's failure would be heard by
+    nobody, and uvicorn's own says nothing of the cause."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -138,13 +139,15 @@ def run(
     log_file = log_file.resolve() if log_file else None
     pidfile = pidfile.resolve() if pidfile else None
     handler = open_log(log_file) if log_file else None
+    # In the foreground too: uvicorn would only log the failure and exit, and the sentence
+    # here says why (taken, not this machine's address, a name that does not resolve).
+    check_free(host, port)
     prepare_register(settings.db)
     if not detach:
         configure_logging(log_file, verbose, handler)
         serve(settings)
         return
     assert handler is not None and log_file is not None
-    check_free(host, port)
     if pidfile is not None:
         claim_pidfile(pidfile)
     _detach(settings, handler, log_file, pidfile, verbose)
