@@ -66,6 +66,9 @@ def apply(
     saves = [decision] + [
         other for other in card.decide_many(others, edit, now) if isinstance(other, card.Save)
     ]
+    # A card may stay open for minutes: the register may have been restored from a backup or
+    # moved meanwhile, and a save into the file opened would be lost with it.
+    register.require_file()
     saved = card.store(register.calls, saves)[0]
     who = f", {saved.user}" if saved.user else ""
     also = f" (и ещё {len(saves) - 1} звонка этого номера)" if len(saves) > 1 else ""

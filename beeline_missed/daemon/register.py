@@ -4,7 +4,6 @@ that notices when the register file is moved or deleted under the running daemon
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 from beeline_missed.errors import UserError
 from beeline_missed.store import Register
+from beeline_missed.store.register import file_identity
 
 log = logging.getLogger("beeline_missed.daemon")
 
@@ -33,8 +33,8 @@ class RegisterWatch:
         self.server = not isinstance(path, Path)
         if self.server:
             return
-        opened = os.stat(path)  # right after the intake opened it: the file the daemon writes
-        self.identity = (opened.st_dev, opened.st_ino)
+        # Right after the intake opened it: the file the daemon writes.
+        self.identity = file_identity(path)
 
     def probe(self) -> str | None:
         """The periodic check (its own thread): a file's identity, or on a database server a
@@ -61,13 +61,13 @@ class RegisterWatch:
         if self.server:
             return self.problem  # as the last probe found it: no waiting in an answer
         try:
-            now = os.stat(self.path)
+            now = file_identity(self.path)
         except FileNotFoundError:
             problem: str | None = "the register file was moved or deleted"
         except OSError as exc:  # e.g. the folder's permissions changed
             problem = f"the register file cannot be checked ({exc.strerror})"
         else:
-            same = (now.st_dev, now.st_ino) == self.identity
+            same = now == self.identity
             problem = None if same else "the register file was replaced by another file"
         self._record(problem)
         return problem

@@ -31,7 +31,8 @@ from beeline_missed.panel.reports_pane import ReportsPane
 from beeline_missed.panel.subscriptions_pane import SubscriptionsPane
 from beeline_missed.rules import card
 from beeline_missed.rules.deadlines import Deadlines
-from beeline_missed.store import Call, Register
+from beeline_missed.store import Call, FileState, Register
+from beeline_missed.views import calls as calls_view
 
 TABS = {"calls": "Пропущенные звонки", "reports": "Отчёты", "subs": "Подписки"}
 
@@ -77,6 +78,7 @@ class PanelApp(App[None]):
         self.limit = limit
         self.register: Register | None = None
         self._version: int | None = None
+        self._file_state = FileState.SAME  # a change is said once
         self._baseline_id = 0  # calls above this id arrived while the panel was open
         self._seen_max_id = 0
         self.loads = 0  # how many times the list was read (tests check idle costs nothing)
@@ -121,6 +123,19 @@ class PanelApp(App[None]):
         register = self.register
         # The poll may fire while the app is shutting down and removing the widgets.
         if register is None or not self.is_running or not self.missed.is_attached:
+            return False
+        # Moved, deleted or replaced under the panel: the list stays as last read, and says so
+        # once (a card saved meanwhile is refused: card_service, require_file).
+        state = register.file_state()
+        if state is not self._file_state:
+            self._file_state = state
+            self.clear_notifications()
+            if state is not FileState.SAME:
+                text = calls_view.file_lost_text(register, state, "панель")
+                self.notify(text, title="Реестр звонков", severity="error", timeout=3600)
+            else:
+                self.notify("Файл реестра звонков на месте: список снова обновляется.")
+        if state is not FileState.SAME:
             return False
         version = register.data_version()
         subs = self.subs
@@ -212,7 +227,7 @@ class PanelApp(App[None]):
                 on_claimed=lambda: self.refresh_data(force=True),
             )
         except UserError as exc:  # the call vanished (register replaced): say so, stay up
-            self.notify(str(exc), severity="error")
+            self.notify(exc.text(russian=True), severity="error")
             self.refresh_data(force=True)
             return
         self.push_screen(screen, self._card_closed)

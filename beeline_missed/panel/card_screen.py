@@ -203,7 +203,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
                 self.register, self.opened, edit, self.journal, booker=self.booker
             )
         except UserError as exc:  # no result, a conflict: the card stays open
-            self.show_error(str(exc))
+            self.show_error(exc.text(russian=True))
             return None
         if outcome.refused:
             self.show_error(outcome.message)
@@ -237,7 +237,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
                 hint=f"Чтобы взять звонок себе, нажмите «{self.TAKE_OVER}».",
             )
         except UserError as exc:
-            self._refused(str(exc))
+            self._refused(exc.text(russian=True))
             return
         self._claimed([message])
 
@@ -266,7 +266,7 @@ class CardScreen(ModalScreen[card_service.Outcome | None]):
                 hint=f"Чтобы позвонить самому, нажмите «{self.TAKE_OVER}», затем «Позвонить».",
             )
         except UserError as exc:
-            self.app.call_from_thread(self._call_failed, str(exc))
+            self.app.call_from_thread(self._call_failed, exc.text(russian=True))
         else:
             self.app.call_from_thread(self._claimed, messages)
         finally:

@@ -175,7 +175,7 @@ class ReportsPane(Vertical):
         try:
             self.filters.append(report_spec.make_filter(str(field), op, value))
         except UserError as exc:
-            self.show_error(str(exc))
+            self.show_error(exc.text(russian=True))
             return
         self.query_one("#filter-value", Input).value = ""
         self._show_filters()
@@ -207,7 +207,7 @@ class ReportsPane(Vertical):
         try:
             spec = self.spec()
         except UserError as exc:
-            self.show_error(str(exc))
+            self.show_error(exc.text(russian=True))
             return
         self.build(spec)
 
@@ -219,7 +219,7 @@ class ReportsPane(Vertical):
         try:
             report = reports.build_report(self.settings.db, spec)
         except UserError as exc:
-            self.app.call_from_thread(self.show_error, str(exc))
+            self.app.call_from_thread(self.show_error, exc.text(russian=True))
             return
         self.app.call_from_thread(self.show_report, report)
 
@@ -259,7 +259,7 @@ class ReportsPane(Vertical):
             self.show_error(f"Не удалось записать {path}: {exc.strerror or exc}.")
             return
         except UserError as exc:
-            self.show_error(str(exc))
+            self.show_error(exc.text(russian=True))
             return
         self.show_error("")
         self.notify(f"Отчёт выгружен: {path}", title="Выгрузка", timeout=10)

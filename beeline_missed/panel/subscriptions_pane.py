@@ -132,7 +132,7 @@ class SubscriptionsPane(Vertical):
             finally:
                 register.close()
         except UserError as exc:
-            message = str(exc)
+            message = exc.text(russian=True)
         self.app.call_from_thread(self._checked, checked, message)
 
     def _checked(self, checked: dict[str, str], message: str) -> None:

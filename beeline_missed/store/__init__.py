@@ -43,7 +43,7 @@ directory import, which merges a whole file with set-based SQL.
 
 from beeline_missed.store.base import MAX_ROWID, no_call
 from beeline_missed.store.intake import INBOX_STATES
-from beeline_missed.store.register import Register, connect, missing
+from beeline_missed.store.register import FileState, Register, connect, missing
 from beeline_missed.store.rows import Abonent, Attempt, Call, StoredClaim, Subscription
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "Abonent",
     "Attempt",
     "Call",
+    "FileState",
     "Register",
     "StoredClaim",
     "Subscription",

@@ -3,6 +3,8 @@ the parts of the store (see the package docstring)."""
 
 from __future__ import annotations
 
+import enum
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,9 +89,25 @@ def connect(path: Path | str | PostgresURL, busy_timeout_ms: int = 10_000) -> An
     return conn
 
 
+class FileState(enum.Enum):
+    SAME = "same"  # the path still leads to the file opened
+    GONE = "gone"  # moved or deleted: nothing at the path
+    REPLACED = "replaced"  # another file at the path (a restored backup, say)
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """A file as the system knows it, whatever its name: (device, inode)."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
 class Register:
     """The register of one SQLite file: `register.calls`, `.clients`, `.inbox`, `.sessions`,
     `.subscriptions`, `.abonents`, `.meta` are its parts."""
+
+    # The SQLite file as opened: (device, inode). None on a database server.
+    file_identity: tuple[int, int] | None = None
+    path: Path | None = None
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -137,7 +155,40 @@ class Register:
                 f"Cannot prepare the register {path}: {exc}.",
                 ru=f"Не удаётся подготовить реестр звонков {path}: {exc}.",
             ) from None
+        register.path = Path(path)
+        register.file_identity = file_identity(register.path)
         return register
+
+    def require_file(self) -> None:
+        """Refuse to write when the path no longer leads to the file opened: what is saved
+        there would be lost with that file (or hidden by the one now in its place)."""
+        state = self.file_state()
+        if state is FileState.GONE:
+            raise UserError(
+                f"The register {self.path} was moved or deleted after it was opened; "
+                "nothing was saved.",
+                ru=f"Файл реестра звонков {self.path} перемещён или удалён после того, как его "
+                "открыли: ничего не сохранено.",
+            )
+        if state is FileState.REPLACED:
+            raise UserError(
+                f"The register {self.path} was replaced by another file after it was opened; "
+                "nothing was saved: open it again.",
+                ru=f"Файл реестра звонков {self.path} заменён другим после того, как его открыли: "
+                "ничего не сохранено; откройте карточку заново.",
+            )
+
+    def file_state(self) -> FileState:
+        """What became of the register's file since it was opened. SQLite goes on reading and
+        writing the file it opened even once no path leads to it: a view that does not ask
+        would show a moved, deleted or restored register's old rows as if they were live."""
+        if self.path is None:
+            return FileState.SAME  # a database server: no file to lose
+        try:
+            now = file_identity(self.path)
+        except OSError:
+            return FileState.GONE
+        return FileState.SAME if now == self.file_identity else FileState.REPLACED
 
     def close(self) -> None:
         self.conn.close()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from beeline_missed import phones, timefmt
 from beeline_missed.rules.card import status_label
+from beeline_missed.store.register import FileState
 from beeline_missed.vocabulary import LOST_AT_LABELS, Direction
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from rich.measure import Measurement
     from rich.table import Table
 
+    from beeline_missed.store import Register
     from beeline_missed.store.rows import Attempt, Call
 
 
@@ -334,3 +336,18 @@ def attempts_text(row: Call, zone: tzinfo) -> str:
     if row.attempts == 1:
         return "1"
     return f"{row.attempts}, первая {timefmt.show_local(row.first_called_at, zone)}"
+
+
+def file_lost_text(register: Register, state: FileState, view: str) -> str:
+    """What staff read while the register's file is not the one the view (`просмотр`,
+    `панель`) opened."""
+    if state is FileState.REPLACED:
+        # Reading on would need the new file's own WAL; SQLite keeps the old one's open.
+        return (
+            f"Файл реестра звонков {register.path} заменён другим: список не обновляется; "
+            f"перезапустите {view}."
+        )
+    return (
+        f"Файл реестра звонков {register.path} перемещён или удалён: список не обновляется, "
+        "пока файл не вернётся."
+    )

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from beeline_missed import timefmt
 from beeline_missed.rules.deadlines import Deadlines, row_style, sort_rows
-from beeline_missed.store import Call, Register
+from beeline_missed.store import Call, FileState, Register
 from beeline_missed.views import calls as calls_view
 from beeline_missed.vocabulary import CallStatus
 
@@ -60,12 +60,18 @@ class Watcher:
         self.open_count = 0
         self.new_ids: set[int] = set()
         self.loads = 0
+        self.file_state = FileState.SAME  # else the rows are the last read, not live
         self._version: int | None = None
         self._table: calls_view.CallTable | None = None
         self._table_loads = -1
 
     def poll(self) -> bool:
-        """Reload when the register changed since the last poll; True when it did."""
+        """Reload when the register changed since the last poll; True when it did. While the
+        register's file is moved, deleted or replaced, the rows stay as last read and the view
+        says they are not live (see Register.file_state)."""
+        self.file_state = self.register.file_state()
+        if self.file_state is not FileState.SAME:
+            return False
         version = self.register.data_version()
         if version == self._version:
             return False
@@ -103,6 +109,11 @@ class Watcher:
             f"Пропущенных звонков: {self.open_count} · новых с {since}: {self.new_count}",
             style="bold",
         )
+        if self.file_state is not FileState.SAME:
+            head = Text(
+                calls_view.file_lost_text(self.register, self.file_state, "просмотр"),
+                style="bold red",
+            )
         foot = Text(f"Обновлено {now.strftime('%H:%M:%S')} · Ctrl-C — выход", style="dim")
         if not self.rows:
             return Group(head, Text("Пропущенных звонков нет."), foot)
