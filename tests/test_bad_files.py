@@ -48,6 +48,16 @@ def zip_of(name: str, text: str) -> bytes:
 HEADER = "Наименование;Телефон\n"
 BAD_TABLES = {
     "empty.csv": (b"", "Не удалось найти в файле столбец имени"),
+    # A cell past csv's field limit (a quote never closed swallows the rest of the file) was
+    # a traceback (_csv.Error); the header is found, the row that breaks is named.
+    "cell-too-long.csv": (
+        (HEADER + "Иванов;+79161234567\n\"Петров;" + "x" * 200_000 + "\n").encode(),
+        "не читается как таблица CSV в строке 3: в ячейке больше 131 072 знаков",
+    ),
+    "header-cell-too-long.csv": (
+        ("Наименование;" + "x" * 200_000 + "\n").encode(),
+        "не читается как таблица CSV в строке 1: в ячейке больше 131 072 знаков",
+    ),
     "no-phone-column.csv": ("Наименование;Адрес\nИванов;Москва\n".encode(), "столбец телефона"),
     "no-name-column.csv": ("Телефон;Код\n+79161234567;1\n".encode(), "столбец имени"),
     "binary-garbage.csv": (bytes(range(128, 256)) * 8, "не похож ни на таблицу CSV"),

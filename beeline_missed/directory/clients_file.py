@@ -16,6 +16,7 @@ directory gave someone not in the file moves to the file's client.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import itertools
@@ -146,7 +147,11 @@ def _encoding(path: Path) -> str:
 
 def _split(text: str, delimiter: str) -> list[list[str]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [[_cell(value) for value in row] for row in reader]
+    rows: list[list[str]] = []
+    # Judged on the rows before a broken one; reading the file then says what is wrong.
+    with contextlib.suppress(csv.Error):
+        rows.extend([_cell(value) for value in row] for row in reader)
+    return rows
 
 
 def _score(rows: list[list[str]]) -> tuple[bool, int]:
@@ -211,8 +216,24 @@ class Table:
     def _csv_rows(self) -> Iterator[list[str]]:
         with self.path.open(encoding=self.encoding, newline="") as handle:
             strip = str.strip
-            for row in csv.reader(handle, delimiter=self.delimiter):
-                yield list(map(strip, row))
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            try:
+                for row in reader:
+                    yield list(map(strip, row))
+            except csv.Error as exc:
+                raise UserError(_csv_error(self.path, reader.line_num, exc)) from None
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> str:
+    reason = str(exc)
+    if "field larger than field limit" in reason:
+        # A cell of over 128 K characters is no client's name or number: a broken export
+        # (a quote never closed swallows the rest of the file into one cell).
+        reason = f"в ячейке больше {csv.field_size_limit():,} знаков".replace(",", " ")
+    return (
+        f"Файл {path} не читается как таблица CSV в строке {line}: {reason}; "
+        "выгрузите его из 1С заново."
+    )
 
 
 def _fill_merges(rows: Iterable[list[str]], merges: Sequence[Merge]) -> Iterator[list[str]]:
