@@ -20,6 +20,20 @@ class UserError(Exception):
         return " ".join(message.splitlines())
 
 
+class SettingsError(UserError):
+    """A bad value in config.toml (or the environment that stands for it). Staff cannot fix
+    it and the details are the admin's words, so staff commands frame it in Russian for
+    whoever can."""
+
+    def text(self, russian: bool = False) -> str:
+        message = super().text(False)
+        if russian:
+            return (
+                f"В настройках программы ошибка, покажите это сообщение администратору: {message}"
+            )
+        return message
+
+
 class ConflictError(UserError):
     """Someone else saved the same record first."""
 

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from beeline_missed.errors import UserError
+from beeline_missed.errors import SettingsError, UserError
 
 STORED = "%Y-%m-%dT%H:%M:%SZ"
 # Dates a user may give (reports, reconciliation): a register holds calls from this side of
@@ -88,7 +88,9 @@ def local_zone(name: str | None = None) -> tzinfo:
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise UserError(f"Unknown time zone {name!r}; use a name like Europe/Moscow.") from None
+            raise SettingsError(
+                f"Unknown time zone {name!r}; use a name like Europe/Moscow."
+            ) from None
     # TZ read now, not at interpreter start (the C library caches it until tzset()).
     env = os.environ.get("TZ", "").lstrip(":")
     if env:

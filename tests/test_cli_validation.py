@@ -114,6 +114,34 @@ def test_config_file_values_and_keys_are_checked(home: Path, text: str, said: st
     assert said.format(path=path) in line
 
 
+@pytest.mark.parametrize(
+    ("text", "detail", "admin_command"),
+    [
+        ("setle = 2\n", "Unknown setting 'setle' in {path}; did you mean 'settle'?", "report"),
+        ("timezone = 'Mars/Olympus'\n", "Unknown time zone 'Mars/Olympus'; use a name like "
+                                         "Europe/Moscow.", "report"),
+        # Only the daemon and the catch-up read working hours among admin commands.
+        ("[working_hours]\nmon = '25:00-26:00'\n", "Working hours for mon: 25:00 is not a time "
+                                                    "of day.", None),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_reaches_staff_in_russian_with_the_details_for_the_admin(
+    register: Register, home: Path, text: str, detail: str, admin_command: str | None
+) -> None:
+    """Staff cannot fix config.toml: their commands say in Russian whom to show it, and keep
+    the admin's details as they are; admin commands say the details alone."""
+    path = home / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    detail = detail.format(path=path)
+    staff = error_line(runner.invoke(app, ["list"]), prefix="Ошибка: ")
+    assert staff == (
+        "Ошибка: В настройках программы ошибка, покажите это сообщение администратору: " + detail
+    )
+    if admin_command is not None:
+        admin = error_line(runner.invoke(app, [admin_command]))
+        assert admin == "Error: " + detail
+
+
 def test_environment_text_that_is_not_utf8_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BEELINE_MISSED_HOME", "/tmp/caf\udce9")
     line = error_line(runner.invoke(app, ["config", "show"]))

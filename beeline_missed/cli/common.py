@@ -22,7 +22,14 @@ class State:
         from beeline_missed import config
 
         if self._settings is None:
-            self._settings = config.load({"db": self.db})
+            from beeline_missed.errors import SettingsError, UserError
+
+            try:
+                self._settings = config.load({"db": self.db})
+            except SettingsError:
+                raise
+            except UserError as exc:
+                raise SettingsError(str(exc)) from None
         if flags:
             return config.with_overrides(self._settings, **flags)
         return self._settings

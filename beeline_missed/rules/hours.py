@@ -13,7 +13,7 @@ from datetime import date, time, tzinfo
 from typing import TYPE_CHECKING
 
 from beeline_missed import timefmt
-from beeline_missed.errors import UserError
+from beeline_missed.errors import SettingsError
 
 if TYPE_CHECKING:
     from beeline_missed.config import Settings
@@ -59,7 +59,7 @@ def _parse_time(hours: str, minutes: str, where: str) -> time | None:
     if (h, m) == (24, 0):
         return None  # until midnight
     if h > 23 or m > 59:
-        raise UserError(f"Working hours for {where}: {hours}:{minutes} is not a time of day.")
+        raise SettingsError(f"Working hours for {where}: {hours}:{minutes} is not a time of day.")
     return time(h, m)
 
 
@@ -71,14 +71,14 @@ def parse_day(text: str, where: str) -> tuple[tuple[time, time | None], ...]:
     for part in str(text).split(","):
         match = _RANGE.match(part)
         if not match:
-            raise UserError(
+            raise SettingsError(
                 f"Working hours for {where} must look like 09:00-19:00 (several comma-separated, "
                 f'"" for a day off), not {text!r}.'
             )
         start = _parse_time(match[1], match[2], where) or time.min
         end = _parse_time(match[3], match[4], where)
         if end is not None and end <= start:
-            raise UserError(f"Working hours for {where}: {part.strip()} ends before it starts.")
+            raise SettingsError(f"Working hours for {where}: {part.strip()} ends before it starts.")
         ranges.append((start, end))
     return tuple(ranges)
 
@@ -91,7 +91,7 @@ def parse(working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinf
     for key, value in working_hours.items():
         index = _DAY_WORDS.get(str(key).strip().casefold())
         if index is None:
-            raise UserError(
+            raise SettingsError(
                 f"Unknown weekday {key!r} in working_hours; use mon, tue, wed, thu, fri, sat, sun."
             )
         days[index] = parse_day(value, DAYS[index])
@@ -100,7 +100,7 @@ def parse(working_hours: Mapping[str, str], holidays: Iterable[str], zone: tzinf
         try:
             dates.add(date.fromisoformat(str(text).strip()))
         except ValueError:
-            raise UserError(f"Holiday {text!r} is not a date like 2026-12-31.") from None
+            raise SettingsError(f"Holiday {text!r} is not a date like 2026-12-31.") from None
     return WorkingHours(
         days=tuple(days),
         holidays=frozenset(dates),
