@@ -247,3 +247,29 @@ def test_an_address_not_of_this_machine_is_one_sentence_and_makes_no_register(ho
         == "Error: Cannot listen on 192.0.2.1:8088: Cannot assign requested address.\n"
     )
     assert not (home / "register.sqlite").exists()
+
+
+def test_a_second_daemon_on_the_same_sqlite_register_is_refused(home: Path) -> None:
+    """Two daemons on one register file shared its hook spool (one deleting the file the
+    other had just acknowledged an event into) and renewed and notified twice. The second is
+    refused in one sentence naming the first; once the first is gone, even killed with -9,
+    another starts."""
+    first = Daemon(home).start()
+    try:
+        second = Daemon(home)
+        refused = subprocess.run(
+            second.command(log_file=False), env=second.env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert refused.stderr.splitlines()[-1] == (
+            f"Error: Another daemon (pid {first.proc.pid}, listening on 127.0.0.1:{first.port}) "
+            f"already serves the register {home / 'register.sqlite'}: one daemon per SQLite "
+            "register; stop that one first."
+        )
+        assert first.healthy()  # the first serves on, untouched
+    finally:
+        first.kill()
+    again = Daemon(home).start()  # the kernel let go of the killed one's lock
+    assert again.healthy()
+    again.stop()

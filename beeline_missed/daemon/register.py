@@ -3,7 +3,9 @@ that notices when the register file is moved or deleted under the running daemon
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -101,3 +103,44 @@ class DaemonRegister(Register):
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self.write_lock, super().transaction() as conn:
             yield conn
+
+
+class SoleDaemon:
+    """One daemon per SQLite register file, held by a lock beside it for the daemon's life.
+
+    Two daemons on one file would share its hook spool (one deleting the file the other
+    has just appended an acknowledged event to), renew the same subscriptions twice and
+    notify twice. Several daemons are for a PostgreSQL register (store/leases.py). The lock
+    is the kernel's (flock), so a daemon killed with -9 leaves nothing to clean up."""
+
+    def __init__(self, db: Path, listen: str) -> None:
+        self.handle: Any = None
+        if not isinstance(db, Path):
+            return  # a database server: several daemons share it by leases
+        try:
+            handle = db.with_name(db.name + "-daemon").open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise UserError(
+                f"Cannot take the register {db} for this daemon: {exc.strerror}."
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            pid, _, where = holder.partition(" ")
+            raise UserError(
+                f"Another daemon (pid {pid}, listening on {where or '?'}) already serves the "
+                f"register {db}: one daemon per SQLite register; stop that one first."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()} {listen}\n")
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing the file releases the lock
+            self.handle = None

@@ -16,6 +16,7 @@ from typing import Any
 
 from beeline_missed.config import Settings
 from beeline_missed.daemon.hook import MAX_HEADER_BYTES, Intake, build_app, hook_path
+from beeline_missed.daemon.register import SoleDaemon
 from beeline_missed.daemon.workers import Workers
 from beeline_missed.errors import UserError
 
@@ -177,14 +178,20 @@ class RunningDaemon:
         secret_path = hook_path(settings.public_url)
         check_limits(settings)
         self.host, self.port = parse_listen(settings.listen)
-        self.workers = Workers(settings)
-        self.intake = Intake(
-            settings.db,
-            settings.max_body_bytes,
-            self.workers.wake,
-            body_timeout=settings.body_timeout,
-            max_in_flight=settings.max_events_in_flight,
-        )
+        # Before the intake, which takes over the register's spool.
+        self.sole = SoleDaemon(settings.db, settings.listen)
+        try:
+            self.workers = Workers(settings)
+            self.intake = Intake(
+                settings.db,
+                settings.max_body_bytes,
+                self.workers.wake,
+                body_timeout=settings.body_timeout,
+                max_in_flight=settings.max_events_in_flight,
+            )
+        except BaseException:
+            self.sole.release()
+            raise
         config = uvicorn.Config(
             build_app(self.intake, secret_path),
             host=self.host,
@@ -238,6 +245,7 @@ class RunningDaemon:
             self.stopping.set()
             self.workers.shutdown()
             self.intake.close()
+            self.sole.release()
             log.info("stopped")
         if not self.server.started:
             raise UserError(f"Could not listen on {self.host}:{self.port}; is the port free?")
