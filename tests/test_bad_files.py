@@ -51,7 +51,7 @@ BAD_TABLES = {
     # A cell past csv's field limit (a quote never closed swallows the rest of the file) was
     # a traceback (_csv.Error); the header is found, the row that breaks is named.
     "cell-too-long.csv": (
-        (HEADER + "Иванов;+79161234567\n\"Петров;" + "x" * 200_000 + "\n").encode(),
+        (HEADER + 'Иванов;+79161234567\n"Петров;' + "x" * 200_000 + "\n").encode(),
         "не читается как таблица CSV в строке 3: в ячейке больше 131 072 знаков",
     ),
     "header-cell-too-long.csv": (

@@ -23,6 +23,7 @@ runner = CliRunner()
 
 pytestmark = pytest.mark.both_engines
 
+
 def flat(text: str) -> str:
     """Output with rich's line wrapping undone, for matching whole sentences."""
     return " ".join(text.split())

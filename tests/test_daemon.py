@@ -263,9 +263,17 @@ def test_a_second_daemon_on_the_same_sqlite_register_is_refused(home: Path) -> N
         )  # fmt: skip
         assert refused.returncode == 1
         assert refused.stderr.splitlines()[-1] == (
-            f"Error: Another daemon (pid {first.proc.pid}, listening on 127.0.0.1:{first.port}) "
-            f"already serves the register {home / 'register.sqlite'}: one daemon per SQLite "
+            f"Error: Another process (pid {first.proc.pid}, listening on 127.0.0.1:{first.port})"
+            f" already serves the register {home / 'register.sqlite'}: one daemon per SQLite "
             "register; stop that one first."
+        )
+        # `replay` too: it decides the same sessions as the daemon's processor.
+        replayed = first.cli("replay")
+        assert replayed.returncode == 1
+        assert replayed.stderr == (
+            f"Error: Another process (pid {first.proc.pid}, listening on 127.0.0.1:{first.port})"
+            f" already serves the register {home / 'register.sqlite'}: one daemon per SQLite "
+            "register; stop that one first.\n"
         )
         assert first.healthy()  # the first serves on, untouched
     finally:
@@ -273,3 +281,4 @@ def test_a_second_daemon_on_the_same_sqlite_register_is_refused(home: Path) -> N
     again = Daemon(home).start()  # the kernel let go of the killed one's lock
     assert again.healthy()
     again.stop()
+    assert again.cli("replay").returncode == 0  # and a stopped daemon lets replay run

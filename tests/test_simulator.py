@@ -272,9 +272,7 @@ def test_control_endpoint_plays_menus_queues_and_the_rest(
         "forwarded": {"targets": ["204"], "forward_to": "+79037654321"},
     }
     for kind, extra in calls.items():
-        answer = control.post(
-            "/_sim/call", json={"caller": "+79161234567", "kind": kind, **extra}
-        )
+        answer = control.post("/_sim/call", json={"caller": "+79161234567", "kind": kind, **extra})
         assert answer.status_code == 200, (kind, answer.text)
     targets = {e["targetId"] for e in receiver.events()}
     # The whole-PBX subscription sees the services' legs too.

@@ -331,17 +331,23 @@ def replay_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     handled yet are closed as answered.
     """
     from beeline_missed.daemon.processing import replay, targets_from_settings
+    from beeline_missed.daemon.register import SoleDaemon
     from beeline_missed.views.output import print_json, say
 
     settings = state(ctx).settings()
     targets_from = targets_from_settings(settings)
     register = state(ctx).register()
-    summary = replay(
-        register,
-        settle=settings.settle,
-        stale_after=settings.stale_after,
-        targets_from=targets_from,
-    )
+    # Not beside a running daemon: its processor would decide the same sessions meanwhile.
+    sole = SoleDaemon(settings.db, "running replay")
+    try:
+        summary = replay(
+            register,
+            settle=settings.settle,
+            stale_after=settings.stale_after,
+            targets_from=targets_from,
+        )
+    finally:
+        sole.release()
     if json_:
         print_json(summary)
     else:

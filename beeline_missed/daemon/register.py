@@ -106,37 +106,37 @@ class DaemonRegister(Register):
 
 
 class SoleDaemon:
-    """One daemon per SQLite register file, held by a lock beside it for the daemon's life.
+    """One daemon per SQLite register file, held by a lock beside it for the daemon's life
+    (and for a `replay`'s, which decides the same sessions as the daemon's processor).
 
     Two daemons on one file would share its hook spool (one deleting the file the other
     has just appended an acknowledged event to), renew the same subscriptions twice and
     notify twice. Several daemons are for a PostgreSQL register (store/leases.py). The lock
     is the kernel's (flock), so a daemon killed with -9 leaves nothing to clean up."""
 
-    def __init__(self, db: Path, listen: str) -> None:
+    def __init__(self, db: Path, doing: str) -> None:
+        """`doing` is what the holder is shown doing to whoever is refused
+        ("listening on 127.0.0.1:8088")."""
         self.handle: Any = None
         if not isinstance(db, Path):
             return  # a database server: several daemons share it by leases
         try:
             handle = db.with_name(db.name + "-daemon").open("a+", encoding="utf-8")
         except OSError as exc:
-            raise UserError(
-                f"Cannot take the register {db} for this daemon: {exc.strerror}."
-            ) from None
+            raise UserError(f"Cannot take the register {db}: {exc.strerror}.") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "?"
+            pid, _, what = (handle.read().strip() or "? ?").partition(" ")
             handle.close()
-            pid, _, where = holder.partition(" ")
             raise UserError(
-                f"Another daemon (pid {pid}, listening on {where or '?'}) already serves the "
-                f"register {db}: one daemon per SQLite register; stop that one first."
+                f"Another process (pid {pid}, {what}) already serves the register {db}: one "
+                "daemon per SQLite register; stop that one first."
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()} {listen}\n")
+        handle.write(f"{os.getpid()} {doing}\n")
         handle.flush()
         self.handle = handle
 

@@ -179,7 +179,7 @@ class RunningDaemon:
         check_limits(settings)
         self.host, self.port = parse_listen(settings.listen)
         # Before the intake, which takes over the register's spool.
-        self.sole = SoleDaemon(settings.db, settings.listen)
+        self.sole = SoleDaemon(settings.db, f"listening on {settings.listen}")
         try:
             self.workers = Workers(settings)
             self.intake = Intake(
