@@ -264,16 +264,16 @@ def test_a_second_daemon_on_the_same_sqlite_register_is_refused(home: Path) -> N
         assert refused.returncode == 1
         assert refused.stderr.splitlines()[-1] == (
             f"Error: Another process (pid {first.proc.pid}, listening on 127.0.0.1:{first.port})"
-            f" already serves the register {home / 'register.sqlite'}: one daemon per SQLite "
-            "register; stop that one first."
+            f" already serves the register {home / 'register.sqlite'}; stop it first (one "
+            "daemon per SQLite register, and replay and migrate-register run without one)."
         )
         # `replay` too: it decides the same sessions as the daemon's processor.
         replayed = first.cli("replay")
         assert replayed.returncode == 1
         assert replayed.stderr == (
             f"Error: Another process (pid {first.proc.pid}, listening on 127.0.0.1:{first.port})"
-            f" already serves the register {home / 'register.sqlite'}: one daemon per SQLite "
-            "register; stop that one first.\n"
+            f" already serves the register {home / 'register.sqlite'}; stop it first (one "
+            "daemon per SQLite register, and replay and migrate-register run without one).\n"
         )
         assert first.healthy()  # the first serves on, untouched
     finally:

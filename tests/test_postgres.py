@@ -421,6 +421,29 @@ def test_migrate_register_refuses_while_the_daemons_spool_holds_events(
     pg.close()
 
 
+def test_migrate_register_refuses_while_a_daemon_serves_the_sqlite_file(
+    home: Path, pg_cluster: Cluster
+) -> None:
+    """A daemon still on the file would acknowledge events into it after the copy."""
+    source = fill_sqlite(home)
+    daemon = Daemon(home).start()
+    try:
+        target = pg_cluster.fresh(empty=True)
+        refused = run_cli(home, {}, "migrate-register", "--to", target.url)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            f"Error: Another process (pid {daemon.proc.pid}, listening on "
+            f"127.0.0.1:{daemon.port}) already serves the register {source}; stop it first "
+            "(one daemon per SQLite register, and replay and migrate-register run without one).\n"
+        )
+    finally:
+        daemon.stop()
+    pg = Register.open(target)
+    assert pg.calls.count() == 0
+    pg.close()
+    assert run_cli(home, {}, "migrate-register", "--to", target.url).returncode == 0
+
+
 # -- two daemons, one register ---------------------------------------------------------------
 
 

@@ -26,9 +26,16 @@ def command(
     from beeline_missed.views.output import print_json, print_table, say
 
     source = state(ctx).settings().db
+    from beeline_missed.daemon.register import SoleDaemon
     from beeline_missed.store import transfer
 
-    done = transfer.run(source, to)
+    # A daemon still on the SQLite file would go on acknowledging events into it after the
+    # copy, and they would never reach PostgreSQL.
+    sole = SoleDaemon(source, "running migrate-register")
+    try:
+        done = transfer.run(source, to)
+    finally:
+        sole.release()
     if json_:
         print_json({"source": done.source, "target": done.target, "tables": done.tables})
         return

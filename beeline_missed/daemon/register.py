@@ -131,8 +131,9 @@ class SoleDaemon:
             pid, _, what = (handle.read().strip() or "? ?").partition(" ")
             handle.close()
             raise UserError(
-                f"Another process (pid {pid}, {what}) already serves the register {db}: one "
-                "daemon per SQLite register; stop that one first."
+                f"Another process (pid {pid}, {what}) already serves the register {db}; stop it "
+                "first (one daemon per SQLite register, and replay and migrate-register run "
+                "without one)."
             ) from None
         handle.seek(0)
         handle.truncate()
