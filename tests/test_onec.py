@@ -474,3 +474,71 @@ def test_onec_check_behind_a_login_page(onec_env: OnecSimulator) -> None:
     found = json.loads(result.stdout)
     assert found["reachable"] and not found["authorised"]
     assert "web page, not OData JSON" in found["problems"][0]
+
+
+# -- paging that differs from the documented one -------------------------------------------
+
+
+def many_clients(onec: OnecSimulator, n: int) -> None:
+    onec.add(
+        CLIENTS,
+        *(make_client(f"Клиент {i:03d}", [f"+7 916 100-{i // 100:02d}-{i % 100:02d}"])
+          for i in range(n)),
+    )  # fmt: skip
+
+
+def test_a_server_that_caps_the_page_size_still_gives_every_client(
+    onec: OnecSimulator, register: Register, home: Path
+) -> None:
+    """Asked for pages of 50, the server gives 20: the sync read the first 20 and took the
+    short page for the last, and a second sync then removed the other 40 clients."""
+    many_clients(onec, 60)
+    settings = settings_for(onec, home, onec_page_size=50)
+    with client_for(onec) as client:
+        onec_sync.sync(register, client, settings)
+        assert len(directory(register)) == 60
+        onec.max_page = 20
+        counts, _ = onec_sync.sync(register, client, settings)
+    assert (counts["removed"], counts["total"]) == (0, 60)
+    assert len(directory(register)) == 60
+
+
+def test_a_server_that_ignores_skip_changes_nothing(
+    onec: OnecSimulator, register: Register, home: Path
+) -> None:
+    many_clients(onec, 60)
+    settings = settings_for(onec, home, onec_page_size=50)
+    with client_for(onec) as client:
+        onec_sync.sync(register, client, settings)
+        before = directory(register)
+        onec.ignores_skip = True
+        with pytest.raises(
+            OnecError,
+            match=r"answered the same page of Catalog_Контрагенты "
+            r"again at \$skip=50: it does not page as OData",
+        ):
+            onec_sync.sync(register, client, settings)
+    assert directory(register) == before
+
+
+def test_clients_deleted_while_the_pages_are_read_change_nothing(
+    onec: OnecSimulator, register: Register, home: Path
+) -> None:
+    """Deleting records shifts the later pages by $skip: a client still in 1C would be
+    skipped over, and the sync would remove it from the directory."""
+    many_clients(onec, 60)
+    settings = settings_for(onec, home, onec_page_size=20)
+    with client_for(onec) as client:
+        onec_sync.sync(register, client, settings)
+        before = directory(register)
+
+        def delete_one(_: int) -> None:  # between two pages, someone deletes a client in 1C
+            onec.records(CLIENTS).pop(0)
+
+        with pytest.raises(
+            OnecError,
+            match=r"listed 58 of the 60 records of "
+            r"Catalog_Контрагенты it counted",
+        ):
+            onec_sync.sync(register, client, settings, progress=delete_one)
+    assert directory(register) == before

@@ -349,8 +349,15 @@ class OnecClient:
         on_total: Any = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Every record of an entity set, page by page ($top/$skip, in Ref_Key order so that
-        pages neither overlap nor miss a record). `on_total(n)` hears the total once."""
+        pages neither overlap nor miss a record). `on_total(n)` hears the total once.
+
+        A sync removes the clients it does not read, so a read that stops early must fail,
+        not end: paging goes on until an empty page (or the total counted), whatever size
+        the server gives a page, and a server that answers the same page again, or lists
+        fewer records than it counted (some deleted meanwhile shift the pages), is an error."""
         skip = 0
+        expected: int | None = None
+        first_keys: set[Any] = set()
         while True:
             records, total = self.page(
                 entity,
@@ -361,13 +368,29 @@ class OnecClient:
                 orderby="Ref_Key",
                 count=skip == 0,
             )
-            if skip == 0 and on_total is not None and total is not None:
-                on_total(total)
-            if records:
-                yield records
-            if len(records) < page_size:
-                return
+            if skip == 0:
+                expected = total
+                if on_total is not None and total is not None:
+                    on_total(total)
+            if not records:
+                break
+            first = records[0].get("Ref_Key")
+            if first is not None and first in first_keys:
+                raise OnecError(
+                    f"1C at {self.host} answered the same page of {entity} again at "
+                    f"$skip={skip}: it does not page as OData says; nothing was changed."
+                )
+            first_keys.add(first)
+            yield records
             skip += len(records)
+            if expected is not None and skip >= expected:
+                break
+        if expected is not None and skip < expected:
+            raise OnecError(
+                f"1C at {self.host} listed {skip} of the {expected} records of {entity} it "
+                "counted (some were deleted while they were read, say); nothing was changed: "
+                "try again."
+            )
 
     def create(self, entity: str, body: dict[str, Any], what: str | None = None) -> dict[str, Any]:
         """POST a new object; returns it as 1C answers (with `Ref_Key` and `Number`)."""

@@ -311,6 +311,11 @@ class OnecSimulator(FaultyStandIn):
         self.sets: dict[str, Any] = {name: [] for name in SCHEMA} if sets is None else dict(sets)
         self.required = required or {BOOKINGS: ("Заказчик_Key",)}
         self._init_faults()
+        # How 1C's paging might differ from the documented one (shared/onec: "no server-driven
+        # paging" is a guess): a server that caps $top at `max_page` records, and one that
+        # ignores $skip and answers the first page every time.
+        self.max_page: int | None = None
+        self.ignores_skip = False
         self.requests: list[tuple[str, str, str]] = []  # (method, raw path, query), for tests
         self.created: list[dict[str, Any]] = []  # documents POSTed, in order
         self._numbers: dict[str, int] = {}
@@ -506,6 +511,10 @@ class OnecSimulator(FaultyStandIn):
             skip = int(params.get("$skip", 0))
             if top < 0 or skip < 0:
                 raise ValueError("$top, $skip")
+            if self.max_page is not None:
+                top = min(top, self.max_page)
+            if self.ignores_skip:
+                skip = 0
             predicate, used = (
                 parse_filter(params["$filter"], known) if params.get("$filter") else (None, set())
             )
