@@ -276,8 +276,15 @@ def test_a_second_daemon_on_the_same_sqlite_register_is_refused(home: Path) -> N
             "daemon per SQLite register, and replay and migrate-register run without one).\n"
         )
         assert first.healthy()  # the first serves on, untouched
+        # `status` names it, and asking does not keep a daemon from starting meanwhile.
+        shown = json.loads(first.cli("status", "--json").stdout)["daemon"]
+        assert shown == {"pid": first.proc.pid, "doing": f"listening on 127.0.0.1:{first.port}"}
+        assert f"Daemon: pid {first.proc.pid}, listening on" in first.cli("status").stdout
     finally:
         first.kill()
+    stopped = first.cli("status")
+    assert "No daemon serves this register now." in stopped.stdout
+    assert json.loads(first.cli("status", "--json").stdout)["daemon"] is None
     again = Daemon(home).start()  # the kernel let go of the killed one's lock
     assert again.healthy()
     again.stop()

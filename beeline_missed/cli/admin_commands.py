@@ -512,8 +512,9 @@ def _spooled_events(ctx: typer.Context, register: Any) -> tuple[Path | None, int
 def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     """Every subscription we hold, checked live at the PBX: active, expired or gone.
 
-    Also shows when the daemon last received an event, and the events its hook keeps in
-    the spool while another process holds the register.
+    Also shows which daemon serves a SQLite register (pid and address), when the daemon last
+    received an event, and the events its hook keeps in the spool while another process holds
+    the register.
     """
     from beeline_missed import timefmt
     from beeline_missed.pbx import subscriptions
@@ -539,10 +540,17 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
 
     roles = leases.holders(register)  # several daemons on PostgreSQL: who does what
     spool, spooled = _spooled_events(ctx, register)
+    from dataclasses import asdict
+
+    from beeline_missed.daemon.register import SoleDaemon
+
+    # On SQLite, the one daemon (or a replay) holding the register.
+    holder = SoleDaemon.holder(state(ctx).settings().db) if register.engine == "sqlite" else None
     if json_:
         print_json(
             {
                 **({"roles": roles} if roles else {}),
+                **({"daemon": holder and asdict(holder)} if register.engine == "sqlite" else {}),
                 "spooled_events": spooled,
                 "subscriptions": [subscription_json(c.subscription, zone, c) for c in checked],
                 "last_event_at": timefmt.iso_local(last_event, zone),
@@ -581,6 +589,8 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
                 )
     else:
         say("No subscriptions held; make one with `beeline-missed subscribe`.")
+    if register.engine == "sqlite":
+        say(f"Daemon: {holder}." if holder else "No daemon serves this register now.")
     if last_event:
         say(f"Last event received: {timefmt.show_local(last_event, zone)}.")
     else:

@@ -8,8 +8,10 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,34 @@ class DaemonRegister(Register):
             yield conn
 
 
+def _flock_soon(handle: Any, tries: int = 10) -> None:
+    """Take the lock, allowing a moment for `status`, which holds it shared while it reads
+    who holds it; BlockingIOError when a holder keeps it."""
+    for _ in range(tries - 1):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.02)
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@dataclass(frozen=True)
+class RegisterHolder:
+    """The process holding a SQLite register, as its lock file names it."""
+
+    pid: int | None
+    doing: str  # "listening on 127.0.0.1:8088", "running replay"
+
+    @classmethod
+    def parse(cls, text: str) -> RegisterHolder:
+        pid, _, doing = text.strip().partition(" ")
+        return cls(int(pid) if pid.isdigit() else None, doing or "?")
+
+    def __str__(self) -> str:
+        return f"pid {self.pid if self.pid is not None else '?'}, {self.doing}"
+
+
 class SoleDaemon:
     """One daemon per SQLite register file, held by a lock beside it for the daemon's life
     (and for a `replay`'s, which decides the same sessions as the daemon's processor).
@@ -125,13 +155,13 @@ class SoleDaemon:
         except OSError as exc:
             raise UserError(f"Cannot take the register {db}: {exc.strerror}.") from None
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_soon(handle)
         except BlockingIOError:
             handle.seek(0)
-            pid, _, what = (handle.read().strip() or "? ?").partition(" ")
+            held = RegisterHolder.parse(handle.read())
             handle.close()
             raise UserError(
-                f"Another process (pid {pid}, {what}) already serves the register {db}; stop it "
+                f"Another process ({held}) already serves the register {db}; stop it "
                 "first (one daemon per SQLite register, and replay and migrate-register run "
                 "without one)."
             ) from None
@@ -145,3 +175,22 @@ class SoleDaemon:
         if self.handle is not None:
             self.handle.close()  # closing the file releases the lock
             self.handle = None
+
+    @staticmethod
+    def holder(db: Path) -> RegisterHolder | None:
+        """Who holds the register now, else None. Read only: `status` asks it beside a
+        running daemon."""
+        if not isinstance(db, Path):
+            return None
+        try:
+            handle = db.with_name(db.name + "-daemon").open("r", encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UserError(f"Cannot check the register {db}: {exc.strerror}.") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return RegisterHolder.parse(handle.read())
+            return None  # nobody holds it (the file is what the last holder left)
