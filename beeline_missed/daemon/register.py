@@ -1,5 +1,6 @@
-"""The daemon's register: one connection shared by its threads behind a lock, and a watch
-that notices when the register file is moved or deleted under the running daemon."""
+"""The daemon's register: one connection shared by its threads behind a lock, a watch that
+notices when the register file is moved or deleted under the running daemon, and the lock
+that keeps one daemon to a SQLite register."""
 
 from __future__ import annotations
 
@@ -107,6 +108,10 @@ class DaemonRegister(Register):
             yield conn
 
 
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + "-daemon")
+
+
 def _flock_soon(handle: Any, tries: int = 10) -> None:
     """Take the lock, allowing a moment for `status`, which holds it shared while it reads
     who holds it; BlockingIOError when a holder keeps it."""
@@ -151,7 +156,11 @@ class SoleDaemon:
         if not isinstance(db, Path):
             return  # a database server: several daemons share it by leases
         try:
-            handle = db.with_name(db.name + "-daemon").open("a+", encoding="utf-8")
+            # Readable by whoever may read the register (`status` run by an admin), as the
+            # spool is.
+            mode = os.stat(db).st_mode & 0o666 if db.exists() else 0o600
+            fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, mode)
+            handle = os.fdopen(fd, "r+", encoding="utf-8")
         except OSError as exc:
             raise UserError(f"Cannot take the register {db}: {exc.strerror}.") from None
         try:
@@ -183,11 +192,11 @@ class SoleDaemon:
         if not isinstance(db, Path):
             return None
         try:
-            handle = db.with_name(db.name + "-daemon").open("r", encoding="utf-8")
+            handle = lock_path(db).open("r", encoding="utf-8")
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            raise UserError(f"Cannot check the register {db}: {exc.strerror}.") from None
+        except OSError as exc:  # another user's daemon, say: say so rather than fail status
+            return RegisterHolder(None, f"unknown: {lock_path(db)} cannot be read ({exc.strerror})")
         with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
