@@ -434,7 +434,7 @@ def test_migrate_register_refuses_while_a_daemon_serves_the_sqlite_file(
         assert refused.stderr == (
             f"Error: Another process (pid {daemon.proc.pid}, listening on "
             f"127.0.0.1:{daemon.port}) already serves the register {source}; stop it first "
-            "(one daemon per SQLite register, and replay and migrate-register run without one).\n"
+            "(one daemon per SQLite register, and migrate-register runs without one).\n"
         )
     finally:
         daemon.stop()

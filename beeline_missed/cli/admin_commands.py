@@ -331,23 +331,17 @@ def replay_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     handled yet are closed as answered.
     """
     from beeline_missed.daemon.processing import replay, targets_from_settings
-    from beeline_missed.daemon.register import SoleDaemon
     from beeline_missed.views.output import print_json, say
 
     settings = state(ctx).settings()
     targets_from = targets_from_settings(settings)
     register = state(ctx).register()
-    # Not beside a running daemon: its processor would decide the same sessions meanwhile.
-    sole = SoleDaemon(settings.db, "running replay")
-    try:
-        summary = replay(
-            register,
-            settle=settings.settle,
-            stale_after=settings.stale_after,
-            targets_from=targets_from,
-        )
-    finally:
-        sole.release()
+    summary = replay(
+        register,
+        settle=settings.settle,
+        stale_after=settings.stale_after,
+        targets_from=targets_from,
+    )
     if json_:
         print_json(summary)
     else:
@@ -544,7 +538,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
 
     from beeline_missed.daemon.register import SoleDaemon
 
-    # On SQLite, the one daemon (or a replay) holding the register.
+    # On SQLite, the one daemon (or a migrate-register) holding the register.
     holder = SoleDaemon.holder(state(ctx).settings().db) if register.engine == "sqlite" else None
     if json_:
         print_json(

@@ -129,7 +129,7 @@ class RegisterHolder:
     """The process holding a SQLite register, as its lock file names it."""
 
     pid: int | None
-    doing: str  # "listening on 127.0.0.1:8088", "running replay"
+    doing: str  # "listening on 127.0.0.1:8088", "running migrate-register"
 
     @classmethod
     def parse(cls, text: str) -> RegisterHolder:
@@ -142,7 +142,7 @@ class RegisterHolder:
 
 class SoleDaemon:
     """One daemon per SQLite register file, held by a lock beside it for the daemon's life
-    (and for a `replay`'s, which decides the same sessions as the daemon's processor).
+    (and for `migrate-register`'s copy, after which a daemon's events would be left behind).
 
     Two daemons on one file would share its hook spool (one deleting the file the other
     has just appended an acknowledged event to), renew the same subscriptions twice and
@@ -171,8 +171,7 @@ class SoleDaemon:
             handle.close()
             raise UserError(
                 f"Another process ({held}) already serves the register {db}; stop it "
-                "first (one daemon per SQLite register, and replay and migrate-register run "
-                "without one)."
+                "first (one daemon per SQLite register, and migrate-register runs without one)."
             ) from None
         handle.seek(0)
         handle.truncate()
