@@ -157,6 +157,12 @@ class PipedLogDaemon(Daemon):
         return "".join(self.lines)
 
 
+def assert_health_says(daemon: Daemon, status: int, text: str) -> None:
+    assert daemon.proc is not None and daemon.proc.poll() is None  # alive
+    answer = httpx.get(daemon.base + "/healthz", timeout=5)
+    assert (answer.status_code, answer.text[: len(text)]) == (status, text)
+
+
 def test_disk_full_answers_503_says_why_and_recovers(home: Path) -> None:
     daemon = PipedLogDaemon(home).start()
     assert daemon.proc is not None
@@ -177,11 +183,13 @@ def test_disk_full_answers_503_says_why_and_recovers(home: Path) -> None:
             assert daemon.post(b"<x/>").status_code in (422, 503)  # rejects are not stored either
             wait_for(lambda: "cannot store an event, answering 503" in daemon.log())
             assert "full" in daemon.log() or "I/O" in daemon.log()
-            assert daemon.healthy()
+            # Alive, and /healthz says why events are refused, so monitoring hears of it.
+            assert_health_says(daemon, 503, "the last event could not be stored (")
         finally:
             resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, unlimited)
         # Space is back: the PBX's retry of the same event is accepted and registered.
         missed_call(daemon, "+79160000003")
+        assert_health_says(daemon, 200, "ok")
         phones = {c["phone"] for c in wait_for(lambda: len(daemon.calls()) == 2 and daemon.calls())}
         assert phones == {"+79160000001", "+79160000003"}
     finally:
@@ -212,10 +220,11 @@ def test_register_read_only_answers_503_says_why_and_recovers(home: Path) -> Non
             )
             assert daemon.post(body).status_code == 503
             wait_for(lambda: "cannot store an event, answering 503" in daemon.log())
-            assert daemon.healthy()
+            assert_health_says(daemon, 503, "the last event could not be stored (")
         finally:
             _chattr("-i", *files)
         missed_call(daemon, "+79160000013")
+        assert_health_says(daemon, 200, "ok")
         phones = {c["phone"] for c in wait_for(lambda: len(daemon.calls()) == 2 and daemon.calls())}
         assert phones == {"+79160000011", "+79160000013"}
     finally:
@@ -434,3 +443,20 @@ def test_sigterm_during_a_burst_loses_nothing_acknowledged(home: Path) -> None:
             future.result()
     stored = set(inbox_event_ids(home / "register.sqlite"))
     assert {event_id(body) for body in acknowledged} <= stored
+
+
+def test_healthz_forgets_a_store_failure_after_a_while(home: Path) -> None:
+    """A load balancer that stopped sending events on a 503 must be able to try again: the
+    failure is shown STORE_FAILURE_SHOWN seconds, then /healthz leaves it to the next event."""
+    from beeline_missed.daemon.hook import STORE_FAILURE_SHOWN, Intake
+
+    intake = Intake(home / "register.sqlite", 65536, threading.Event())
+    try:
+        assert intake.store_problem() is None
+        intake.store_failed = (1000.0, "database or disk is full")
+        said = "the last event could not be stored (database or disk is full)"
+        assert intake.store_problem(now=1000.0) == said
+        assert intake.store_problem(now=1000.0 + STORE_FAILURE_SHOWN) == said
+        assert intake.store_problem(now=1000.0 + STORE_FAILURE_SHOWN + 0.1) is None
+    finally:
+        intake.close()

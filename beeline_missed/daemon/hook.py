@@ -52,6 +52,8 @@ NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
 HOOK_WAIT = 0.020
 SPOOL_RETRY = 0.2
 SAY_EVERY = 60.0
+# How long /healthz answers 503 after an event could not be stored (a full disk, say).
+STORE_FAILURE_SHOWN = 60.0
 
 
 class RegisterBusy(Exception):
@@ -111,6 +113,9 @@ class Intake:
         # or stalled connections never take a place from a real event.
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        # The last failure to store an event (monotonic time, reason), None after a success:
+        # /healthz reports it for a while, so monitoring hears of a full disk.
+        self.store_failed: tuple[float, str] | None = None
         self.wake = wake
         self.pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         # On SQLite another process may hold the write lock for long (see spool.py): the
@@ -354,9 +359,22 @@ class Intake:
             )
         except Exception as exc:  # disk full, read-only file...: let the PBX retry
             log.error("cannot store an event, answering 503: %s", exc)
+            self.store_failed = (time.monotonic(), str(exc))
             return PlainTextResponse("The event could not be stored.", status_code=503)
+        self.store_failed = None
         self.wake.set()
         return PlainTextResponse("OK")
+
+    def store_problem(self, now: float | None = None) -> str | None:
+        """Why the last event could not be stored, for STORE_FAILURE_SHOWN seconds after it
+        (no later event has been stored since). It clears by itself: a load balancer that
+        stopped sending events on it must be able to try again."""
+        failed = self.store_failed
+        if failed is None:
+            return None
+        if (time.monotonic() if now is None else now) - failed[0] > STORE_FAILURE_SHOWN:
+            return None
+        return f"the last event could not be stored ({failed[1]})"
 
     async def _store_rejected(self, body: bytes, reason: str) -> None:
         try:
@@ -421,7 +439,7 @@ def build_app(intake: Intake, secret_path: str) -> Starlette:
             return TOO_LARGE_HEADERS
         path = request.url.path.rstrip("/").encode()
         if request.method == "GET" and path == b"/healthz":
-            problem = intake.watch.check()
+            problem = intake.watch.check() or intake.store_problem()
             if problem:
                 return PlainTextResponse(problem, status_code=503)
             return PlainTextResponse("ok")
