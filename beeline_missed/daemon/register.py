@@ -156,8 +156,8 @@ class SoleDaemon:
         if not isinstance(db, Path):
             return  # a database server: several daemons share it by leases
         try:
-            # Readable by whoever may read the register (`status` run by an admin), as the
-            # spool is.
+            # The register's mode (narrowed by the umask), as the spool's: an admin who may
+            # read the register may ask `status` who holds it.
             mode = os.stat(db).st_mode & 0o666 if db.exists() else 0o600
             fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, mode)
             handle = os.fdopen(fd, "r+", encoding="utf-8")
