@@ -460,3 +460,51 @@ def test_healthz_forgets_a_store_failure_after_a_while(home: Path) -> None:
         assert intake.store_problem(now=1000.0 + STORE_FAILURE_SHOWN + 0.1) is None
     finally:
         intake.close()
+
+
+# -- an event the processor fails on ---------------------------------------------------------
+
+
+def test_an_event_the_processor_fails_on_is_set_aside_and_the_rest_go_on(
+    register: Register, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case the code gets wrong was retried for ever, every later event waiting behind it
+    while the hook answered 200: no missed call registered, and nothing said but a traceback
+    a second. After POISON_TRIES failures it is set aside as rejected with the error, the
+    others are decided, and `replay` (after a fix) takes it again. The bug is injected: the
+    machine cannot have our next one on demand."""
+    from beeline_missed.daemon import processing
+
+    now = 1_795_766_400_000
+    poison = xsi_build.incoming_call(GROUP, "+79160000061", now - 60_000)
+    good = xsi_build.incoming_call(GROUP, "+79160000062", now - 50_000)
+    bodies = [xsi_build.event_document(step, subscription_id="s") for step in poison + good]
+    inbox_ids = [register.inbox.add(body, now - 40_000) for body in bodies]
+    poison_ids = {event_id(body) for body in bodies[: len(poison)]}
+    real_leg_update = processing.leg_update
+
+    def leg_update_with_a_bug(event, call, targets):  # type: ignore[no-untyped-def]
+        if event.event_id in poison_ids:
+            raise KeyError("personality")
+        return real_leg_update(event, call, targets)
+
+    monkeypatch.setattr(processing, "leg_update", leg_update_with_a_bug)
+    processor = Processor(register, settle=1.0)
+    failed = 0
+    for _ in range(20):  # the daemon's loop: retry after each failure
+        try:
+            written = processor.run_once(at_ms=now)
+            break
+        except KeyError:
+            failed += 1
+    # Each of the poison call's events failed POISON_TRIES - 1 times before it was set aside.
+    assert failed == len(poison) * (processing.POISON_TRIES - 1)
+    assert [register.calls.get(i).phone for i in written] == ["+79160000062"]
+    aside = register.inbox.rows(state="rejected")
+    assert {entry.id for entry in aside} == set(inbox_ids[: len(poison)])
+    assert {entry.reason for entry in aside} == {"Could not be processed: KeyError: 'personality'"}
+    monkeypatch.undo()  # the fix
+    summary = processing.replay(register, settle=1.0)
+    assert summary["added"] == 1
+    assert sorted(r.phone for r in register.calls.rows()) == ["+79160000061", "+79160000062"]
+    assert register.inbox.rows(state="rejected") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from beeline_missed.pbx import xsi
 from beeline_missed.rules import detection
 from beeline_missed.rules.detection import AnsweredCall, LegState
 from beeline_missed.store import Abonent, Register
+from beeline_missed.store.intake import PROCESSING_FAILED
 from beeline_missed.timefmt import now_ms
 from beeline_missed.vocabulary import CallStatus
 
@@ -31,6 +33,8 @@ DAY_MS = 86_400_000
 DEDUPE_WINDOW_MS = 7 * DAY_MS
 # How long a cached view of the PBX's people is used before the register is read again.
 TARGETS_TTL = 30.0
+# How many times one inbox event may fail to be applied before it is set aside.
+POISON_TRIES = 3
 
 
 def leg_update(
@@ -107,6 +111,8 @@ class Processor:
     _targets: detection.Targets | None = field(default=None, repr=False)
     _targets_at: float = field(default=0.0, repr=False)
     _pruned_at: float = field(default=0.0, repr=False)
+    # Failures of one inbox row so far (see process_inbox), by inbox id.
+    _failures: dict[int, int] = field(default_factory=dict, repr=False)
 
     def targets(self) -> detection.Targets:
         """The current view of the PBX's people and services (cached for TARGETS_TTL)."""
@@ -126,11 +132,40 @@ class Processor:
         rows = self.register.inbox.new(limit)
         latest = 0
         for row in rows:
-            self._apply(int(row["id"]), int(row["received_ms"]), bytes(row["body"]))
+            self._apply_or_set_aside(int(row["id"]), int(row["received_ms"]), bytes(row["body"]))
             latest = max(latest, int(row["received_ms"]))
         if latest:
             self.register.meta.set("last_event_at", timefmt.ms_to_stored(latest))
         return len(rows)
+
+    def _apply_or_set_aside(self, inbox_id: int, received_ms: int, body: bytes) -> None:
+        """Apply one row. An event that fails for a reason of its own (a case the code gets
+        wrong) would otherwise be retried for ever, with every later event waiting behind it
+        and the hook still answering 200: after POISON_TRIES failures it is set aside as
+        rejected, with the error, and the events after it go on. The register's own errors
+        (disk full, locked, the server away) fail the whole batch, to be retried as it is."""
+        try:
+            self._apply(inbox_id, received_ms, body)
+        except (sqlite3.Error, OSError):
+            raise
+        except Exception as exc:
+            tries = self._failures.get(inbox_id, 0) + 1
+            if tries < POISON_TRIES:
+                self._failures[inbox_id] = tries
+                raise
+            self._failures.pop(inbox_id, None)
+            reason = f"{PROCESSING_FAILED}: {type(exc).__name__}: {exc}"
+            log.exception(
+                "inbox event %s failed %s times; set aside as rejected (`inbox --show %s`), "
+                "the events after it go on",
+                inbox_id,
+                tries,
+                inbox_id,
+            )
+            with self.register.transaction():
+                self.register.inbox.mark(inbox_id, "rejected", reason[:500])
+        else:
+            self._failures.pop(inbox_id, None)
 
     def _apply(self, inbox_id: int, received_ms: int, body: bytes) -> None:
         reg = self.register

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # An inbox row's states, as the schema's CHECK lists them (migrations.py).
 INBOX_STATES = ("new", "processed", "duplicate", "ignored", "rejected")
+# The reason of an event the processor set aside after failing on it: `replay` tries it again.
+PROCESSING_FAILED = "Could not be processed"
 # The `legs` columns that are LegState's fields of the same name and type.
 LEG_FIELDS = (
     "target_id",
@@ -304,9 +306,13 @@ class Sessions(Part):
         with self.transaction() as conn:
             for table in ("seen_events", "seen_leg_events", "legs", "sessions"):
                 conn.execute(f"DELETE FROM {table}")
+            # With the events the processor set aside: a fixed version may take them now.
             cursor = conn.execute(
-                "UPDATE inbox SET state = 'new', processed_at = NULL "
-                "WHERE state IN ('processed', 'duplicate', 'ignored')"
+                "UPDATE inbox SET state = 'new', processed_at = NULL, "
+                "reason = CASE WHEN state = 'rejected' THEN NULL ELSE reason END "
+                "WHERE state IN ('processed', 'duplicate', 'ignored') "
+                "OR (state = 'rejected' AND reason LIKE ?)",
+                [PROCESSING_FAILED + ":%"],
             )
         return cursor.rowcount
 
