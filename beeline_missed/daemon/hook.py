@@ -15,6 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -429,7 +430,11 @@ def _settle_future(
         future.set_result(result or 0)
 
 
-def build_app(intake: Intake, secret_path: str) -> Starlette:
+def build_app(
+    intake: Intake, secret_path: str, workers_problem: Callable[[], str | None] | None = None
+) -> Starlette:
+    """The hook's app. /healthz answers 503 with the reason while the register file is lost,
+    an event could not be stored lately, or (`workers_problem`) a worker thread has died."""
     secret = secret_path.encode()
 
     async def endpoint(request: Request) -> Response:
@@ -439,7 +444,11 @@ def build_app(intake: Intake, secret_path: str) -> Starlette:
             return TOO_LARGE_HEADERS
         path = request.url.path.rstrip("/").encode()
         if request.method == "GET" and path == b"/healthz":
-            problem = intake.watch.check() or intake.store_problem()
+            problem = (
+                intake.watch.check()
+                or intake.store_problem()
+                or (workers_problem() if workers_problem is not None else None)
+            )
             if problem:
                 return PlainTextResponse(problem, status_code=503)
             return PlainTextResponse("ok")

@@ -193,7 +193,7 @@ class RunningDaemon:
             self.sole.release()
             raise
         config = uvicorn.Config(
-            build_app(self.intake, secret_path),
+            build_app(self.intake, secret_path, self.workers.problem),
             host=self.host,
             port=self.port,
             # httptools with a header timeout; uvicorn's limit_concurrency is not used: it

@@ -58,6 +58,37 @@ class Workers:
     unknown_target: threading.Event = field(default_factory=threading.Event)
     abonents_changed: threading.Event = field(default_factory=threading.Event)
     asked_about: set[str] = field(default_factory=set)
+    # Threads that ended on an uncaught exception: name -> the error. Every loop catches its
+    # own errors, so this is a bug (or a failure before the loop): /healthz says so.
+    died: dict[str, str] = field(default_factory=dict)
+
+    def problem(self) -> str | None:
+        """Why the daemon is not whole, for /healthz: a worker thread that died."""
+        if not self.died:
+            return None
+        name, error = next(iter(dict(self.died).items()))
+        return f"the daemon's {name} thread stopped ({error}); restart the daemon"
+
+    def _hear_deaths(self) -> None:
+        """Record a worker thread's uncaught exception (Python's threading.excepthook, which
+        would only print it to stderr) and log it as an error."""
+        previous = threading.excepthook
+
+        def record(args: threading.ExceptHookArgs) -> None:
+            thread = args.thread
+            if thread is None or thread not in self.threads or args.exc_type is SystemExit:
+                previous(args)
+                return
+            error = f"{args.exc_type.__name__}: {args.exc_value}"
+            self.died[thread.name] = error
+            log.error(
+                "the %s thread stopped: %s; /healthz answers 503 until the daemon is restarted",
+                thread.name,
+                error,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+            )
+
+        threading.excepthook = record
 
     def start(self) -> None:
         from beeline_missed import timefmt
@@ -89,6 +120,7 @@ class Workers:
                     daemon=True,
                 )
             )
+        self._hear_deaths()
         for thread in self.threads:
             thread.start()
         if self.notifier is not None:
