@@ -156,7 +156,14 @@ class Register:
                 ru=f"Не удаётся подготовить реестр звонков {path}: {exc}.",
             ) from None
         register.path = Path(path)
-        register.file_identity = file_identity(register.path)
+        try:
+            register.file_identity = file_identity(register.path)
+        except OSError as exc:  # gone the moment it was opened
+            register.close()
+            raise UserError(
+                f"Cannot open the register {path}: {exc.strerror}.",
+                ru=f"Не удаётся открыть реестр звонков {path}: {exc.strerror}.",
+            ) from None
         return register
 
     def require_file(self) -> None:
