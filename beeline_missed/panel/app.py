@@ -128,8 +128,9 @@ class PanelApp(App[None]):
         # once (a card saved meanwhile is refused: card_service, require_file).
         state = register.file_state()
         if state is not self._file_state:
+            if self._file_state is not FileState.SAME:
+                self.clear_notifications()  # the toast about the earlier state
             self._file_state = state
-            self.clear_notifications()
             if state is not FileState.SAME:
                 text = calls_view.file_lost_text(register, state, "панель")
                 self.notify(text, title="Реестр звонков", severity="error", timeout=3600)
