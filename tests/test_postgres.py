@@ -611,6 +611,94 @@ def test_watch_wakes_on_notify_from_another_connection_and_idles_without_asking(
         writer.close()
 
 
+def test_watch_waits_for_the_server_and_reads_again_when_it_is_back(
+    pg_cluster: Cluster, pg_url: PostgresURL
+) -> None:
+    """A staff screen left open all day ended with an error when the database server
+    restarted. It now shows the last rows read, says the register is away, and reads again
+    once the server answers."""
+    from beeline_missed.views.watch import Watcher
+
+    writer = Register.open(pg_url)
+    add_call(writer, "w1", phone="+79161230001")
+    writer.close()
+    viewer = Register.open(pg_url)
+    try:
+        watcher = Watcher(viewer, clock.MOSCOW)
+        assert watcher.poll()
+        pg_cluster.stop()
+        try:
+            # An idle tick asks the server nothing; the listening connection hears it go.
+            assert wait_for(lambda: watcher.poll() is False and watcher.unavailable, timeout=10)
+            text = rendered(watcher)
+            assert "Реестр звонков недоступен (" in text
+            assert "список не обновляется, пробую снова." in text
+            assert "+7 916 123-00-01" in text  # the last rows read stay
+        finally:
+            pg_cluster.start()
+        writer = Register.open(pg_url)
+        add_call(writer, "w2", phone="+79161230002")
+        writer.close()
+
+        def both_shown() -> bool:
+            watcher.poll()
+            return len(watcher.rows) == 2
+
+        assert wait_for(both_shown, timeout=30)
+        assert watcher.unavailable is None
+        assert "недоступен" not in rendered(watcher)
+    finally:
+        viewer.close()
+
+
+def rendered(watcher: Any) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(watcher.render())
+    return " ".join(console.export_text().split())
+
+
+@pytest.mark.anyio
+async def test_panel_waits_for_the_server_and_reads_again_when_it_is_back(
+    pg_cluster: Cluster, pg_url: PostgresURL, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The panel's poll raised out of Textual's timer when the server went away: the panel
+    closed with a traceback. It now says so once and reads again when the server is back."""
+    from tests.support.panel_data import make_app
+
+    monkeypatch.setenv("BEELINE_MISSED_DB", pg_url.url)
+    writer = Register.open(pg_url)
+    add_call(writer, "p1", phone="+79161230001")
+    writer.close()
+    app = make_app(interval=60)
+    async with app.run_test(size=(110, 34)) as pilot:
+        await pilot.pause()
+        pg_cluster.stop()
+        try:
+            assert app.refresh_data(force=True) is False
+            assert app.refresh_data(force=True) is False
+            await pilot.pause()
+            errors = [n.message for n in app._notifications if n.severity == "error"]
+            assert len(errors) == 1 and errors[0].startswith("Реестр звонков недоступен (")
+        finally:
+            pg_cluster.start()
+        writer = Register.open(pg_url)
+        add_call(writer, "p2", phone="+79161230002")
+        writer.close()
+        assert wait_for(app.refresh_data, timeout=30)
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert "Реестр звонков снова доступен: список обновлён." in messages
+        assert not any(n.severity == "error" for n in app._notifications)
+        assert len(app.missed.entries) == 2
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 def test_missing_server_binaries_are_one_clear_sentence(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ so after a save the list is reloaded explicitly.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar
@@ -79,6 +80,7 @@ class PanelApp(App[None]):
         self.register: Register | None = None
         self._version: int | None = None
         self._file_state = FileState.SAME  # a change is said once
+        self._unavailable: str | None = None  # why the register cannot be read now
         self._baseline_id = 0  # calls above this id arrived while the panel was open
         self._seen_max_id = 0
         self.loads = 0  # how many times the list was read (tests check idle costs nothing)
@@ -138,6 +140,27 @@ class PanelApp(App[None]):
                 self.notify("Файл реестра звонков на месте: список снова обновляется.")
         if state is not FileState.SAME:
             return False
+        try:
+            read = self._read(register, force or self._unavailable is not None)
+        except sqlite3.Error as exc:
+            # The database server restarting, say: the panel stays, shows the last list read,
+            # says so once, and reads again on the next ticks.
+            if self._unavailable is None:
+                self.notify(
+                    calls_view.unavailable_text(str(exc)),
+                    title="Реестр звонков",
+                    severity="error",
+                    timeout=3600,
+                )
+            self._unavailable = str(exc)
+            return False
+        if self._unavailable is not None:
+            self._unavailable = None
+            self.clear_notifications()
+            self.notify("Реестр звонков снова доступен: список обновлён.")
+        return read
+
+    def _read(self, register: Register, force: bool) -> bool:
         version = register.data_version()
         subs = self.subs
         if version == self._version and not force:

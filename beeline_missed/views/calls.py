@@ -351,3 +351,8 @@ def file_lost_text(register: Register, state: FileState, view: str) -> str:
         f"Файл реестра звонков {register.path} перемещён или удалён: список не обновляется, "
         "пока файл не вернётся."
     )
+
+
+def unavailable_text(error: str) -> str:
+    """What staff read while the register cannot be read (its database server away)."""
+    return f"Реестр звонков недоступен ({error}): список не обновляется, пробую снова."

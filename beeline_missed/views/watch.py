@@ -8,6 +8,7 @@ when `stop` is set (the demo runs it for a fixed time).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class Watcher:
         self.new_ids: set[int] = set()
         self.loads = 0
         self.file_state = FileState.SAME  # else the rows are the last read, not live
+        self.unavailable: str | None = None  # why the register cannot be read now
         self._version: int | None = None
         self._table: calls_view.CallTable | None = None
         self._table_loads = -1
@@ -72,17 +74,28 @@ class Watcher:
         self.file_state = self.register.file_state()
         if self.file_state is not FileState.SAME:
             return False
-        version = self.register.data_version()
-        if version == self._version:
+        try:
+            return self._reload()
+        except sqlite3.Error as exc:
+            # The database server restarting, say: a staff screen left open all day waits for
+            # it, showing the last rows read, and reads again once it answers.
+            self.unavailable = str(exc)
             return False
-        self._version = version
+
+    def _reload(self) -> bool:
+        version = self.register.data_version()
+        if version == self._version and self.unavailable is None:
+            return False
         rows = self.register.calls.rows(self.include_handled, self.limit)
         if self.decorate is not None:
             rows = self.decorate(self.register, rows)
         if self.deadlines is not None:
             rows = sort_rows(self.deadlines.annotate(rows, self.clock_ms()), self.sort)
+        open_count = self.register.calls.count(CallStatus.MISSED)
+        self._version = version
+        self.unavailable = None
         self.rows = rows
-        self.open_count = self.register.calls.count(CallStatus.MISSED)
+        self.open_count = open_count
         self.new_ids = {r.id for r in self.rows if r.id > self.baseline_id}
         self.loads += 1
         return True
@@ -114,6 +127,8 @@ class Watcher:
                 calls_view.file_lost_text(self.register, self.file_state, "просмотр"),
                 style="bold red",
             )
+        elif self.unavailable is not None:
+            head = Text(calls_view.unavailable_text(self.unavailable), style="bold red")
         foot = Text(f"Обновлено {now.strftime('%H:%M:%S')} · Ctrl-C — выход", style="dim")
         if not self.rows:
             return Group(head, Text("Пропущенных звонков нет."), foot)
