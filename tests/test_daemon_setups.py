@@ -16,6 +16,7 @@ import pytest
 
 from beeline_missed.simulator import xsi_build
 from beeline_missed.simulator.pbx import Simulator
+from beeline_missed.store import Register
 from tests.support import clock
 from tests.support.daemon import Daemon, wait_for
 from tests.support.e2e import session_state
@@ -39,7 +40,23 @@ def enterprise_daemon(home: Path, sim: Simulator, settle: float = 1.0) -> Daemon
     assert subscribed.returncode == 0, subscribed.stderr
     (row,) = json.loads(subscribed.stdout)
     assert row["pattern"] is None
-    return proc.start()
+    proc.start()
+    # The catch-up at start reads the statistics once (then every 10 min). The simulator
+    # lists a call the moment it is played, where a PBX lists it once it has ended: a call
+    # still going on (a caller waiting in a queue) played before that first read could be
+    # recovered as missed before the hook's events were decided (seen on a loaded machine).
+    wait_for(lambda: reconciled_once(home), timeout=30)
+    return proc
+
+
+def reconciled_once(home: Path) -> bool:
+    from beeline_missed.rules import reconcile
+
+    register = Register.open(home / "register.sqlite")
+    try:
+        return register.meta.get(reconcile.META_LAST) is not None
+    finally:
+        register.close()
 
 
 @pytest.fixture

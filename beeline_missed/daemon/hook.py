@@ -53,8 +53,8 @@ NOT_FOUND = PlainTextResponse("Not Found", status_code=404)
 HOOK_WAIT = 0.020
 SPOOL_RETRY = 0.2
 SAY_EVERY = 60.0
-# How long /healthz answers 503 after an event could not be stored (a full disk, say).
-STORE_FAILURE_SHOWN = 60.0
+# While events cannot be stored, /healthz tries a write at most this often (seconds).
+STORE_PROBE_EVERY = 1.0
 
 
 class RegisterBusy(Exception):
@@ -105,6 +105,7 @@ class Intake:
         body_timeout: float = 20.0,
         max_in_flight: int = 200,
     ) -> None:
+        self.db_path = db_path
         self.register = DaemonRegister.open(db_path)  # the writer thread's alone
         self.register.manual_checkpoints()  # the processor checkpoints, outside answers
         self.watch = RegisterWatch(db_path)
@@ -114,9 +115,10 @@ class Intake:
         # or stalled connections never take a place from a real event.
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-        # The last failure to store an event (monotonic time, reason), None after a success:
-        # /healthz reports it for a while, so monitoring hears of a full disk.
-        self.store_failed: tuple[float, str] | None = None
+        # Why the last event could not be stored, None after a success: /healthz reports it
+        # until a small write succeeds again, so monitoring hears of a full disk.
+        self.store_failed: str | None = None
+        self._probed_at = 0.0
         self.wake = wake
         self.pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         # On SQLite another process may hold the write lock for long (see spool.py): the
@@ -360,22 +362,40 @@ class Intake:
             )
         except Exception as exc:  # disk full, read-only file...: let the PBX retry
             log.error("cannot store an event, answering 503: %s", exc)
-            self.store_failed = (time.monotonic(), str(exc))
+            self.store_failed = str(exc)
             return PlainTextResponse("The event could not be stored.", status_code=503)
         self.store_failed = None
         self.wake.set()
         return PlainTextResponse("OK")
 
-    def store_problem(self, now: float | None = None) -> str | None:
-        """Why the last event could not be stored, for STORE_FAILURE_SHOWN seconds after it
-        (no later event has been stored since). It clears by itself: a load balancer that
-        stopped sending events on it must be able to try again."""
-        failed = self.store_failed
-        if failed is None:
+    async def store_problem(self) -> str | None:
+        """Why events cannot be stored now, else None. While a failure is recorded, a small
+        write (at most one a second) tells whether it still holds: /healthz then answers the
+        truth both ways, without waiting for the next event (a load balancer that stopped
+        sending events on a 503 would never send the one that clears it)."""
+        if self.store_failed is None:
             return None
-        if (time.monotonic() if now is None else now) - failed[0] > STORE_FAILURE_SHOWN:
+        if time.monotonic() - self._probed_at >= STORE_PROBE_EVERY:
+            self._probed_at = time.monotonic()
+            error = await asyncio.to_thread(self._probe_write)
+            self.store_failed = error
+        if self.store_failed is None:
             return None
-        return f"the last event could not be stored ({failed[1]})"
+        return f"the last event could not be stored ({self.store_failed})"
+
+    def _probe_write(self) -> str | None:
+        """Write one meta row on a connection of its own: None when that worked."""
+        from beeline_missed.store import connect
+
+        try:
+            register = DaemonRegister(connect(self.db_path, busy_timeout_ms=2000))
+            try:
+                register.meta.set("healthz_write", str(now_ms()))
+            finally:
+                register.close()
+        except Exception as exc:
+            return str(exc)
+        return None
 
     async def _store_rejected(self, body: bytes, reason: str) -> None:
         try:
@@ -446,7 +466,7 @@ def build_app(
         if request.method == "GET" and path == b"/healthz":
             problem = (
                 intake.watch.check()
-                or intake.store_problem()
+                or await intake.store_problem()
                 or (workers_problem() if workers_problem is not None else None)
             )
             if problem:
