@@ -381,7 +381,9 @@ class Intake:
             self.store_failed = error
         if self.store_failed is None:
             return None
-        return f"the last event could not be stored ({self.store_failed})"
+        # The reason stays in the log: /healthz answers anyone, and a database error names
+        # the register's host, database and user.
+        return "the last event could not be stored; the daemon's log says why"
 
     def _probe_write(self) -> str | None:
         """Write one meta row on a connection of its own: None when that worked."""

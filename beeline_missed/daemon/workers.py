@@ -66,8 +66,9 @@ class Workers:
         """Why the daemon is not whole, for /healthz: a worker thread that died."""
         if not self.died:
             return None
-        name, error = next(iter(dict(self.died).items()))
-        return f"the daemon's {name} thread stopped ({error}); restart the daemon"
+        # The error stays in the log: /healthz answers anyone.
+        name = next(iter(dict(self.died)))
+        return f"the daemon's {name} thread stopped (its error is in the log); restart the daemon"
 
     def _hear_deaths(self) -> None:
         """Record a worker thread's uncaught exception (Python's threading.excepthook, which
