@@ -42,9 +42,6 @@ def normalise(raw: str | None, region: str = REGION) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-# Punctuation a number is written with in a directory («8 (916) 123-45-67», a no-break space
-# from Excel: space, tab, no-break space, brackets, dots and dashes, removed in
-# `_russian_national`); with it gone, a number in the common forms is digits only.
 # How staff write a Russian number, said when one is refused.
 RUSSIAN_FORM = "10 цифр после +7 или 8, например 8 916 123-45-67"
 
@@ -59,7 +56,8 @@ def directory_number(raw: str | None) -> str | None:
     """
     if not raw:
         return None
-    text = raw.strip()
+    # A tab between the digits (Excel) is a space; phonenumbers alone would refuse it.
+    text = raw.replace("\t", " ").strip()
     if ":" in text and text.lower().startswith(("tel:", "sip:")):
         text = text[4:]
     if "@" in text:
@@ -82,8 +80,9 @@ def directory_number(raw: str | None) -> str | None:
 
 def _russian_national(text: str) -> str | None:
     """The 10 national digits of «+7 …», «8 …», «7 …» (11 digits) or a bare 10-digit number,
-    written with digits, spaces, brackets, dots and dashes only; else None (the full parser
-    decides). These are the readings phonenumbers gives with region RU."""
+    written with digits, spaces (no-break ones too), brackets, dots and dashes only; else
+    None (the full parser decides). These are the readings phonenumbers gives with region
+    RU (tests/test_phones.py holds them to it)."""
     plus = text.startswith("+")
     digits = text[1:] if plus else text
     if not (digits.isascii() and digits.isdigit()):
@@ -94,7 +93,6 @@ def _russian_national(text: str) -> str | None:
             .replace("(", "")
             .replace(")", "")
             .replace(".", "")
-            .replace("\t", "")
             .replace("\xa0", "")
         )
         if not (digits.isascii() and digits.isdigit()):

@@ -45,8 +45,10 @@ def main() -> None:
         times.append(time.process_time() - started)
         shown, size = len(rows), len(text)
     register.close()
-    print(f"list path: {min(times) * 1000:.1f} ms CPU (min of {args.runs}), {shown} rows, "
-          f"{size:,} bytes of JSON")
+    print(
+        f"list path: {min(times) * 1000:.1f} ms CPU (min of {args.runs}), {shown} rows, "
+        f"{size:,} bytes of JSON"
+    )
 
 
 if __name__ == "__main__":

@@ -115,9 +115,10 @@ def main() -> dict:
             for sock in stalled:
                 sock.close()
             daemon.stop()
-    goal = held_ok == len(held_times) == args.events and percentile(
-        held_times, 0.99
-    ) <= 2 * percentile(base_times, 0.99) + 5
+    goal = (
+        held_ok == len(held_times) == args.events
+        and percentile(held_times, 0.99) <= 2 * percentile(base_times, 0.99) + 5
+    )
     print(
         f"stalled:  {stalled_count:,} sockets opened in {opened_in:.1f} s, "
         f"{still:,} still held at the end; daemon {held_sockets:,} sockets, {held_rss:.1f} MB"

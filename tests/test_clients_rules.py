@@ -8,13 +8,9 @@ import json
 from pathlib import Path
 
 import openpyxl
-import phonenumbers
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from beeline_missed import phones
 from beeline_missed.cli import app
 from beeline_missed.directory import clients_file as clients
 from beeline_missed.errors import UserError
@@ -312,40 +308,6 @@ def test_numbers_given_by_column_number_must_be_real_ones(tmp_path: Path) -> Non
     rows = [["Иванов", "123-45-67"], ["Петров", "89161234567"]]
     layout = clients.find_layout(rows, name_column="1", phone_columns=["2"])
     assert layout.first_data == 1
-
-
-def test_pbx_numbers_are_still_read_as_before() -> None:
-    """The lenient reading stays for callers' numbers from the PBX."""
-    assert phones.normalise("+79161234567") == "+79161234567"
-    assert phones.normalise("tel:+375291234567") == "+375291234567"
-    assert phones.normalise("123-45-67") == "+71234567"
-    assert phones.directory_number("+375 29 123-45-67") == "+375291234567"
-    assert phones.directory_number("+7 701 234 56 78") == "+77012345678"  # Kazakhstan
-    assert phones.directory_number("8 (3412) 12-34-56") == "+73412123456"
-
-
-def _full_parse(text: str) -> str | None:
-    try:
-        number = phonenumbers.parse(text, "RU")
-    except phonenumbers.NumberParseException:  # «8 10 …»: an international call prefix
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-@settings(max_examples=600, deadline=None)
-@given(
-    # Prefixes where the metadata looks deepest (9300xx mobiles, Kazakh 7xxxx) and any.
-    prefix=st.sampled_from(["", "9", "93", "930", "9300", "93000", "3", "49", "7", "71", "8"]),
-    digits=st.text("0123456789", min_size=10, max_size=10),
-    form=st.sampled_from(["+7 {}", "8{}", "7{}", "{}", "8 ({}) ", "+7-{}"]),
-)
-def test_directory_number_agrees_with_phonenumbers(prefix: str, digits: str, form: str) -> None:
-    """The shortcut for +7 numbers (no parse, validity remembered per 6-digit prefix) gives
-    exactly phonenumbers' own answer."""
-    text = form.format((prefix + digits)[:10])
-    assert phones.directory_number(text) == _full_parse(text)
 
 
 # -- ё and е --------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ MODULES: dict[str, list[str]] = {
     "deadlines": ["tests/test_deadlines.py", "tests/test_timezones.py"],
     "escalation": ["tests/test_escalation.py", "tests/test_timezones.py"],
     "spool": ["tests/test_spool.py"],
+    "phones": ["tests/test_phones.py", "tests/test_clients_rules.py"],
+    "clients_file": [
+        "tests/test_clients_rules.py",
+        "tests/test_clients.py",
+        "tests/test_bad_files.py",
+    ],
 }
 
 
@@ -66,6 +72,8 @@ FILES: dict[str, list[str]] = {
     "deadlines": ["beeline_missed/rules/deadlines.py"],
     "escalation": ["beeline_missed/rules/escalation.py"],
     "spool": ["beeline_missed/daemon/spool.py"],
+    "phones": ["beeline_missed/phones.py"],
+    "clients_file": ["beeline_missed/directory/clients_file.py"],
 }
 
 
