@@ -1,4 +1,5 @@
-"""Writing a file so that readers never see half of it: a temp file beside it, then a rename."""
+"""Files the program writes: whole (a temp file beside, then a rename), or beside the
+register with the register's own permissions."""
 
 from __future__ import annotations
 
@@ -45,3 +46,19 @@ def file_in_the_way(folder: Path) -> Path | None:
     that exists, when that is not a folder (mkdir would only say "File exists")."""
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     return existing if existing is not None and not existing.is_dir() else None
+
+
+def open_beside(path: Path, flags: int, mode: int) -> int:
+    """os.open with O_CREAT, a new file getting exactly `mode`, as SQLite gives its -wal and
+    -shm files the database's: the detached daemon's umask (077) would otherwise keep an
+    admin who may read the register from reading the files beside it."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return os.open(path, flags)
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd

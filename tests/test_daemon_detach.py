@@ -17,7 +17,9 @@ import pytest
 from tests.support.daemon import SECRET_PATH, free_port, wait_for
 
 
-def daemon(cwd: Path, *args: str, port: int | None = None) -> subprocess.CompletedProcess[str]:
+def daemon(
+    cwd: Path, *args: str, port: int | None = None, umask: int | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "BEELINE_MISSED_PUBLIC_URL": f"http://127.0.0.1/{SECRET_PATH.strip('/')}",
@@ -31,6 +33,7 @@ def daemon(cwd: Path, *args: str, port: int | None = None) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=60,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
     )
 
 
@@ -85,6 +88,23 @@ def test_second_detach_on_a_live_pidfile_is_refused(tmp_path: Path, started: lis
     second = daemon(tmp_path, "--detach", "--pidfile", "d.pid", "--log-file", "d.log")
     assert f"already running with pid {pid}" in one_error(second)
     assert int((tmp_path / "d.pid").read_text()) == pid and alive(pid)
+
+
+def test_the_lock_beside_the_register_has_the_registers_mode_whatever_the_umask(
+    tmp_path: Path, started: list[int]
+) -> None:
+    """An admin who may read the register may ask `status` who serves it, though the
+    daemon runs with umask 077."""
+    from beeline_missed.daemon.register import lock_path
+    from beeline_missed.store import Register
+
+    db = Path(os.environ["BEELINE_MISSED_HOME"]) / "register.sqlite"
+    Register.open(db).close()
+    db.chmod(0o640)
+    result = daemon(tmp_path, "--detach", "--pidfile", "d.pid", "--log-file", "d.log", umask=0o077)
+    assert result.returncode == 0, result.stderr
+    started.append(int((tmp_path / "d.pid").read_text()))
+    assert lock_path(db).stat().st_mode & 0o777 == 0o640
 
 
 def test_stale_pidfile_is_replaced(tmp_path: Path, started: list[int]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beeline_missed import files
 from beeline_missed.errors import UserError
 from beeline_missed.store import Register
 from beeline_missed.store.register import file_identity
@@ -156,10 +157,10 @@ class SoleDaemon:
         if not isinstance(db, Path):
             return  # a database server: several daemons share it by leases
         try:
-            # The register's mode (narrowed by the umask), as the spool's: an admin who may
-            # read the register may ask `status` who holds it.
+            # The register's mode, as the spool's: an admin who may read the register may
+            # ask `status` who holds it.
             mode = os.stat(db).st_mode & 0o666 if db.exists() else 0o600
-            fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, mode)
+            fd = files.open_beside(lock_path(db), os.O_RDWR, mode)
             handle = os.fdopen(fd, "r+", encoding="utf-8")
         except OSError as exc:
             raise UserError(f"Cannot take the register {db}: {exc.strerror}.") from None

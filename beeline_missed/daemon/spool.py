@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from beeline_missed import files
 from beeline_missed.errors import UserError
 
 MAGIC = b"beeline-missed spool "
@@ -96,7 +97,7 @@ class Spool:
             chunks.append(event.body + b"\n")
         data = b"".join(chunks)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.mode)
+            fd = files.open_beside(self.path, os.O_WRONLY | os.O_APPEND, self.mode)
             with os.fdopen(fd, "ab") as f:
                 f.write(data)
                 f.flush()
