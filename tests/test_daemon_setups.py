@@ -42,9 +42,9 @@ def enterprise_daemon(home: Path, sim: Simulator, settle: float = 1.0) -> Daemon
     assert row["pattern"] is None
     proc.start()
     # The catch-up at start reads the statistics once (then every 10 min). The simulator
-    # lists a call the moment it is played, where a PBX lists it once it has ended: a call
-    # still going on (a caller waiting in a queue) played before that first read could be
-    # recovered as missed before the hook's events were decided (seen on a loaded machine).
+    # used to list a call the moment it was played: a call still going on (a caller waiting
+    # in a queue) could be recovered as missed (seen on a loaded machine). It lists a call
+    # once it has ended now, as a PBX does; the tests still start from a catch-up done.
     wait_for(lambda: reconciled_once(home), timeout=30)
     return proc
 

@@ -386,6 +386,19 @@ def test_catch_up_follows_the_hooks_rules_for_menus_and_pickups(
     assert summary.registered == [call.id]
 
 
+def test_a_caller_still_waiting_in_the_queue_is_not_recovered_before_hanging_up(
+    register: Register, sim: Simulator
+) -> None:
+    # The statistics list a call once it has ended: a catch-up while the caller still hears
+    # the queue's music finds nothing to recover (the CI flake of test_daemon_setups).
+    steps = xsi_build.queue_call(GROUP, CALLER, T0)
+    sim.play(steps[:-1], deliver=False)  # both agents rang and were released
+    assert run(register, sim).registered == []
+    sim.play(steps[-1:], deliver=False)  # the caller gives up
+    (recovered,) = run(register, sim).registered
+    assert register.calls.get(recovered).phone == CALLER
+
+
 # -- the rules without the simulator ----------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -280,3 +281,63 @@ def test_control_endpoint_plays_menus_queues_and_the_rest(
     bad = control.post("/_sim/call", json={"caller": "+79161234567", "kind": "teleport"})
     assert bad.status_code == 400 and "unknown kind" in bad.json()["description"]
     control.close()
+
+
+# The statistics list a call once it has ended, as the PBX does (shared/beeline: v2/statistics).
+STAT_FROM, STAT_TO = (
+    datetime(2026, 11, 27, 8, 0, tzinfo=UTC),
+    datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+)
+STAT_T0 = int(datetime(2026, 11, 27, 9, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_statistics_leave_out_a_call_still_ringing_or_waiting_in_the_queue(
+    sim: Simulator, client: PbxClient
+) -> None:
+    ringing = xsi_build.incoming_call([RECEPTION, MASTER], "+79161112233", STAT_T0)
+    queued = xsi_build.queue_call([MASTER], "+79031112233", STAT_T0 + 1000)
+    sim.play(ringing[:2])  # both phones ring
+    sim.play(queued[:-1])  # the agent rang and was released; the caller still hears music
+    assert client.statistics(STAT_FROM, STAT_TO) == []
+    sim.play(ringing[2:])
+    sim.play(queued[-1:])  # the caller hangs up in the queue
+    listed = client.statistics(STAT_FROM, STAT_TO)
+    assert [(c["phone_from"], c["status"]) for c in listed] == [
+        ("79161112233", "MISSED"),
+        ("79031112233", "MISSED"),
+    ]
+
+
+def test_statistics_list_a_session_played_in_two_plays_once_with_its_final_status(
+    sim: Simulator, client: PbxClient
+) -> None:
+    steps = xsi_build.incoming_call(
+        [RECEPTION, MASTER], "+79161112233", STAT_T0, answered_by=MASTER
+    )
+    sim.play(steps[:2])  # it rings
+    sim.play(steps[2:])  # then the master answers, talks and hangs up
+    (call,) = client.statistics(STAT_FROM, STAT_TO)
+    assert (call["status"], call["abonent"]["userId"]) == ("RECIEVED", MASTER)
+    assert call["duration"] == 60_000
+
+
+def test_statistics_list_an_ended_session_once_whatever_of_it_is_played_later(
+    sim: Simulator, client: PbxClient
+) -> None:
+    steps = xsi_build.incoming_call([RECEPTION], "+79161112233", STAT_T0)
+    sim.play(steps)
+    sim.play(steps[-1:])  # its release again (a PBX would not send it twice)
+    (call,) = client.statistics(STAT_FROM, STAT_TO)
+    assert call["status"] == "MISSED"
+
+
+def test_statistics_take_a_voice_menu_handing_the_call_on_as_one_call(
+    sim: Simulator, client: PbxClient
+) -> None:
+    # The menu releases its leg before the hunt group rings: the call has not ended there.
+    steps = xsi_build.voice_menu_call(
+        "+79161112233", STAT_T0, then=[RECEPTION, MASTER], answered_by=MASTER
+    )
+    sim.play(steps)
+    (call,) = client.statistics(STAT_FROM, STAT_TO)
+    assert (call["status"], call["abonent"]["userId"]) == ("RECIEVED", MASTER)

@@ -104,6 +104,10 @@ class Simulator(FaultyStandIn):
         self.terminate_on_delete = terminate_on_delete
         self.subscriptions: dict[str, SimSubscription] = {}
         self.calls: list[dict[str, Any]] = []  # the call statistics
+        # The steps played so far of each call session still going on, by extTrackingId, and
+        # the sessions already listed: the PBX lists a call once, when it has ended.
+        self._sessions: dict[str, list[Step]] = {}
+        self._listed: set[str] = set()
         self.deliveries: list[Delivery] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of API calls, for tests
         # self.fault, and self._lock: it guards the state and is never held during outbound POSTs.
@@ -301,14 +305,15 @@ class Simulator(FaultyStandIn):
         pace: float = 0.0,
         default_namespace: bool = False,
     ) -> list[Delivery]:
-        """Deliver the events of whole calls in order and record the calls in the statistics.
+        """Deliver the events of calls in order and list each call in the statistics once it
+        has ended (a call may be played in parts, over several plays).
 
         `deliver=False` records only the statistics, as for a call the PBX forwarded or rejected
         before it rang, or whose events were lost. `pace` waits between events (the demo)."""
         steps = list(steps)
-        self.record_statistics(steps)
         done: list[Delivery] = []
         if not deliver:
+            self.record_statistics(steps)
             return done
         for index, step in enumerate(steps):
             if pace and index:
@@ -323,52 +328,65 @@ class Simulator(FaultyStandIn):
                 )
 
             done += self.deliver(step.leg.target_id, build, step.event_type)
+        # Listed after its events were sent: the PBX lists a call once it has ended.
+        self.record_statistics(steps)
         return done
 
     # -- call statistics ------------------------------------------------------------------
 
     def record_statistics(self, steps: Iterable[Step]) -> list[dict[str, Any]]:
-        """One statistics record per call session: who took it (or the first that rang)."""
-        sessions: dict[str, list[Step]] = {}
-        for step in steps:
-            sessions.setdefault(step.leg.ext_tracking_id, []).append(step)
-        records = []
-        for session_steps in sessions.values():
-            legs = [s.leg for s in session_steps]
-            first = legs[0]
-            # A person's answer: a voice menu's or a queue's greeting is not one.
-            answered = next(
-                (
-                    leg
-                    for leg in legs
-                    if leg.answer_ms is not None
-                    and (leg.acd_user_id or self.find_abonent(leg.target_id))
-                ),
-                None,
-            )
-            target = answered.target_id if answered else first.target_id
-            abonent = self.find_abonent(target) or {"userId": target}
-            remote = _digits(first.remote_address or first.remote_user_dn or "")
-            outbound = first.personality in ("Originator", xsi_build.CLICK_TO_DIAL)
-            release = max((leg.release_ms or 0) for leg in legs)
-            duration = max(0, release - answered.answer_ms) if answered and release else 0
-            # 'RECIEVED' (sic): the PBX's own spelling.
-            status = "PLACED" if outbound else "RECIEVED" if answered else "MISSED"
-            records.append(
-                {
-                    "id": str(uuid.uuid4()),
-                    "startDate": first.start_ms,
-                    "abonent": dict(abonent),
-                    "direction": "OUTBOUND" if outbound else "INBOUND",
-                    "status": status,
-                    "phone_from": abonent.get("phone", "") if outbound else remote,
-                    "phone_to": remote if outbound else abonent.get("phone", ""),
-                    "duration": duration,
-                }
-            )
+        """Take the steps of one play; list each call session that has ended by its last step,
+        one record per session built from all its steps so far. Returns the records listed now.
+
+        The steps are taken together, not one by one: a voice menu releases its leg before the
+        hunt group it sends the call to rings, and that call has not ended."""
+        with self._lock:
+            touched: dict[str, None] = {}  # the sessions of these steps, in order
+            for step in steps:
+                session = step.leg.ext_tracking_id
+                if session in self._listed:
+                    continue  # an ended call is listed once, whatever of it comes later
+                self._sessions.setdefault(session, []).append(step)
+                touched[session] = None
+            ended = [self._sessions.pop(s) for s in touched if _ended(self._sessions[s])]
+            self._listed.update(played[0].leg.ext_tracking_id for played in ended)
+        records = [self._statistics_record(played) for played in ended]
         with self._lock:
             self.calls.extend(records)
         return records
+
+    def _statistics_record(self, steps: list[Step]) -> dict[str, Any]:
+        """One session's record: who took it (or the first that rang)."""
+        legs = [s.leg for s in steps]
+        first = legs[0]
+        # A person's answer: a voice menu's or a queue's greeting is not one.
+        answered = next(
+            (
+                leg
+                for leg in legs
+                if leg.answer_ms is not None
+                and (leg.acd_user_id or self.find_abonent(leg.target_id))
+            ),
+            None,
+        )
+        target = answered.target_id if answered else first.target_id
+        abonent = self.find_abonent(target) or {"userId": target}
+        remote = _digits(first.remote_address or first.remote_user_dn or "")
+        outbound = first.personality in ("Originator", xsi_build.CLICK_TO_DIAL)
+        release = max((leg.release_ms or 0) for leg in legs)
+        duration = max(0, release - answered.answer_ms) if answered and release else 0
+        # 'RECIEVED' (sic): the PBX's own spelling.
+        status = "PLACED" if outbound else "RECIEVED" if answered else "MISSED"
+        return {
+            "id": str(uuid.uuid4()),
+            "startDate": first.start_ms,
+            "abonent": dict(abonent),
+            "direction": "OUTBOUND" if outbound else "INBOUND",
+            "status": status,
+            "phone_from": abonent.get("phone", "") if outbound else remote,
+            "phone_to": remote if outbound else abonent.get("phone", ""),
+            "duration": duration,
+        }
 
     def statistics(
         self, date_from_ms: int, date_to_ms: int, user_id: str | None = None
@@ -688,6 +706,16 @@ async def _json(request: Request) -> dict[str, Any]:
     except (ValueError, json.JSONDecodeError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _ended(steps: list[Step]) -> bool:
+    """Whether a call session has ended: every leg seen has had its CallReleasedEvent (only
+    that event carries a leg's releaseTime; a leg's `release_ms` is that event's data)."""
+    legs = {(s.leg.target_id, s.leg.call_id) for s in steps}
+    released = {
+        (s.leg.target_id, s.leg.call_id) for s in steps if s.event_type == xsi_build.RELEASED
+    }
+    return legs == released
 
 
 def _digits(address: str) -> str:
