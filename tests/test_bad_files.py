@@ -10,6 +10,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from beeline_missed.cli import app
@@ -45,6 +47,16 @@ def zip_of(name: str, text: str) -> bytes:
     return buffer.getvalue()
 
 
+def with_sheet_xml(book: bytes, xml: str) -> bytes:
+    """The workbook with its sheet's XML replaced: the book opens, its sheet does not read."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(book)) as source, zipfile.ZipFile(buffer, "w") as archive:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            archive.writestr(item, xml if item.filename.endswith("sheet1.xml") else data)
+    return buffer.getvalue()
+
+
 HEADER = "Наименование;Телефон\n"
 BAD_TABLES = {
     "empty.csv": (b"", "Не удалось найти в файле столбец имени"),
@@ -65,6 +77,14 @@ BAD_TABLES = {
     "zip-without-workbook.xlsx": (zip_of("readme.txt", "hello"), "как книгу XLSX"),
     "truncated.xlsx": (workbook([["Наименование", "Телефон"]])[:300], "как книгу XLSX"),
     "csv-named-xlsx.xlsx": ((HEADER + "Иванов;+79161234567\n").encode(), "как книгу XLSX"),
+    "broken-sheet.xlsx": (
+        with_sheet_xml(workbook([["Наименование", "Телефон"]]), "<worksheet><sheetData>"),
+        "как книгу XLSX",
+    ),
+    # Cut in the middle of «я» (two bytes in UTF-8): read as Windows-1251, every name
+    # would be garbled; the rows after the cut are lost anyway.
+    "cut-off-utf8.csv": ((HEADER + "Иванов;+79161234567\nВася").encode()[:-1], "обрывается"),
+    "cut-off-utf16.txt": ((HEADER + "Иванов;+79161234567\n").encode("utf-16")[:-1], "обрывается"),
     "old-excel.xls": (bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512), "старая книга .xls"),
     "empty-sheet.xlsx": (workbook([]), "Не удалось найти в файле столбец имени"),
     "sheet-without-phones.xlsx": (
@@ -81,6 +101,27 @@ def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
     path.write_bytes(data)
     text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
     assert said in text
+    assert str(path) in text or "не похож" in text or "Не удалось найти" in text, text
+
+
+def test_a_broken_csv_is_named_with_its_line_and_how_to_fix_it(tmp_path: Path) -> None:
+    path = tmp_path / "broken.csv"
+    path.write_bytes(BAD_TABLES["cell-too-long.csv"][0])
+    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    assert text == (
+        f"Ошибка: Файл {path} не читается как таблица CSV в строке 3: в ячейке больше "
+        "131 072 знаков; выгрузите его из 1С заново."
+    )
+
+
+def test_a_file_cut_off_mid_letter_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_bytes(BAD_TABLES["cut-off-utf8.csv"][0])
+    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    assert text == (
+        f"Ошибка: Файл {path} обрывается посреди буквы: похоже, он записан не до конца; "
+        "выгрузите его из 1С заново."
+    )
 
 
 def test_clients_import_missing_file_and_folder(tmp_path: Path) -> None:
@@ -155,3 +196,55 @@ def test_config_init_is_private(home: Path) -> None:
     result = runner.invoke(app, ["config", "init"])
     assert result.exit_code == 0
     assert os.stat(home / "config.toml").st_mode & 0o777 == 0o600
+
+
+# A workbook broken anywhere: openpyxl fails on it with whatever exception its parts give
+# (IndexError for a book without sheets, TypeError for an unknown attribute, ParseError, …).
+def _clients_book() -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Контрагенты"])
+    sheet.append(["Наименование", "Телефон", "Код"])
+    for i in range(5):
+        sheet.append([f"Клиент {i}", f"+7916123{i:04d}", i])
+    sheet.merge_cells("A1:C1")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+CLIENTS_BOOK = _clients_book()
+BOOK_PARTS = sorted(zipfile.ZipFile(io.BytesIO(CLIENTS_BOOK)).namelist())
+DAMAGE = [b"<", b">", b'"', b"&", b"<x>", b"</c>", b'r="ZZ9"', b't="s"', b"<v>9</v>", b'ref="A1:Q"']
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    part=st.sampled_from(BOOK_PARTS),
+    cuts=st.lists(
+        st.tuples(st.integers(0, 10_000), st.integers(0, 30), st.sampled_from([b"", *DAMAGE])),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_a_workbook_broken_in_any_part_is_refused_in_one_sentence(
+    tmp_path_factory: pytest.TempPathFactory, part: str, cuts: list[tuple[int, int, bytes]]
+) -> None:
+    from beeline_missed.directory import clients_file
+    from beeline_missed.errors import UserError
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(CLIENTS_BOOK)) as source, zipfile.ZipFile(buffer, "w") as out:
+        for name in BOOK_PARTS:
+            data = bytearray(source.read(name))
+            if name == part:
+                for at, length, insert in cuts:
+                    at %= len(data) + 1
+                    data[at : at + length] = insert
+            out.writestr(name, bytes(data))
+    path = tmp_path_factory.mktemp("book") / "clients.xlsx"
+    path.write_bytes(buffer.getvalue())
+    try:
+        list(clients_file.open_table(path).rows())
+    except UserError as exc:
+        assert "\n" not in str(exc) and str(exc).endswith("."), str(exc)

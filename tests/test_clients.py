@@ -63,10 +63,9 @@ def directory(reg: Register) -> dict[str, set[str]]:
 
 
 def import_file(reg: Register, path: Path, **columns) -> tuple[clients.Parsed, dict[str, int]]:
-    rows = clients.read_table(path)
-    layout = clients.find_layout(rows, **columns)
-    parsed = clients.parse(rows, layout)
-    return parsed, reg.clients.upsert(clients.entries_for_register(parsed.entries))
+    """What `clients import` does, streamed."""
+    _, parsed, counts = clients.import_file(reg, path, **columns)
+    return parsed, counts
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """The clients directory («Контрагенты») as exported from 1C: CSV or XLSX into the register.
 
 Reading is split from writing so each step can be tested: `open_table` reads a file lazily
-(CSV `;`/`,`/tab, UTF-8 or Windows-1251, or the first sheet of an XLSX, merged cells filled
-in), `find_layout` finds the header row and the name / phone / code columns, `parse_rows`
-turns rows into clients one by one and counts what it skipped and why, and
+(CSV `;`/`,`/tab, UTF-8 or Windows-1251, or the sheet an XLSX was saved open at, merged
+cells filled in), `find_layout` finds the header row and the name / phone / code columns,
+`parse_rows` turns rows into clients one by one and counts what it skipped and why, and
 `register.clients.upsert` stages and writes them in short transactions. `import_file` does
 all four with memory that stays flat whatever the file's size.
 
@@ -83,16 +83,10 @@ class Layout:
         return end + 1
 
 
-@dataclass(frozen=True)
-class Entry:
-    external_id: str | None
-    name: str
-    numbers: tuple[tuple[str, str], ...]  # (E.164, as written)
-
-
 @dataclass
 class Parsed:
-    entries: list[Entry] = field(default_factory=list)
+    """What reading a file found besides its clients: counts, skips and examples."""
+
     rows_read: int = 0
     numbers_recognised: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
@@ -118,6 +112,10 @@ def _cell(value: object) -> str:
 
 
 NOT_A_TABLE = "Файл не похож ни на таблицу CSV в UTF-8 или Windows-1251, ни на книгу XLSX."
+CUT_OFF = (
+    "Файл {path} обрывается посреди буквы: похоже, он записан не до конца; "
+    "выгрузите его из 1С заново."
+)
 
 
 def _encoding(path: Path) -> str:
@@ -135,9 +133,15 @@ def _encoding(path: Path) -> str:
                 try:
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         decoder.decode(chunk)
-                    decoder.decode(b"", final=True)
                 except UnicodeDecodeError:
                     continue
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    # Text of this encoding all through, cut in the middle of its last
+                    # letter: a file not written to the end (rows may be missing too), not
+                    # Windows-1251, which would garble every name.
+                    raise UserError(CUT_OFF.format(path=path)) from None
                 return encoding
     except OSError as exc:
         raise UserError(f"Не удаётся прочитать {path}: {exc.strerror}.") from None
@@ -255,21 +259,32 @@ def _fill_merges(rows: Iterable[list[str]], merges: Sequence[Merge]) -> Iterator
         yield row
 
 
+def _not_a_workbook(path: Path, exc: BaseException) -> UserError:
+    return UserError(f"Не удаётся прочитать {path} как книгу XLSX: {str(exc).rstrip('.')}.")
+
+
 @contextmanager
 def _open_xlsx(path: Path) -> Iterator[Any]:
     """The workbook, read-only. Opened from a handle: openpyxl judges a path by its suffix."""
-    import zipfile
+    import warnings
 
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         with path.open("rb") as handle:
             try:
-                book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-            except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError) as exc:
-                raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
+                # openpyxl's warnings about odd parts of a book say nothing staff can act on.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+            # A broken book fails inside openpyxl with any exception (BadZipFile, KeyError,
+            # TypeError for an unknown attribute, ParseError, …): whatever it is, the file
+            # is not a book we can read.
+            except Exception as exc:
+                raise _not_a_workbook(path, exc) from None
             try:
+                if not book.worksheets:
+                    raise UserError(f"В книге {path} нет ни одного листа.")
                 yield book
             finally:
                 book.close()
@@ -278,24 +293,27 @@ def _open_xlsx(path: Path) -> Iterator[Any]:
 
 
 def _sheet(book: Any) -> Any:
+    """The sheet the book was saved open at (what whoever exported it saw), else the first."""
     return book.active if book.active is not None else book.worksheets[0]
 
 
 def _xlsx_rows(path: Path) -> Iterator[list[str]]:
-    """The first (active) sheet's rows, streamed."""
-    import zipfile
-
+    """The sheet's rows (see `_sheet`), streamed."""
     with _open_xlsx(path) as book:
-        try:
-            for row in _sheet(book).iter_rows(values_only=True):
-                yield [_cell(v) for v in row]
-        except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
-            raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
+        rows = _sheet(book).iter_rows(values_only=True)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # inside openpyxl, reading a broken sheet (see above)
+                raise _not_a_workbook(path, exc) from None
+            yield [_cell(v) for v in row]
 
 
 def _xlsx_merges(path: Path) -> list[Merge]:
-    """The merged ranges of the first sheet. openpyxl's read-only mode does not give them,
-    so the sheet's XML is scanned for its <mergeCell ref="C1:D1"/> elements, streamed."""
+    """The merged ranges of the sheet (see `_sheet`). openpyxl's read-only mode does not give
+    them, so the sheet's XML is scanned for its <mergeCell ref="C1:D1"/> elements, streamed."""
     import zipfile
     from xml.etree.ElementTree import ParseError, iterparse
 
@@ -317,7 +335,7 @@ def _xlsx_merges(path: Path) -> list[Merge]:
                         merges.append((first_row - 1, first_col - 1, last_row - 1, last_col - 1))
                     element.clear()
         except (zipfile.BadZipFile, KeyError, ValueError, TypeError, ParseError, EOFError) as exc:
-            raise UserError(f"Не удаётся прочитать {path} как книгу XLSX: {exc}.") from None
+            raise _not_a_workbook(path, exc) from None
     return merges
 
 
@@ -527,24 +545,6 @@ def parse_rows(
         progress(unread)
 
 
-def parse(
-    rows: Sequence[Sequence[str]],
-    layout: Layout,
-    progress: Callable[[int], None] | None = None,
-) -> Parsed:
-    """Clients from the rows under the header, in memory (small files: the demo's); rows
-    with one code or name are merged."""
-    out = Parsed()
-    merged: dict[str, Entry] = {}
-    for code, name, numbers in parse_rows(rows, layout, out, progress):
-        key = f"code:{code}" if code else f"name:{_key(name)}"
-        if key in merged:
-            numbers = [*merged.pop(key).numbers, *numbers]
-        merged[key] = Entry(code, name, tuple(dict(numbers).items()))
-    out.entries = list(merged.values())
-    return out
-
-
 def import_file(
     register: Register | Callable[[], Register],
     path: Path,
@@ -563,12 +563,6 @@ def import_file(
         register = register()
     counts = register.clients.upsert(parse_rows(table.rows(), layout, parsed, progress))
     return layout, parsed, counts
-
-
-def entries_for_register(
-    entries: Iterable[Entry],
-) -> list[tuple[str | None, str, tuple[tuple[str, str], ...]]]:
-    return [(e.external_id, e.name, e.numbers) for e in entries]
 
 
 def parse_numbers(texts: Iterable[str]) -> list[tuple[str, str]]:
@@ -611,11 +605,11 @@ def summary(parsed: Parsed, counts: dict[str, Any]) -> dict[str, int]:
         "rows_read": parsed.rows_read,
         "numbers_recognised": parsed.numbers_recognised,
         "numbers_not_recognised": parsed.unrecognised_count,
-        "clients_added": counts.get("added", 0),
-        "clients_updated": counts.get("updated", 0),
-        "clients_unchanged": counts.get("unchanged", 0),
-        "calls_relinked": counts.get("calls_relinked", 0),
-        "numbers_shared": counts.get("shared_count", 0),
+        "clients_added": counts["added"],
+        "clients_updated": counts["updated"],
+        "clients_unchanged": counts["unchanged"],
+        "calls_relinked": counts["calls_relinked"],
+        "numbers_shared": counts["shared_count"],
         "rows_skipped": sum(parsed.skipped.values()),
     }
 
@@ -633,13 +627,13 @@ def summary_rows(parsed: Parsed, counts: dict[str, Any]) -> list[tuple[str, int]
 def shared_lines(counts: dict[str, Any], shown: int = MAX_EXAMPLES) -> list[str]:
     """The numbers claimed by several clients, one sentence each, for staff."""
     lines = []
-    for item in counts.get("shared", [])[:shown]:
+    for item in counts["shared"][:shown]:
         names = ", ".join(f"«{name}»" for name in item["clients"])
         lines.append(
             f"Номер {phones.display(item['phone'])} указан у нескольких клиентов ({names}): "
             f"оставлен у «{item['kept_by']}»."
         )
-    more = counts.get("shared_count", 0) - len(lines)
+    more = counts["shared_count"] - len(lines)
     if more > 0:
-        lines.append(f"… и ещё {more} таких номеров.")
+        lines.append(f"… и ещё таких номеров: {more}.")
     return lines
