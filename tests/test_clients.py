@@ -290,6 +290,36 @@ def test_cli_import_prints_summary_and_json(register: Register, tmp_path: Path) 
     }
 
 
+def figures(output: str) -> dict[str, str]:
+    """A summary table's rows as {label: value}."""
+    cells = (line.strip("│ ").split("│") for line in output.splitlines() if "│" in line)
+    return {label.strip(): value.strip() for label, value in (c for c in cells if len(c) == 2)}
+
+
+def test_cli_import_summary_table_has_every_figure_and_each_reason_a_row_was_skipped(
+    register: Register, tmp_path: Path
+) -> None:
+    add_call(register, "s", "+79161234567")
+    path = tmp_path / "clients.csv"
+    path.write_bytes(csv_bytes(";", "utf-8"))
+    result = runner.invoke(app, ["clients", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert figures(result.output) == {
+        "строк прочитано": "5",
+        "номеров распознано": "5",
+        "номеров не распознано": "1",
+        "клиентов добавлено": "2",
+        "клиентов обновлено": "0",
+        "клиентов без изменений": "0",
+        "звонков теперь с другим клиентом": "1",
+        "номеров у нескольких клиентов": "0",
+        "строк пропущено": "3",
+        "пропущено: нет имени": "1",
+        "пропущено: нет номера телефона": "1",
+        "пропущено: номер не распознан": "1",
+    }
+
+
 def test_cli_import_errors_are_one_sentence(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["clients", "import", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 1

@@ -57,8 +57,31 @@ def test_number_of_two_clients_goes_to_the_last_row_and_is_reported(
     ]
     assert directory(register) == {"Сидоров": set(), "Козлов": {"+79165550001"}}
     assert register.calls.get(call).client == "Козлов"
+    assert data["calls_relinked"] == 1
     text = runner.invoke(app, ["clients", "import", str(tmp_path / "c.csv")]).output
-    assert "указан у нескольких клиентов («Сидоров», «Козлов»): оставлен у «Козлов»" in text
+    assert (
+        "Номер +7 916 555-00-01 указан у нескольких клиентов («Сидоров», «Козлов»): "
+        "оставлен у «Козлов»." in text
+    )
+
+
+def test_numbers_claimed_by_several_clients_beyond_those_shown_are_counted(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "c.csv",
+        "Наименование;Телефон\nСидоров;+79165550001, +79165550002, +79165550003\n"
+        "Козлов;+79165550001, +79165550002, +79165550003\n",
+    )
+    _, _, counts = clients.import_file(register, path)
+    assert counts["shared_count"] == 3
+    lines = clients.shared_lines(counts, shown=1)
+    assert lines == [
+        "Номер +7 916 555-00-01 указан у нескольких клиентов («Сидоров», «Козлов»): "
+        "оставлен у «Козлов».",
+        "… и ещё таких номеров: 2.",
+    ]
+    assert len(clients.shared_lines(counts, shown=3)) == 3  # all shown: no «и ещё»
 
 
 def test_reimport_of_a_file_with_a_shared_number_changes_nothing(
@@ -347,3 +370,128 @@ def test_migration_fills_the_search_key_of_existing_clients(db_path: Path) -> No
     register = Register.open(db_path)
     assert [c.name for c in register.clients.find("елкин петр")] == ["Ёлкин  Пётр"]
     register.close()
+
+
+# -- how a file is read: delimiter, encoding, sheet, columns -------------------------------
+
+
+def test_the_delimiter_that_finds_the_header_wins_over_steadier_columns(
+    register: Register, tmp_path: Path
+) -> None:
+    """Names with a comma split ',' into two steady columns; ';' finds the header (rows
+    ending early have fewer ';' columns), and the header decides."""
+    rows = "".join(
+        f"Фамилия{i}, Имя;+7916555{i:04d};{'VIP' if i % 2 else ''}\n".replace(";\n", "\n")
+        for i in range(6)
+    )
+    path = write_csv(
+        tmp_path / "c.csv", "Телефоны клиентов, выгрузка\nНаименование;Телефон;Заметка\n" + rows
+    )
+    data = import_cli(path)
+    assert data["clients_added"] == 6
+    assert directory(register)["Фамилия1, Имя"] == {"+79165550001"}
+
+
+def test_a_headerless_file_is_split_by_the_delimiter_giving_steady_columns(
+    register: Register, tmp_path: Path
+) -> None:
+    """No header to tell: the delimiter whose columns agree on most rows, and give more than
+    one column, is the file's (tab here; ';' would give one column on every row)."""
+    path = write_csv(
+        tmp_path / "c.txt",
+        "Иванов Иван\t89161234567\nПетров Пётр\t89031112233\nСидоров\t89160000000\tVIP\n",
+    )
+    result = runner.invoke(
+        app,
+        ["clients", "import", str(path), "--name-column", "1", "--phone-column", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert directory(register) == {
+        "Иванов Иван": {"+79161234567"},
+        "Петров Пётр": {"+79031112233"},
+        "Сидоров": {"+79160000000"},
+    }
+
+
+def test_a_utf16_big_endian_export_is_read(register: Register, tmp_path: Path) -> None:
+    path = tmp_path / "c.txt"
+    text = "Наименование\tТелефон\nИванов Иван\t+7 916 123-45-67\n"
+    path.write_bytes(b"\xfe\xff" + text.encode("utf-16-be"))
+    import_cli(path)
+    assert directory(register) == {"Иванов Иван": {"+79161234567"}}
+
+
+def test_a_workbook_is_read_at_the_sheet_it_was_saved_open_at(
+    register: Register, tmp_path: Path
+) -> None:
+    book = openpyxl.Workbook()
+    book.active.title = "Справка"
+    book.active.append(["Выгрузка контрагентов, см. лист «Клиенты»"])
+    clients_sheet = book.create_sheet("Клиенты")
+    clients_sheet.append(["Наименование", "Телефон"])
+    clients_sheet.append(["Иванов Иван", "+7 916 123-45-67"])
+    book.active = 1
+    book.save(tmp_path / "c.xlsx")
+    import_cli(tmp_path / "c.xlsx")
+    assert directory(register) == {"Иванов Иван": {"+79161234567"}}
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--name-column", "5", "--phone-column", "3"], "Столбца 5 для имени в файле нет."),
+        (["--name-column", "0", "--phone-column", "3"], "Столбца 0 для имени в файле нет."),
+        (["--name-column", "2", "--phone-column", "9"], "Столбца 9 для телефона в файле нет."),
+        (
+            ["--name-column", "Фамилия"],
+            "Столбца имени «Фамилия» нет; столбцы в файле: «Код», «Наименование», «Телефон», "
+            "«Адрес».",
+        ),
+    ],
+)
+def test_a_column_the_file_does_not_have_is_named_with_those_it_has(
+    tmp_path: Path, options: list[str], said: str
+) -> None:
+    path = write_csv(tmp_path / "c.csv", "Код;Наименование;Телефон;Адрес\n1;Иванов;89161234567;М\n")
+    result = runner.invoke(app, ["clients", "import", str(path), *options])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Ошибка: {said}"
+
+
+def test_merged_cells_fill_rows_shorter_than_the_merge() -> None:
+    """A book written without its sheet's size (1C's own XLSX writer may) gives rows of any
+    length: a merge reaching past a row's end still fills the row out to it."""
+    merges = [(0, 1, 0, 3), (1, 0, 2, 0)]  # «Телефоны» over B1:D1; a name over A2:A3
+    rows = [["Наименование", "Телефоны"], ["Иванов"], [""]]
+    assert list(clients._fill_merges(rows, merges)) == [
+        ["Наименование", "Телефоны", "Телефоны", "Телефоны"],
+        ["Иванов"],
+        ["Иванов"],
+    ]
+    # A merge starting past the row's end fills nothing in.
+    assert list(clients._fill_merges([["a"]], [(0, 2, 0, 3)])) == [["a", "", "", ""]]
+
+
+def test_a_header_over_rows_of_different_lengths_names_every_column() -> None:
+    assert clients._stacked_headers(
+        [["Наименование", "Телефоны"], ["", "Мобильный", "Рабочий"]]
+    ) == [
+        "Наименование",
+        "Телефоны / Мобильный",
+        "Рабочий",
+    ]
+
+
+def test_import_tells_its_progress_row_by_row(register: Register, tmp_path: Path) -> None:
+    lines = "".join(f"Клиент {i};+7916555{i:04d}\n" for i in range(2500))
+    path = write_csv(tmp_path / "c.csv", "Наименование;Телефон\n" + lines)
+    told: list[int] = []
+    clients.import_file(register, path, progress=told.append)
+    assert sum(told) == 2500 and told[0] == clients.PROGRESS_EVERY
+
+
+def test_clients_add_without_a_number_is_refused(register: Register) -> None:
+    result = runner.invoke(app, ["clients", "add", "Иванов", " , "])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Ошибка: Укажите хотя бы один номер телефона."
+    assert register.clients.count() == 0
