@@ -486,8 +486,94 @@ def test_import_tells_its_progress_row_by_row(register: Register, tmp_path: Path
     lines = "".join(f"Клиент {i};+7916555{i:04d}\n" for i in range(2500))
     path = write_csv(tmp_path / "c.csv", "Наименование;Телефон\n" + lines)
     told: list[int] = []
-    clients.import_file(register, path, progress=told.append)
+    _, parsed, _ = clients.import_file(register, path, progress=told.append)
     assert sum(told) == 2500 and told[0] == clients.PROGRESS_EVERY
+    assert (parsed.rows_read, parsed.numbers_recognised) == (2500, 2500)
+
+
+def test_a_big_file_counts_every_row_and_every_reason_across_its_blocks(
+    register: Register, tmp_path: Path
+) -> None:
+    """Counts are kept per block of PROGRESS_EVERY rows: a file of several blocks, with blank
+    lines, short rows, rows without a name or with no real number, and numbers on separate
+    lines of one cell."""
+    lines = ["Код;Наименование;Телефон"]
+    for i in range(2600):
+        if i % 500 == 7:
+            lines.append("")  # blank lines between blocks are not data
+        elif i % 500 == 8:
+            lines.append(f"{i}")  # a row cut short: no name, no number
+        elif i % 500 == 9:
+            lines.append(f"{i};Без номера {i};123-45-67")
+        else:
+            lines.append(f'{i};Клиент {i};"+7916{i:07d}\n+7903{i:07d}"')
+    path = write_csv(tmp_path / "c.csv", "\n".join(lines) + "\n")
+    _, parsed, counts = clients.import_file(register, path)
+    assert parsed.rows_read == 2600 - 6  # the 6 blank lines are not rows
+    assert parsed.numbers_recognised == 2 * (2600 - 18)
+    assert dict(parsed.skipped) == {clients.NO_NAME: 6, clients.BAD_NUMBER: 6}
+    assert parsed.unrecognised_count == 6
+    assert counts["added"] == 2600 - 18
+    assert directory(register)["Клиент 2599"] == {"+79160002599", "+79030002599"}
+
+
+def test_unrecognised_numbers_are_shown_up_to_the_limit_and_all_counted(
+    register: Register, tmp_path: Path
+) -> None:
+    bad = clients.MAX_EXAMPLES + 2
+    lines = "".join(f"Клиент {i};123-45-{i:02d}\n" for i in range(bad))
+    path = write_csv(tmp_path / "c.csv", "Наименование;Телефон\n" + lines)
+    _, parsed, _ = clients.import_file(register, path)
+    assert parsed.unrecognised_count == bad
+    assert parsed.unrecognised == [(i + 2, f"123-45-{i:02d}") for i in range(clients.MAX_EXAMPLES)]
+
+
+def test_columns_given_by_name_are_looked_for_below_a_title(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", "Контрагенты\n\nКто;Связь\nИванов;89161234567\n")
+    result = runner.invoke(
+        app,
+        ["clients", "import", str(path), "--name-column", "кто", "--phone-column", "Связь"],
+    )
+    assert result.exit_code == 0, result.output
+    assert directory(register) == {"Иванов": {"+79161234567"}}
+
+
+def test_columns_given_by_number_are_named_by_the_row_above_the_first_number(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", "Контрагенты\nКто;Связь\nИванов;89161234567\n")
+    result = runner.invoke(
+        app,
+        ["clients", "import", str(path), "--name-column", "1", "--phone-column", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    columns = json.loads(result.stdout)["columns"]
+    assert columns == {"name": "Кто", "phones": ["Связь"], "code": None}
+    assert directory(register) == {"Иванов": {"+79161234567"}}
+
+
+@pytest.mark.parametrize(
+    ("headers", "name", "phones"),
+    [
+        (["Наименование контрагента", "Телефон"], 0, (1,)),  # no exact word: a stem
+        (["Наименование, телефон", "Телефон"], 0, (1,)),  # the name column is not a phone's
+        (["Наименование", "Телефоны", "", "", "Адрес"], 0, (1, 2, 3)),  # unnamed ones under it
+        (["Наименование", "Контакты,тел."], 0, (1,)),  # a comma between words
+        (["\ufeffНаименование", "Телефон"], 0, (1,)),  # a stray byte-order mark
+    ],
+)
+def test_header_words_find_the_columns(headers: list[str], name: int, phones: tuple) -> None:
+    layout = clients.find_layout([headers, ["Иванов", "89161234567", "", "", ""]])
+    assert (layout.name, layout.phones) == (name, phones)
+
+
+def test_a_number_stored_as_a_float_in_a_workbook_is_its_digits() -> None:
+    """1C and Excel may store 79161234567 as 7.9161234567E10: openpyxl gives a float."""
+    assert clients._cell(7.9161234567e10) == "79161234567"
+    assert clients._cell(12.5) == "12.5"
+    assert clients._cell(None) == ""
 
 
 def test_clients_add_without_a_number_is_refused(register: Register) -> None:
