@@ -37,9 +37,10 @@ def _documented_reading(text: str) -> str | None:
     return _phonenumbers_verdict(text.replace("\t", " ").strip())
 
 
-# How people write numbers: a country or trunk prefix, then digits with punctuation between.
+# How people write numbers: a country or trunk prefix, then digits with punctuation between
+# (and now and then a letter or a slash, which only phonenumbers may judge).
 LEADS = ["", "+", "+7", "+7 ", "8", "8 ", "7", "+3", "+375", "+44 ", "+1", "+8", "(", "8 ("]
-PUNCTUATION = ["", "", "", "", " ", "-", "(", ")", ".", "\t", "\xa0", "  "]
+PUNCTUATION = ["", "", "", "", " ", "-", "(", ")", ".", "\t", "\xa0", "  ", "x", "б", "/"]
 
 
 @st.composite
