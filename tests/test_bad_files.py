@@ -104,24 +104,28 @@ def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
     assert str(path) in text or "не похож" in text or "Не удалось найти" in text, text
 
 
-def test_a_broken_csv_is_named_with_its_line_and_how_to_fix_it(tmp_path: Path) -> None:
-    path = tmp_path / "broken.csv"
-    path.write_bytes(BAD_TABLES["cell-too-long.csv"][0])
+@pytest.mark.parametrize(
+    ("name", "sentence"),
+    [
+        (
+            "cell-too-long.csv",
+            "Файл {path} не читается как таблица CSV в строке 3: в ячейке больше 131 072 знаков; "
+            "выгрузите его из 1С заново.",
+        ),
+        (
+            "cut-off-utf8.csv",
+            "Файл {path} обрывается посреди буквы: похоже, он записан не до конца; "
+            "выгрузите его из 1С заново.",
+        ),
+    ],
+)
+def test_a_broken_text_file_is_named_with_what_is_wrong_and_what_to_do(
+    tmp_path: Path, name: str, sentence: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(BAD_TABLES[name][0])
     text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
-    assert text == (
-        f"Ошибка: Файл {path} не читается как таблица CSV в строке 3: в ячейке больше "
-        "131 072 знаков; выгрузите его из 1С заново."
-    )
-
-
-def test_a_file_cut_off_mid_letter_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    path = tmp_path / "cut.csv"
-    path.write_bytes(BAD_TABLES["cut-off-utf8.csv"][0])
-    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
-    assert text == (
-        f"Ошибка: Файл {path} обрывается посреди буквы: похоже, он записан не до конца; "
-        "выгрузите его из 1С заново."
-    )
+    assert text == "Ошибка: " + sentence.format(path=path)
 
 
 def test_clients_import_missing_file_and_folder(tmp_path: Path) -> None:
