@@ -77,6 +77,16 @@ BAD_TABLES = {
     "zip-without-workbook.xlsx": (zip_of("readme.txt", "hello"), "как книгу XLSX"),
     "truncated.xlsx": (workbook([["Наименование", "Телефон"]])[:300], "как книгу XLSX"),
     "csv-named-xlsx.xlsx": ((HEADER + "Иванов;+79161234567\n").encode(), "как книгу XLSX"),
+    "bad-cell.xlsx": (
+        with_sheet_xml(
+            workbook([["Наименование", "Телефон"]]),
+            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Наименование</t></is></c>'
+            '<c r="B1" t="inlineStr"><is><t>Телефон</t></is></c></row>'
+            '<row r="2"><c r="A2"><v>not a number</v></c></row></sheetData></worksheet>',
+        ),
+        "как книгу XLSX",
+    ),
     "broken-sheet.xlsx": (
         with_sheet_xml(workbook([["Наименование", "Телефон"]]), "<worksheet><sheetData>"),
         "как книгу XLSX",
@@ -119,13 +129,25 @@ def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
         ),
     ],
 )
-def test_a_broken_text_file_is_named_with_what_is_wrong_and_what_to_do(
+def test_a_broken_file_is_named_with_what_is_wrong(
     tmp_path: Path, name: str, sentence: str
 ) -> None:
     path = tmp_path / name
     path.write_bytes(BAD_TABLES[name][0])
     text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
     assert text == "Ошибка: " + sentence.format(path=path)
+
+
+@pytest.mark.parametrize("name", ["bad-cell.xlsx", "broken-sheet.xlsx", "not-a-zip.xlsx"])
+def test_a_broken_workbook_is_named_with_the_reason_openpyxl_gives(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(BAD_TABLES[name][0])
+    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    assert text.startswith(f"Ошибка: Не удаётся прочитать {path} как книгу XLSX: "), text
+    reason = text.removeprefix(f"Ошибка: Не удаётся прочитать {path} как книгу XLSX: ")
+    assert len(reason) > 5 and not reason.endswith(".."), text
 
 
 def test_clients_import_missing_file_and_folder(tmp_path: Path) -> None:

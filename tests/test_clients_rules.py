@@ -81,6 +81,7 @@ def test_numbers_claimed_by_several_clients_beyond_those_shown_are_counted(
         "оставлен у «Козлов».",
         "… и ещё таких номеров: 2.",
     ]
+    assert clients.shared_lines(counts, shown=2)[-1] == "… и ещё таких номеров: 1."
     assert len(clients.shared_lines(counts, shown=3)) == 3  # all shown: no «и ещё»
 
 
@@ -277,6 +278,32 @@ def test_xlsx_header_over_two_rows_by_merged_cells(register: Register, tmp_path:
     }
 
 
+def test_xlsx_header_over_two_rows_below_a_title_names_each_column_by_both(
+    register: Register, tmp_path: Path
+) -> None:
+    """1C's title above; the code's header only on the second row, beside the phones: it
+    is the code, not one more unnamed column under «Телефоны»."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Контрагенты"])
+    sheet.append([])
+    sheet.append(["Наименование", "Телефоны", None, None])
+    sheet.append([None, "Мобильный", "Домашний", "Код"])
+    sheet.merge_cells("A3:A4")
+    sheet.merge_cells("B3:C3")
+    sheet.append(["Иванов", "+79161234567", "8 495 123-45-67", "000123"])
+    book.save(tmp_path / "titled.xlsx")
+    data = import_cli(tmp_path / "titled.xlsx")
+    assert data["columns"] == {
+        "name": "Наименование",
+        "phones": ["Телефоны / Мобильный", "Телефоны / Домашний"],
+        "code": "Код",
+    }
+    assert data["numbers_not_recognised"] == 0
+    (client,) = register.clients.rows()
+    assert (client.name, client.external_id) == ("Иванов", "000123")
+
+
 def test_csv_of_a_merged_header_reads_the_unnamed_column_after_phones(
     register: Register, tmp_path: Path
 ) -> None:
@@ -385,7 +412,7 @@ def test_the_delimiter_that_finds_the_header_wins_over_steadier_columns(
         for i in range(6)
     )
     path = write_csv(
-        tmp_path / "c.csv", "Телефоны клиентов, выгрузка\nНаименование;Телефон;Заметка\n" + rows
+        tmp_path / "c.csv", "Выгрузка, телефоны\nНаименование;Телефон;Заметка\n" + rows
     )
     data = import_cli(path)
     assert data["clients_added"] == 6
@@ -456,6 +483,52 @@ def test_a_column_the_file_does_not_have_is_named_with_those_it_has(
     result = runner.invoke(app, ["clients", "import", str(path), *options])
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Ошибка: {said}"
+
+
+def test_a_column_asked_of_an_empty_file_finds_no_columns(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "c.csv", "")
+    result = runner.invoke(app, ["clients", "import", str(path), "--name-column", "Фамилия"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("Ошибка: Столбца имени «Фамилия» нет; столбцы в файле: нет.")
+
+
+def test_rows_cut_short_before_the_phone_or_the_code_column(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "c.csv",
+        "Наименование;Телефон;Код\nИванов\nПетров;89031112233\nСидоров;89160000000;7\n",
+    )
+    data = import_cli(path)
+    assert data["skipped"] == {clients.NO_NUMBER: 1}
+    assert directory(register) == {"Петров": {"+79031112233"}, "Сидоров": {"+79160000000"}}
+    assert [c.external_id for c in register.clients.rows()] == [None, "7"]
+
+
+def test_a_workbook_whose_open_sheet_is_gone_is_read_at_its_first(
+    register: Register, tmp_path: Path
+) -> None:
+    """A book saved open at a sheet since deleted (its activeTab past the last sheet)."""
+    import io
+    import zipfile
+
+    book = openpyxl.Workbook()
+    book.active.append(["Наименование", "Телефон"])
+    book.active.append(["Иванов Иван", "+7 916 123-45-67"])
+    book.create_sheet("Пусто")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    out = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/workbook.xml":
+                data = data.replace(b'activeTab="0"', b'activeTab="7"')
+                assert b'activeTab="7"' in data
+            target.writestr(item, data)
+    (tmp_path / "c.xlsx").write_bytes(out.getvalue())
+    import_cli(tmp_path / "c.xlsx")
+    assert directory(register) == {"Иванов Иван": {"+79161234567"}}
 
 
 def test_merged_cells_fill_rows_shorter_than_the_merge() -> None:
@@ -551,6 +624,31 @@ def test_columns_given_by_number_are_named_by_the_row_above_the_first_number(
     assert result.exit_code == 0, result.output
     columns = json.loads(result.stdout)["columns"]
     assert columns == {"name": "Кто", "phones": ["Связь"], "code": None}
+    assert directory(register) == {"Иванов": {"+79161234567"}}
+
+
+def test_a_file_whose_first_row_is_a_client_has_its_columns_named_by_number(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", "Иванов;89161234567\nПетров;89031112233\n")
+    result = runner.invoke(
+        app,
+        ["clients", "import", str(path), "--name-column", "1", "--phone-column", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    columns = json.loads(result.stdout)["columns"]
+    assert columns == {"name": "столбец 1", "phones": ["столбец 2"], "code": None}
+    assert directory(register) == {"Иванов": {"+79161234567"}, "Петров": {"+79031112233"}}
+
+
+def test_a_name_column_by_header_and_a_phone_column_by_number(
+    register: Register, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "c.csv", "Кто;Связь\nИванов;89161234567\n")
+    result = runner.invoke(
+        app, ["clients", "import", str(path), "--name-column", "Кто", "--phone-column", "2"]
+    )
+    assert result.exit_code == 0, result.output
     assert directory(register) == {"Иванов": {"+79161234567"}}
 
 

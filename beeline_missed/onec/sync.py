@@ -296,7 +296,7 @@ def summary_rows(counts: dict[str, Any], report: Report) -> list[tuple[str, int]
     """The sync's figures as table rows for staff, each skip reason on its own row."""
     rows = [(label, int(counts.get(key, 0))) for key, label in SUMMARY_LABELS.items()]
     rows += [
-        (f"пропущено: {SKIP_LABELS.get(reason, reason)}", n)
+        (f"пропущено: {SKIP_LABELS[reason]}", n)
         for reason, n in sorted(report.skipped.items())
     ]
     if report.unrecognised_count:
