@@ -485,6 +485,39 @@ def test_a_column_the_file_does_not_have_is_named_with_those_it_has(
     assert result.stderr.strip() == f"Ошибка: {said}"
 
 
+@pytest.mark.parametrize(
+    ("text", "options", "said"),
+    [
+        (
+            "",
+            [],
+            "Не удалось найти в файле столбец имени («Наименование») и столбец телефона "
+            "(«Телефон») (первая строка: пустая); укажите столбцы через --name-column и "
+            "--phone-column.",
+        ),
+        (
+            "Кто;Связь\nИванов;89161234567\n",
+            ["--name-column", "Кто"],
+            "Не удалось найти в файле столбец телефона («Телефон») (первая строка: «Кто», "
+            "«Связь»); укажите столбцы через --name-column и --phone-column.",
+        ),
+        (
+            "Иванов;позвонить\n",
+            ["--name-column", "1", "--phone-column", "2"],
+            "Не удалось найти в файле указанные столбцы (первая строка: «Иванов», «позвонить»); "
+            "укажите столбцы через --name-column и --phone-column.",
+        ),
+    ],
+)
+def test_columns_not_found_are_said_with_the_files_first_row(
+    tmp_path: Path, text: str, options: list[str], said: str
+) -> None:
+    path = write_csv(tmp_path / "c.csv", text)
+    result = runner.invoke(app, ["clients", "import", str(path), *options])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Ошибка: {said}"
+
+
 def test_a_column_asked_of_an_empty_file_finds_no_columns(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "c.csv", "")
     result = runner.invoke(app, ["clients", "import", str(path), "--name-column", "Фамилия"])

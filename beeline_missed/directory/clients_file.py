@@ -260,7 +260,11 @@ def _fill_merges(rows: Iterable[list[str]], merges: Sequence[Merge]) -> Iterator
 
 
 def _not_a_workbook(path: Path, exc: BaseException) -> UserError:
-    return UserError(f"Не удаётся прочитать {path} как книгу XLSX: {str(exc).rstrip('.')}.")
+    # One sentence: openpyxl wraps what went wrong in three lines of its own (the cause
+    # says more), and a message may be empty.
+    cause = exc.__cause__ or exc
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0].rstrip(".")
+    return UserError(f"Не удаётся прочитать {path} как книгу XLSX: {reason}.")
 
 
 @contextmanager
