@@ -94,6 +94,16 @@ BAD_TABLES = {
         with_part(workbook([["Наименование", "Телефон"]]), "sheet1.xml", "<worksheet><sheetData>"),
         "как книгу XLSX",
     ),
+    # The sheet opens (its size is read first) and breaks further on.
+    "broken-late-sheet.xlsx": (
+        with_part(
+            workbook([["Наименование", "Телефон"]]),
+            "sheet1.xml",
+            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            '<dimension ref="A1:B2"/><sheetData><row r="1"><c',
+        ),
+        "как книгу XLSX",
+    ),
     # openpyxl wraps the reason in a message of three lines: the sentence gives the reason.
     "bad-dimension.xlsx": (
         with_part(
@@ -156,6 +166,7 @@ def test_a_broken_file_is_named_with_what_is_wrong(
     [
         ("bad-cell.xlsx", "'not a number'"),
         ("broken-sheet.xlsx", "no element found"),
+        ("broken-late-sheet.xlsx", "line 1"),
         ("bad-dimension.xlsx", "A1:Q"),  # the cause, not openpyxl's three lines around it
         ("not-a-zip.xlsx", "zip"),
     ],

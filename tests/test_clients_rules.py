@@ -502,6 +502,12 @@ def test_a_column_the_file_does_not_have_is_named_with_those_it_has(
             "«Связь»); укажите столбцы через --name-column и --phone-column.",
         ),
         (
+            "Кто;Связь\nИванов;89161234567\n",
+            ["--phone-column", "Связь"],
+            "Не удалось найти в файле столбец имени («Наименование») (первая строка: «Кто», "
+            "«Связь»); укажите столбцы через --name-column и --phone-column.",
+        ),
+        (
             "Иванов;позвонить\n",
             ["--name-column", "1", "--phone-column", "2"],
             "Не удалось найти в файле указанные столбцы (первая строка: «Иванов», «позвонить»); "
@@ -574,8 +580,14 @@ def test_merged_cells_fill_rows_shorter_than_the_merge() -> None:
         ["Иванов"],
         ["Иванов"],
     ]
-    # A merge starting past the row's end fills nothing in.
+    # A merge starting at or past the row's end has nothing to fill in.
     assert list(clients._fill_merges([["a"]], [(0, 2, 0, 3)])) == [["a", "", "", ""]]
+    assert list(clients._fill_merges([["a"]], [(0, 1, 0, 2)])) == [["a", "", ""]]
+    # One column merged down over a row that ends before it.
+    assert list(clients._fill_merges([["a", "b", "c"], ["x"]], [(0, 2, 1, 2)])) == [
+        ["a", "b", "c"],
+        ["x", "", "c"],
+    ]
 
 
 def test_a_header_over_rows_of_different_lengths_names_every_column() -> None:
