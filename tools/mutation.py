@@ -54,6 +54,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_clients.py",
         "tests/test_bad_files.py",
     ],
+    "onec_sync": ["tests/test_onec_records.py", "tests/test_onec.py"],
 }
 
 
@@ -74,6 +75,7 @@ FILES: dict[str, list[str]] = {
     "spool": ["beeline_missed/daemon/spool.py"],
     "phones": ["beeline_missed/phones.py"],
     "clients_file": ["beeline_missed/directory/clients_file.py"],
+    "onec_sync": ["beeline_missed/onec/sync.py"],
 }
 
 
