@@ -35,8 +35,9 @@ def write_csv(path: Path, text: str) -> Path:
     return path
 
 
-def import_cli(path: Path) -> dict:
-    result = runner.invoke(app, ["clients", "import", str(path), "--json"])
+def import_cli(path: Path, *options: str) -> dict:
+    """`clients import --json`, with any column options; it must succeed."""
+    result = runner.invoke(app, ["clients", "import", str(path), "--json", *options])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -428,11 +429,7 @@ def test_a_headerless_file_is_split_by_the_delimiter_giving_steady_columns(
         tmp_path / "c.txt",
         "Иванов Иван\t89161234567\nПетров Пётр\t89031112233\nСидоров\t89160000000\tVIP\n",
     )
-    result = runner.invoke(
-        app,
-        ["clients", "import", str(path), "--name-column", "1", "--phone-column", "2", "--json"],
-    )
-    assert result.exit_code == 0, result.output
+    import_cli(path, "--name-column", "1", "--phone-column", "2")
     assert directory(register) == {
         "Иванов Иван": {"+79161234567"},
         "Петров Пётр": {"+79031112233"},
@@ -650,11 +647,7 @@ def test_columns_given_by_name_are_looked_for_below_a_title(
     register: Register, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "c.csv", "Контрагенты\n\nКто;Связь\nИванов;89161234567\n")
-    result = runner.invoke(
-        app,
-        ["clients", "import", str(path), "--name-column", "кто", "--phone-column", "Связь"],
-    )
-    assert result.exit_code == 0, result.output
+    import_cli(path, "--name-column", "кто", "--phone-column", "Связь")
     assert directory(register) == {"Иванов": {"+79161234567"}}
 
 
@@ -662,13 +655,8 @@ def test_columns_given_by_number_are_named_by_the_row_above_the_first_number(
     register: Register, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "c.csv", "Контрагенты\nКто;Связь\nИванов;89161234567\n")
-    result = runner.invoke(
-        app,
-        ["clients", "import", str(path), "--name-column", "1", "--phone-column", "2", "--json"],
-    )
-    assert result.exit_code == 0, result.output
-    columns = json.loads(result.stdout)["columns"]
-    assert columns == {"name": "Кто", "phones": ["Связь"], "code": None}
+    data = import_cli(path, "--name-column", "1", "--phone-column", "2")
+    assert data["columns"] == {"name": "Кто", "phones": ["Связь"], "code": None}
     assert directory(register) == {"Иванов": {"+79161234567"}}
 
 
@@ -676,13 +664,8 @@ def test_a_file_whose_first_row_is_a_client_has_its_columns_named_by_number(
     register: Register, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "c.csv", "Иванов;89161234567\nПетров;89031112233\n")
-    result = runner.invoke(
-        app,
-        ["clients", "import", str(path), "--name-column", "1", "--phone-column", "2", "--json"],
-    )
-    assert result.exit_code == 0, result.output
-    columns = json.loads(result.stdout)["columns"]
-    assert columns == {"name": "столбец 1", "phones": ["столбец 2"], "code": None}
+    data = import_cli(path, "--name-column", "1", "--phone-column", "2")
+    assert data["columns"] == {"name": "столбец 1", "phones": ["столбец 2"], "code": None}
     assert directory(register) == {"Иванов": {"+79161234567"}, "Петров": {"+79031112233"}}
 
 
@@ -690,10 +673,7 @@ def test_a_name_column_by_header_and_a_phone_column_by_number(
     register: Register, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "c.csv", "Кто;Связь\nИванов;89161234567\n")
-    result = runner.invoke(
-        app, ["clients", "import", str(path), "--name-column", "Кто", "--phone-column", "2"]
-    )
-    assert result.exit_code == 0, result.output
+    import_cli(path, "--name-column", "Кто", "--phone-column", "2")
     assert directory(register) == {"Иванов": {"+79161234567"}}
 
 
