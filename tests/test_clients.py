@@ -331,6 +331,43 @@ def test_cli_import_errors_are_one_sentence(tmp_path: Path) -> None:
     assert "--name-column" in result.output
 
 
+def test_clients_list_in_russian_alphabetical_order_whatever_the_case_and_yo(
+    register: Register,
+) -> None:
+    # By code point «Ё» (U+0401) comes before «А» and a lower-case name after «Я».
+    for name, number in [
+        ("Жуков", "+79160000001"),
+        ("Ёлкин Пётр", "+79160000002"),
+        ("егоров", "+79160000003"),
+        ("Абрамов", "+79160000004"),
+        ("ёжиков", "+79160000005"),
+    ]:
+        assert runner.invoke(app, ["clients", "add", name, number]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["clients", "list", "--json"]).output)
+    assert [c["name"] for c in listed] == ["Абрамов", "егоров", "ёжиков", "Ёлкин Пётр", "Жуков"]
+
+
+def test_the_register_keeps_no_index_on_the_raw_client_name(register: Register) -> None:
+    # Every client of a big import would write a random page of it; lists use name_key's.
+    assert (
+        register.conn.execute(
+            "SELECT count(*) FROM _migrations WHERE name = 'm120_drop_clients_name_index'"
+        ).fetchone()[0]
+        == 1
+    )
+    if register.engine == "sqlite":
+        names = {row[1] for row in register.conn.execute("PRAGMA index_list(clients)")}
+    else:
+        names = {
+            row[0]
+            for row in register.conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'clients'"
+            )
+        }
+    assert "clients_name" not in names
+    assert "clients_name_key" in names
+
+
 def test_cli_add_list_and_bad_number(register: Register) -> None:
     call_id = add_call(register, "s", "+79161234567")
     result = runner.invoke(app, ["clients", "add", "Иванов", "8 916 123-45-67", "+7 903 1112233"])

@@ -513,7 +513,7 @@ class Clients(Part):
             "(SELECT group_concat(phone, ',') FROM (SELECT phone FROM client_phones "
             " WHERE client_id = clients.id ORDER BY phone)) AS phones, "
             "(SELECT count(*) FROM calls WHERE calls.client_id = clients.id) AS calls "
-            f"FROM clients {where} ORDER BY clients.name, clients.id"
+            f"FROM clients {where} ORDER BY clients.name_key, clients.id"
         )
         params = list(params)
         if limit is not None:
@@ -522,7 +522,7 @@ class Clients(Part):
         return [Client.from_row(row) for row in self.conn.execute(sql, params)]
 
     def rows(self, limit: int | None = None) -> list[Client]:
-        """The directory by name."""
+        """The directory by name, with case and ё ignored («Ёлкин» among the Е)."""
         return self._select(limit=limit)
 
     def find(self, text: str, phone: str | None = None) -> list[Client]:
