@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from beeline_missed import config
 from beeline_missed.onec import sync as onec_sync
 
@@ -125,3 +127,28 @@ def test_numbers_that_are_not_numbers_are_counted_and_the_first_few_shown() -> N
     _, report = read(record(Description="", Code="42", **contacts(*rows)))
     assert report.unrecognised_count == many
     assert report.unrecognised == [("42", f"нет-{i}") for i in range(onec_sync.MAX_EXAMPLES)]
+
+
+def test_the_skips_and_the_bad_numbers_add_up_over_the_records() -> None:
+    bad = {"Тип": "Телефон", "Представление": "нет"}
+    _, report = read(
+        record(Description=""),
+        record(Description=" "),
+        record(**contacts()),
+        record(**contacts()),
+        record(**contacts(bad)),
+        record(**contacts(bad, bad)),
+    )
+    assert dict(report.skipped) == {
+        onec_sync.NO_NAME: 2,
+        onec_sync.NO_NUMBER: 2,
+        onec_sync.BAD_NUMBER: 2,
+    }
+    assert report.unrecognised_count == 3
+
+
+@pytest.mark.parametrize("table", [None, 5, "8 916 123-45-67", {"Тип": "Телефон"}])
+def test_a_contact_table_that_is_not_a_list_gives_no_number(table: Any) -> None:
+    (got,), report = read(record(**{"КонтактнаяИнформация": table}))
+    assert got is not None and got[3:] == ([], False)
+    assert dict(report.skipped) == {onec_sync.NO_NUMBER: 1}
