@@ -396,7 +396,8 @@ def test_diagnose_names_what_is_missing(onec: OnecSimulator) -> None:
     ]
 
 
-def test_check_lines_for_a_base_with_everything() -> None:
+def findings(**changes: Any) -> dict[str, Any]:
+    """What `diagnose` finds in a base that has everything, less what `changes` say."""
     found = {
         "url": "http://1c/odata",
         "user": "odata",
@@ -406,7 +407,11 @@ def test_check_lines_for_a_base_with_everything() -> None:
         "problems": [],
         "ok": True,
     }
-    assert onec_sync.diagnosis_lines(found) == [
+    return {**found, **changes}
+
+
+def test_check_lines_for_a_base_with_everything() -> None:
+    assert onec_sync.diagnosis_lines(findings()) == [
         "1C OData at http://1c/odata, user «odata»:",
         "  reachable: yes",
         "  authorised: yes",
@@ -417,17 +422,14 @@ def test_check_lines_for_a_base_with_everything() -> None:
 
 
 def test_check_lines_for_a_base_that_refuses_and_lacks() -> None:
-    found = {
-        "url": "u",
-        "user": "x",
-        "reachable": True,
-        "authorised": False,
-        "sets": {"Catalog_A": False, "Document_B": True},
-        "problems": ["one.", "two."],
-        "ok": False,
-    }
+    found = findings(
+        authorised=False,
+        sets={"Catalog_A": False, "Document_B": True},
+        problems=["one.", "two."],
+        ok=False,
+    )
     assert onec_sync.diagnosis_lines(found) == [
-        "1C OData at u, user «x»:",
+        "1C OData at http://1c/odata, user «odata»:",
         "  reachable: yes",
         "  authorised: no",
         "  Catalog_A: NOT published",
@@ -438,17 +440,17 @@ def test_check_lines_for_a_base_that_refuses_and_lacks() -> None:
 
 
 def test_check_lines_for_a_base_out_of_reach_say_nothing_of_the_user() -> None:
-    found = {
-        "url": "u",
-        "user": "x",
-        "reachable": False,
-        "authorised": False,
-        "sets": {},
-        "problems": ["Cannot reach 1C."],
-        "ok": False,
-    }
+    found = findings(
+        url="http://1c:81/odata",
+        user="Администратор",
+        reachable=False,
+        authorised=False,
+        sets={},
+        problems=["Cannot reach 1C."],
+        ok=False,
+    )
     assert onec_sync.diagnosis_lines(found) == [
-        "1C OData at u, user «x»:",
+        "1C OData at http://1c:81/odata, user «Администратор»:",
         "  reachable: no",
         "  problem: Cannot reach 1C.",
     ]

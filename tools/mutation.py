@@ -54,7 +54,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_clients.py",
         "tests/test_bad_files.py",
     ],
-    "onec_sync": ["tests/test_onec_records.py", "tests/test_onec.py"],
+    "onec_sync": [
+        "tests/test_onec_records.py",
+        "tests/test_onec_reports.py",
+        "tests/test_onec.py",
+    ],
 }
 
 
