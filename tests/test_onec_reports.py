@@ -16,7 +16,7 @@ from beeline_missed import config
 from beeline_missed.directory.clients_file import BAD_NUMBER, NO_NAME, NO_NUMBER
 from beeline_missed.onec import sync as onec_sync
 from beeline_missed.onec.client import Metadata, OnecClient, OnecError
-from beeline_missed.simulator.onec import CLIENTS, OnecSimulator, make_client
+from beeline_missed.simulator.onec import CLIENTS, SCHEMA, OnecSimulator, make_client
 from beeline_missed.store import Register
 
 # The default settings (only the onec_* ones are read); no file is opened.
@@ -443,3 +443,19 @@ def test_check_lines_for_a_base_out_of_reach_say_nothing_of_the_user() -> None:
         "  reachable: no",
         "  problem: Cannot reach 1C.",
     ]
+
+
+def test_a_base_that_does_not_publish_the_deletion_mark_is_not_filtered_on_it(
+    onec: OnecSimulator, register: Register, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1C answers 400 to a $filter on a field it does not publish.
+    fields = [f for f in SCHEMA[CLIENTS]["fields"] if f != "DeletionMark"]
+    monkeypatch.setitem(SCHEMA, CLIENTS, {**SCHEMA[CLIENTS], "fields": fields})
+    client = make_client("Иванов", ["8 916 123-45-67"])
+    del client["DeletionMark"]
+    onec.add(CLIENTS, client)
+    settings = config.load(environ={"BEELINE_MISSED_HOME": str(home)})
+    with OnecClient(onec.base_url, onec.user, onec.password) as odata:
+        counts, _ = onec_sync.sync(register, odata, settings)
+    assert counts["added"] == 1
+    assert [c.name for c in register.clients.rows()] == ["Иванов"]

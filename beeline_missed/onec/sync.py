@@ -167,10 +167,7 @@ def sync(
         raise
     summary = {
         "at": at,
-        "added": counts.get("added", 0),
-        "updated": counts.get("updated", 0),
-        "removed": counts.get("removed", 0),
-        "total": counts.get("total", 0),
+        **{key: counts[key] for key in ("added", "updated", "removed", "total")},
         "skipped": sum(report.skipped.values()),
     }
     register.meta.set(META_LAST, json.dumps(summary, ensure_ascii=False))
@@ -296,8 +293,7 @@ def summary_rows(counts: dict[str, Any], report: Report) -> list[tuple[str, int]
     """The sync's figures as table rows for staff, each skip reason on its own row."""
     rows = [(label, int(counts.get(key, 0))) for key, label in SUMMARY_LABELS.items()]
     rows += [
-        (f"пропущено: {SKIP_LABELS[reason]}", n)
-        for reason, n in sorted(report.skipped.items())
+        (f"пропущено: {SKIP_LABELS[reason]}", n) for reason, n in sorted(report.skipped.items())
     ]
     if report.unrecognised_count:
         rows.append(("номеров не распознано", report.unrecognised_count))
