@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import EXE, PYTHON, timed_cpu, verdict
+from bench_common import EXE, PYTHON, compile_package, timed_cpu, verdict
 
 GOAL_S = 0.300
 
@@ -24,6 +24,7 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    compile_package()
     ours, ours_cpu, out = timed_cpu([EXE, "--help"], args.runs)
     base, base_cpu, _ = timed_cpu([PYTHON, "-c", "pass"], args.runs)
     typer_only, typer_cpu, _ = timed_cpu([PYTHON, "-c", "import typer"], args.runs)

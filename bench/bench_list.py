@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import EXE, PYTHON, timed_cpu, verdict
+from bench_common import EXE, PYTHON, compile_package, timed_cpu, verdict
 
 from beeline_missed.store import Register
 
@@ -101,6 +101,7 @@ def main() -> dict:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
+    compile_package()
     if args.rebuild or not args.db.exists():
         build(args.db, args.rows, args.still_open)
     env = dict(os.environ, TZ="Europe/Moscow", BEELINE_MISSED_HOME=str(args.db.parent))

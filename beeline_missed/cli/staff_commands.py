@@ -282,7 +282,8 @@ def list_calls(
     from beeline_missed.cases import calling_back
     from beeline_missed.rules import deadlines
     from beeline_missed.views import calls as calls_view
-    from beeline_missed.views.output import console, print_json, print_text, say, table_style
+    from beeline_missed.views import output
+    from beeline_missed.views.output import print_json, print_text, say, table_style
 
     style = None if fmt is None else table_style(fmt)
     if style and json_:
@@ -301,7 +302,8 @@ def list_calls(
         print_text(calls_view.plain_table(rows, zone, style))
     else:
         title = "Все звонки" if all_ else "Пропущенные звонки"
-        console.print(
+        # Named only here: the console (and rich) is made on first use, never for --json.
+        output.console.print(
             calls_view.CallTable(
                 rows, zone, title=title, style=lambda row: deadlines.row_style(row, limits)
             )
