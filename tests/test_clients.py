@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
@@ -385,3 +386,39 @@ def test_cli_add_list_and_bad_number(register: Register) -> None:
     assert bad.exit_code == 1
     assert "«позвонить» — не номер телефона" in bad.output
     assert register.clients.count() == 1
+
+
+def staging_left(register: Register) -> list[str]:
+    """The import's scratch tables (or SQLite's scratch database) still there."""
+    if register.engine == "sqlite":
+        left = [row[1] for row in register.conn.execute("PRAGMA database_list")]
+        left += [
+            row[0]
+            for row in register.conn.execute("SELECT name FROM temp.sqlite_master")
+            if row[0].startswith("imp_")
+        ]
+        return [name for name in left if name not in ("main", "temp")]
+    return [
+        row[0]
+        for row in register.conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'imp\\_%'"
+        )
+    ]
+
+
+def test_an_import_leaves_no_staging_behind_even_when_it_fails_half_way(
+    register: Register,
+) -> None:
+    def entries(fail_at: int | None) -> Iterator[tuple[str | None, str, list[tuple[str, str]]]]:
+        for i in range(6_000):
+            if i == fail_at:
+                raise UserError("Файл обрывается на строке 4001.")
+            yield f"{i:06d}", f"Клиент {i}", [(f"+7916{i:07d}", f"8 916 {i:07d}")]
+
+    with pytest.raises(UserError):
+        register.clients.upsert(entries(fail_at=4_000))
+    assert staging_left(register) == []
+    assert register.clients.count() == 0  # a file that fails to read writes nothing
+    counts = register.clients.upsert(entries(fail_at=None))
+    assert counts["added"] == 6_000
+    assert staging_left(register) == []
