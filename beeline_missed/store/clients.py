@@ -36,10 +36,6 @@ STAGE_CHUNK = 5000  # entries held in memory before they go to the staging table
 SHARED_SHOWN = 100  # numbers claimed by several clients listed by name; all are counted
 # Bumped by every batch any upsert writes: an import sees whether another wrote meanwhile.
 GENERATION_KEY = "directory_generation"
-# On SQLite the staging tables live in a private database of their own (SCRATCH), deleted
-# as a whole when it is detached: dropping them as temporary tables freed their pages one by
-# one (0.5 s of a 600,000-row import). PostgreSQL keeps them as temporary tables.
-SCRATCH = "imp"
 IMPORT_TABLES = (
     "imp_row",
     "imp_phone",
@@ -109,18 +105,17 @@ class Clients(Part):
         # as the main cache is given, so while staging (sorts, temporary tables) the main
         # cache is small; while writing, the directory's indexes get the room.
         conn.execute("PRAGMA cache_size = -16000")
+        conn.execute("PRAGMA temp.cache_size = -32000")
         # A checkpoint after every batch (the default: at 1,000 pages of WAL) syncs the
         # database file each time, twice the import's own work; every 16,000 pages is enough.
         autocheckpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         conn.execute("PRAGMA wal_autocheckpoint = 16000")
-        scratch = self._open_scratch()
         try:
-            conn.execute(f"PRAGMA {scratch}.cache_size = -32000")
             self._stage(entries)
             self._match(replace_phones)
             # (More would not help while the daemon runs: SQLite empties a connection's
             # cache whenever another one has written, so each batch starts cold.)
-            conn.execute(f"PRAGMA {scratch}.cache_size = -8000")
+            conn.execute("PRAGMA temp.cache_size = -8000")
             conn.execute("PRAGMA cache_size = -32000")
             # New clients get the ids base + their place in the file's order of codes (else
             # names); `base` moves up only if another process adds a client meanwhile.
@@ -155,7 +150,7 @@ class Clients(Part):
                     size = min(IMPORT_MAX_BATCH, size * 2, fitting)
             counts: dict[str, Any] = {"added": 0, "updated": 0, "unchanged": 0}
             for state, n in conn.execute(
-                "SELECT coalesce(state, 'added'), count(*) FROM imp_client GROUP BY 1"
+                "SELECT coalesce(state, 'added'), count(*) FROM temp.imp_client GROUP BY 1"
             ):
                 counts[state] = n
             counts["calls_relinked"] = relinked
@@ -164,45 +159,24 @@ class Clients(Part):
         finally:
             if conn.in_transaction:
                 conn.rollback()
-            self._close_scratch()
+            for table in IMPORT_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
             conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
             conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
 
-    def _open_scratch(self) -> str:
-        """Make room for the staging tables; returns the schema they are in."""
-        self._close_scratch()  # what an import that was killed or failed left behind
-        if self.register.engine != "sqlite":
-            return "temp"
-        conn = self.conn
-        # '' is a private database on disk (memory stays flat) that nothing else sees; it
-        # is never synced, and its journal needs no file.
-        conn.execute(f"ATTACH DATABASE '' AS {SCRATCH}")
-        conn.execute(f"PRAGMA {SCRATCH}.journal_mode = MEMORY")
-        return SCRATCH
-
-    def _close_scratch(self) -> None:
-        conn = self.conn
-        if self.register.engine != "sqlite":
-            for table in IMPORT_TABLES:
-                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        elif any(row[1] == SCRATCH for row in conn.execute("PRAGMA database_list")):
-            conn.execute(f"DETACH DATABASE {SCRATCH}")
-
     def _stage(self, entries: Iterable[tuple[str | None, str, Sequence[tuple[str, str]]]]) -> None:
-        """Write the entries into the staging tables, a few thousand at a time."""
+        """Write the entries into temporary tables, a few thousand at a time."""
         conn = self.conn
-        # Sorts on disk, not in memory, whatever the build's default: a big file stays out
-        # of RAM.
+        # On disk, not in memory, whatever the build's default: a big file stays out of RAM.
         conn.execute("PRAGMA temp_store = FILE")
-        # The staging tables: in the scratch database on SQLite, temporary on PostgreSQL.
-        table = f"TABLE {SCRATCH}." if self.register.engine == "sqlite" else "TEMP TABLE "
-        index = f"{SCRATCH}." if self.register.engine == "sqlite" else ""
+        for table in IMPORT_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         conn.execute(
-            f"CREATE {table}imp_row (row_no INTEGER PRIMARY KEY, ident TEXT NOT NULL, "
+            "CREATE TEMP TABLE imp_row (row_no INTEGER PRIMARY KEY, ident TEXT NOT NULL, "
             "code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL)"
         )
         conn.execute(
-            f"CREATE {table}imp_phone (row_no INTEGER NOT NULL, ident TEXT NOT NULL, "
+            "CREATE TEMP TABLE imp_phone (row_no INTEGER NOT NULL, ident TEXT NOT NULL, "
             "phone TEXT NOT NULL, raw TEXT NOT NULL)"
         )
         rows: list[tuple[int, str, str | None, str, str]] = []
@@ -235,7 +209,7 @@ class Clients(Part):
         # name order took one more sort of the whole file and, measured on 600,000 rows,
         # twice the bytes written.) `state` stays NULL for a client new to the directory.
         conn.execute(
-            f"CREATE {table}imp_client (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, "
+            "CREATE TEMP TABLE imp_client (id INTEGER PRIMARY KEY, ident TEXT NOT NULL UNIQUE, "
             "first INTEGER NOT NULL, code TEXT, name TEXT NOT NULL, name_key TEXT NOT NULL, "
             "client_id INTEGER, how INTEGER, state TEXT)"
         )
@@ -249,13 +223,13 @@ class Clients(Part):
                 ORDER BY g.ident
             """
         )
-        conn.execute(f"CREATE INDEX {index}imp_client_client ON imp_client(client_id)")
+        conn.execute("CREATE INDEX imp_client_client ON imp_client(client_id)")
         # Each number goes to the client of the last row listing it; `shared` when rows of
         # other clients list it too; `called` when calls in the register came from it (see
         # `_mark_called`). Kept in client order, so that a batch reads its clients' numbers
         # from a few pages rather than one page per number.
         conn.execute(
-            f"CREATE {table}imp_won (ident TEXT NOT NULL, phone TEXT NOT NULL, "
+            "CREATE TEMP TABLE imp_won (ident TEXT NOT NULL, phone TEXT NOT NULL, "
             "raw TEXT NOT NULL, last_row INTEGER NOT NULL, shared INTEGER NOT NULL, "
             "called INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ident, phone)) WITHOUT ROWID"
         )
@@ -275,14 +249,14 @@ class Clients(Part):
             f"SELECT ident, phone, raw, last_row, shared FROM {won} AS w "
             "ORDER BY ident, phone"
         )
-        conn.execute(f"CREATE UNIQUE INDEX {index}imp_won_phone ON imp_won(phone)")
+        conn.execute("CREATE UNIQUE INDEX imp_won_phone ON imp_won(phone)")
         # Per batch: the directory's numbers about to leave their client (taken by another,
         # or gone from the file's row), by rowid in client_phones.
         conn.execute(
-            f"CREATE {table}imp_taken (cp_rowid INTEGER NOT NULL, phone TEXT NOT NULL, "
+            "CREATE TEMP TABLE imp_taken (cp_rowid INTEGER NOT NULL, phone TEXT NOT NULL, "
             "holder INTEGER NOT NULL)"
         )
-        conn.execute(f"CREATE {table}imp_moved (phone TEXT NOT NULL, holder TEXT NOT NULL)")
+        conn.execute("CREATE TEMP TABLE imp_moved (phone TEXT NOT NULL, holder TEXT NOT NULL)")
         conn.execute("COMMIT")
 
     def _match(self, replace_phones: bool) -> None:
