@@ -127,12 +127,18 @@ BAD_TABLES = {
 }
 
 
+def import_bad(tmp_path: Path, name: str) -> tuple[Path, str]:
+    """`clients import` of the bad table `name`, written to tmp_path: its path and the one
+    sentence the user gets."""
+    path = tmp_path / name
+    path.write_bytes(BAD_TABLES[name][0])
+    return path, one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+
+
 @pytest.mark.parametrize("name", list(BAD_TABLES))
 def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
-    data, said = BAD_TABLES[name]
-    path = tmp_path / name
-    path.write_bytes(data)
-    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    path, text = import_bad(tmp_path, name)
+    said = BAD_TABLES[name][1]
     assert said in text
     assert str(path) in text or "не похож" in text or "Не удалось найти" in text, text
 
@@ -155,9 +161,7 @@ def test_clients_import_bad_file(tmp_path: Path, name: str) -> None:
 def test_a_broken_file_is_named_with_what_is_wrong(
     tmp_path: Path, name: str, sentence: str
 ) -> None:
-    path = tmp_path / name
-    path.write_bytes(BAD_TABLES[name][0])
-    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    path, text = import_bad(tmp_path, name)
     assert text == "Ошибка: " + sentence.format(path=path)
 
 
@@ -174,9 +178,7 @@ def test_a_broken_file_is_named_with_what_is_wrong(
 def test_a_broken_workbook_is_named_with_the_reason_openpyxl_gives(
     tmp_path: Path, name: str, reason: str
 ) -> None:
-    path = tmp_path / name
-    path.write_bytes(BAD_TABLES[name][0])
-    text = one_sentence(runner.invoke(app, ["clients", "import", str(path)]))
+    path, text = import_bad(tmp_path, name)
     assert text.startswith(f"Ошибка: Не удаётся прочитать {path} как книгу XLSX: "), text
     assert reason in text and "openpyxl" not in text and not text.endswith(".."), text
 
