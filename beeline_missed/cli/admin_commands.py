@@ -512,7 +512,8 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
     """
     from beeline_missed import timefmt
     from beeline_missed.pbx import subscriptions
-    from beeline_missed.views.output import console, print_json, say
+    from beeline_missed.views import output
+    from beeline_missed.views.output import print_json, say
     from beeline_missed.vocabulary import LiveState
 
     register = state(ctx).register()
@@ -578,7 +579,7 @@ def status_command(ctx: typer.Context, json_: JsonOption = False) -> None:
         print_subscriptions(table, title="Subscriptions")
         for c in checked:
             if c.subscription.last_error:
-                console.print(
+                output.console.print(
                     f"{c.subscription.id}: last error: {c.subscription.last_error}", markup=False
                 )
     else:
@@ -784,8 +785,9 @@ def reconcile_command(
 
     from beeline_missed import timefmt
     from beeline_missed.rules import autoclose, hours, reconcile
+    from beeline_missed.views import output
     from beeline_missed.views import status as status_view
-    from beeline_missed.views.output import console, print_json, print_table, say
+    from beeline_missed.views.output import print_json, print_table, say
 
     settings = state(ctx).settings()
     settings.require_token()
@@ -800,7 +802,7 @@ def reconcile_command(
         start = timefmt.parse_stored(last) if last else end - timedelta(days=1)
     working = hours.from_settings(settings)
     with _pbx(ctx) as pbx:
-        if json_ or not console.is_terminal:
+        if json_ or not output.console.is_terminal:
             summary = reconcile.run(
                 register, pbx, settings, start, end, outside_hours=working.is_outside
             )
@@ -813,7 +815,7 @@ def reconcile_command(
                 MofNCompleteColumn(),
                 TextColumn("recovered {task.fields[found]}"),
             )
-            with Progress(*columns, console=console, transient=True) as progress:
+            with Progress(*columns, console=output.console, transient=True) as progress:
                 task = progress.add_task("Reading call statistics (days)", total=None, found=0)
 
                 def step(done: int, total: int, partial: Any) -> None:

@@ -439,7 +439,8 @@ def call_card(
     from beeline_missed.cli import card_dialog
     from beeline_missed.rules import card
     from beeline_missed.views import calls as calls_view
-    from beeline_missed.views.output import console, err_console, print_json, say
+    from beeline_missed.views import output
+    from beeline_missed.views.output import print_json, say
 
     settings = state(ctx).settings()
     register = state(ctx).register()
@@ -497,7 +498,9 @@ def call_card(
 
         def ask(question: str, default: str) -> str:
             try:
-                answer = Prompt.ask(question, default=default, console=console, show_default=True)
+                answer = Prompt.ask(
+                    question, default=default, console=output.console, show_default=True
+                )
                 # Typed bytes that are not UTF-8 arrive as lone surrogates (as in argv, see
                 # check_words) or, with a strict stdin, fail to decode: either way, refused.
                 answer.encode("utf-8")
@@ -517,7 +520,7 @@ def call_card(
             zone,
             settings.journal,
             ask,
-            console.print,
+            output.console.print,
             booker=booker,
             workshop=lambda row: onec_card.card_lines(
                 onec_card.for_call(register, settings, row.phone)
@@ -551,7 +554,7 @@ def call_card(
     if outcome.booking_message:
         say(escape(outcome.booking_message))
     if outcome.journal:
-        (err_console if "не открылся" in outcome.journal else console).print(
+        (output.err_console if "не открылся" in outcome.journal else output.console).print(
             outcome.journal, markup=False
         )
 

@@ -622,8 +622,7 @@ def summary_rows(parsed: Parsed, counts: dict[str, Any]) -> list[tuple[str, int]
     """The summary as table rows, each skip reason under «rows skipped»."""
     rows = [(SUMMARY_LABELS[key], value) for key, value in summary(parsed, counts).items()]
     rows += [
-        (f"  пропущено: {SKIP_LABELS[reason]}", n)
-        for reason, n in sorted(parsed.skipped.items())
+        (f"  пропущено: {SKIP_LABELS[reason]}", n) for reason, n in sorted(parsed.skipped.items())
     ]
     return rows
 

@@ -22,7 +22,9 @@ def _console(stderr: bool) -> Console:
 
 
 def __getattr__(name: str) -> Any:
-    """`output.console` and `output.err_console`, created when first asked for."""
+    """`output.console` and `output.err_console`, created when first asked for. Name them
+    as `output.console` where they are used: `from … import console` makes the console
+    (and imports rich) at the import line, even for `--json`."""
     if name == "console":
         return _console(False)
     if name == "err_console":
